@@ -1,0 +1,86 @@
+"""One exception root for ftkit; every error says what is wrong and how to fix it.
+
+Each subclass passes all of its fields to ``super().__init__`` so that it pickles
+across the kernel boundary of a papermill run (the papermill habit).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "FtkitError",
+    "TargetError",
+    "ConfigError",
+    "PackageError",
+    "FaultError",
+    "TransitionError",
+    "SessionBusyError",
+    "StepFailedError",
+    "DecisionError",
+    "ArchiveError",
+    "ActionTimeoutError",
+]
+
+
+class FtkitError(Exception):
+    """Root of every error ftkit raises on purpose.
+
+    ``str(err)`` is one line: what is wrong, then how to fix it.
+    """
+
+    def __init__(self, message: str, remedy: str = "") -> None:
+        super().__init__(message, remedy)
+        self.message = message
+        self.remedy = remedy
+
+    def __str__(self) -> str:
+        if self.remedy:
+            return f"{self.message} — {self.remedy}"
+        return self.message
+
+
+class TargetError(FtkitError):
+    """A target string is malformed, names an unknown scheme, or no such system exists."""
+
+
+class ConfigError(FtkitError):
+    """An upgrade configuration file is missing, malformed or inconsistent."""
+
+
+class PackageError(FtkitError):
+    """An update package manifest is malformed or the package may not be upgraded."""
+
+
+class FaultError(FtkitError):
+    """An unknown fault name or point was asked for."""
+
+
+class TransitionError(FtkitError):
+    """A request is not allowed in the current upgrade or operational state."""
+
+
+class SessionBusyError(FtkitError):
+    """Another session of the same system is in progress (in this or another process)."""
+
+
+class StepFailedError(FtkitError):
+    """A step of the Active Upgrade failed; the session is Broken at that step."""
+
+    def __init__(self, message: str, remedy: str = "", step: str = "", reason: str = "") -> None:
+        super().__init__(message, remedy)
+        self.step = step
+        self.reason = reason
+
+    def __reduce__(self) -> tuple[type, tuple[str, str, str, str]]:  # every field pickles
+        return (type(self), (self.message, self.remedy, self.step, self.reason))
+
+
+class DecisionError(FtkitError):
+    """A decision is missing or not one of the allowed answers."""
+
+
+class ArchiveError(FtkitError):
+    """The report archive or its ledger is damaged, edited or reordered."""
+
+
+class ActionTimeoutError(StepFailedError, TimeoutError):
+    """A custom action, installer or partner side did not finish within its timeout."""

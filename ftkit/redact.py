@@ -1,0 +1,158 @@
+"""Keep secrets out of everything ftkit writes (SPEC invariant 7).
+
+Two nets, used together by the journal and the report archive:
+
+- :func:`redact` copies dicts, lists and strings, masking the value under any key that
+  looks secret (``password``, ``token``, ``api_key``, … — case-insensitive substring);
+- :func:`scrub` masks, in free text, every secret literal handed to
+  :func:`register_secret` (for example a password read from the environment)::
+
+      register_secret(os.environ["FTKIT_UPGRADE_PASSWORD"])
+      journal.log(sid, "info", f"logged in with {password}")   # stored as "logged in with ***"
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterable, Mapping
+from typing import Any, TypeVar
+
+__all__ = [
+    "MASK",
+    "SECRET_WORDS",
+    "forget_secrets",
+    "is_secret_key",
+    "redact",
+    "register_secret",
+    "scrub",
+    "secret_values",
+]
+
+MASK = "***"
+SECRET_WORDS = (
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "api_key",
+    "key",
+    "credential",
+    "private",
+)
+# A value under a secret-looking key is masked whatever its length, but only values at
+# least this long are scrubbed from free text by secret_values(): masking every "on" or
+# "yes" in a report would make it unreadable.
+MIN_INFERRED_SECRET = 4
+
+T = TypeVar("T")
+
+_lock = threading.Lock()
+_secrets: set[str] = set()
+_pattern: re.Pattern[str] | None = None
+
+
+def is_secret_key(name: object) -> bool:
+    """True when NAME (a mapping key) looks like it names a secret."""
+    if not isinstance(name, str):
+        return False
+    lowered = name.lower()
+    return any(word in lowered for word in SECRET_WORDS)
+
+
+def register_secret(secret: str) -> None:
+    """Remember SECRET so that :func:`scrub` masks it wherever it appears; "" is ignored."""
+    global _pattern
+    if not isinstance(secret, str) or not secret:
+        return
+    with _lock:
+        if secret not in _secrets:
+            _secrets.add(secret)
+            _pattern = _compile(_secrets)
+
+
+def forget_secrets() -> None:
+    """Forget every registered secret (for tests and long-lived kernels)."""
+    global _pattern
+    with _lock:
+        _secrets.clear()
+        _pattern = None
+
+
+def _compile(secrets: Iterable[str]) -> re.Pattern[str] | None:
+    ordered = sorted({s for s in secrets if s}, key=len, reverse=True)  # longest first
+    if not ordered:
+        return None
+    return re.compile("|".join(re.escape(s) for s in ordered))
+
+
+def _pattern_with(extra: Iterable[str]) -> re.Pattern[str] | None:
+    extra = [s for s in extra if isinstance(s, str) and s]
+    if not extra:
+        return _pattern
+    with _lock:
+        return _compile([*_secrets, *extra])
+
+
+def _sub(pattern: re.Pattern[str] | None, text: str) -> str:
+    return pattern.sub(MASK, text) if pattern is not None and text else text
+
+
+def scrub(text: str, *, extra: Iterable[str] = ()) -> str:
+    """TEXT with every registered secret (and every string in EXTRA) replaced by ``***``."""
+    if not isinstance(text, str):
+        return text
+    return _sub(_pattern_with(extra), text)
+
+
+def redact(value: T, *, extra: Iterable[str] = ()) -> T:
+    """A deep copy of VALUE with secrets masked.
+
+    Mappings become dicts and their secret-looking keys' values become ``***`` (``None``
+    and ``""`` stay: they hide nothing); lists and tuples are copied; every string is
+    passed through :func:`scrub` (with EXTRA). Other values are returned as they are.
+    """
+    return _redact(value, _pattern_with(extra))
+
+
+def _redact(value: Any, pattern: re.Pattern[str] | None) -> Any:
+    if isinstance(value, str):
+        return _sub(pattern, value)
+    if isinstance(value, Mapping):
+        out: dict[Any, Any] = {}
+        for key, item in value.items():
+            new_key = _sub(pattern, key) if isinstance(key, str) else key
+            if is_secret_key(key) and item is not None and item != "":
+                out[new_key] = MASK
+            else:
+                out[new_key] = _redact(item, pattern)
+        return out
+    if isinstance(value, list):
+        return [_redact(item, pattern) for item in value]
+    if isinstance(value, tuple):
+        return tuple(_redact(item, pattern) for item in value)
+    return value
+
+
+def secret_values(value: Any) -> set[str]:
+    """The strings found under secret-looking keys anywhere in VALUE (read-only).
+
+    Used to scrub a notebook whose parameters carried a secret: the literal must vanish
+    from the injected-parameters cell and any output that echoed it. Strings shorter than
+    :data:`MIN_INFERRED_SECRET` are left out (see there).
+    """
+    found: set[str] = set()
+
+    def walk(item: Any, secret: bool) -> None:
+        if isinstance(item, str):
+            if secret and len(item) >= MIN_INFERRED_SECRET:
+                found.add(item)
+        elif isinstance(item, Mapping):
+            for key, sub in item.items():
+                walk(sub, secret or is_secret_key(key))
+        elif isinstance(item, list | tuple | set | frozenset):
+            for sub in item:
+                walk(sub, secret)
+
+    walk(value, False)
+    return found

@@ -1,0 +1,211 @@
+"""Run a runbook with papermill and archive what it did (what ``ftkit run`` calls).
+
+::
+
+    entry = run_runbook("readiness-check", {"system": "sim://lab", "config": "upgrade.toml"})
+    entry.outcome, entry.html        # 'checked', '20250301T020000Z-readiness-check.html'
+
+A runbook is a name in the ``runbooks/`` folder (``$FTKIT_RUNBOOKS``, else the one beside
+the ftkit package) or a path. Parameters are checked against the notebook's
+``parameters`` cell before anything runs. Whether the run succeeds or fails, the executed
+notebook goes to the report archive (:func:`ftkit.archive.archive_run`); a failure is
+then raised as one-line :class:`~ftkit.errors.FtkitError`. papermill is imported only
+when a runbook is inspected or run.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ftkit import home
+from ftkit.archive import LedgerEntry, archive_run
+from ftkit.errors import FtkitError
+from ftkit.redact import scrub, secret_values
+
+__all__ = [
+    "now",
+    "parse_cli_value",
+    "resolve_runbook",
+    "run_runbook",
+    "runbook_parameters",
+    "runbooks_folder",
+]
+
+
+def now() -> datetime:
+    """The wall-clock time in UTC (patch this in tests)."""
+    return datetime.now(UTC)
+
+
+def runbooks_folder(runbooks_dir: Path | None = None) -> Path:
+    """RUNBOOKS_DIR, else ``$FTKIT_RUNBOOKS``, else ``runbooks/`` beside the ftkit package."""
+    if runbooks_dir is not None:
+        return Path(runbooks_dir)
+    env = os.environ.get("FTKIT_RUNBOOKS")
+    if env:
+        return Path(env).expanduser()
+    return Path(__file__).resolve().parent.parent / "runbooks"
+
+
+def resolve_runbook(runbook: str | Path, *, runbooks_dir: Path | None = None) -> Path:
+    """The notebook file RUNBOOK names: a path, or a name (``.ipynb`` optional) in the folder."""
+    text = str(runbook)
+    as_path = Path(text).expanduser()
+    if as_path.is_file():
+        return as_path
+    folder = runbooks_folder(runbooks_dir)
+    looks_like_path = os.sep in text or "/" in text
+    if not looks_like_path:
+        name = text if text.endswith(".ipynb") else f"{text}.ipynb"
+        candidate = folder / name
+        if candidate.is_file():
+            return candidate
+    known = sorted(p.stem for p in folder.glob("*.ipynb")) if folder.is_dir() else []
+    where = f"file {as_path}" if looks_like_path else f"runbook {text!r} in {folder}"
+    raise FtkitError(
+        f"no {where}",
+        f"use one of: {', '.join(known)}" if known else "set $FTKIT_RUNBOOKS or give a path",
+    )
+
+
+def runbook_parameters(path: Path) -> dict[str, dict[str, Any]]:
+    """The parameters a runbook declares (papermill.inspect_notebook); read-only."""
+    import papermill
+
+    return dict(papermill.inspect_notebook(str(path)))
+
+
+def parse_cli_value(text: str) -> Any:
+    """A ``-p NAME VALUE`` string as papermill's ``-p`` reads it, plus YAML/JSON collections.
+
+    ``True``/``False``/``None``, ints and floats convert as papermill does; text starting
+    with ``{`` or ``[`` is read with ``yaml.safe_load`` (so ``{split: proceed}`` is a dict);
+    anything else stays a string.
+    """
+    if text == "True":
+        return True
+    if text == "False":
+        return False
+    if text == "None":
+        return None
+    for convert in (int, float):
+        try:
+            return convert(text)
+        except ValueError:
+            pass
+    if text.lstrip().startswith(("{", "[")):
+        import yaml
+
+        try:
+            return yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            mark = getattr(err, "problem", None) or str(err).splitlines()[0]
+            raise FtkitError(
+                f"cannot read {text!r} as a mapping or list ({mark})",
+                "write it like {split: proceed, merge: proceed} or as JSON",
+            ) from None
+    return text
+
+
+def run_runbook(
+    runbook: str,
+    parameters: Mapping[str, Any],
+    *,
+    reports: Path | None = None,
+    runbooks_dir: Path | None = None,
+    kernel_name: str | None = None,
+    progress: bool = False,
+) -> LedgerEntry:
+    """Execute RUNBOOK with PARAMETERS through papermill and archive it under REPORTS.
+
+    Unknown parameter names are refused before anything runs. Returns the ledger entry
+    (check its ``outcome``: a run whose notebook reports no result is ``failed``). If
+    execution fails the run is archived as ``failed`` and an :class:`FtkitError` with
+    papermill's ``ename: evalue`` is raised.
+    """
+    path = resolve_runbook(runbook, runbooks_dir=runbooks_dir)
+    params = dict(parameters)
+    declared = runbook_parameters(path)
+    unknown = sorted(set(params) - set(declared))
+    if unknown:
+        known = ", ".join(declared) if declared else "none (it has no cell tagged parameters)"
+        raise FtkitError(
+            f"runbook {path.stem} has no parameter {', '.join(unknown)}",
+            f"its parameters are: {known}",
+        )
+    reports = Path(reports) if reports is not None else home.reports_dir()
+
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    secrets = secret_values(params)
+    with tempfile.TemporaryDirectory(prefix="ftkit-run-") as scratch:
+        output = Path(scratch) / path.name
+        started = now()
+        try:
+            papermill.execute_notebook(
+                str(path),
+                str(output),
+                parameters=params,
+                kernel_name=kernel_name,
+                progress_bar=progress,
+                log_output=False,
+            )
+        except PapermillExecutionError as err:
+            reason = f"{err.ename}: {_first_line(err.evalue, secrets)}"
+            entry = _archive_failure(output, path, params, started, reports, reason)
+            raise FtkitError(f"runbook {path.stem} failed: {reason}", _see(entry)) from err
+        except KeyboardInterrupt:
+            _archive_failure(output, path, params, started, reports, "interrupted")
+            raise
+        except Exception as err:  # kernel died, timeout, no such kernel, …
+            reason = f"{type(err).__name__}: {_first_line(str(err), secrets)}"
+            entry = _archive_failure(output, path, params, started, reports, reason)
+            remedy = _see(entry) if entry else "check the kernel (--kernel) and the runbook"
+            raise FtkitError(f"runbook {path.stem} did not run: {reason}", remedy) from err
+        return archive_run(
+            output,
+            runbook=path.stem,
+            parameters=params,
+            started=started,
+            ended=now(),
+            reports=reports,
+        )
+
+
+def _first_line(text: str, secrets: set[str]) -> str:
+    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
+    return scrub(lines[0], extra=secrets) if lines else ""
+
+
+def _see(entry: LedgerEntry | None) -> str:
+    if entry is None:
+        return "nothing was archived"
+    return f"see the report {entry.html or entry.notebook}"
+
+
+def _archive_failure(
+    output: Path,
+    runbook: Path,
+    params: dict[str, Any],
+    started: datetime,
+    reports: Path,
+    reason: str,
+) -> LedgerEntry | None:
+    """Archive a failed run if papermill left an output notebook; else None."""
+    if not output.is_file():
+        return None
+    return archive_run(
+        output,
+        runbook=runbook.stem,
+        parameters=params,
+        started=started,
+        ended=now(),
+        reports=reports,
+        error=reason,
+    )

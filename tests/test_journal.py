@@ -1,0 +1,447 @@
+"""The journal: sessions, intent/outcome, hash chain and tamper detection, one session
+across processes, redaction, listeners."""
+
+from __future__ import annotations
+
+import itertools
+import multiprocessing
+import pickle
+import sqlite3
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from ftkit import home
+from ftkit.errors import ArchiveError, FtkitError, SessionBusyError, TransitionError
+from ftkit.journal import GENESIS, Entry, Journal, SessionRecord
+from ftkit.redact import forget_secrets, register_secret
+
+
+@pytest.fixture(autouse=True)
+def ftkit_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("FTKIT_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
+@pytest.fixture
+def journal(tmp_path: Path) -> Iterator[Journal]:
+    with Journal(tmp_path / "j.db", target="sim://lab") as j:
+        yield j
+
+
+def start(journal: Journal, **data: object) -> SessionRecord:
+    return journal.begin_session(change_id="CHG-1", operator="alice", reason="patch", data=data)
+
+
+def raw(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.row_factory = sqlite3.Row
+    return conn
+
+
+def one_line(err: FtkitError) -> None:
+    assert "\n" not in str(err)
+    assert err.remedy
+    assert str(pickle.loads(pickle.dumps(err))) == str(err)
+
+
+# --- homes -------------------------------------------------------------------------------
+
+
+def test_open_keeps_one_journal_per_target_under_ftkit_home(ftkit_home: Path) -> None:
+    a, b, c = (home.journal_path(t) for t in ("sim://a/b", "sim://a_b", "sim:///x/y.db"))
+    assert len({a, b, c}) == 3, "similar targets never share a journal"
+    assert all(p.parent == ftkit_home / "journals" for p in (a, b, c))
+    assert a.parent.is_dir()
+    with Journal.open("sim://a/b") as j:
+        assert j.path == a
+        assert j.target == "sim://a/b"
+        assert start(j).target == "sim://a/b"
+    with Journal(a) as again:
+        assert again.target == "sim://a/b", "the target is stored in the file"
+
+
+def test_reports_dir_follows_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("FTKIT_REPORTS", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert home.reports_dir() == tmp_path / "reports"
+    monkeypatch.setenv("FTKIT_REPORTS", str(tmp_path / "elsewhere"))
+    assert home.reports_dir() == tmp_path / "elsewhere"
+
+
+def test_default_home_is_the_user_state_dir(monkeypatch: pytest.MonkeyPatch) -> None:
+    import platformdirs
+
+    monkeypatch.delenv("FTKIT_HOME")
+    assert home.ftkit_home() == Path(platformdirs.user_state_dir("ftkit", appauthor=False))
+
+
+# --- sessions ----------------------------------------------------------------------------
+
+
+def test_session_lifecycle(journal: Journal) -> None:
+    assert journal.current_session() is None
+    record = start(journal, mode="auto")
+    assert (record.upgrade_state, record.operational_state) == ("Idle", "Ready")
+    assert record.active and not record.broken
+    assert record.data == {"mode": "auto"}
+    assert journal.current_session() == record
+
+    journal.set_state(record.id, upgrade_state="PrepareSplit", operational_state="Busy")
+    journal.set_state(
+        record.id,
+        upgrade_state="PrepareSplit",
+        operational_state="Broken",
+        broken_step="ExecuteSplit",
+        broken_reason="custom action quiesce exited 3",
+        sim_time=42.5,
+    )
+    now = journal.session(record.id)
+    assert now.broken and now.broken_step == "ExecuteSplit"
+    state = journal.entries(record.id, kinds=["state"])[-1]
+    assert state.sim_time == 42.5
+    assert state.message == "PrepareSplit / Broken at ExecuteSplit: custom action quiesce exited 3"
+    assert state.detail["broken_reason"] == "custom action quiesce exited 3"
+
+    ended = journal.end_session(record.id, outcome="aborted")
+    assert not ended.active and ended.outcome == "aborted"
+    assert journal.current_session() is None
+    assert [s.id for s in journal.sessions()] == [record.id]
+    second = start(journal)
+    assert second.id != record.id, "a new session may start once the last one ended"
+
+
+def test_an_ended_session_records_nothing_more(journal: Journal) -> None:
+    record = start(journal)
+    journal.end_session(record.id, outcome="stopped")
+    for write in (
+        lambda: journal.intent(record.id, "Split", "again"),
+        lambda: journal.log(record.id, "info", "late"),
+        lambda: journal.set_state(record.id, upgrade_state="Idle", operational_state="Ready"),
+        lambda: journal.end_session(record.id, outcome="failed"),
+    ):
+        with pytest.raises(TransitionError) as info:
+            write()
+        one_line(info.value)
+    with pytest.raises(FtkitError, match="no session 99"):
+        journal.session(99)
+
+
+def test_second_session_refused_while_one_is_unfinished(journal: Journal) -> None:
+    first = start(journal)
+    journal.set_state(first.id, upgrade_state="Split", operational_state="Ready")
+    with pytest.raises(SessionBusyError) as info:
+        start(journal)
+    one_line(info.value)
+    assert f"session {first.id}" in str(info.value) and "Split" in str(info.value)
+    assert len(journal.sessions()) == 1
+
+
+def _race(path: str, barrier: multiprocessing.synchronize.Barrier, results: object) -> None:
+    barrier.wait(timeout=60)
+    with Journal(path, target="sim://race") as j:  # creating the file races too
+        try:
+            record = j.begin_session(change_id="CHG", operator="racer", reason="race", data={})
+        except SessionBusyError as err:
+            results.put(("busy", str(err)))  # type: ignore[attr-defined]
+        else:
+            results.put(("won", record.id))  # type: ignore[attr-defined]
+
+
+def test_exactly_one_of_racing_processes_begins_a_session(tmp_path: Path) -> None:
+    path = tmp_path / "race.db"
+    ctx = multiprocessing.get_context("spawn")
+    racers = 4
+    barrier = ctx.Barrier(racers)
+    results = ctx.Queue()
+    procs = [ctx.Process(target=_race, args=(str(path), barrier, results)) for _ in range(racers)]
+    for p in procs:
+        p.start()
+    outcomes = [results.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    assert sorted(o[0] for o in outcomes) == ["busy"] * (racers - 1) + ["won"]
+    with Journal(path) as j:
+        assert len(j.sessions()) == 1
+        assert j.verify() == 1
+
+
+def test_a_file_that_is_not_a_journal_is_refused(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.db"
+    bad.write_bytes(b"not a database at all, really" * 100)
+    with pytest.raises(FtkitError, match="cannot open journal") as info:
+        Journal(bad)
+    one_line(info.value)
+
+
+def test_unique_index_backs_the_single_session_rule(journal: Journal) -> None:
+    start(journal)
+    with raw(journal.path) as conn, pytest.raises(sqlite3.IntegrityError):
+        conn.execute("INSERT INTO sessions (target, started) VALUES ('sim://lab', 'now')")
+
+
+# --- intent / outcome --------------------------------------------------------------------
+
+
+def test_pending_intent_is_what_a_killed_process_left(journal: Journal) -> None:
+    record = start(journal)
+    done = journal.intent(record.id, "PrepareSplit", "prepare the split")
+    journal.outcome(record.id, done, ok=True, message="prepared")
+    assert journal.pending_intent(record.id) is None
+
+    half = journal.intent(record.id, "ExecuteSplit", "split", {"mirrors": ["system0"]})
+    journal.close()  # the process dies here, before acting or recording an outcome
+    with Journal(journal.path) as reopened:
+        pending = reopened.pending_intent(record.id)
+        assert pending is not None
+        assert (pending.id, pending.step, pending.kind) == (half, "ExecuteSplit", "intent")
+        assert pending.detail == {"mirrors": ["system0"]}
+        reopened.outcome(record.id, half, ok=False, message="split failed", detail={"rc": 3})
+        assert reopened.pending_intent(record.id) is None
+        outcome = reopened.entries(record.id, kinds=["outcome"])[-1]
+        assert outcome.intent_id == half and outcome.step == "ExecuteSplit"
+        assert outcome.ok is False and outcome.detail == {"ok": False, "rc": 3}
+
+
+def test_outcome_moves_the_state_in_the_same_transaction(journal: Journal) -> None:
+    record = start(journal)
+    intent = journal.intent(record.id, "ExecuteSplit", "split")
+    journal.outcome(
+        record.id,
+        intent,
+        ok=False,
+        message="module 1 failed",
+        upgrade_state="PrepareSplit",
+        operational_state="Broken",
+        broken_step="ExecuteSplit",
+        broken_reason="module 1 BROKEN",
+    )
+    now = journal.session(record.id)
+    assert (now.upgrade_state, now.operational_state, now.broken_step) == (
+        "PrepareSplit",
+        "Broken",
+        "ExecuteSplit",
+    )
+    kinds = [e.kind for e in journal.entries(record.id)]
+    assert kinds[-3:] == ["intent", "outcome", "state"]
+
+
+def test_an_intent_takes_one_outcome_and_a_refused_write_changes_nothing(
+    journal: Journal,
+) -> None:
+    record = start(journal)
+    intent = journal.intent(record.id, "Commit", "commit")
+    journal.outcome(record.id, intent, ok=True, message="committed")
+    before = (journal.entries(), journal.session(record.id))
+    with pytest.raises(TransitionError, match="already has outcome") as info:
+        journal.outcome(
+            record.id,
+            intent,
+            ok=True,
+            message="again",
+            upgrade_state="Idle",
+            operational_state="Ready",
+        )
+    one_line(info.value)
+    with pytest.raises(FtkitError, match="not an intent"):
+        journal.outcome(record.id, record.id, ok=True, message="not an intent")
+    assert (journal.entries(), journal.session(record.id)) == before
+    assert journal.verify() == len(before[0])
+
+
+# --- logs, decisions, listeners ----------------------------------------------------------
+
+
+def test_local_and_remote_logs_kept_apart(journal: Journal) -> None:
+    record = start(journal)
+    journal.log(record.id, "info", "installing KB5030211", remote=True, step="Split")
+    journal.log(record.id, "action", "quiesce exited 0", detail={"rc": 0, "stdout": "ok"})
+    journal.log(None, "warning", "readiness: DHCP lease on team0")
+    remote = journal.entries(log="remote")
+    assert [e.message for e in remote] == ["installing KB5030211"]
+    assert remote[0].remote and remote[0].step == "Split"
+    assert all(not e.remote for e in journal.entries(log="local"))
+    assert journal.entries(kinds=["warning"])[0].session_id is None
+    with pytest.raises(FtkitError, match="does not write 'intent'"):
+        journal.log(record.id, "intent", "sneaky")
+
+
+def test_decision_records_who_what_why_when_source_where(tmp_path: Path) -> None:
+    moment = datetime(2025, 3, 1, 2, 0, tzinfo=UTC)
+    with Journal(tmp_path / "d.db", clock=lambda: moment) as j:
+        record = start(j)
+        j.decision(
+            record.id,
+            name="merge",
+            answer="proceed",
+            who="alice",
+            why="soak clean",
+            source="widget",
+            where="host-7 / JupyterLab",
+        )
+        entry = j.entries(record.id, kinds=["decision"])[0]
+    assert entry.detail == {
+        "name": "merge",
+        "answer": "proceed",
+        "who": "alice",
+        "why": "soak clean",
+        "when": "2025-03-01T02:00:00.000000Z",
+        "source": "widget",
+        "where": "host-7 / JupyterLab",
+    }
+    assert entry.ts == "2025-03-01T02:00:00.000000Z"
+    assert entry.message == "decision merge: proceed by alice (widget): soak clean"
+
+
+def test_listeners_hear_committed_appends(
+    journal: Journal, caplog: pytest.LogCaptureFixture
+) -> None:
+    heard: list[Entry] = []
+    unsubscribe = journal.subscribe(heard.append)
+    journal.subscribe(lambda entry: 1 / 0)  # a broken listener is logged, nothing more
+    record = start(journal)
+    intent = journal.intent(record.id, "Split", "split")
+    journal.outcome(
+        record.id,
+        intent,
+        ok=True,
+        message="split",
+        upgrade_state="Split",
+        operational_state="Ready",
+    )
+    assert [e.kind for e in heard] == ["info", "intent", "outcome", "state"]
+    assert heard == journal.entries()
+    assert "journal listener" in caplog.text
+    unsubscribe()
+    journal.log(record.id, "info", "unheard")
+    assert len(heard) == 4
+
+
+def test_to_dataframe(journal: Journal) -> None:
+    record = start(journal)
+    journal.log(record.id, "info", "hello", sim_time=1.5)
+    frame = journal.to_dataframe(record.id)
+    assert list(frame["kind"]) == ["info", "info"]
+    assert str(frame["ts"].dtype).startswith("datetime64") and frame["ts"].dt.tz is not None
+    assert frame["sim_time"].iloc[-1] == 1.5
+
+
+# --- redaction ---------------------------------------------------------------------------
+
+
+def test_secrets_never_reach_the_journal(journal: Journal) -> None:
+    secret = "hunter2-very-secret"
+    register_secret(secret)
+    try:
+        record = journal.begin_session(
+            change_id="CHG-9",
+            operator="alice",
+            reason=f"pw {secret}",
+            data={"remote": {"user": "admin", "password": "p@ss-in-data"}},
+        )
+        journal.log(record.id, "info", f"logged in with {secret}", detail={"api_key": "k-123456"})
+        intent = journal.intent(record.id, "Split", "s", {"token": "tok-abcdef", "note": secret})
+        journal.outcome(record.id, intent, ok=True, message=f"ok {secret}")
+        journal.decision(
+            record.id,
+            name="split",
+            answer="proceed",
+            who="alice",
+            why=f"because {secret}",
+            source="parameter",
+            where="cli",
+        )
+    finally:
+        forget_secrets()
+    assert journal.session(record.id).data == {"remote": {"user": "admin", "password": "***"}}
+    with raw(journal.path) as conn:
+        stored = [
+            str(value)
+            for table in ("sessions", "entries", "meta")
+            for row in conn.execute(f"SELECT * FROM {table}")
+            for value in tuple(row)
+        ]
+    text = "\n".join(stored)
+    for leaked in (secret, "p@ss-in-data", "k-123456", "tok-abcdef"):
+        assert leaked not in text
+    assert "logged in with ***" in text
+
+
+# --- the hash chain ----------------------------------------------------------------------
+
+
+def filled(journal: Journal) -> list[Entry]:
+    record = start(journal)
+    for n in range(4):
+        journal.log(record.id, "info", f"message {n}", detail={"n": n}, sim_time=n * 0.1)
+    return journal.entries()
+
+
+def test_chain_links_every_entry(journal: Journal) -> None:
+    entries = filled(journal)
+    assert entries[0].prev_hash == GENESIS
+    assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(entries))
+    assert journal.verify() == len(entries) == 5
+    assert journal.head() == entries[-1].hash
+
+
+def test_entries_cannot_be_updated_or_deleted(journal: Journal) -> None:
+    filled(journal)
+    with raw(journal.path) as conn:
+        for sql in ("UPDATE entries SET message = 'x' WHERE id = 2", "DELETE FROM entries"):
+            with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+                conn.execute(sql)
+    assert journal.verify() == 5
+
+
+def tamper(path: Path, *statements: str) -> None:
+    with raw(path) as conn:
+        conn.execute("DROP TRIGGER entries_no_update")
+        conn.execute("DROP TRIGGER entries_no_delete")
+        for sql in statements:
+            conn.execute(sql)
+    # a later Journal() re-creates the triggers; the damage stays
+
+
+@pytest.mark.parametrize(
+    ("statements", "expected"),
+    [
+        (["UPDATE entries SET message = 'nothing happened' WHERE id = 3"], "entry 3 was edited"),
+        (["UPDATE entries SET detail = '{\"n\":9}' WHERE id = 4"], "entry 4 was edited"),
+        (["UPDATE entries SET sim_time = 99 WHERE id = 5"], "entry 5 was edited"),
+        (["DELETE FROM entries WHERE id = 3"], "entry 4 does not follow entry 2"),
+        (["DELETE FROM entries WHERE id = 1"], "entry 2 does not follow the start"),
+        (["DELETE FROM entries WHERE id = 5"], "after entry 4 were removed"),
+        (
+            [
+                "UPDATE entries SET id = 100 WHERE id = 2",
+                "UPDATE entries SET id = 2 WHERE id = 3",
+                "UPDATE entries SET id = 3 WHERE id = 100",
+            ],
+            "entry 2 does not follow entry 1",
+        ),
+    ],
+    ids=["message", "detail", "sim_time", "removed", "first-removed", "last-removed", "reorder"],
+)
+def test_verify_names_the_first_tampered_entry(
+    journal: Journal, statements: list[str], expected: str
+) -> None:
+    filled(journal)
+    journal.close()
+    tamper(journal.path, *statements)
+    with Journal(journal.path) as reopened, pytest.raises(ArchiveError) as info:
+        reopened.verify()
+    assert expected in str(info.value)
+    one_line(info.value)
+
+
+def test_timestamps_come_from_the_injected_clock(tmp_path: Path) -> None:
+    ticks = iter(datetime(2025, 1, 1, tzinfo=UTC) + timedelta(seconds=s) for s in range(10))
+    with Journal(tmp_path / "c.db", clock=lambda: next(ticks)) as j:
+        record = start(j)
+        j.log(record.id, "info", "tick")
+        assert record.started == "2025-01-01T00:00:00.000000Z"
+        assert [e.ts[-10:] for e in j.entries()] == ["01.000000Z", "02.000000Z"]
