@@ -1,0 +1,162 @@
+"""Drivers: how ftkit reaches a system, found by the scheme of a target string.
+
+A driver speaks at the level of the vendor's Active Upgrade requests: split, install,
+reboot the Upgrade side, merge, commit, abort, finish.  Each request is *resumable*:
+called again after a failure or a killed process it carries on from where the system
+is, and a request that already happened does nothing the second time.  The simulator
+(``sim://``) is the first driver; a driver for real hardware registers its own scheme
+and passes the same contract tests (``tests/test_driver_contract.py``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+from ftkit.errors import TargetError
+from ftkit.model import SystemState
+
+__all__ = [
+    "ActionResult",
+    "Driver",
+    "Outage",
+    "Progress",
+    "connect",
+    "register",
+    "schemes",
+    "split_target",
+]
+
+Progress = Callable[[str, float, float], None]
+"""``progress(label, done, total)`` in simulated seconds, for progress bars."""
+
+
+@dataclass(frozen=True)
+class ActionResult:
+    """What a custom action did."""
+
+    exit_code: int
+    stdout: str
+    stderr: str
+    duration_s: float
+    timed_out: bool = False
+
+
+@dataclass(frozen=True)
+class Outage:
+    """A gap in acknowledged transactions: the applications served nobody."""
+
+    start: float  # simulated time of the last acknowledged transaction before
+    end: float | None  # first one after; None while the outage goes on
+    before: int | None  # enclosure that served before (None = duplex)
+    after: int | None
+
+    @property
+    def seconds(self) -> float | None:
+        return None if self.end is None else self.end - self.start
+
+
+@runtime_checkable
+class Driver(Protocol):
+    """What the Active Upgrade process needs of a system."""
+
+    target: str
+
+    def status(self) -> SystemState:
+        """A snapshot of the whole system (read-only)."""
+
+    def wait(self, seconds: float, *, progress: Progress | None = None) -> None:
+        """Let time pass while the applications run (a soak)."""
+
+    def stage(self, label: str, digest: str) -> None:
+        """Copy an update package onto the system disk before the split."""
+
+    def split(self, *, critical: Sequence[str], upgrade_ip: str,
+              progress: Progress | None = None) -> None:
+        """ExecuteSplit: disable RDR mirroring, isolate the Upgrade side, disable and stop
+        the critical services there only."""
+
+    def install(self, package: Mapping[str, Any], *, progress: Progress | None = None) -> None:
+        """Run one update package's installer on the Upgrade side."""
+
+    def reboot_upgrade_side(self, *, progress: Progress | None = None) -> None:
+        """Restart the Upgrade side and wait until it is OS Up."""
+
+    def merge(self, *, critical: Sequence[str], progress: Progress | None = None) -> None:
+        """ExecuteMerge: stop the applications on the Production side, hand the data disks
+        over, restore startup types and start the applications on the Upgrade side."""
+
+    def commit(self, *, progress: Progress | None = None) -> None:
+        """Resynchronise the old system disk and the stale data copies; no outage."""
+
+    def abort(self, *, progress: Progress | None = None) -> None:
+        """Return to the original software and resynchronise the Upgrade side."""
+
+    def finish(self) -> None:
+        """Clean up after commit or abort once the resync is complete."""
+
+    def backup_event_logs(self, names: Sequence[str]) -> dict[str, list[str]]:
+        """The Production side's event logs, before commit overwrites its system disk."""
+
+    def run_custom_action(self, path: str, *, args: Sequence[str], env: Mapping[str, str],
+                          timeout_s: float, request: str, side: str) -> ActionResult:
+        """Run one custom action executable on the given side."""
+
+    def outages(self) -> list[Outage]:
+        """Every gap in service measured from the transaction ledger (read-only)."""
+
+    def lost_transactions(self) -> int:
+        """Acknowledged transactions missing from the surviving data disks (read-only)."""
+
+    def acknowledged(self) -> int:
+        """How many transactions the applications have acknowledged (read-only)."""
+
+    def close(self) -> None:
+        """Release the connection."""
+
+
+_REGISTRY: dict[str, Callable[[str, str], Driver]] = {}
+_TARGET = re.compile(r"^(?P<scheme>[a-z][a-z0-9+.-]*)://(?P<rest>.+)$")
+
+
+def register(scheme: str, factory: Callable[[str, str], Driver]) -> None:
+    """Make ``scheme://…`` targets open with ``factory(target, rest)``."""
+    _REGISTRY[scheme] = factory
+
+
+def schemes() -> list[str]:
+    _load_builtin()
+    return sorted(_REGISTRY)
+
+
+def split_target(target: str) -> tuple[str, str]:
+    """``"sim://demo"`` → ``("sim", "demo")``; a malformed target is a TargetError."""
+    match = _TARGET.match(target) if isinstance(target, str) else None
+    if match is None:
+        raise TargetError(
+            f"malformed target {target!r}",
+            "write SCHEME://NAME, for example sim://demo or sim:///abs/path.db",
+        )
+    return match["scheme"], match["rest"]
+
+
+def connect(target: str) -> Driver:
+    """Open the system a target names through its scheme's driver."""
+    scheme, rest = split_target(target)
+    _load_builtin()
+    factory = _REGISTRY.get(scheme)
+    if factory is None:
+        raise TargetError(
+            f"no driver for scheme {scheme!r} in {target!r}",
+            f"use one of: {', '.join(s + '://' for s in sorted(_REGISTRY))}",
+        )
+    return factory(target, rest)
+
+
+def _load_builtin() -> None:
+    if "sim" not in _REGISTRY:
+        from ftkit.sim.driver import open_sim
+
+        register("sim", open_sim)

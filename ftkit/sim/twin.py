@@ -1,0 +1,438 @@
+"""The digital twin's store: one SQLite file per simulated system.
+
+Guarantees: every change goes through :meth:`TwinStore.transaction`, which holds an
+``IMMEDIATE`` lock, reads the current state, lets the caller change it and writes it
+back with the transactions the workload acknowledged meanwhile, in one SQLite
+transaction.  A process killed at any instant leaves the twin as it was before or
+after a whole transaction; several processes may open the same file at once.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+import tomllib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from ftkit.errors import TargetError
+from ftkit.model import (
+    Adapter,
+    DiskMember,
+    DiskRole,
+    ExternalDisk,
+    Mirror,
+    MirrorState,
+    Module,
+    ModuleState,
+    PartnerState,
+    Service,
+    SideState,
+    StartupType,
+    SystemState,
+    Team,
+    from_dict,
+    to_dict,
+)
+
+__all__ = ["SimSettings", "TwinStore", "Txn", "build_state", "load_scenario", "scenario_names"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS twin (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    state TEXT NOT NULL,
+    sim TEXT NOT NULL,
+    version INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS ledger (
+    id INTEGER PRIMARY KEY,
+    first INTEGER NOT NULL,
+    last INTEGER NOT NULL,
+    t_first REAL NOT NULL,
+    t_last REAL NOT NULL,
+    enclosure INTEGER
+);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY,
+    t REAL NOT NULL,
+    source TEXT NOT NULL,
+    message TEXT NOT NULL
+);
+"""
+
+
+@dataclass
+class SimSettings:
+    """Simulator-only settings and bookkeeping, stored beside the system state."""
+
+    seed: int = 0
+    time_scale: float = 0.0
+    rate_tps: float = 5.0
+    resync_mb_s: float = 250.0
+    scenario: str = "demo"
+    next_seq: int = 1
+    next_due: float = 0.0
+    faults: list[dict[str, Any]] = field(default_factory=list)
+    fired: int = 0  # faults fired so far (feeds the seeded RNG)
+
+
+# --- scenarios -------------------------------------------------------------
+
+
+def scenario_names() -> list[str]:
+    """Names of the scenarios that ship with the simulator (read-only)."""
+    folder = resources.files("ftkit.sim") / "scenarios"
+    return sorted(p.name.removesuffix(".toml") for p in folder.iterdir() if p.name.endswith(".toml"))
+
+
+def _merge_named(base: list[dict[str, Any]], over: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    merged = {item["name"]: dict(item) for item in base}
+    for item in over:
+        merged.setdefault(item["name"], {}).update(item)
+    return list(merged.values())
+
+
+def load_scenario(name: str) -> dict[str, Any]:
+    """The scenario's data with its ``extends`` chain resolved (read-only)."""
+    names = scenario_names()
+    if name not in names:
+        raise TargetError(
+            f"unknown scenario {name!r}", f"choose one of: {', '.join(names)}"
+        )
+    text = (resources.files("ftkit.sim") / "scenarios" / f"{name}.toml").read_text()
+    data = tomllib.loads(text)
+    parent = data.pop("extends", None)
+    if parent is None:
+        return data
+    base = load_scenario(parent)
+    for key, value in data.items():
+        if key in ("mirrors", "external", "teams", "services"):
+            base[key] = _merge_named(base.get(key, []), value)
+        elif key == "modules":
+            mods = base.setdefault("modules", {})
+            for mid, over in value.items():
+                mods.setdefault(mid, {}).update(over)
+        else:
+            base[key] = value
+    return base
+
+
+def build_state(name: str, scenario: dict[str, Any], *, epoch: str) -> SystemState:
+    """A fresh duplex system from scenario data."""
+    software = dict(scenario.get("software", {}))
+    logs = {log: [] for log in scenario.get("event_logs", [])}
+    startup = {
+        s["name"]: StartupType(s.get("startup", "automatic"))
+        for s in scenario.get("services", [])
+        if s.get("exists", True)
+    }
+    modules: dict[int, Module] = {}
+    for mid, kind, enc in ((0, "cpu", 0), (1, "cpu", 1), (10, "io", 0), (11, "io", 1)):
+        modules[mid] = Module(id=mid, kind=kind, enclosure=enc, primary=(mid == 10))
+    for mid, over in scenario.get("modules", {}).items():
+        mod = modules[int(mid)]
+        for key, value in over.items():
+            setattr(mod, key, ModuleState(value) if key == "state" else value)
+    mirrors: dict[str, Mirror] = {}
+    for m in scenario.get("mirrors", []):
+        role = DiskRole(m["role"])
+        members = {
+            enc: DiskMember(
+                enclosure=enc,
+                software=dict(software) if role is DiskRole.SYSTEM else {},
+                startup=dict(startup) if role is DiskRole.SYSTEM else {},
+                event_logs={k: list(v) for k, v in logs.items()} if role is DiskRole.SYSTEM else {},
+            )
+            for enc in (0, 1)
+        }
+        mirrors[m["name"]] = Mirror(
+            name=m["name"],
+            role=role,
+            size_gb=float(m["size_gb"]),
+            physical=m["physical"],
+            state=MirrorState(m.get("state", "mirrored")),
+            progress=float(m.get("progress", 1.0)),
+            source=m.get("source"),
+            members=members,
+        )
+    external = {
+        e["name"]: ExternalDisk(name=e["name"], size_gb=float(e["size_gb"]))
+        for e in scenario.get("external", [])
+    }
+    teams = {
+        t["name"]: Team(
+            name=t["name"],
+            network=t["network"],
+            address=t["address"],
+            addressing=t.get("addressing", "static"),
+            lease_renewable=t.get("lease_renewable", True),
+            adapters=[Adapter(**a) for a in t.get("adapters", [])],
+            in_use=list(t.get("in_use", [])),
+        )
+        for t in scenario.get("teams", [])
+    }
+    services = {
+        s["name"]: Service(
+            name=s["name"],
+            exists=s.get("exists", True),
+            stoppable=s.get("stoppable", True),
+            start_s=float(s.get("start_s", 20.0)),
+            stop_s=float(s.get("stop_s", 10.0)),
+        )
+        for s in scenario.get("services", [])
+    }
+    running = [s for s, st in startup.items() if st is StartupType.AUTOMATIC]
+    sides = {
+        enc: SideState(
+            enclosure=enc,
+            running=list(running),
+            os=PartnerState.OS_UP if _enc_ok(modules, enc) else PartnerState.DC_OFF,
+        )
+        for enc in (0, 1)
+    }
+    critical = list(scenario.get("critical", []))
+    apps_up = all(c in running for c in critical)
+    return SystemState(
+        name=name,
+        model=scenario.get("model", "NEC Express5800/ft"),
+        now=0.0,
+        epoch=epoch,
+        modules=modules,
+        mirrors=mirrors,
+        external=external,
+        teams=teams,
+        services=services,
+        sides=sides,
+        apps_on=0 if apps_up else None,
+        apps_duplex=apps_up,
+        critical=critical,
+    )
+
+
+def _enc_ok(modules: dict[int, Module], enc: int) -> bool:
+    return all(m.state is ModuleState.ONLINE for m in modules.values() if m.enclosure == enc)
+
+
+# --- the store -------------------------------------------------------------
+
+
+class Txn:
+    """What a caller may read and change inside one twin transaction."""
+
+    def __init__(self, conn: sqlite3.Connection, state: SystemState, sim: SimSettings) -> None:
+        self._conn = conn
+        self.state = state
+        self.sim = sim
+
+    # The workload --------------------------------------------------------
+
+    def advance(self, seconds: float) -> None:
+        """Move simulated time on; the applications acknowledge transactions meanwhile."""
+        if seconds < 0:
+            raise ValueError("time does not run backwards")
+        end = self.state.now + seconds
+        self._run_workload(end)
+        self._run_resyncs(seconds)
+        self.state.now = end
+
+    def _targets(self) -> list[list[list[int]]]:
+        """The transaction range lists that an acknowledged write lands on."""
+        st = self.state
+        out: list[list[list[int]]] = []
+        for mirror in st.mirrors.values():
+            if mirror.role is not DiskRole.DATA:
+                continue
+            if mirror.state is MirrorState.DISABLED:
+                home = st.production if st.production is not None else 0
+                encs = [home]
+            elif mirror.state is MirrorState.RESYNCING:
+                encs = [mirror.source if mirror.source is not None else 0]
+            else:
+                encs = [0, 1]
+            for enc in encs:
+                member = mirror.members[enc]
+                if member.healthy and (
+                    mirror.state is MirrorState.DISABLED or st.enclosure_up(enc)
+                ):
+                    out.append(member.txs)
+        for disk in st.external.values():
+            if disk.healthy:
+                out.append(disk.txs)
+        return out
+
+    def _run_workload(self, end: float) -> None:
+        st, sim = self.state, self.sim
+        if st.apps_on is None or sim.rate_tps <= 0:
+            sim.next_due = max(sim.next_due, end)
+            return
+        if sim.next_due > end:
+            return
+        n = math.floor((end - sim.next_due) * sim.rate_tps + 1e-9) + 1
+        first, last = sim.next_seq, sim.next_seq + n - 1
+        t_first = sim.next_due
+        t_last = t_first + (n - 1) / sim.rate_tps
+        sim.next_seq = last + 1
+        sim.next_due = t_last + 1 / sim.rate_tps
+        for ranges in self._targets():
+            _add_range(ranges, first, last)
+        enclosure = None if st.apps_duplex else st.apps_on
+        row = self._conn.execute(
+            "SELECT id, last, t_last, enclosure FROM ledger ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+        contiguous = row is not None and row[1] + 1 == first and row[3] == enclosure
+        if contiguous and t_first - row[2] <= 1.5 / sim.rate_tps:
+            self._conn.execute(
+                "UPDATE ledger SET last = ?, t_last = ? WHERE id = ?", (last, t_last, row[0])
+            )
+        else:
+            self._conn.execute(
+                "INSERT INTO ledger (first, last, t_first, t_last, enclosure) VALUES (?,?,?,?,?)",
+                (first, last, t_first, t_last, enclosure),
+            )
+
+    def apps_started(self, enclosure: int, *, duplex: bool = False) -> None:
+        """The critical applications serve again, from ``enclosure``, as of now."""
+        self.state.apps_on = enclosure
+        self.state.apps_duplex = duplex
+        self.sim.next_due = max(self.sim.next_due, self.state.now)
+
+    def apps_stopped(self) -> None:
+        """The critical applications stop serving as of now (the outage starts)."""
+        self.state.apps_on = None
+        self.state.apps_duplex = False
+
+    def _run_resyncs(self, seconds: float) -> None:
+        for mirror in self.state.mirrors.values():
+            if mirror.state is not MirrorState.RESYNCING or mirror.source is None:
+                continue
+            target = 1 - mirror.source
+            if not (self.state.enclosure_up(mirror.source) and self.state.enclosure_up(target)):
+                continue
+            total = mirror.size_gb * 1024 / self.sim.resync_mb_s
+            mirror.progress = min(1.0, mirror.progress + seconds / total)
+            if mirror.progress >= 1.0:
+                finish_resync(mirror)
+
+    def event(self, source: str, message: str) -> None:
+        """Append to the twin's hardware event log."""
+        self._conn.execute(
+            "INSERT INTO events (t, source, message) VALUES (?,?,?)",
+            (self.state.now, source, message),
+        )
+
+
+def finish_resync(mirror: Mirror) -> None:
+    """Copy the source member onto its partner: the mirror is whole again."""
+    assert mirror.source is not None
+    src, dst = mirror.members[mirror.source], mirror.members[1 - mirror.source]
+    dst.software = dict(src.software)
+    dst.startup = dict(src.startup)
+    dst.event_logs = {k: list(v) for k, v in src.event_logs.items()}
+    dst.txs = [list(r) for r in src.txs]
+    dst.healthy = True
+    mirror.state = MirrorState.MIRRORED
+    mirror.progress = 1.0
+    mirror.source = None
+
+
+def _add_range(ranges: list[list[int]], first: int, last: int) -> None:
+    if ranges and ranges[-1][1] + 1 == first:
+        ranges[-1][1] = last
+    else:
+        ranges.append([first, last])
+
+
+class TwinStore:
+    """One simulated system's SQLite file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        if not path.exists():
+            raise TargetError(
+                f"no simulated system at {path}", "create it with: ftkit sim create NAME"
+            )
+        self._conn = self._connect(path)
+        row = self._conn.execute("SELECT name FROM sqlite_master WHERE name='twin'").fetchone()
+        if row is None:
+            raise TargetError(f"{path} is not an ftkit twin", "name a file made by ftkit sim create")
+
+    @staticmethod
+    def _connect(path: Path) -> sqlite3.Connection:
+        conn = sqlite3.connect(path, timeout=30.0, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA busy_timeout=30000")
+        return conn
+
+    @classmethod
+    def create(cls, path: Path, state: SystemState, sim: SimSettings) -> TwinStore:
+        """Write a new twin file; refuses to overwrite one (one transaction)."""
+        if path.exists():
+            raise TargetError(
+                f"a simulated system already exists at {path}",
+                "pick another name, or remove it with: ftkit sim remove NAME",
+            )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".creating")
+        tmp.unlink(missing_ok=True)
+        conn = cls._connect(tmp)
+        conn.executescript(_SCHEMA)
+        conn.execute(
+            "INSERT INTO twin (id, state, sim, version) VALUES (1, ?, ?, 1)",
+            (json.dumps(to_dict(state)), json.dumps(to_dict(sim))),
+        )
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        conn.execute("PRAGMA journal_mode=DELETE")
+        conn.close()
+        tmp.replace(path)
+        return cls(path)
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def read(self) -> tuple[SystemState, SimSettings]:
+        """The current state (read-only)."""
+        row = self._conn.execute("SELECT state, sim FROM twin WHERE id = 1").fetchone()
+        return from_dict(SystemState, json.loads(row[0])), from_dict(SimSettings, json.loads(row[1]))
+
+    @contextmanager
+    def transaction(self) -> Iterator[Txn]:
+        """Read, change and write the twin in one IMMEDIATE transaction."""
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            state, sim = self.read()
+            txn = Txn(self._conn, state, sim)
+            yield txn
+            self._conn.execute(
+                "UPDATE twin SET state = ?, sim = ?, version = version + 1 WHERE id = 1",
+                (json.dumps(to_dict(txn.state)), json.dumps(to_dict(txn.sim))),
+            )
+            self._conn.execute("COMMIT")
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+
+    def version(self) -> int:
+        """How many transactions changed this twin (read-only)."""
+        return int(self._conn.execute("SELECT version FROM twin WHERE id = 1").fetchone()[0])
+
+    def ledger(self) -> list[tuple[int, int, float, float, int | None]]:
+        """Runs of acknowledged transactions: (first, last, t_first, t_last, enclosure)."""
+        return [
+            tuple(r)  # type: ignore[misc]
+            for r in self._conn.execute(
+                "SELECT first, last, t_first, t_last, enclosure FROM ledger ORDER BY id"
+            )
+        ]
+
+    def events(self, limit: int = 200) -> list[tuple[float, str, str]]:
+        """The newest hardware events, oldest first (read-only)."""
+        rows = self._conn.execute(
+            "SELECT t, source, message FROM events ORDER BY id DESC LIMIT ?", (limit,)
+        ).fetchall()
+        return [tuple(r) for r in reversed(rows)]  # type: ignore[misc]
