@@ -631,7 +631,7 @@ class SimDriver:
                 step="abort", reason="Production side down")
         after_merge = st.merged or st.phase.startswith("merge:")
         self._fire("abort")
-        if st.phase in ("", "merge:stopped", "merge:handed-over"):
+        if st.phase == "" or st.phase.startswith("merge:"):
             with self._txn() as txn:
                 if txn.state.apps_on == up:
                     txn.apps_stopped()
