@@ -188,7 +188,7 @@ class SimDriver:
         record = fault_catalogue.arm(name, point=point, side=side, target=target, times=times)
         with self._txn() as txn:
             if record["point"] == "now":
-                self._apply(txn, record, raise_step=False)
+                self._apply(txn, record)
             else:
                 txn.sim.faults.append(record)
             txn.event("fault", f"armed {name} at {record['point']} on {record['side']}")
@@ -221,9 +221,12 @@ class SimDriver:
             record = self._take(txn, point, *(names or ("module-fail", "disk-fail")))
             if record is None:
                 return
-            self._apply(txn, record, raise_step=True)
+            error = self._apply(txn, record)
+        if error is not None:
+            raise error  # after the commit: the fault's consequences are kept
 
-    def _apply(self, txn: Txn, record: dict[str, Any], *, raise_step: bool) -> None:
+    def _apply(self, txn: Txn, record: dict[str, Any]) -> StepFailedError | None:
+        """Make a fault happen; returns the error the interrupted step reports."""
         st = txn.state
         name, enc = record["name"], self._enclosure(st, record["side"])
         if name == "module-fail":
@@ -234,14 +237,17 @@ class SimDriver:
             mod.fault_count += 1
             self._enclosure_lost(txn, enc)
             txn.event(f"module {mod.id}", f"BROKEN: {mod.reason}")
-            if raise_step:
-                raise StepFailedError(
+            return StepFailedError(
                     f"{kind.upper()} module {mod.id} (enclosure {enc}) failed",
                     "repair it (ftkit sim repair), then Retry or Abort",
                     step=record["point"], reason=f"module {mod.id} BROKEN",
                 )
         elif name == "disk-fail":
-            self._disk_fail(txn, record, enc)
+            disk = self._disk_fail(txn, record, enc)
+            return StepFailedError(
+                    f"disk {disk} on enclosure {enc} failed",
+                    "replace it (ftkit sim repair), then Retry or Abort",
+                    step=record["point"], reason=f"disk {disk} failed")
         elif name == "dhcp-lease-fail":
             dhcp = [t for t in st.teams.values() if t.addressing == "dhcp"]
             if record.get("target"):
@@ -251,6 +257,7 @@ class SimDriver:
                                  "use a scenario with a DHCP team (dhcp-lease)")
             for team in dhcp:
                 team.lease_renewable = False
+            return None
         else:
             raise FaultError(f"fault {name!r} cannot happen 'now'", "give it --at a step")
 
@@ -270,7 +277,7 @@ class SimDriver:
             txn.apps_stopped()
             txn.event("workload", f"applications down: enclosure {enc} failed while split")
 
-    def _disk_fail(self, txn: Txn, record: dict[str, Any], enc: int) -> None:
+    def _disk_fail(self, txn: Txn, record: dict[str, Any], enc: int) -> str:
         st = txn.state
         name = record.get("target") or next(
             m.name for m in st.mirrors.values() if m.role is DiskRole.DATA
@@ -289,6 +296,7 @@ class SimDriver:
         if mirror.state in (MirrorState.MIRRORED, MirrorState.RESYNCING):
             mirror.state, mirror.source, mirror.progress = MirrorState.BROKEN, None, 0.0
         txn.event(f"disk {name}", f"member on enclosure {enc} failed")
+        return name
 
     @staticmethod
     def _current_members(st: SystemState, mirror: Any) -> list[int]:
@@ -339,6 +347,8 @@ class SimDriver:
                 for side in st.sides.values():
                     if side.os is PartnerState.OS_UP:
                         side.running = _automatic(st, side.enclosure)
+        if not self.status().split:
+            self._resync("repair", progress)  # back to duplex before anything goes on
         return repaired
 
     def _boot(self, enc: int, progress: Progress | None) -> None:
@@ -354,8 +364,11 @@ class SimDriver:
             side.os = PartnerState.OS_UP
             side.running = _automatic(st, enc)
             side.reboot_pending = False
-            if st.split and st.apps_on is None and not st.merged and enc == st.production:
-                txn.apps_started(enc)  # the Production side's services start at boot
+            home = None
+            if st.split and st.production is not None:
+                home = 1 - st.production if st.merged else st.production
+            if st.apps_on is None and enc == home:
+                txn.apps_started(enc)  # the applications' services start at boot
                 txn.event("workload", f"applications restarted on enclosure {enc}")
 
     # --- Active Upgrade requests -----------------------------------------------
