@@ -103,6 +103,7 @@ class Check:
 
 
 _REGISTRY: dict[str, Check] = {}
+_STAGES: dict[str, list[str]] = {READINESS: [], MERGE: []}
 
 
 def check(check_id: str, title: str, *, stages: Sequence[str] = (READINESS,),
@@ -113,6 +114,8 @@ def check(check_id: str, title: str, *, stages: Sequence[str] = (READINESS,),
         if check_id in _REGISTRY:
             raise ValueError(f"check {check_id!r} is registered twice")
         _REGISTRY[check_id] = Check(check_id, title, tuple(stages), function)
+        for stage in stages:
+            _STAGES.setdefault(stage, []).append(check_id)
         return function
 
     return register
@@ -120,7 +123,14 @@ def check(check_id: str, title: str, *, stages: Sequence[str] = (READINESS,),
 
 def registry(stage: str = READINESS) -> list[Check]:
     """The checks of a stage (``"readiness"`` or ``"merge"``), in the order they run."""
-    return [c for c in _REGISTRY.values() if stage in c.stages]
+    return [_REGISTRY[check_id] for check_id in _STAGES.get(stage, [])]
+
+
+def _also(check_id: str, stage: str) -> None:
+    """Run an already declared check in one more stage, after that stage's own checks."""
+    entry = _REGISTRY[check_id]
+    _REGISTRY[check_id] = Check(entry.id, entry.title, (*entry.stages, stage), entry.function)
+    _STAGES.setdefault(stage, []).append(check_id)
 
 
 # --- running them -------------------------------------------------------------------------
@@ -542,7 +552,7 @@ def _action_problem(found: _Findings, action: CustomAction) -> None:
         found.fail(f"{where} is not executable", f"chmod +x {path}")
 
 
-@check("custom-actions", "Custom actions", stages=(READINESS, MERGE))
+@check("custom-actions", "Custom actions")
 def _custom_actions(state: SystemState, config: UpgradeConfig,
                     packages: Sequence[UpdatePackage], *, in_session: bool,
                     stage_pending: bool) -> list[CheckResult]:
@@ -558,7 +568,9 @@ def _module_health(state: SystemState, config: UpgradeConfig,
     for mod in state.modules.values():
         if mod.state is ModuleState.BROKEN:
             reason = f": {mod.reason}" if mod.reason else ""
-            found.fail(f"{_module(mod)} is BROKEN{reason} (fault count {mod.fault_count})",
+            if "fault count" not in reason:
+                reason += f" (fault count {mod.fault_count})"
+            found.fail(f"{_module(mod)} is BROKEN{reason}",
                        f"replace {_module(mod)}")
         elif mod.below_mtbf:
             found.fail(
@@ -749,3 +761,6 @@ def _reboot_pending(state: SystemState, config: UpgradeConfig,
         found.fail(f"the Upgrade side (enclosure {up}) needs a reboot to finish installing "
                    f"({needing})", "reboot the Upgrade side and wait until it is OS Up")
     return found.verdict("reboot-pending", f"no reboot pending on enclosure {up}")
+
+
+_also("custom-actions", MERGE)  # "custom actions still ready" (SPEC §3), last at PrepareMerge
