@@ -194,6 +194,16 @@ class SimDriver:
             txn.event("fault", f"armed {name} at {record['point']} on {record['side']}")
         return record
 
+    def disarm(self, name: str | None = None) -> list[dict[str, Any]]:
+        """Remove the armed faults (all, or those named NAME) before they fire; returns
+        them (one transaction)."""
+        with self._txn() as txn:
+            cleared = [f for f in txn.sim.faults if name is None or f["name"] == name]
+            txn.sim.faults = [f for f in txn.sim.faults if f not in cleared]
+            if cleared:
+                txn.event("fault", f"disarmed {', '.join(f['name'] for f in cleared)}")
+        return cleared
+
     def _enclosure(self, state: SystemState, side: str) -> int:
         if side in ("0", "1"):
             return int(side)
