@@ -125,7 +125,7 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]], indent: str = 
 def _hms(seconds: float | None) -> str:
     if seconds is None:
         return "ongoing"
-    whole = int(round(seconds))
+    whole = round(seconds)
     days, rest = divmod(whole, 86400)
     h, rest = divmod(rest, 3600)
     m, s = divmod(rest, 60)
@@ -824,19 +824,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # --help, --version, usage errors
         return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
     try:
-        return int(args.func(args))
+        code = int(args.func(args))
+        sys.stdout.flush()
+        return code
     except FtkitError as err:
         print(f"ftkit: {err}", file=sys.stderr)
         return _exit_code(err)
+    except BrokenPipeError:  # `ftkit status … | head`: the reader left; say nothing
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_FAILED
     except OSError as err:
-        where = f" {err.filename}" if err.filename else ""
-        print(f"ftkit: {err.strerror or err}{':' if where else ''}{where}", file=sys.stderr)
+        where = f": {err.filename}" if err.filename else ""
+        print(f"ftkit: {err.strerror or err}{where}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
         print("ftkit: interrupted", file=sys.stderr)
         return 130
-    finally:
-        sys.stdout.flush()
 
 
 if __name__ == "__main__":
