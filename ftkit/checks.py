@@ -106,8 +106,12 @@ _REGISTRY: dict[str, Check] = {}
 _STAGES: dict[str, list[str]] = {READINESS: [], MERGE: []}
 
 
-def check(check_id: str, title: str, *, stages: Sequence[str] = (READINESS,),
-          ) -> Callable[[CheckFunction], CheckFunction]:
+def check(
+    check_id: str,
+    title: str,
+    *,
+    stages: Sequence[str] = (READINESS,),
+) -> Callable[[CheckFunction], CheckFunction]:
     """Register a check function under a stable id; checks run in declaration order."""
 
     def register(function: CheckFunction) -> CheckFunction:
@@ -136,45 +140,66 @@ def _also(check_id: str, stage: str) -> None:
 # --- running them -------------------------------------------------------------------------
 
 
-def _run(stage: str, driver: Driver, config: UpgradeConfig, packages: Sequence[UpdatePackage],
-         *, in_session: bool, stage_pending: bool) -> list[CheckResult]:
+def _run(
+    stage: str,
+    driver: Driver,
+    config: UpgradeConfig,
+    packages: Sequence[UpdatePackage],
+    *,
+    in_session: bool,
+    stage_pending: bool,
+) -> list[CheckResult]:
     state = driver.status()
     results: list[CheckResult] = []
     for entry in registry(stage):
         try:
-            results += entry.function(state, config, packages, in_session=in_session,
-                                      stage_pending=stage_pending)
+            results += entry.function(
+                state, config, packages, in_session=in_session, stage_pending=stage_pending
+            )
         except Exception as exc:  # one broken check must not hide the others
-            results.append(CheckResult(
-                entry.id, entry.title, CheckStatus.FAIL,
-                f"the check could not run: {type(exc).__name__}: {exc}",
-                "report this to the ftkit maintainers; run the check again after fixing",
-            ))
+            results.append(
+                CheckResult(
+                    entry.id,
+                    entry.title,
+                    CheckStatus.FAIL,
+                    f"the check could not run: {type(exc).__name__}: {exc}",
+                    "report this to the ftkit maintainers; run the check again after fixing",
+                )
+            )
     return results
 
 
-def run_checks(driver: Driver, config: UpgradeConfig, packages: Sequence[UpdatePackage], *,
-               in_session: bool = False, stage_pending: bool = False) -> list[CheckResult]:
+def run_checks(
+    driver: Driver,
+    config: UpgradeConfig,
+    packages: Sequence[UpdatePackage],
+    *,
+    in_session: bool = False,
+    stage_pending: bool = False,
+) -> list[CheckResult]:
     """Run the readiness check (SPEC §4) against one ``driver.status()`` snapshot.
 
     Read-only: nothing on the system changes. ``in_session`` is the re-check inside
     PrepareSplit by the session that owns the system; ``stage_pending`` says PrepareSplit
     will stage the packages, so packages not staged yet warn instead of failing.
     """
-    return _run(READINESS, driver, config, packages, in_session=in_session,
-                stage_pending=stage_pending)
+    return _run(
+        READINESS, driver, config, packages, in_session=in_session, stage_pending=stage_pending
+    )
 
 
-def merge_checks(driver: Driver, config: UpgradeConfig,
-                 packages: Sequence[UpdatePackage]) -> list[CheckResult]:
+def merge_checks(
+    driver: Driver, config: UpgradeConfig, packages: Sequence[UpdatePackage]
+) -> list[CheckResult]:
     """The PrepareMerge checks (SPEC §3): the Upgrade side is OS Up and not hung, every
     package is installed at its version on its system disks, no reboot is pending and the
     custom actions are still ready. Read-only."""
     return _run(MERGE, driver, config, packages, in_session=True, stage_pending=False)
 
 
-def readiness(driver: Driver, config: UpgradeConfig, packages: Sequence[UpdatePackage],
-              **options: bool) -> pandas.DataFrame:
+def readiness(
+    driver: Driver, config: UpgradeConfig, packages: Sequence[UpdatePackage], **options: bool
+) -> pandas.DataFrame:
     """:func:`run_checks` as a DataFrame with :data:`COLUMNS` (status as its string).
     Read-only."""
     import pandas
@@ -193,8 +218,10 @@ def summary(results: Sequence[CheckResult]) -> str:
     """One line: ``"14 checks: 13 passed, 1 warning, 0 failed"``."""
     counts = {status: sum(r.status is status for r in results) for status in CheckStatus}
     warn = counts[CheckStatus.WARN]
-    return (f"{len(results)} checks: {counts[CheckStatus.PASS]} passed, "
-            f"{warn} warning{'' if warn == 1 else 's'}, {counts[CheckStatus.FAIL]} failed")
+    return (
+        f"{len(results)} checks: {counts[CheckStatus.PASS]} passed, "
+        f"{warn} warning{'' if warn == 1 else 's'}, {counts[CheckStatus.FAIL]} failed"
+    )
 
 
 # --- building a verdict -------------------------------------------------------------------
@@ -253,7 +280,10 @@ def _system_volumes(state: SystemState, config: UpgradeConfig) -> list[Mirror]:
     return named + extra
 
 
-def _mirror_state(mirror: Mirror) -> str:
+def _mirror_state(mirror: Mirror, state: SystemState) -> str:
+    if mirror.state is MirrorState.BROKEN:
+        down = [enc for enc in sorted(mirror.members) if not state.enclosure_up(enc)]
+        return f"broken (enclosure {_names([str(e) for e in down])} down)" if down else "broken"
     if mirror.state is MirrorState.RESYNCING:
         source = "" if mirror.source is None else f" from enclosure {mirror.source}"
         return f"resyncing{source}, {_pct(mirror.progress)} done"
@@ -272,9 +302,14 @@ def _upgrade_team(state: SystemState, config: UpgradeConfig) -> Team | None:
 
 
 @check("system-duplex", "System duplex")
-def _system_duplex(state: SystemState, config: UpgradeConfig,
-                   packages: Sequence[UpdatePackage], *, in_session: bool,
-                   stage_pending: bool) -> list[CheckResult]:
+def _system_duplex(
+    state: SystemState,
+    config: UpgradeConfig,
+    packages: Sequence[UpdatePackage],
+    *,
+    in_session: bool,
+    stage_pending: bool,
+) -> list[CheckResult]:
     found = _Findings()
     if state.split:
         found.fail(
@@ -294,8 +329,10 @@ def _system_duplex(state: SystemState, config: UpgradeConfig,
             found.fail(f"enclosure {enc} has no modules", "install both CPU/IO enclosures")
     for enc, side in sorted(state.sides.items()):
         if side.os is not PartnerState.OS_UP and not state.split:
-            found.fail(f"enclosure {enc} is {side.os.value}, not OS Up",
-                       f"power on enclosure {enc} and wait until it is duplex")
+            found.fail(
+                f"enclosure {enc} is {side.os.value}, not OS Up",
+                f"power on enclosure {enc} and wait until it is duplex",
+            )
     for disk in state.external.values():
         if not disk.healthy:
             found.fail(f"external disk {disk.name} has failed", f"repair {disk.name}")
@@ -314,9 +351,14 @@ def _system_duplex(state: SystemState, config: UpgradeConfig,
 
 
 @check("system-disks", "System disks RDR-mirrored")
-def _system_disks(state: SystemState, config: UpgradeConfig,
-                  packages: Sequence[UpdatePackage], *, in_session: bool,
-                  stage_pending: bool) -> list[CheckResult]:
+def _system_disks(
+    state: SystemState,
+    config: UpgradeConfig,
+    packages: Sequence[UpdatePackage],
+    *,
+    in_session: bool,
+    stage_pending: bool,
+) -> list[CheckResult]:
     found = _Findings()
     ok: list[str] = []
     internal = _names(list(state.mirrors))
@@ -324,29 +366,45 @@ def _system_disks(state: SystemState, config: UpgradeConfig,
         mirror = state.mirrors.get(name)
         if mirror is None:
             if name in state.external:
-                found.fail(f"{name} is an external disk: a system disk is an internal RDR mirror",
-                           "name internal system mirrors under [disks] system")
+                found.fail(
+                    f"{name} is an external disk: a system disk is an internal RDR mirror",
+                    "name internal system mirrors under [disks] system",
+                )
             else:
-                found.fail(f"system disk {name} not found (internal disks: {internal})",
-                           "correct [disks] system in the configuration")
+                found.fail(
+                    f"system disk {name} not found (internal disks: {internal})",
+                    "correct [disks] system in the configuration",
+                )
             continue
         if mirror.role is not DiskRole.SYSTEM:
-            found.fail(f"{name} is a {mirror.role.value} disk, not a system disk",
-                       f"move {name} to [disks] {mirror.role.value} in the configuration")
+            found.fail(
+                f"{name} is a {mirror.role.value} disk, not a system disk",
+                f"move {name} to [disks] {mirror.role.value} in the configuration",
+            )
             continue
         bad = [enc for enc, m in sorted(mirror.members.items()) if not m.healthy]
         for enc in bad:
-            found.fail(f"system disk {name}: member in enclosure {enc} has failed",
-                       f"replace the failed disk of {name} and let RDR resync it")
+            found.fail(
+                f"system disk {name}: member in enclosure {enc} has failed",
+                f"replace the failed disk of {name} and let RDR resync it",
+            )
         if len(mirror.members) < 2 and not bad:
-            found.fail(f"system disk {name} has {len(mirror.members)} member(s), needs 2",
-                       f"add a disk in the other enclosure and RDR-mirror {name}")
+            found.fail(
+                f"system disk {name} has {len(mirror.members)} member(s), needs 2",
+                f"add a disk in the other enclosure and RDR-mirror {name}",
+            )
+        if bad:
+            continue
         if mirror.state is not MirrorState.MIRRORED or mirror.progress < 1.0:
-            found.fail(f"system disk {name} is {_mirror_state(mirror)}, not fully mirrored",
-                       f"wait until {name} is mirrored and fully synchronised")
-        elif not bad:
-            ok.append(f"{name} ({mirror.size_gb:.0f} GB, {mirror.physical}) mirrored, "
-                      "both members synchronised")
+            found.fail(
+                f"system disk {name} is {_mirror_state(mirror, state)}, not fully mirrored",
+                f"wait until {name} is mirrored and fully synchronised",
+            )
+        else:
+            ok.append(
+                f"{name} ({mirror.size_gb:.0f} GB, {mirror.physical}) mirrored, "
+                "both members synchronised"
+            )
     for mirror in state.mirrors.values():
         if mirror.role is DiskRole.SYSTEM and mirror.name not in config.system_disks:
             found.warn(
@@ -357,9 +415,14 @@ def _system_disks(state: SystemState, config: UpgradeConfig,
 
 
 @check("data-disks", "Data disks separate from system volumes")
-def _data_disks(state: SystemState, config: UpgradeConfig,
-                packages: Sequence[UpdatePackage], *, in_session: bool,
-                stage_pending: bool) -> list[CheckResult]:
+def _data_disks(
+    state: SystemState,
+    config: UpgradeConfig,
+    packages: Sequence[UpdatePackage],
+    *,
+    in_session: bool,
+    stage_pending: bool,
+) -> list[CheckResult]:
     found = _Findings()
     ok: list[str] = []
     data_mirrors: list[Mirror] = []
@@ -374,27 +437,36 @@ def _data_disks(state: SystemState, config: UpgradeConfig,
             continue
         mirror = state.mirrors.get(name)
         if mirror is None:
-            found.fail(f"data disk {name} not found (disks: {known})",
-                       "correct [disks] data in the configuration")
+            found.fail(
+                f"data disk {name} not found (disks: {known})",
+                "correct [disks] data in the configuration",
+            )
             continue
         if mirror.role is not DiskRole.DATA:
-            found.fail(f"{name} is a {mirror.role.value} disk, not a data disk",
-                       f"move {name} to [disks] {mirror.role.value} in the configuration")
+            found.fail(
+                f"{name} is a {mirror.role.value} disk, not a data disk",
+                f"move {name} to [disks] {mirror.role.value} in the configuration",
+            )
             continue
         data_mirrors.append(mirror)
         bad = [enc for enc, m in sorted(mirror.members.items()) if not m.healthy]
         for enc in bad:
-            found.fail(f"data disk {name}: member in enclosure {enc} has failed",
-                       f"replace the failed disk of {name} and let RDR resync it")
-        if mirror.state in (MirrorState.BROKEN, MirrorState.DISABLED):
-            found.fail(f"data disk {name} is {_mirror_state(mirror)}",
-                       f"repair {name} until it is RDR-mirrored again")
+            found.fail(
+                f"data disk {name}: member in enclosure {enc} has failed",
+                f"replace the failed disk of {name} and let RDR resync it",
+            )
+        if mirror.state in (MirrorState.BROKEN, MirrorState.DISABLED) and not bad:
+            found.fail(
+                f"data disk {name} is {_mirror_state(mirror, state)}",
+                f"repair {name} until it is RDR-mirrored again",
+            )
         elif not bad:
             ok.append(f"{name} (internal, {mirror.physical})")
     # Any data volume, named or not, sharing a physical disk with a system volume is split
     # along with the system volume: the Production side could not keep it.
-    data_mirrors += [m for m in state.mirrors.values()
-                     if m.role is DiskRole.DATA and m not in data_mirrors]
+    data_mirrors += [
+        m for m in state.mirrors.values() if m.role is DiskRole.DATA and m not in data_mirrors
+    ]
     system = _system_volumes(state, config)
     for mirror in data_mirrors:
         shared = [s.name for s in system if s.physical == mirror.physical]
@@ -405,8 +477,10 @@ def _data_disks(state: SystemState, config: UpgradeConfig,
                 f"move the data of {mirror.name} to a volume on its own physical disk",
             )
     if not config.data_disks:
-        found.warn("the configuration names no data disks",
-                   "name the disks holding the applications' persistent data under [disks] data")
+        found.warn(
+            "the configuration names no data disks",
+            "name the disks holding the applications' persistent data under [disks] data",
+        )
     physical = _names(sorted({s.physical for s in system}))
     return found.verdict(
         "data-disks",
@@ -415,63 +489,90 @@ def _data_disks(state: SystemState, config: UpgradeConfig,
 
 
 @check("ethernet-teams", "Ethernet teams in both enclosures")
-def _ethernet_teams(state: SystemState, config: UpgradeConfig,
-                    packages: Sequence[UpdatePackage], *, in_session: bool,
-                    stage_pending: bool) -> list[CheckResult]:
+def _ethernet_teams(
+    state: SystemState,
+    config: UpgradeConfig,
+    packages: Sequence[UpdatePackage],
+    *,
+    in_session: bool,
+    stage_pending: bool,
+) -> list[CheckResult]:
     found = _Findings()
     ok: list[str] = []
     for team in state.teams.values():
         linked = {a.enclosure for a in team.adapters if a.link}
         missing = [enc for enc in (0, 1) if enc not in linked]
         for enc in missing:
-            here = [f"{a.name} (enclosure {a.enclosure}{'' if a.link else ', no link'})"
-                    for a in team.adapters]
+            here = [
+                f"{a.name} (enclosure {a.enclosure}{'' if a.link else ', no link'})"
+                for a in team.adapters
+            ]
             found.fail(
                 f"team {team.name} has no linked adapter in enclosure {enc} "
                 f"(adapters: {_names(here)})",
                 f"add a linked adapter of enclosure {enc} to {team.name}, or fix its cabling",
             )
         if not missing:
-            ok.append(f"{team.name}: " + ", ".join(
-                f"{a.name} (enclosure {a.enclosure})" for a in team.adapters if a.link))
+            ok.append(
+                f"{team.name}: "
+                + ", ".join(f"{a.name} (enclosure {a.enclosure})" for a in team.adapters if a.link)
+            )
     if not state.teams:
-        found.fail("no Ethernet team is configured",
-                   "team an adapter of each enclosure for the production network")
+        found.fail(
+            "no Ethernet team is configured",
+            "team an adapter of each enclosure for the production network",
+        )
     return found.verdict("ethernet-teams", "; ".join(ok))
 
 
 @check("upgrade-ip", "Upgrade-side IP")
-def _upgrade_ip(state: SystemState, config: UpgradeConfig,
-                packages: Sequence[UpdatePackage], *, in_session: bool,
-                stage_pending: bool) -> list[CheckResult]:
+def _upgrade_ip(
+    state: SystemState,
+    config: UpgradeConfig,
+    packages: Sequence[UpdatePackage],
+    *,
+    in_session: bool,
+    stage_pending: bool,
+) -> list[CheckResult]:
     found = _Findings()
     ip = config.upgrade_ip
     team = _upgrade_team(state, config)
     if ip is None:
-        found.fail("no upgrade-side IP is configured",
-                   'set [network] upgrade_ip to a spare address, e.g. upgrade_ip = "192.0.2.50"')
+        found.fail(
+            "no upgrade-side IP is configured",
+            'set [network] upgrade_ip to a spare address, e.g. upgrade_ip = "192.0.2.50"',
+        )
         return found.verdict("upgrade-ip", "")
     if team is None:
         where = f"team {config.team} not found" if config.team else "no Ethernet team"
-        found.fail(f"{where} (teams: {_names(list(state.teams))})",
-                   "name an existing team in [network] team")
+        found.fail(
+            f"{where} (teams: {_names(list(state.teams))})",
+            "name an existing team in [network] team",
+        )
         return found.verdict("upgrade-ip", "")
     network = ipaddress.ip_network(team.network, strict=False)
     if ip not in network:
-        found.fail(f"{ip} is not on team {team.name}'s network {network}",
-                   f"choose a spare address in {network}")
-    elif network.num_addresses > 2 and ip in (network.network_address,
-                                              network.broadcast_address):
-        found.fail(f"{ip} is the network or broadcast address of {network}",
-                   f"choose a spare host address in {network}")
+        found.fail(
+            f"{ip} is not on team {team.name}'s network {network}",
+            f"choose a spare address in {network}",
+        )
+    elif network.num_addresses > 2 and ip in (network.network_address, network.broadcast_address):
+        found.fail(
+            f"{ip} is the network or broadcast address of {network}",
+            f"choose a spare host address in {network}",
+        )
     users = [t.name for t in state.teams.values() if t.address == str(ip)]
     seen = [t.name for t in state.teams.values() if str(ip) in t.in_use]
     if users:
-        found.fail(f"{ip} is already the address of team {_names(users)}",
-                   f"choose a spare, unused address in {network}")
+        found.fail(
+            f"{ip} is already the address of team {_names(users)}",
+            f"choose a spare, unused address in {network}",
+        )
     elif seen:
-        found.fail(f"{ip} is already in use on the network of team {_names(seen)}",
-                   f"choose a spare, unused address in {network}")
+        found.fail(
+            f"{ip} is already in use on the network of team {_names(seen)}",
+            f"choose a spare, unused address in {network}",
+        )
     return found.verdict(
         "upgrade-ip",
         f"{ip} is on team {team.name}'s network {network} and unused "
@@ -480,9 +581,14 @@ def _upgrade_ip(state: SystemState, config: UpgradeConfig,
 
 
 @check("dhcp-leases", "DHCP leases")
-def _dhcp_leases(state: SystemState, config: UpgradeConfig,
-                 packages: Sequence[UpdatePackage], *, in_session: bool,
-                 stage_pending: bool) -> list[CheckResult]:
+def _dhcp_leases(
+    state: SystemState,
+    config: UpgradeConfig,
+    packages: Sequence[UpdatePackage],
+    *,
+    in_session: bool,
+    stage_pending: bool,
+) -> list[CheckResult]:
     found = _Findings()
     for team in state.teams.values():
         if team.addressing != "dhcp":
@@ -496,35 +602,47 @@ def _dhcp_leases(state: SystemState, config: UpgradeConfig,
         else:
             found.fail(
                 f"team {team.name} gets {team.address} by DHCP and its lease cannot be renewed",
-                f"give {team.name} a static address, or fix the DHCP server so the lease "
-                "renews",
+                f"give {team.name} a static address, or fix the DHCP server so the lease renews",
             )
     return found.verdict("dhcp-leases", "every team has a static address")
 
 
 @check("critical-services", "Critical services")
-def _critical_services(state: SystemState, config: UpgradeConfig,
-                       packages: Sequence[UpdatePackage], *, in_session: bool,
-                       stage_pending: bool) -> list[CheckResult]:
+def _critical_services(
+    state: SystemState,
+    config: UpgradeConfig,
+    packages: Sequence[UpdatePackage],
+    *,
+    in_session: bool,
+    stage_pending: bool,
+) -> list[CheckResult]:
     found = _Findings()
     enc = _running_enclosure(state)
     running = state.sides[enc].running if enc in state.sides else []
     for name in config.critical_services:
         service = state.services.get(name)
         if service is None or not service.exists:
-            found.fail(f"service {name} is not installed",
-                       f"install {name}, or remove it from critical_services")
+            found.fail(
+                f"service {name} is not installed",
+                f"install {name}, or remove it from critical_services",
+            )
             continue
         if name not in running:
-            found.fail(f"service {name} is not running on enclosure {enc}",
-                       f"start {name} before the upgrade")
+            found.fail(
+                f"service {name} is not running on enclosure {enc}",
+                f"start {name} before the upgrade",
+            )
         if not service.stoppable:
-            found.fail(f"service {name} cannot be stopped",
-                       f"make {name} stoppable: Active Upgrade stops it on the Upgrade side")
+            found.fail(
+                f"service {name} cannot be stopped",
+                f"make {name} stoppable: Active Upgrade stops it on the Upgrade side",
+            )
     if not config.critical_services:
-        found.warn("the configuration names no critical services",
-                   "name the application services in critical_services so they are kept "
-                   "off the Upgrade side while split")
+        found.warn(
+            "the configuration names no critical services",
+            "name the application services in critical_services so they are kept "
+            "off the Upgrade side while split",
+        )
     return found.verdict(
         "critical-services",
         f"{_names(list(config.critical_services))} installed, running on enclosure {enc} "
@@ -537,8 +655,7 @@ def _actions(config: UpgradeConfig) -> tuple[_Findings, str]:
     for action in config.custom_actions:
         _action_problem(found, action)
     names = _names([a.name for a in config.custom_actions])
-    return found, (f"{len(config.custom_actions)} custom action(s) present and executable: "
-                   f"{names}")
+    return found, (f"{len(config.custom_actions)} custom action(s) present and executable: {names}")
 
 
 def _action_problem(found: _Findings, action: CustomAction) -> None:
@@ -553,25 +670,34 @@ def _action_problem(found: _Findings, action: CustomAction) -> None:
 
 
 @check("custom-actions", "Custom actions")
-def _custom_actions(state: SystemState, config: UpgradeConfig,
-                    packages: Sequence[UpdatePackage], *, in_session: bool,
-                    stage_pending: bool) -> list[CheckResult]:
+def _custom_actions(
+    state: SystemState,
+    config: UpgradeConfig,
+    packages: Sequence[UpdatePackage],
+    *,
+    in_session: bool,
+    stage_pending: bool,
+) -> list[CheckResult]:
     found, ok = _actions(config)
     return found.verdict("custom-actions", ok)
 
 
 @check("module-health", "Modules healthy (MTBF)")
-def _module_health(state: SystemState, config: UpgradeConfig,
-                   packages: Sequence[UpdatePackage], *, in_session: bool,
-                   stage_pending: bool) -> list[CheckResult]:
+def _module_health(
+    state: SystemState,
+    config: UpgradeConfig,
+    packages: Sequence[UpdatePackage],
+    *,
+    in_session: bool,
+    stage_pending: bool,
+) -> list[CheckResult]:
     found = _Findings()
     for mod in state.modules.values():
         if mod.state is ModuleState.BROKEN:
             reason = f": {mod.reason}" if mod.reason else ""
             if "fault count" not in reason:
                 reason += f" (fault count {mod.fault_count})"
-            found.fail(f"{_module(mod)} is BROKEN{reason}",
-                       f"replace {_module(mod)}")
+            found.fail(f"{_module(mod)} is BROKEN{reason}", f"replace {_module(mod)}")
         elif mod.below_mtbf:
             found.fail(
                 f"{_module(mod)} has {mod.fault_count} faults, MTBF {mod.mtbf_h:g} h below its "
@@ -586,22 +712,35 @@ def _module_health(state: SystemState, config: UpgradeConfig,
 
 
 @check("rdr-resync", "No RDR resync in progress")
-def _rdr_resync(state: SystemState, config: UpgradeConfig,
-                packages: Sequence[UpdatePackage], *, in_session: bool,
-                stage_pending: bool) -> list[CheckResult]:
+def _rdr_resync(
+    state: SystemState,
+    config: UpgradeConfig,
+    packages: Sequence[UpdatePackage],
+    *,
+    in_session: bool,
+    stage_pending: bool,
+) -> list[CheckResult]:
     found = _Findings()
     for mirror in state.mirrors.values():
         if mirror.state is MirrorState.RESYNCING:
-            found.fail(f"{mirror.name} ({mirror.size_gb:.0f} GB) is {_mirror_state(mirror)}",
-                       f"wait until the RDR resync of {mirror.name} completes, then check again")
-    return found.verdict("rdr-resync",
-                         f"all {len(state.mirrors)} internal disks fully synchronised")
+            found.fail(
+                f"{mirror.name} ({mirror.size_gb:.0f} GB) is {_mirror_state(mirror, state)}",
+                f"wait until the RDR resync of {mirror.name} completes, then check again",
+            )
+    return found.verdict(
+        "rdr-resync", f"all {len(state.mirrors)} internal disks fully synchronised"
+    )
 
 
 @check("no-session", "No Active Upgrade session in progress")
-def _no_session(state: SystemState, config: UpgradeConfig,
-                packages: Sequence[UpdatePackage], *, in_session: bool,
-                stage_pending: bool) -> list[CheckResult]:
+def _no_session(
+    state: SystemState,
+    config: UpgradeConfig,
+    packages: Sequence[UpdatePackage],
+    *,
+    in_session: bool,
+    stage_pending: bool,
+) -> list[CheckResult]:
     found = _Findings()
     busy = state.split or state.merged or bool(state.phase)
     if busy and not in_session:
@@ -621,9 +760,14 @@ def _no_session(state: SystemState, config: UpgradeConfig,
 
 
 @check("packages-staged", "Update packages staged")
-def _packages_staged(state: SystemState, config: UpgradeConfig,
-                     packages: Sequence[UpdatePackage], *, in_session: bool,
-                     stage_pending: bool) -> list[CheckResult]:
+def _packages_staged(
+    state: SystemState,
+    config: UpgradeConfig,
+    packages: Sequence[UpdatePackage],
+    *,
+    in_session: bool,
+    stage_pending: bool,
+) -> list[CheckResult]:
     found = _Findings()
     for pkg in packages:
         staged = state.staged.get(pkg.label)
@@ -632,14 +776,19 @@ def _packages_staged(state: SystemState, config: UpgradeConfig,
         if staged is None:
             problem = f"{pkg.label} is not staged on the system disk"
         else:
-            problem = (f"{pkg.label} staged copy differs from its manifest "
-                       f"(staged {staged[:12]}, manifest {pkg.digest[:12]})")
+            problem = (
+                f"{pkg.label} staged copy differs from its manifest "
+                f"(staged {staged[:12]}, manifest {pkg.digest[:12]})"
+            )
         if stage_pending:
-            found.warn(f"{problem}: will be staged at PrepareSplit",
-                      "nothing to do: PrepareSplit stages it before the split")
+            found.warn(
+                f"{problem}: will be staged at PrepareSplit",
+                "nothing to do: PrepareSplit stages it before the split",
+            )
         else:
-            found.fail(problem, "stage the packages before the split: the Upgrade side has "
-                       "no network")
+            found.fail(
+                problem, "stage the packages before the split: the Upgrade side has no network"
+            )
     staged_ok = [p.label for p in packages if state.staged.get(p.label) == p.digest]
     return found.verdict(
         "packages-staged",
@@ -648,42 +797,58 @@ def _packages_staged(state: SystemState, config: UpgradeConfig,
 
 
 @check("packages-supported", "Update packages supported")
-def _packages_supported(state: SystemState, config: UpgradeConfig,
-                        packages: Sequence[UpdatePackage], *, in_session: bool,
-                        stage_pending: bool) -> list[CheckResult]:
+def _packages_supported(
+    state: SystemState,
+    config: UpgradeConfig,
+    packages: Sequence[UpdatePackage],
+    *,
+    in_session: bool,
+    stage_pending: bool,
+) -> list[CheckResult]:
     found = _Findings()
     for pkg in packages:
         for problem in support_problems(pkg):
-            found.fail(f"{problem.detail} (rule {problem.rule_id})",
-                       f"{problem.package}: {problem.remedy}")
+            found.fail(
+                f"{problem.detail} (rule {problem.rule_id})", f"{problem.package}: {problem.remedy}"
+            )
     kinds = ", ".join(f"{p.label} ({p.kind})" for p in packages)
-    return found.verdict("packages-supported",
-                         f"supported: {kinds}" if packages else "no update packages given")
+    return found.verdict(
+        "packages-supported", f"supported: {kinds}" if packages else "no update packages given"
+    )
 
 
 @check("packages-new", "Update packages not installed yet")
-def _packages_new(state: SystemState, config: UpgradeConfig,
-                  packages: Sequence[UpdatePackage], *, in_session: bool,
-                  stage_pending: bool) -> list[CheckResult]:
+def _packages_new(
+    state: SystemState,
+    config: UpgradeConfig,
+    packages: Sequence[UpdatePackage],
+    *,
+    in_session: bool,
+    stage_pending: bool,
+) -> list[CheckResult]:
     found = _Findings()
     ok: list[str] = []
     disks = [state.mirrors[n] for n in config.system_disks if n in state.mirrors]
     for pkg in packages:
         installed = {
-            member.software.get(pkg.name)
-            for disk in disks for member in disk.members.values()
+            member.software.get(pkg.name) for disk in disks for member in disk.members.values()
         }
         if disks and installed == {pkg.version}:
-            found.warn(f"{pkg.name} {pkg.version} is already installed on "
-                       f"{_names([d.name for d in disks])}: nothing to do",
-                       f"leave {pkg.label} out of this upgrade")
+            found.warn(
+                f"{pkg.name} {pkg.version} is already installed on "
+                f"{_names([d.name for d in disks])}: nothing to do",
+                f"leave {pkg.label} out of this upgrade",
+            )
         else:
             before = _names(sorted(v for v in installed if v is not None))
-            ok.append(f"{pkg.name} {before if before != 'none' else 'not installed'} → "
-                      f"{pkg.version}")
+            ok.append(
+                f"{pkg.name} {before if before != 'none' else 'not installed'} → {pkg.version}"
+            )
     if not packages:
-        found.warn("no update packages given: the upgrade would install nothing",
-                   "name the update package manifests to install")
+        found.warn(
+            "no update packages given: the upgrade would install nothing",
+            "name the update package manifests to install",
+        )
     return found.verdict("packages-new", "; ".join(ok))
 
 
@@ -694,15 +859,22 @@ def _not_split(check_id: str, state: SystemState) -> list[CheckResult] | None:
     if state.split and state.production is not None:
         return None
     found = _Findings()
-    found.fail("the system is not split: there is no Upgrade side",
-               "PrepareMerge follows ExecuteSplit; run the split first")
+    found.fail(
+        "the system is not split: there is no Upgrade side",
+        "PrepareMerge follows ExecuteSplit; run the split first",
+    )
     return found.verdict(check_id, "")
 
 
 @check("upgrade-side", "Upgrade side up", stages=(MERGE,))
-def _upgrade_side(state: SystemState, config: UpgradeConfig,
-                  packages: Sequence[UpdatePackage], *, in_session: bool,
-                  stage_pending: bool) -> list[CheckResult]:
+def _upgrade_side(
+    state: SystemState,
+    config: UpgradeConfig,
+    packages: Sequence[UpdatePackage],
+    *,
+    in_session: bool,
+    stage_pending: bool,
+) -> list[CheckResult]:
     refused = _not_split("upgrade-side", state)
     if refused is not None:
         return refused
@@ -711,11 +883,15 @@ def _upgrade_side(state: SystemState, config: UpgradeConfig,
     found = _Findings()
     partner = state.sides[up].os
     if partner.hung:
-        found.fail(f"the Upgrade side (enclosure {up}) is {partner.value}",
-                   "Retry power-cycles it; Abort returns to the original software")
+        found.fail(
+            f"the Upgrade side (enclosure {up}) is {partner.value}",
+            "Retry power-cycles it; Abort returns to the original software",
+        )
     elif partner is not PartnerState.OS_UP:
-        found.fail(f"the Upgrade side (enclosure {up}) is {partner.value}, not OS Up",
-                   "reboot the Upgrade side and wait until it is OS Up")
+        found.fail(
+            f"the Upgrade side (enclosure {up}) is {partner.value}, not OS Up",
+            "reboot the Upgrade side and wait until it is OS Up",
+        )
     for mod in state.modules.values():
         if mod.enclosure == up and mod.state is not ModuleState.ONLINE:
             found.fail(f"{_module(mod)} is {mod.state.value}", f"repair {_module(mod)}")
@@ -723,9 +899,14 @@ def _upgrade_side(state: SystemState, config: UpgradeConfig,
 
 
 @check("packages-installed", "Update packages installed", stages=(MERGE,))
-def _packages_installed(state: SystemState, config: UpgradeConfig,
-                        packages: Sequence[UpdatePackage], *, in_session: bool,
-                        stage_pending: bool) -> list[CheckResult]:
+def _packages_installed(
+    state: SystemState,
+    config: UpgradeConfig,
+    packages: Sequence[UpdatePackage],
+    *,
+    in_session: bool,
+    stage_pending: bool,
+) -> list[CheckResult]:
     refused = _not_split("packages-installed", state)
     if refused is not None:
         return refused
@@ -738,18 +919,26 @@ def _packages_installed(state: SystemState, config: UpgradeConfig,
             member = disk.members.get(up)
             have = None if member is None else member.software.get(pkg.name)
             if have != pkg.version:
-                found.fail(f"{pkg.name} is {have or 'not installed'} on {disk.name} of the "
-                           f"Upgrade side (enclosure {up}), expected {pkg.version}",
-                           f"install {pkg.label} on the Upgrade side (Retry), or Abort")
+                found.fail(
+                    f"{pkg.name} is {have or 'not installed'} on {disk.name} of the "
+                    f"Upgrade side (enclosure {up}), expected {pkg.version}",
+                    f"install {pkg.label} on the Upgrade side (Retry), or Abort",
+                )
     done = ", ".join(p.label for p in packages) or "no packages"
-    return found.verdict("packages-installed",
-                         f"{done} installed on the Upgrade side (enclosure {up})")
+    return found.verdict(
+        "packages-installed", f"{done} installed on the Upgrade side (enclosure {up})"
+    )
 
 
 @check("reboot-pending", "No reboot pending", stages=(MERGE,))
-def _reboot_pending(state: SystemState, config: UpgradeConfig,
-                    packages: Sequence[UpdatePackage], *, in_session: bool,
-                    stage_pending: bool) -> list[CheckResult]:
+def _reboot_pending(
+    state: SystemState,
+    config: UpgradeConfig,
+    packages: Sequence[UpdatePackage],
+    *,
+    in_session: bool,
+    stage_pending: bool,
+) -> list[CheckResult]:
     refused = _not_split("reboot-pending", state)
     if refused is not None:
         return refused
@@ -758,8 +947,10 @@ def _reboot_pending(state: SystemState, config: UpgradeConfig,
     found = _Findings()
     if state.sides[up].reboot_pending:
         needing = _names([p.label for p in packages if p.needs_reboot])
-        found.fail(f"the Upgrade side (enclosure {up}) needs a reboot to finish installing "
-                   f"({needing})", "reboot the Upgrade side and wait until it is OS Up")
+        found.fail(
+            f"the Upgrade side (enclosure {up}) needs a reboot to finish installing ({needing})",
+            "reboot the Upgrade side and wait until it is OS Up",
+        )
     return found.verdict("reboot-pending", f"no reboot pending on enclosure {up}")
 
 

@@ -9,7 +9,7 @@
     ftkit sim repair lab1 [WHAT]          # "all", a module id or a disk name
     ftkit sim remove lab1
     ftkit status sim://lab1 [--json]
-    ftkit check sim://lab1 --config upgrade.toml --package pkg.toml ... [--json]
+    ftkit check sim://lab1 --config upgrade.toml --package pkg.toml ... [--require-staged] [--json]
     ftkit run active-upgrade -p system sim://lab1 -p mode auto ...
     ftkit reports list [--json] | verify | add NOTEBOOK [--runbook NAME] [-p NAME VALUE]
 
@@ -553,7 +553,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     try:
         from ftkit.checks import readiness
 
-        table = readiness(driver, config, packages)
+        # ftkit's PrepareSplit stages the packages itself: unstaged ones only warn,
+        # unless the operator stages by other means (--require-staged)
+        table = readiness(driver, config, packages, stage_pending=not args.require_staged)
     finally:
         driver.close()
     rows = table.to_dict("records")
@@ -784,6 +786,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", required=True, metavar="F", help="upgrade configuration TOML")
     p.add_argument("--package", metavar="P", action="extend", nargs="+",
                    help="update package manifest(s)")
+    p.add_argument("--require-staged", action="store_true",
+                   help="fail (not warn) for packages not staged on the system yet")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_check)
 

@@ -39,7 +39,17 @@ from ftkit.journal import Journal, SessionRecord
 from ftkit.model import OperationalState, PartnerState, UpgradeState
 from ftkit.packages import UpdatePackage, ensure_supported, load_packages
 
-__all__ = ["REQUESTS", "Plan", "RequestSpec", "Session", "open_session", "plan"]
+__all__ = [
+    "AFTER_DECISION",
+    "DECISION_POINTS",
+    "REQUESTS",
+    "Plan",
+    "RequestSpec",
+    "Session",
+    "observe",
+    "open_session",
+    "plan",
+]
 
 S = UpgradeState
 
@@ -83,6 +93,23 @@ REQUESTS: dict[str, RequestSpec] = {
         RequestSpec("Finish", frozenset({S.COMMIT, S.ABORT}), S.IDLE, False,
                     "clean up once the resync is complete"),
     )
+}
+
+
+# Where each decision is asked (the session's upgrade state), and what each answer leads
+# to: a runbook asks at that point and then runs the request the answer names.
+DECISION_POINTS: dict[str, UpgradeState] = {
+    "split": S.PREPARE_SPLIT,
+    "merge": S.SPLIT,
+    "commit": S.MERGE,
+}
+AFTER_DECISION: dict[tuple[str, str], str] = {
+    ("split", "proceed"): "ExecuteSplit",
+    ("split", "stop"): "Abort",
+    ("merge", "proceed"): "PrepareMerge",
+    ("merge", "abort"): "Abort",
+    ("commit", "commit"): "Commit",
+    ("commit", "abort"): "Abort",
 }
 
 
@@ -169,6 +196,85 @@ class Session:
             "applications": self.apps_side(),
             "session": self.record.id if self.record else None,
         }
+
+    @property
+    def done(self) -> bool:
+        """True once the session has ended (Finish ran): later runbook steps skip."""
+        return self.record is not None and self.record.ended is not None
+
+    def decision(self, name: str) -> Decision | None:
+        """The last decision ``name`` journaled in this session, else None (read-only)."""
+        if self.record is None:
+            return None
+        found = None
+        for entry in self.journal.entries(self.record.id, kinds=["decision"]):
+            detail = entry.detail if isinstance(entry.detail, dict) else {}
+            if detail.get("name") == name:
+                fields = Decision.__dataclass_fields__
+                found = Decision(**{k: str(detail.get(k, "")) for k in fields})
+        return found
+
+    def _answer(self, name: str) -> str | None:
+        decision = self.decision(name)
+        return decision.answer if decision else None
+
+    def _succeeded(self, request: str) -> bool:
+        assert self.record is not None
+        return any(e.step == request and e.ok
+                   for e in self.journal.entries(self.record.id, kinds=["outcome"]))
+
+    def needs_decision(self, name: str) -> bool:
+        """True when the session stands where ``name`` is decided and it is not decided yet.
+
+        Read-only; what a runbook cell asks before it asks the operator (a re-run or a
+        resumed session does not ask twice).
+        """
+        if self.record is None or self.done or self.broken or self.decision(name):
+            return False
+        if self.upgrade_state is not DECISION_POINTS[name]:
+            return False
+        if self.operational_state is not OperationalState.READY:
+            return False
+        return name != "merge" or self._succeeded("Install")
+
+    def due(self, request: str) -> bool:
+        """True when ``request`` is the next thing to do from where the session stands.
+
+        Read-only. Follows the journaled decisions (``AFTER_DECISION``), so that a runbook
+        whose cells each run one request can be re-run or resumed at any point: a request
+        that is done, or that a decision ruled out, is not due.
+        """
+        if request not in REQUESTS:
+            raise TransitionError(f"unknown request {request!r}",
+                                  f"use one of: {', '.join(REQUESTS)}")
+        if self.done:
+            return False
+        if request == "PrepareSplit":
+            return self.record is None
+        if self.record is None:
+            return False
+        state = self.upgrade_state
+        if request == "Install":
+            return state is S.SPLIT and not self._succeeded("Install")
+        if request == "Finish":
+            return state in (S.COMMIT, S.ABORT)
+        if request == "Abort":
+            return state in REQUESTS["Abort"].sources and any(
+                AFTER_DECISION.get((name, self._answer(name) or "")) == "Abort"
+                for name in DECISION_POINTS)
+        if request == "ExecuteMerge":
+            return state is S.PREPARE_MERGE
+        name = next(n for (n, _a), r in AFTER_DECISION.items() if r == request)
+        return (state is DECISION_POINTS[name]
+                and AFTER_DECISION.get((name, self._answer(name) or "")) == request)
+
+    def soaked_minutes(self) -> float:
+        """Minutes this session has soaked on the merged system so far (read-only)."""
+        if self.record is None:
+            return 0.0
+        return sum(float(e.detail.get("soak_minutes", 0.0))
+                   for e in self.journal.entries(self.record.id, kinds=["info"])
+                   if isinstance(e.detail, dict))
 
     def on_change(self, callback: Callable[[Session], None]) -> None:
         """Call ``callback(session)`` after every state change (widgets observe here)."""
@@ -419,7 +525,8 @@ class Session:
         self.driver.wait(minutes * 60, progress=self.progress)
         self.journal.log(self.record.id, "info", f"soaked {minutes:g} min on the upgraded "
                          f"software; {self.driver.acknowledged()} transactions acknowledged",
-                         step="Merge", sim_time=self._sim_time())
+                         step="Merge", sim_time=self._sim_time(),
+                         detail={"soak_minutes": minutes})
 
     def commit(self) -> None:
         """Commit: back up event logs, then resync the old side; no outage."""
@@ -448,7 +555,8 @@ class Session:
         if lost:
             self.journal.log(self.record.id, "error", f"{lost} acknowledged transactions lost",
                              step="Finish", sim_time=self._sim_time())
-        result = outcome or ("committed" if came_from is S.COMMIT else "aborted")
+        result = outcome or ("committed" if came_from is S.COMMIT
+                             else "stopped" if self._answer("split") == "stop" else "aborted")
         self.journal.end_session(self.record.id, outcome=result, sim_time=self._sim_time())
         self._changed()
         return result
@@ -612,6 +720,18 @@ def open_session(system: str | Driver, config: UpgradeConfig | str | os.PathLike
                     f"{operator or 'unknown'} in {record.upgrade_state}/"
                     f"{record.operational_state}", sim_time=session._sim_time())
     return session
+
+
+def observe(system: str | Driver) -> Session:
+    """A look at ``system``'s session for status displays: the unfinished one, else the
+    last one, else none. Writes nothing (unlike :func:`open_session`, which journals the
+    reopening); call no request on it: it has no configuration or packages."""
+    driver = connect(system) if isinstance(system, str) else system
+    journal = Journal.open(driver.target)
+    sessions = journal.sessions()
+    record = journal.current_session() or (sessions[-1] if sessions else None)
+    config = UpgradeConfig(description="status view (no configuration)", system_disks=())
+    return Session(driver=driver, journal=journal, config=config, packages=[], record=record)
 
 
 def plan(system: str | Driver, config: UpgradeConfig | str | os.PathLike[str],

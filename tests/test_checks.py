@@ -145,8 +145,12 @@ BAD_SCENARIOS = [
     # scenario,             checks that do not pass,                        in the detail
     ("team-one-enclosure", {"ethernet-teams": FAIL}, ["team1", "enclosure 1"]),
     ("mirror-resyncing", {"rdr-resync": FAIL}, ["data0", "resyncing from enclosure 0", "% done"]),
-    ("module-broken", {"system-duplex": FAIL, "module-health": FAIL},
-     ["I/O module 11", "BROKEN", "PCI bus error"]),
+    # a BROKEN I/O module takes its enclosure down: the mirrors run on one member
+    (
+        "module-broken",
+        {"system-duplex": FAIL, "system-disks": FAIL, "data-disks": FAIL, "module-health": FAIL},
+        ["I/O module 11", "BROKEN", "PCI bus error"],
+    ),
     ("mtbf-low", {"module-health": FAIL}, ["CPU module 1", "4 faults", "120 h", "500 h"]),
     ("dhcp-lease", {"dhcp-leases": FAIL}, ["team0", "cannot be renewed"]),
     ("missing-service", {"critical-services": FAIL}, ["WebFront", "not installed"]),
@@ -173,6 +177,16 @@ def test_bad_scenario_fails_exactly_its_check(
         assert word in last.detail
     assert last.remedy
     assert [r.check for r in failed(results)] == list(expected)
+
+
+def test_a_down_enclosure_is_named_by_the_disk_checks(
+    make_system: MakeSystem, config: UpgradeConfig, packages: list[UpdatePackage]
+) -> None:
+    results = by_id(run_checks(make_system("module-broken"), config, packages))
+
+    assert "system disk system0 is broken (enclosure 1 down)" in results["system-disks"].detail
+    assert "data disk data0 is broken (enclosure 1 down)" in results["data-disks"].detail
+    assert "enclosure 1 is DC Off" in results["system-duplex"].detail
 
 
 def test_renewable_dhcp_lease_warns_then_fails_when_it_cannot_be_renewed(
@@ -409,7 +423,9 @@ def test_merge_checks_follow_the_upgrade_side(
     idle = merge_checks(driver, config, packages)
     assert [r.check for r in idle] == MERGE_IDS
     assert not_passed(idle) == {
-        "upgrade-side": FAIL, "packages-installed": FAIL, "reboot-pending": FAIL,
+        "upgrade-side": FAIL,
+        "packages-installed": FAIL,
+        "reboot-pending": FAIL,
     }
     assert "not split" in idle[0].detail
 

@@ -87,7 +87,9 @@ class SimSettings:
 def scenario_names() -> list[str]:
     """Names of the scenarios that ship with the simulator (read-only)."""
     folder = resources.files("ftkit.sim") / "scenarios"
-    return sorted(p.name.removesuffix(".toml") for p in folder.iterdir() if p.name.endswith(".toml"))
+    return sorted(
+        p.name.removesuffix(".toml") for p in folder.iterdir() if p.name.endswith(".toml")
+    )
 
 
 def _merge_named(base: list[dict[str, Any]], over: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -197,6 +199,15 @@ def build_state(name: str, scenario: dict[str, Any], *, epoch: str) -> SystemSta
     }
     critical = list(scenario.get("critical", []))
     apps_up = all(c in running for c in critical)
+    down = [enc for enc in (0, 1) if not _enc_ok(modules, enc)]
+    for enc in down:
+        # an enclosure that is down runs nothing, and its disk members fall behind: the
+        # mirrors are broken (as after a module failure), not silently "mirrored"
+        sides[enc].running = []
+        for mirror in mirrors.values():
+            if mirror.state is MirrorState.MIRRORED:
+                mirror.state, mirror.progress, mirror.source = MirrorState.BROKEN, 0.0, None
+    up = [enc for enc in (0, 1) if enc not in down]
     return SystemState(
         name=name,
         model=scenario.get("model", "NEC Express5800/ft"),
@@ -208,8 +219,8 @@ def build_state(name: str, scenario: dict[str, Any], *, epoch: str) -> SystemSta
         teams=teams,
         services=services,
         sides=sides,
-        apps_on=0 if apps_up else None,
-        apps_duplex=apps_up,
+        apps_on=up[0] if apps_up and up else None,
+        apps_duplex=apps_up and not down,
         critical=critical,
     )
 
@@ -352,14 +363,22 @@ class TwinStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        if not path.exists():
+        if not path.is_file():
             raise TargetError(
                 f"no simulated system at {path}", "create it with: ftkit sim create NAME"
             )
-        self._conn = self._connect(path)
-        row = self._conn.execute("SELECT name FROM sqlite_master WHERE name='twin'").fetchone()
+        # look before switching the file to WAL: never change a file that is not a twin
+        probe = sqlite3.connect(path, timeout=30.0, isolation_level=None)
+        try:
+            row = probe.execute("SELECT name FROM sqlite_master WHERE name='twin'").fetchone()
+        except sqlite3.DatabaseError:  # not SQLite at all
+            row = None
+        finally:
+            probe.close()
         if row is None:
-            raise TargetError(f"{path} is not an ftkit twin", "name a file made by ftkit sim create")
+            raise TargetError(f"{path} is not an ftkit twin",
+                              "name a file made by ftkit sim create")
+        self._conn = self._connect(path)
 
     @staticmethod
     def _connect(path: Path) -> sqlite3.Connection:
@@ -398,7 +417,8 @@ class TwinStore:
     def read(self) -> tuple[SystemState, SimSettings]:
         """The current state (read-only)."""
         row = self._conn.execute("SELECT state, sim FROM twin WHERE id = 1").fetchone()
-        return from_dict(SystemState, json.loads(row[0])), from_dict(SimSettings, json.loads(row[1]))
+        state = from_dict(SystemState, json.loads(row[0]))
+        return state, from_dict(SimSettings, json.loads(row[1]))
 
     @contextmanager
     def transaction(self) -> Iterator[Txn]:

@@ -1,0 +1,576 @@
+"""The ``ftkit`` command: every subcommand through ``main([...])``, exit codes, one-line
+errors that change nothing, and (in subprocesses) ``python -m ftkit`` and start-up imports."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_notebook
+
+from ftkit.cli import main
+from ftkit.drivers import connect
+from ftkit.sim.driver import SimDriver, system_path
+from ftkit.sim.faults import FAULTS
+from ftkit.sim.twin import TwinStore, scenario_names
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLES = REPO / "examples"
+CONFIG = EXAMPLES / "demo-config.toml"
+PACKAGES = [EXAMPLES / "packages" / "orderdb-12.5.toml", EXAMPLES / "packages" / "os-hotfix.toml"]
+HEAVY = ("pandas", "nbformat", "nbconvert", "papermill", "IPython", "ipywidgets")
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_line_error(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("ftkit: ") and "Traceback" not in err
+    return lines[0]
+
+
+def twin_version(name: str) -> int:
+    store = TwinStore(system_path(name))
+    try:
+        return store.version()
+    finally:
+        store.close()
+
+
+@pytest.fixture
+def lab(capsys: pytest.CaptureFixture[str]) -> str:
+    code, out, _ = run(capsys, "sim", "create", "lab")
+    assert code == 0 and "created sim://lab" in out
+    return "lab"
+
+
+def subprocess_env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
+    env.update(extra)
+    return env
+
+
+# --- argparse ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [[], ["sim"], ["status"], ["sim", "create"], ["reports"], ["nope"], ["sim", "create", "x",
+     "--seed", "many"], ["check", "lab"], ["run", "rb", "-p", "only-name"]],
+)
+def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
+    code, _out, err = run(capsys, *argv)
+    assert code == 2
+    assert "usage: ftkit" in err and "Traceback" not in err
+    assert err.strip().splitlines()[-1].startswith("ftkit: ")
+
+
+def test_help_and_version_exit_0(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "--help")
+    assert code == 0
+    for command in ("sim", "status", "check", "run", "reports"):
+        assert command in out
+    code, out, _ = run(capsys, "--version")
+    assert code == 0 and out.startswith("ftkit ")
+
+
+# --- ftkit sim ----------------------------------------------------------------------------
+
+
+def test_sim_create_list_remove(capsys: pytest.CaptureFixture[str],
+                                ftkit_dirs: SimpleNamespace) -> None:
+    assert run(capsys, "sim", "list")[1].startswith("no simulated systems")
+    code, out, _ = run(capsys, "sim", "create", "a", "--scenario", "mtbf-low", "--seed", "7",
+                       "--time-scale", "0")
+    assert code == 0 and "created sim://a (mtbf-low, seed 7" in out
+    assert (ftkit_dirs.home / "systems" / "a.db").is_file()
+    assert run(capsys, "sim", "create", "sim://b")[0] == 0  # a sim:// target works too
+    code, out, _ = run(capsys, "sim", "list")
+    lines = out.splitlines()
+    assert lines[0].split() == ["name", "scenario", "sim", "time", "state"]
+    assert lines[2].split()[:2] == ["a", "mtbf-low"] and "duplex" in lines[2]
+    assert lines[3].split()[:2] == ["b", "demo"]
+    code, out, _ = run(capsys, "sim", "list", "--json")
+    assert [(r["name"], r["scenario"]) for r in json.loads(out)] == [("a", "mtbf-low"),
+                                                                    ("b", "demo")]
+    code, out, _ = run(capsys, "sim", "remove", "a")
+    assert code == 0 and "removed sim://a" in out
+    assert not (ftkit_dirs.home / "systems" / "a.db").exists()
+    assert [r["name"] for r in json.loads(run(capsys, "sim", "list", "--json")[1])] == ["b"]
+
+
+def test_sim_create_absolute_path(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    path = tmp_path / "twins" / "x.db"
+    assert run(capsys, "sim", "create", f"sim://{path}")[0] == 0
+    code, out, _ = run(capsys, "status", f"sim://{path}", "--json")
+    assert code == 0 and json.loads(out)["name"] == "x"
+    assert run(capsys, "sim", "remove", f"sim://{path}")[0] == 0
+    assert not path.exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "match"),
+    [
+        (["sim", "create", "x", "--scenario", "nope"], "unknown scenario 'nope'"),
+        (["sim", "create", "x", "--time-scale", "-1"], "negative"),
+        (["sim", "create", "bad/name"], "malformed simulator name"),
+        (["sim", "create", "http://x"], "not a simulated system"),
+        (["sim", "remove", "ghost"], "no simulated system"),
+        (["sim", "repair", "ghost"], "no simulated system"),
+    ],
+)
+def test_sim_bad_input_exits_2_and_creates_nothing(capsys: pytest.CaptureFixture[str],
+                                                   ftkit_dirs: SimpleNamespace,
+                                                   argv: list[str], match: str) -> None:
+    code, _out, err = run(capsys, *argv)
+    assert code == 2
+    assert match in one_line_error(err)
+    assert not (ftkit_dirs.home / "systems").exists() or not any(
+        (ftkit_dirs.home / "systems").iterdir())
+
+
+def test_sim_create_refuses_to_overwrite(capsys: pytest.CaptureFixture[str], lab: str) -> None:
+    before = twin_version(lab)
+    code, _, err = run(capsys, "sim", "create", lab, "--scenario", "module-broken")
+    assert code == 2 and "already exists" in one_line_error(err)
+    assert twin_version(lab) == before
+
+
+def test_sim_scenarios_and_faults(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "sim", "scenarios")
+    assert code == 0
+    assert [line.split()[0] for line in out.splitlines()[2:]] == scenario_names()
+    code, out, _ = run(capsys, "sim", "faults")
+    assert code == 0
+    listed = [line.split()[0] for line in out.splitlines()[2:] if line and line[0] != " "]
+    assert set(FAULTS) <= set(listed)
+
+
+def test_sim_fault_arms_and_clear_disarms(capsys: pytest.CaptureFixture[str], lab: str) -> None:
+    code, out, _ = run(capsys, "sim", "fault", lab, "module-fail", "--at", "merge", "--side",
+                       "production", "--times", "2")
+    assert code == 0 and "armed module-fail at merge on the production side" in out
+    assert "fires 2 times" in out
+    code, out, _ = run(capsys, "sim", "fault", f"sim://{lab}", "installer-fail")
+    assert code == 0
+    status = json.loads(run(capsys, "status", lab, "--json")[1])
+    assert [(f["name"], f["point"], f["times"]) for f in status["armed_faults"]] == [
+        ("module-fail", "merge", 2), ("installer-fail", "install", 1)]
+    code, out, _ = run(capsys, "sim", "clear", lab, "installer-fail")
+    assert code == 0 and "disarmed 1 fault(s)" in out
+    code, out, _ = run(capsys, "sim", "clear", lab)
+    assert code == 0 and "module-fail at merge" in out
+    assert json.loads(run(capsys, "status", lab, "--json")[1])["armed_faults"] == []
+
+
+def test_sim_fault_now_happens_and_repair_undoes_it(capsys: pytest.CaptureFixture[str],
+                                                   lab: str) -> None:
+    code, out, _ = run(capsys, "sim", "fault", lab, "module-fail", "--side", "1")
+    assert code == 0 and "happened" in out and "module 1 BROKEN" in out
+    data = json.loads(run(capsys, "status", lab, "--json")[1])
+    assert data["modules"]["1"]["state"] == "BROKEN" and not data["duplex"]
+    code, out, _ = run(capsys, "sim", "repair", lab, "1")
+    assert code == 0 and "repaired module 1" in out
+    data = json.loads(run(capsys, "status", lab, "--json")[1])
+    assert data["duplex"] and data["lost"] == 0 and data["outages"] == []
+    code, _, err = run(capsys, "sim", "repair", lab)
+    assert code == 2 and "nothing to repair" in one_line_error(err)
+
+
+@pytest.mark.parametrize(
+    ("argv", "match"),
+    [
+        (["no-such-fault"], "unknown fault 'no-such-fault'"),
+        (["installer-fail", "--at", "merge"], "cannot fire at 'merge'"),
+        (["module-fail", "--side", "left"], "unknown side 'left'"),
+        (["module-fail", "--times", "0"], "--times must be at least 1"),
+        (["dhcp-lease-fail"], "no DHCP team"),
+        (["disk-fail", "--target", "nope"], "no internal disk 'nope'"),
+    ],
+)
+def test_sim_fault_bad_input_leaves_the_twin_untouched(capsys: pytest.CaptureFixture[str],
+                                                       lab: str, argv: list[str],
+                                                       match: str) -> None:
+    before = twin_version(lab)
+    state = run(capsys, "status", lab, "--json")[1]
+    code, _, err = run(capsys, "sim", "fault", lab, *argv)
+    assert code == 2 and match in one_line_error(err)
+    assert twin_version(lab) == before
+    assert run(capsys, "status", lab, "--json")[1] == state
+
+
+def test_sim_fault_refused_on_the_lone_current_copy(capsys: pytest.CaptureFixture[str],
+                                                    lab: str) -> None:
+    driver = connect(f"sim://{lab}")
+    driver.split(critical=["OrderDB", "WebFront"], upgrade_ip="192.0.2.50")
+    driver.close()
+    before = twin_version(lab)
+    code, _, err = run(capsys, "sim", "fault", lab, "disk-fail", "--side", "production",
+                       "--target", "data0")
+    assert code == 2 and "only up-to-date copy" in one_line_error(err)
+    assert twin_version(lab) == before
+
+
+def test_sim_fault_on_a_missing_system(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "sim", "fault", "ghost", "module-fail")
+    assert code == 2 and "no simulated system" in one_line_error(err)
+
+
+# --- ftkit status ------------------------------------------------------------------------
+
+
+def test_status_json_is_the_model_plus_facts(capsys: pytest.CaptureFixture[str],
+                                             lab: str) -> None:
+    driver = connect(f"sim://{lab}")
+    try:
+        driver.wait(600)
+        driver.split(critical=["OrderDB", "WebFront"], upgrade_ip="192.0.2.50")
+        driver.install({"name": "OrderDB", "version": "12.5.0", "duration_min": 5})
+        driver.reboot_upgrade_side()
+        driver.merge(critical=["OrderDB", "WebFront"])
+        acknowledged = driver.acknowledged()
+        [outage] = driver.outages()
+    finally:
+        driver.close()
+    code, out, _ = run(capsys, "status", f"sim://{lab}", "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert data["target"] == "sim://lab" and data["name"] == "lab"
+    assert data["acknowledged"] == acknowledged and data["lost"] == 0
+    assert data["outages"] == [{"start": outage.start, "end": outage.end,
+                                "seconds": outage.seconds, "before": 0, "after": 1}]
+    assert data["split"] and data["merged"] and data["apps_on"] == 1
+    assert set(data["modules"]) == {"0", "1", "10", "11"}
+    assert data["session"] is None
+    assert run(capsys, "status", lab, "--json")[1] == out  # bare name = sim://name
+
+
+def test_status_table(capsys: pytest.CaptureFixture[str], lab: str) -> None:
+    driver = connect(f"sim://{lab}")
+    try:
+        driver.wait(60)
+        driver.split(critical=["OrderDB", "WebFront"], upgrade_ip="192.0.2.50")
+    finally:
+        driver.close()
+    code, out, _ = run(capsys, "status", lab)
+    assert code == 0
+    assert out.startswith("sim://lab — NEC Express5800")
+    assert "split (Production side 0)" in out
+    for heading in ("Modules", "Mirrors (RDR)", "External disks", "Teams", "Sides",
+                    "Services", "Applications: enclosure 0", "Transactions: ",
+                    "Outages: none", "session: none"):
+        assert heading in out, heading
+    sides = out.split("\nSides\n")[1].split("\n\n")[0]
+    assert "Production" in sides and "Upgrade" in sides and "192.0.2.50" in sides
+    assert "disabled" in out  # the mirrors and the critical services on the Upgrade side
+
+
+def test_status_shows_the_unfinished_session(capsys: pytest.CaptureFixture[str],
+                                             lab: str) -> None:
+    from ftkit.journal import Journal
+
+    journal = Journal.open("sim://lab")
+    record = journal.begin_session(change_id="CHG-7", operator="alice", reason="test")
+    journal.set_state(record.id, upgrade_state="Split", operational_state="Broken",
+                      broken_step="Install", broken_reason="installer exit code 1603")
+    journal.close()
+    code, out, _ = run(capsys, "status", lab)
+    assert code == 0
+    assert "CHG-7: Split, Broken at Install: installer exit code 1603" in out
+    session = json.loads(run(capsys, "status", lab, "--json")[1])["session"]
+    assert session["upgrade_state"] == "Split" and session["change_id"] == "CHG-7"
+
+
+def test_status_does_not_create_a_journal(capsys: pytest.CaptureFixture[str], lab: str,
+                                          ftkit_dirs: SimpleNamespace) -> None:
+    assert run(capsys, "status", lab)[0] == 0
+    assert not (ftkit_dirs.home / "journals").exists()
+
+
+def test_status_shows_an_ongoing_outage(capsys: pytest.CaptureFixture[str], lab: str) -> None:
+    driver = connect(f"sim://{lab}")
+    assert isinstance(driver, SimDriver)
+    try:
+        driver.split(critical=["OrderDB", "WebFront"], upgrade_ip="192.0.2.50")
+        driver.wait(10)
+        driver.inject("module-fail", side="production")
+        driver.wait(20)
+    finally:
+        driver.close()
+    out = run(capsys, "status", lab)[1]
+    assert "applications DOWN" in out and "ongoing" in out
+    data = json.loads(run(capsys, "status", lab, "--json")[1])
+    assert data["outages"][0]["end"] is None and data["apps_on"] is None
+
+
+@pytest.mark.parametrize(
+    ("target", "match"),
+    [("sim://ghost", "no simulated system"), ("nosuch://x", "no driver for scheme 'nosuch'"),
+     ("sim://bad name", "malformed simulator name"), ("::", "malformed")],
+)
+def test_status_bad_target_exits_2(capsys: pytest.CaptureFixture[str], target: str,
+                                   match: str) -> None:
+    code, out, err = run(capsys, "status", target)
+    assert code == 2 and out == ""
+    assert match in one_line_error(err)
+
+
+# --- ftkit check ---------------------------------------------------------------------------
+
+
+def check_args(name: str, *extra: str) -> list[str]:
+    return ["check", name, "--config", str(CONFIG), "--package", *map(str, PACKAGES), *extra]
+
+
+def test_check_passes_on_a_healthy_system(capsys: pytest.CaptureFixture[str], lab: str) -> None:
+    code, out, err = run(capsys, *check_args(lab))
+    assert code == 0, err
+    assert "readiness check of sim://lab" in out and "0 failed" in out
+    assert "FAIL" not in out
+
+
+def test_check_fails_with_the_table(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(capsys, "sim", "create", "mb", "--scenario", "module-broken")[0] == 0
+    code, out, err = run(capsys, *check_args("mb"))
+    assert code == 1
+    assert "FAIL" in out and "module 11" in out and "→" in out  # the detail and the remedy
+    assert "readiness check failed" in one_line_error(err)
+    code, out, _ = run(capsys, *check_args("mb", "--json"))
+    rows = json.loads(out)
+    assert code == 1 and {"check", "status", "detail", "remedy"} <= set(rows[0])
+    assert any(r["status"] == "fail" for r in rows)
+
+
+def test_check_require_staged(capsys: pytest.CaptureFixture[str], lab: str) -> None:
+    code, out, _ = run(capsys, *check_args(lab, "--require-staged"))
+    assert code == 1 and "packages-staged" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "match"),
+    [
+        (["check", "lab", "--config", "no-such.toml"], "no-such.toml"),
+        (["check", "lab", "--config", str(CONFIG), "--package", "no-such.toml"], "no-such.toml"),
+        (["check", "ghost", "--config", str(CONFIG)], "no simulated system"),
+    ],
+)
+def test_check_bad_input_exits_2(capsys: pytest.CaptureFixture[str], lab: str,
+                                 argv: list[str], match: str) -> None:
+    code, _, err = run(capsys, *argv)
+    assert code == 2 and match in one_line_error(err)
+
+
+# --- ftkit run and ftkit reports ----------------------------------------------------------
+
+RUNBOOK_PARAMETERS = 'system = "sim://lab"\nchange_id = ""\noperator = ""\nfail = False\n'
+RUNBOOK_BODY = """\
+from ftkit.archive import RunResult
+if fail:
+    raise RuntimeError("the check failed on purpose")
+RunResult(outcome="checked", system=system, change_id=change_id, operator=operator)
+"""
+
+
+def write_runbook(folder: Path, name: str = "tiny") -> Path:
+    nb = new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    nb.cells = [new_code_cell(RUNBOOK_PARAMETERS, metadata={"tags": ["parameters"]}),
+                new_code_cell(RUNBOOK_BODY)]
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.ipynb"
+    nbformat.write(nb, str(path))
+    return path
+
+
+@pytest.fixture
+def runbooks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    folder = tmp_path / "runbooks"
+    write_runbook(folder)
+    monkeypatch.setenv("FTKIT_RUNBOOKS", str(folder))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(REPO),
+                                                      os.environ.get("PYTHONPATH", "")]))
+    return folder
+
+
+@pytest.mark.notebook
+def test_run_list_verify(capsys: pytest.CaptureFixture[str], runbooks: Path,
+                         ftkit_dirs: SimpleNamespace) -> None:
+    code, out, err = run(capsys, "run", "tiny", "-p", "change_id", "CHG-1", "-p", "operator",
+                         "alice", "--kernel", "python3")
+    assert code == 0, err
+    assert "outcome: checked" in out
+    reports = ftkit_dirs.reports
+    html = [line.split("report:")[1].strip() for line in out.splitlines()
+            if line.startswith("report:") and line.endswith(".html")]
+    assert html and Path(html[0]).is_file() and Path(html[0]).parent == reports
+
+    code, out, err = run(capsys, "run", "tiny", "-p", "fail", "True", "--kernel", "python3")
+    assert code == 1
+    assert "RuntimeError: the check failed on purpose" in one_line_error(err)
+
+    code, out, _ = run(capsys, "reports", "list")
+    assert code == 0
+    rows = out.splitlines()[2:]
+    assert len(rows) == 2 and "CHG-1" in rows[0] and "checked" in rows[0]
+    assert "failed" in rows[1]
+    entries = json.loads(run(capsys, "reports", "list", "--json")[1])
+    assert [e["outcome"] for e in entries] == ["checked", "failed"]
+
+    code, out, _ = run(capsys, "reports", "verify")
+    assert code == 0 and "2 ledger entries" in out
+    (reports / Path(html[0]).name).write_text("tampered", encoding="utf-8")
+    code, out, err = run(capsys, "reports", "verify")
+    assert code == 1 and "edited" in out
+    assert "problem(s)" in one_line_error(err)
+
+
+@pytest.mark.notebook
+def test_reports_add_archives_a_plain_papermill_run(capsys: pytest.CaptureFixture[str],
+                                                    runbooks: Path, tmp_path: Path,
+                                                    ftkit_dirs: SimpleNamespace) -> None:
+    import papermill
+
+    output = tmp_path / "out.ipynb"
+    papermill.execute_notebook(str(runbooks / "tiny.ipynb"), str(output),
+                               parameters={"change_id": "CHG-9"}, kernel_name="python3",
+                               progress_bar=False)
+    code, out, err = run(capsys, "reports", "add", str(output), "-p", "operator", "bob")
+    assert code == 0, err
+    assert "outcome: checked" in out
+    [entry] = json.loads(run(capsys, "reports", "list", "--json")[1])
+    assert entry["runbook"] == "tiny" and entry["change_id"] == "CHG-9"
+    assert entry["operator"] == "bob"
+    assert entry["parameters"]["change_id"] == "CHG-9"
+
+
+def test_run_bad_input_exits_2_and_runs_nothing(capsys: pytest.CaptureFixture[str],
+                                               runbooks: Path,
+                                               ftkit_dirs: SimpleNamespace) -> None:
+    code, _, err = run(capsys, "run", "no-such-runbook")
+    assert code == 2 and "no runbook 'no-such-runbook'" in one_line_error(err)
+    code, _, err = run(capsys, "run", "tiny", "-p", "colour", "blue")
+    assert code == 2 and "has no parameter colour" in one_line_error(err)
+    code, _, err = run(capsys, "run", "tiny", "-p", "2x", "1")
+    assert code == 2 and "not a Python identifier" in one_line_error(err)
+    assert not ftkit_dirs.reports.exists()
+
+
+def test_reports_on_an_empty_archive(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "reports", "list")
+    assert code == 0 and out.startswith("no reports in")
+    code, out, _ = run(capsys, "reports", "verify")
+    assert code == 0 and "0 ledger entries" in out
+    code, _, err = run(capsys, "reports", "add", "missing.ipynb")
+    assert code == 2 and "no notebook" in one_line_error(err)
+
+
+def test_reports_damaged_ledger_is_one_line(capsys: pytest.CaptureFixture[str],
+                                            ftkit_dirs: SimpleNamespace) -> None:
+    ftkit_dirs.reports.mkdir(parents=True)
+    (ftkit_dirs.reports / "ledger.jsonl").write_text("not json\n", encoding="utf-8")
+    code, _, err = run(capsys, "reports", "list")
+    assert code == 1 and "is not a ledger entry" in one_line_error(err)
+    code, out, err = run(capsys, "reports", "verify")
+    assert code == 1 and "not a ledger entry" in out
+
+
+# --- subprocesses: python -m ftkit, no traceback, start-up imports ----------------------------
+
+
+def test_python_m_ftkit(tmp_path: Path) -> None:
+    env = subprocess_env(FTKIT_HOME=str(tmp_path / "home"))
+    done = subprocess.run([sys.executable, "-m", "ftkit", "sim", "create", "p"], env=env,
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    done = subprocess.run([sys.executable, "-m", "ftkit", "status", "sim://p", "--json"],
+                          env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == 0 and json.loads(done.stdout)["name"] == "p"
+
+
+@pytest.mark.parametrize(
+    ("argv", "code"),
+    [(["status", "sim://ghost"], 2), (["sim", "fault", "ghost", "nope"], 2),
+     (["status"], 2)],
+)
+def test_errors_in_a_subprocess_are_one_line(tmp_path: Path, argv: list[str],
+                                             code: int) -> None:
+    env = subprocess_env(FTKIT_HOME=str(tmp_path / "home"))
+    done = subprocess.run([sys.executable, "-m", "ftkit.cli", *argv], env=env,
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == code
+    assert "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1].startswith("ftkit: ")
+
+
+IMPORT_PROBE = """
+import json, sys
+from ftkit.cli import main
+codes = [main(argv) for argv in json.loads(sys.argv[1])]
+heavy = sorted(m for m in sys.modules if m.split(".")[0] in {heavy})
+print(json.dumps({{"codes": codes, "heavy": heavy}}))
+"""
+
+
+def test_status_and_sim_do_not_import_heavy_modules(tmp_path: Path) -> None:
+    env = subprocess_env(FTKIT_HOME=str(tmp_path / "home"))
+    argvs = [["sim", "create", "fast"], ["sim", "list"], ["sim", "scenarios"],
+             ["sim", "faults"], ["sim", "fault", "fast", "module-fail", "--side", "1"],
+             ["sim", "repair", "fast"], ["status", "sim://fast"],
+             ["status", "sim://fast", "--json"], ["sim", "remove", "fast"]]
+    done = subprocess.run(
+        [sys.executable, "-c", IMPORT_PROBE.format(heavy=set(HEAVY)), json.dumps(argvs)],
+        env=env, capture_output=True, text=True, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["codes"] == [0] * len(argvs)
+    assert result["heavy"] == []
+
+
+def test_importtime_of_status(tmp_path: Path) -> None:
+    env = subprocess_env(FTKIT_HOME=str(tmp_path / "home"))
+    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "ftkit.cli", "status",
+                           "sim://x", "--json"], env=env, capture_output=True, text=True,
+                          check=False)
+    assert done.returncode == 2  # no such system: the point is what got imported
+    imported = {line.split("|")[-1].strip().split(".")[0]
+                for line in done.stderr.splitlines() if line.startswith("import time:")}
+    assert "ftkit" in imported
+    assert not imported & set(HEAVY)
+
+
+def test_a_file_that_is_not_a_twin_is_refused_and_left_alone(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    import sqlite3
+
+    text = tmp_path / "notes.db"
+    text.write_text("hello", encoding="utf-8")
+    other = tmp_path / "other.db"
+    conn = sqlite3.connect(other)
+    conn.execute("CREATE TABLE x (a)")
+    conn.commit()
+    conn.close()
+    before = other.read_bytes()
+    for path in (text, other, tmp_path):
+        for argv in (["status", f"sim://{path}"], ["sim", "remove", f"sim://{path}"],
+                     ["sim", "fault", f"sim://{path}", "module-fail"]):
+            code, _, err = run(capsys, *argv)
+            assert code == 2, argv
+            one_line_error(err)
+    assert text.read_text(encoding="utf-8") == "hello"
+    assert other.read_bytes() == before  # not even switched to WAL
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.db", "other.db"]

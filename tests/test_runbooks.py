@@ -1,0 +1,263 @@
+"""The runbooks, executed by papermill in a real kernel against fresh simulated systems.
+
+Each test sets ``$FTKIT_HOME`` (conftest ``ftkit_dirs``) before the kernel starts; the
+kernel inherits it, so the notebook and the test see the same twins and journals. What
+a run reports is read from its RunResult (``metadata``-free: the displayed result), and
+checked against the twin and the journal, not against the notebook's claims.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ftkit.archive import result_from_notebook
+from ftkit.drivers import connect
+from ftkit.journal import Journal
+from ftkit.model import MirrorState
+from ftkit.process import open_session
+from ftkit.sim.driver import SimDriver, create_system
+
+pytestmark = pytest.mark.notebook
+
+REPO = Path(__file__).resolve().parents[1]
+RUNBOOKS = REPO / "runbooks"
+CONFIG = REPO / "examples" / "demo-config.toml"
+PACKAGES = [REPO / "examples" / "packages" / "os-hotfix.toml",
+            REPO / "examples" / "packages" / "orderdb-12.5.toml"]
+UNSUPPORTED = REPO / "examples" / "packages" / "unsupported" / "bios-update.toml"
+ALL = {"split": "proceed", "merge": "proceed", "commit": "commit"}
+ORIGINAL = {"OrderDB": "12.4.1", "Windows Server 2022": "10.0.20348.2700"}
+UPGRADED = {"OrderDB": "12.5.0", "Windows Server 2022": "10.0.20348.2762"}
+
+
+def run(runbook: str, tmp_path: Path, **parameters: Any) -> dict[str, Any]:
+    """Execute RUNBOOK with PARAMETERS; the RunResult it displayed (raises on failure)."""
+    import papermill
+
+    out = tmp_path / f"{runbook}-{uuid.uuid4().hex[:6]}.ipynb"
+    nb = papermill.execute_notebook(
+        str(RUNBOOKS / f"{runbook}.ipynb"), str(out), parameters=parameters,
+        kernel_name="python3", cwd=str(RUNBOOKS), progress_bar=False, log_output=False)
+    result = result_from_notebook(nb)
+    assert result is not None, "the runbook displayed no RunResult"
+    return result
+
+
+def fails(runbook: str, tmp_path: Path, **parameters: Any) -> Any:
+    from papermill.exceptions import PapermillExecutionError
+
+    with pytest.raises(PapermillExecutionError) as info:
+        run(runbook, tmp_path, **parameters)
+    return info.value
+
+
+def target() -> str:
+    return f"sim://nb-{uuid.uuid4().hex[:8]}"
+
+
+def upgrade(system: str, mode: str = "auto", **more: Any) -> dict[str, Any]:
+    return {"system": system, "mode": mode, "operator": "nb-test", "reason": "notebook test",
+            "change_id": "CHG-NB", **more}
+
+
+def software(driver: SimDriver) -> list[dict[str, str]]:
+    boot = driver.status().boot_disk()
+    return [{k: boot.members[e].software[k] for k in ORIGINAL} for e in (0, 1)]
+
+
+def sessions(system: str) -> list[Any]:
+    with Journal.open(system) as journal:
+        return journal.sessions()
+
+
+# --- active-upgrade.ipynb ----------------------------------------------------------------
+
+
+def test_auto_commit(tmp_path: Path) -> None:
+    system = target()
+    result = run("active-upgrade", tmp_path, **upgrade(system, decisions=ALL))
+    assert result["outcome"] == "committed" and result["lost_transactions"] == 0
+    assert result["change_id"] == "CHG-NB" and result["operator"] == "nb-test"
+    (outage,) = result["outages"]
+    assert 0 < outage < 60 and result["outage_s"] == pytest.approx(outage)
+    driver = connect(system)
+    assert software(driver) == [UPGRADED, UPGRADED]
+    assert driver.status().duplex and driver.lost_transactions() == 0
+    (record,) = sessions(system)
+    assert record.outcome == "committed" and record.operator == "nb-test"
+
+
+def test_auto_abort_after_merge(tmp_path: Path) -> None:
+    system = target()
+    result = run("active-upgrade", tmp_path,
+                 **upgrade(system, decisions={**ALL, "commit": "abort"}, soak_minutes=5))
+    assert result["outcome"] == "aborted" and result["lost_transactions"] == 0
+    merge, restart = result["outages"]  # the merge; the restart on the original side
+    assert 0 < merge < 60
+    assert 0 < restart < 10 * 60  # shut the Upgrade side down, boot the original, start
+    assert result["outage_s"] == pytest.approx(merge + restart)
+    driver = connect(system)
+    assert software(driver) == [ORIGINAL, ORIGINAL] and driver.status().duplex
+
+
+def test_abort_before_merge_has_no_outage(tmp_path: Path) -> None:
+    system = target()
+    result = run("active-upgrade", tmp_path,
+                 **upgrade(system, decisions={"split": "proceed", "merge": "abort"}))
+    assert result["outcome"] == "aborted"
+    assert result["outages"] == [] and result["outage_s"] == 0
+    driver = connect(system)
+    assert software(driver) == [ORIGINAL, ORIGINAL] and driver.lost_transactions() == 0
+    assert all(m.state is MirrorState.MIRRORED for m in driver.status().mirrors.values())
+
+
+def test_stop_before_the_split(tmp_path: Path) -> None:
+    system = target()
+    result = run("active-upgrade", tmp_path, **upgrade(system, decisions={"split": "stop"}))
+    assert result["outcome"] == "stopped" and result["outages"] == []
+    assert not connect(system).status().split
+
+
+def test_plan_mode_changes_nothing(tmp_path: Path) -> None:
+    system = target()
+    driver = create_system(system)
+    version = driver.store.version()
+    result = run("active-upgrade", tmp_path, **upgrade(system, mode="plan"))
+    assert result["outcome"] == "planned"
+    assert driver.store.version() == version
+    assert sessions(system) == []
+
+
+def test_missing_decision_fails_the_run_and_leaves_the_system_safe(tmp_path: Path) -> None:
+    system = target()
+    error = fails("active-upgrade", tmp_path, **upgrade(system, decisions={}))
+    assert error.ename == "DecisionError" and "no decision for 'split'" in error.evalue
+    driver = connect(system)
+    assert not driver.status().split and driver.lost_transactions() == 0
+    (record,) = sessions(system)
+    assert (record.upgrade_state, record.operational_state) == ("PrepareSplit", "Ready")
+
+
+def test_resume_after_a_failed_run_finishes_the_same_session(tmp_path: Path) -> None:
+    system = target()
+    error = fails("active-upgrade", tmp_path,
+                  **upgrade(system, decisions={"split": "proceed"}))
+    assert error.ename == "DecisionError" and "'merge'" in error.evalue
+    driver = connect(system)
+    assert driver.status().split and driver.lost_transactions() == 0  # still split: safe
+    (first,) = sessions(system)
+    assert first.upgrade_state == "Split" and first.ended is None
+
+    result = run("active-upgrade", tmp_path, **upgrade(system, decisions=ALL))
+    assert result["outcome"] == "committed" and result["session"] == first.id
+    (record,) = sessions(system)  # one session, resumed, not a second one
+    assert record.outcome == "committed"
+    with Journal.open(system) as journal:
+        intents = [e.step for e in journal.entries(record.id, kinds=["intent"])]
+        decisions = [e.detail["name"] for e in journal.entries(record.id, kinds=["decision"])]
+    assert intents.count("ExecuteSplit") == 1 and intents.count("Install") == 1
+    assert decisions == ["split", "merge", "commit"]
+
+
+def test_unsupported_package_is_refused_before_the_split(tmp_path: Path) -> None:
+    system = target()
+    error = fails("active-upgrade", tmp_path,
+                  **upgrade(system, decisions=ALL, packages=[str(UNSUPPORTED)]))
+    assert "packages-supported" in error.evalue
+    driver = connect(system)
+    assert not driver.status().split and sessions(system) == []
+
+
+def test_readme_one_liner_from_the_repository_root(tmp_path: Path) -> None:
+    out = tmp_path / "out.ipynb"
+    done = subprocess.run(
+        [sys.executable, "-m", "papermill", "runbooks/active-upgrade.ipynb", str(out),
+         "-p", "mode", "auto", "-y", "decisions: {split: proceed, merge: proceed, "
+         "commit: commit}", "--no-progress-bar"],
+        cwd=REPO, env=os.environ.copy(), capture_output=True, text=True, timeout=300,
+        check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    import nbformat
+
+    result = result_from_notebook(nbformat.read(str(out), as_version=4))
+    assert result is not None and result["outcome"] == "committed"
+    assert result["system"] == "sim://demo" and result["lost_transactions"] == 0
+
+
+# --- abort.ipynb ---------------------------------------------------------------------------
+
+
+def split_session(system: str) -> SimDriver:
+    from ftkit.decisions import ParameterDecisions
+
+    driver = create_system(system)
+    session = open_session(driver, CONFIG, PACKAGES, operator="ops", reason="monthly")
+    session.prepare_split()
+    session.decide("split", ParameterDecisions(ALL, operator="ops"))
+    session.execute_split()
+    session.install()
+    session.journal.close()
+    return driver
+
+
+def test_abort_runbook_aborts_and_finishes(tmp_path: Path) -> None:
+    system = target()
+    driver = split_session(system)
+    result = run("abort", tmp_path, system=system, operator="erin", reason="window closed")
+    assert result["outcome"] == "aborted" and result["lost_transactions"] == 0
+    assert result["outages"] == []  # aborted before merge
+    assert software(driver) == [ORIGINAL, ORIGINAL] and driver.status().duplex
+    (record,) = sessions(system)
+    assert record.outcome == "aborted"
+    with Journal.open(system) as journal:
+        notes = [e.message for e in journal.entries(record.id, kinds=["info"])]
+    assert "Abort requested by erin (abort runbook): window closed" in notes
+
+    again = run("abort", tmp_path, system=system)  # nothing left to abort
+    assert again["outcome"] == "stopped" and len(sessions(system)) == 1
+
+
+# --- status.ipynb and readiness-check.ipynb ---------------------------------------------
+
+
+def test_status_runbook_shows_everything_and_changes_nothing(tmp_path: Path) -> None:
+    import papermill
+
+    system = target()
+    driver = split_session(system)
+    version = driver.store.version()
+    with Journal.open(system) as journal:
+        head = journal.head()
+    out = tmp_path / "status.ipynb"
+    nb = papermill.execute_notebook(str(RUNBOOKS / "status.ipynb"), str(out),
+                                    parameters={"system": system}, kernel_name="python3",
+                                    cwd=str(RUNBOOKS), progress_bar=False)
+    shown = "\n".join(str(o.get("data", {}).get("text/html", ""))
+                      for c in nb.cells for o in c.get("outputs", []))
+    for words in ("Split", "OS Up", "Enclosure 1: Upgrade side", "Modules", "Disks",
+                  "Software", "10.0.20348.2762", "installing OrderDB 12.5.0"):
+        assert words in shown, words
+    result = result_from_notebook(nb)
+    assert result is not None and result["outcome"] == "checked"
+    assert driver.store.version() == version
+    with Journal.open(system) as journal:
+        assert journal.head() == head
+
+
+def test_readiness_check_passes_on_a_healthy_system(tmp_path: Path) -> None:
+    system = target()
+    result = run("readiness-check", tmp_path, system=system)
+    assert result["outcome"] == "checked" and "0 failed" in result["message"]
+
+
+def test_readiness_check_fails_on_a_bad_scenario(tmp_path: Path) -> None:
+    system = target()
+    error = fails("readiness-check", tmp_path, system=system, scenario="module-broken")
+    assert "readiness check" in error.evalue and "module-health" in error.evalue

@@ -1,0 +1,468 @@
+"""The widgets (ftkit_widgets) on real simulated sessions, driven the way an operator does:
+``.click()`` on buttons, values typed into fields; assertions on the widgets' traits and
+on the journal."""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import ftkit_widgets as fw
+import pytest
+from ftkit_widgets import decide, runbook
+
+from ftkit.checks import CheckResult, CheckStatus
+from ftkit.decisions import ParameterDecisions
+from ftkit.errors import DecisionError, FtkitError, StepFailedError
+from ftkit.model import UpgradeState
+from ftkit.process import Session, open_session
+from ftkit.sim.driver import SimDriver
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIG = REPO / "examples" / "demo-config.toml"
+PACKAGES = [REPO / "examples" / "packages" / "os-hotfix.toml",
+            REPO / "examples" / "packages" / "orderdb-12.5.toml"]
+ALL = {"split": "proceed", "merge": "proceed", "commit": "commit"}
+
+
+@pytest.fixture
+def session(sim: SimDriver) -> Iterator[Session]:
+    s = open_session(sim, CONFIG, PACKAGES, change_id="CHG-W", operator="tester",
+                     reason="widget test")
+    yield s
+    s.journal.close()
+
+
+@pytest.fixture
+def shown(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """What the runbook helpers display (instead of printing reprs to stdout)."""
+    out: list[Any] = []
+    for module in (decide, runbook):
+        monkeypatch.setattr(module, "display", lambda *objs, **_kw: out.extend(objs))
+    return out
+
+
+def text(markup: str) -> str:
+    """What a reader sees of some HTML: tags dropped, entities decoded, spaces folded."""
+    return re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", markup)))
+
+
+def decisions_in_journal(session: Session) -> list[dict[str, Any]]:
+    assert session.record is not None
+    return [e.detail for e in session.journal.entries(session.record.id, kinds=["decision"])]
+
+
+def split_broken(session: Session, sim: SimDriver, *, times: int = 1) -> None:
+    """PrepareSplit, decide to split, then ExecuteSplit fails: Broken at ExecuteSplit."""
+    session.prepare_split()
+    session.decide("split", ParameterDecisions({"split": "proceed"}, operator="tester"))
+    sim.inject("service-stop-refused", point="split", times=times)
+    with pytest.raises(StepFailedError):
+        session.execute_split()
+    assert session.broken is not None
+
+
+def fill(panel: Any, operator: str = "alice", reason: str = "change window open") -> None:
+    panel.operator.value = operator
+    panel.reason.value = reason
+
+
+# --- DecisionPanel -------------------------------------------------------------------
+
+
+def test_decision_panel_click_journals_who_why_and_source(session: Session) -> None:
+    session.prepare_split()
+    panel = fw.DecisionPanel(session, "split")
+    assert [b.description for b in panel.buttons.values()] == ["Proceed", "Stop"]
+    assert "Split the system" in panel.question.value
+    assert not panel.done
+    fill(panel)
+    panel.buttons["proceed"].click()
+
+    assert panel.decision is not None and panel.decision.answer == "proceed"
+    assert panel.done
+    assert all(b.disabled for b in panel.buttons.values())
+    assert "recorded for alice" in text(panel.message.value)
+    (entry,) = decisions_in_journal(session)
+    assert entry["name"] == "split" and entry["answer"] == "proceed"
+    assert entry["who"] == "alice" and entry["why"] == "change window open"
+    assert entry["source"] == "widget" and entry["where"].startswith("widget on ")
+    journaled = session.decision("split")
+    assert journaled is not None and journaled.who == "alice" and journaled.source == "widget"
+    assert session.due("ExecuteSplit") and not session.needs_decision("split")
+
+
+@pytest.mark.parametrize(("operator", "reason", "missing"), [
+    ("", "window open", "operator"),
+    ("alice", "  ", "reason"),
+    ("", "", "operator and the reason"),
+])
+def test_decision_panel_refuses_empty_operator_or_reason(session: Session, operator: str,
+                                                         reason: str, missing: str) -> None:
+    session.prepare_split()
+    panel = fw.DecisionPanel(session, "split")
+    fill(panel, operator, reason)
+    panel.buttons["stop"].click()
+
+    assert panel.decision is None and not panel.done
+    assert f"enter the {missing} first" in text(panel.message.value)
+    assert "not recorded" in text(panel.message.value)
+    assert decisions_in_journal(session) == []
+    assert not any(b.disabled for b in panel.buttons.values())
+
+
+def test_decision_panel_second_click_records_nothing_more(session: Session) -> None:
+    session.prepare_split()
+    panel = fw.DecisionPanel(session, "split")
+    fill(panel)
+    panel.buttons["proceed"].click()
+    panel.buttons["stop"].click()  # disabled in the browser; a programmatic click is refused
+    assert panel.decision is not None and panel.decision.answer == "proceed"
+    assert "decided already" in text(panel.message.value)
+    assert len(decisions_in_journal(session)) == 1
+
+
+def test_decision_panel_broken_shows_retry_and_abort_and_retry_works(
+        session: Session, sim: SimDriver) -> None:
+    split_broken(session, sim)
+    panel = fw.DecisionPanel(session, "split")
+    assert panel.recovery.layout.display == "" and panel.choices.layout.display == "none"
+    assert "Broken at ExecuteSplit" in text(panel.message.value)
+    assert "Broken" in text(panel.state.value)
+
+    fill(panel, reason="service freed")
+    panel.recovery.retry_button.click()
+
+    assert session.broken is None
+    assert session.upgrade_state is UpgradeState.SPLIT and sim.status().split
+    assert panel.recovery.last == "retry"
+    assert "Retry succeeded" in text(panel.recovery.message.value)
+    assert panel.done and panel.decision is None  # the split question went away
+    assert panel.recovery.layout.display == "none"
+    assert asyncio.run(panel.wait(1)) is None
+    notes = [e.message for e in session.journal.entries(session.record.id, kinds=["info"])]
+    assert "Retry chosen by alice (widget): service freed" in notes
+
+
+def test_decision_panel_broken_abort_button_aborts(session: Session, sim: SimDriver) -> None:
+    split_broken(session, sim)
+    panel = fw.DecisionPanel(session, "split")
+    fill(panel, reason="give up tonight")
+    panel.recovery.abort_button.click()
+
+    assert panel.recovery.last == "abort"
+    assert session.upgrade_state is UpgradeState.ABORT and session.broken is None
+    assert session.due("Finish")
+    assert session.finish() == "aborted"
+    assert not sim.status().split and sim.lost_transactions() == 0
+
+
+def test_retry_failure_is_shown_in_the_panel_not_swallowed(session: Session,
+                                                          sim: SimDriver) -> None:
+    split_broken(session, sim, times=2)  # the service refuses twice
+    panel = fw.RecoveryPanel(session)
+    panel.operator.value, panel.reason.value = "bob", "try again"
+    panel.retry_button.click()
+    assert panel.last is None
+    assert "refused to stop" in text(panel.message.value)
+    assert session.broken is not None and session.broken[0] == "ExecuteSplit"
+    assert not panel.retry_button.disabled  # usable again
+
+
+def test_recovery_panel_needs_operator_and_reason(session: Session, sim: SimDriver) -> None:
+    split_broken(session, sim)
+    panel = fw.RecoveryPanel(session)
+    panel.operator.value = ""
+    panel.abort_button.click()
+    assert "enter the operator and the reason first" in text(panel.message.value)
+    assert session.upgrade_state is UpgradeState.PREPARE_SPLIT and session.broken
+
+
+def test_wait_times_out_safely_with_a_way_on(session: Session, sim: SimDriver) -> None:
+    session.prepare_split()
+    version = sim.store.version()
+    panel = fw.DecisionPanel(session, "split")
+    with pytest.raises(DecisionError) as info:
+        asyncio.run(panel.wait(0.2))
+    assert "no split decision within 0.2 s" in info.value.message
+    assert "re-run this cell" in info.value.remedy and "abort.ipynb" in info.value.remedy
+    assert sim.store.version() == version and session.upgrade_state is UpgradeState.PREPARE_SPLIT
+    assert decisions_in_journal(session) == []
+
+
+# --- ask -------------------------------------------------------------------------------
+
+
+def test_ask_interactive_waits_for_the_click(session: Session, shown: list[Any]) -> None:
+    session.prepare_split()
+
+    async def operator_clicks() -> Any:
+        task = asyncio.create_task(fw.ask(session, "split", mode="interactive",
+                                          decisions={}, operator="tester", reason=""))
+        while not any(isinstance(o, fw.DecisionPanel) for o in shown):
+            await asyncio.sleep(0.01)
+        panel = next(o for o in shown if isinstance(o, fw.DecisionPanel))
+        await asyncio.sleep(0.1)
+        assert not task.done()  # the cell waits for the operator
+        fill(panel, "carol", "approved in CAB")
+        panel.buttons["proceed"].click()
+        return await asyncio.wait_for(task, 2)
+
+    decision = asyncio.run(operator_clicks())
+    assert decision.who == "carol" and decision.source == "widget"
+    assert decisions_in_journal(session)[0]["why"] == "approved in CAB"
+
+
+def test_ask_auto_journals_a_parameter_decision(session: Session, shown: list[Any]) -> None:
+    session.prepare_split()
+    decision = asyncio.run(fw.ask(session, "split", mode="auto", decisions=ALL,
+                                  operator="dave", reason="CHG approved"))
+    assert decision is not None
+    assert (decision.answer, decision.who, decision.source) == ("proceed", "dave", "parameter")
+    (entry,) = decisions_in_journal(session)
+    assert entry["why"] == "CHG approved"
+    # asked again (a re-run): the journaled answer, nothing new
+    again = asyncio.run(fw.ask(session, "split", mode="auto", decisions={}, operator="x",
+                               reason="y"))
+    assert again is not None and (again.answer, again.who) == ("proceed", "dave")
+    assert len(decisions_in_journal(session)) == 1
+
+
+def test_ask_auto_missing_decision_raises_and_changes_nothing(
+        session: Session, sim: SimDriver, shown: list[Any]) -> None:
+    session.prepare_split()
+    version = sim.store.version()
+    with pytest.raises(DecisionError, match="no decision for 'split'"):
+        asyncio.run(fw.ask(session, "split", mode="auto", decisions={"merge": "proceed"},
+                           operator="x", reason="y"))
+    assert sim.store.version() == version
+    assert session.upgrade_state is UpgradeState.PREPARE_SPLIT and not sim.status().split
+    assert any("The system is left as it is" in text(str(getattr(o, "data", "")))
+               for o in shown)
+
+
+def test_ask_skips_a_decision_the_session_does_not_stand_at(session: Session,
+                                                           shown: list[Any]) -> None:
+    session.prepare_split()
+    # merge is asked only in Split, after Install
+    assert asyncio.run(fw.ask(session, "merge", mode="auto", decisions={}, operator="x",
+                              reason="y")) is None
+    assert decisions_in_journal(session) == []
+
+
+def test_ask_in_plan_mode_without_session_changes_nothing() -> None:
+    decision = asyncio.run(fw.ask(None, "commit", mode="plan", decisions={}, operator="p",
+                                  reason=""))
+    assert decision is not None and (decision.answer, decision.source) == ("commit", "plan")
+
+
+# --- views -----------------------------------------------------------------------------
+
+
+def test_status_bar_and_system_view_follow_the_session(session: Session) -> None:
+    bar, view = fw.StatusBar(session), fw.SystemView(session)
+    assert "Idle" in text(bar.html()) and "duplex system" in text(bar.html())
+    assert "mirrored ★ current" in text(view.html())
+
+    session.prepare_split()
+    session.decide("split", ParameterDecisions(ALL, operator="tester"))
+    session.execute_split()
+
+    status = text(bar.html())  # refreshed through session.on_change, no refresh() call
+    assert "upgrade state Split" in status and "operational state Ready" in status
+    assert "partner state OS Up" in status
+    assert "applications on Production side (enclosure 0)" in status
+    picture = text(view.html())
+    assert "Enclosure 0: Production side" in picture
+    assert "Enclosure 1: Upgrade side" in picture
+    assert "I/O module 10: ONLINE (primary)" in picture
+    assert "OS: OS Up (isolated)" in picture
+    assert "disabled (split): holds the data ★ current" in picture
+    assert "disabled (split): stale copy" in picture
+    assert "disabled (split): Upgrade side's copy" in picture
+    assert "cut off (isolated)" in picture  # external disk from the Upgrade side
+    assert "Upgrade side reachable at 192.0.2.50" in picture
+    assert "applications on enclosure 0 (Production side)" in picture
+    # the widget offers its rendering as text/html for frontends without widgets
+    assert bar._repr_mimebundle_()["text/html"] == bar.html()
+
+
+def test_status_bar_shows_broken_step_and_reason_in_red(session: Session,
+                                                        sim: SimDriver) -> None:
+    bar = fw.StatusBar(session)
+    split_broken(session, sim)
+    html = bar.html()
+    assert "Broken" in text(html) and "at ExecuteSplit: OrderDB refused to stop" in text(html)
+    assert "#c62828" in html  # red
+
+
+def test_system_view_shows_resync_progress_and_merge(session: Session) -> None:
+    session.run(ParameterDecisions({**ALL, "commit": "abort"}, operator="t"), soak_minutes=1)
+    view = fw.SystemView(session.driver)  # a driver, not a session: refresh() by hand
+    assert "mirrored ★ current" in text(view.html())
+    fresh = open_session(session.driver, CONFIG, PACKAGES, operator="t", reason="again")
+    fresh.prepare_split()
+    fresh.decide("split", ParameterDecisions(ALL))
+    fresh.execute_split()
+    fresh.install()
+    fresh.decide("merge", ParameterDecisions(ALL))
+    fresh.prepare_merge()
+    fresh.execute_merge()
+    view.refresh()
+    picture = text(view.html())
+    assert "Upgrade side (now in production)" in picture
+    assert "original software, kept for abort" in picture
+    assert "upgraded software ★ current" in picture
+
+
+def test_activity_log_lists_the_session_live(session: Session) -> None:
+    log = fw.ActivityLog(session)
+    assert log.rows == []
+    session.prepare_split()
+    session.decide("split", ParameterDecisions(ALL, operator="tester"))
+    session.execute_split()
+    session.install()
+    kinds = [r["kind"] for r in log.rows]
+    assert "intent" in kinds and "outcome" in kinds and "decision" in kinds
+    remote = [r for r in log.rows if r["side"].startswith("remote")]
+    assert any("installing OrderDB 12.5.0" in r["message"] for r in remote)
+    assert all(set(r) == {"time", "sim time", "side", "kind", "step", "message"}
+               for r in log.rows)
+    assert "Install done" in text(log.html())
+    count = len(log.rows)
+    log.close()  # unsubscribes
+    session.decide("merge", ParameterDecisions(ALL, operator="tester"))
+    assert len(log.rows) == count
+
+
+def test_readiness_table_colours_and_remedies(make_sim: Callable[..., SimDriver]) -> None:
+    broken = make_sim("module-broken")
+    s = open_session(broken, CONFIG, PACKAGES, operator="t", reason="r")
+    frame = s.readiness()
+    html = fw.readiness_table(frame).to_html()
+    assert "#ffebee" in html and "#e8f5e9" in html  # fail red, pass green
+    assert "BROKEN" in html and "Readiness check:" in html
+    failing = frame[frame["status"] == "fail"]
+    assert all(r in html for r in failing["remedy"] if r)
+    from_results = fw.readiness_table([
+        CheckResult("a", "A", CheckStatus.WARN, "careful", "prefer static"),
+    ]).to_html()
+    assert "#fff8e1" in from_results and "prefer static" in from_results
+
+
+# --- progress and timeline -------------------------------------------------------------
+
+
+def test_progress_bar_one_bar_per_label_closed_at_total(capsys: pytest.CaptureFixture[str]
+                                                        ) -> None:
+    progress = fw.progress_bar()
+    for done in (0, 5, 10):
+        progress("install A", done, 10)
+    progress("reboot", 1, 4)
+    assert progress.finished == ["install A"] and list(progress.bars) == ["reboot"]
+    progress("install A", 3, 10)  # the label again: a new bar
+    assert set(progress.bars) == {"reboot", "install A"}
+    progress.close()
+    assert progress.bars == {}
+
+    quiet = fw.progress_bar(live=False)
+    quiet("soak", 900, 1800)
+    quiet("soak", 1800.0000001, 1800)
+    assert capsys.readouterr().out == "soak: done (1800 s simulated)\n"
+
+
+def test_timeline_draws_phases_and_the_measured_outage(session: Session) -> None:
+    import matplotlib.pyplot as plt
+
+    session.run(ParameterDecisions(ALL, operator="t"), soak_minutes=30)
+    names = [p[0] for p in fw.timeline.__globals__["phases"](session)]
+    assert names[:5] == ["PrepareSplit", "Split", "PrepareMerge", "Merge", "Commit"]
+    fig = fw.timeline(session, show=False)
+    (ax,) = fig.axes
+    texts = [t.get_text() for t in ax.texts]
+    (outage,) = session.outages()
+    assert f"outage {outage.seconds:.0f} s" in texts
+    assert "committed" in ax.get_title()
+    plt.close(fig)
+
+
+def test_timeline_displays_and_closes(session: Session, monkeypatch: pytest.MonkeyPatch
+                                      ) -> None:
+    import IPython.display
+    import matplotlib.pyplot as plt
+
+    session.run(ParameterDecisions(ALL, operator="t"))
+    shown: list[Any] = []
+    monkeypatch.setattr(IPython.display, "display", lambda obj: shown.append(obj))
+    fig = fw.timeline(session)
+    assert shown == [fig] and not plt.fignum_exists(fig.number)
+
+
+# --- runbook helpers -------------------------------------------------------------------
+
+
+def test_resolve_from_the_repo_root_or_the_runbooks_folder(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    want = str(CONFIG.resolve())
+    assert fw.resolve("../examples/demo-config.toml") == want  # as written in the runbook
+    assert fw.resolve("examples/demo-config.toml") == want  # from the repository root
+    assert fw.resolve(str(CONFIG)) == want
+    assert fw.resolve(["examples/demo-config.toml"]) == [want]
+    with pytest.raises(FtkitError, match=r"no file nowhere\.toml"):
+        fw.resolve("nowhere.toml")
+
+
+def test_ensure_system_creates_a_missing_twin_once(shown: list[Any]) -> None:
+    first = fw.ensure_system("sim://fresh", scenario="demo")
+    assert any("Created the simulated system sim://fresh" in str(getattr(o, "data", ""))
+               for o in shown)
+    version = first.store.version()
+    second = fw.ensure_system("sim://fresh", scenario="module-broken")  # exists: kept
+    assert second.store.version() == version and second.status().duplex
+    first.close()
+    second.close()
+
+
+def test_request_runs_only_what_is_due(session: Session, shown: list[Any]) -> None:
+    fw.request(session, "ExecuteSplit")  # no session yet: not due
+    assert session.record is None
+    fw.request(session, "PrepareSplit")
+    fw.request(session, "PrepareSplit")  # a re-run: done already
+    assert [e.step for e in session.journal.entries(session.record.id, kinds=["intent"])] \
+        == ["PrepareSplit"]
+    session.decide("split", ParameterDecisions({"split": "stop"}, operator="t"))
+    fw.request(session, "ExecuteSplit")  # ruled out by the decision
+    fw.request(session, "Abort")
+    fw.request(session, "Finish")
+    assert session.done and session.record.outcome == "stopped"
+    assert not session.driver.status().split
+    messages = [text(str(getattr(o, "data", ""))) for o in shown]
+    assert any("ExecuteSplit: nothing to do here" in m for m in messages)
+
+
+def test_request_failure_shows_the_way_on_then_raises(session: Session, sim: SimDriver,
+                                                      shown: list[Any]) -> None:
+    fw.request(session, "PrepareSplit")
+    session.decide("split", ParameterDecisions(ALL, operator="t"))
+    sim.inject("service-stop-refused", point="split")
+    with pytest.raises(StepFailedError):
+        fw.request(session, "ExecuteSplit")
+    advice = " ".join(text(str(getattr(o, "data", ""))) for o in shown)
+    assert "Broken at ExecuteSplit" in advice
+    assert "Retry" in advice and "abort.ipynb" in advice
+
+
+def test_result_reports_outcome_outage_and_lost_transactions(session: Session,
+                                                             shown: list[Any]) -> None:
+    session.run(ParameterDecisions(ALL, operator="t"))
+    result = fw.result(session, mode="auto", system=session.target)
+    data = result.to_dict()
+    assert data["outcome"] == "committed" and data["lost_transactions"] == 0
+    assert 0 < data["outage_s"] < 60 and data["change_id"] == "CHG-W"
+    planned = fw.result(None, mode="plan", system="sim://x").to_dict()
+    assert planned["outcome"] == "planned"
