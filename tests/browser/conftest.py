@@ -66,8 +66,10 @@ def jupyterlab(jupyterlab_factory: JupyterLabFactory) -> JupyterLabServer:
     return jupyterlab_factory()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
+    # Package scope: Playwright's sync API keeps an asyncio loop running while it is
+    # open, and tests outside this package call asyncio.run().
     require_browser()
     from playwright.sync_api import sync_playwright
 

@@ -1,0 +1,89 @@
+"""The operator's upgrade in a real JupyterLab: Run All, decide in the widgets, commit.
+
+What only a browser shows: the decision panel really blocks its cell until a person
+clicks, the fields a person types into reach the kernel, and the executed cells render
+the status bar, the system picture and the outage.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from .jupyterlab import (
+    cell_is_running,
+    open_notebook,
+    output_areas,
+    output_has_text,
+    require_browser,
+    run_all,
+    screenshot,
+    wait_for_output_text,
+    wait_until_cells_done,
+)
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Locator, Page
+
+pytestmark = pytest.mark.browser
+require_browser(module_level=True)
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def decide(panel: Locator, answer: str, reason: str, operator: str = "alice") -> None:
+    """Type operator and reason into the newest decision panel and click the answer."""
+    outputs = output_areas(panel)
+    for placeholder, text in (("your name", operator), ("why you decide this", reason)):
+        field = outputs.locator(f'input[placeholder="{placeholder}"]').last
+        field.wait_for(timeout=60_000)
+        field.fill(text)
+        field.press("Tab")  # the change reaches the kernel
+    button = output_areas(panel).get_by_role("button", name=answer, exact=True).last
+    button.click(timeout=30_000)
+
+
+def test_operator_commits_an_upgrade_in_jupyterlab(jupyterlab_factory, page: Page,
+                                                   tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    home = tmp_path / "ftkit-home"
+    lab = jupyterlab_factory({"FTKIT_HOME": str(home), "FTKIT_REPORTS": str(tmp_path / "r")})
+    for folder in ("runbooks", "examples"):
+        shutil.copytree(ROOT / folder, lab.root / folder, dirs_exist_ok=True)
+
+    panel = open_notebook(page, lab, "runbooks/active-upgrade.ipynb")
+    run_all(page)
+
+    # The split decision blocks its cell: nothing after it has run.
+    field = output_areas(panel).locator('input[placeholder="why you decide this"]')
+    field.first.wait_for(timeout=120_000)
+    assert cell_is_running(panel)
+    assert not output_has_text(panel, "the session is Split / ")  # ExecuteSplit has not run
+    time.sleep(1.0)
+    assert cell_is_running(panel)  # still waiting for a person
+    screenshot(page, tmp_path / "split-decision.png")
+
+    decide(panel, "Proceed", "browser test: split")
+    wait_for_output_text(panel, "Merge: restart the applications", timeout=120)
+    decide(panel, "Proceed", "browser test: merge")
+    wait_for_output_text(panel, "Commit the upgrade", timeout=180)
+    decide(panel, "Commit", "browser test: commit")
+
+    wait_until_cells_done(panel, timeout=240)
+    wait_for_output_text(panel, "committed", timeout=30)
+    screenshot(page, tmp_path / "committed.png")
+
+    # The decisions reached the journal as a person's clicks.
+    from ftkit.journal import Journal
+
+    monkeypatch.setenv("FTKIT_HOME", str(home))
+    with Journal.open("sim://demo") as journal:
+        decisions = [e.detail for e in journal.entries(kinds=["decision"])]
+    assert [d["name"] for d in decisions] == ["split", "merge", "commit"]
+    assert {d["source"] for d in decisions} == {"widget"}
+    assert decisions[-1]["why"] == "browser test: commit"
+    assert {d["who"] for d in decisions} == {"alice"}

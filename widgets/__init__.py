@@ -1,0 +1,66 @@
+"""ftkit_widgets: ipywidgets shells over ftkit for the runbooks (``import ftkit_widgets as fw``).
+
+Thin on purpose: every widget calls an ftkit function and shows the result, or the
+:class:`~ftkit.errors.FtkitError` it raised, in the widget itself (ipywidgets' callback
+dispatcher would swallow it). ftkit never imports this package.
+
+Views: :class:`StatusBar`, :class:`SystemView`, :class:`ActivityLog`,
+:func:`readiness_table`, :func:`timeline`, :func:`progress_bar`.
+Decisions: :class:`DecisionPanel`, :class:`RecoveryPanel` (Retry/Abort), :func:`ask`.
+Runbook steps (one line per cell, safe to re-run): :func:`resolve`,
+:func:`ensure_system`, :func:`overview`, :func:`resume`, :func:`check_readiness`,
+:func:`require_ready`, :func:`request`, :func:`soak`, :func:`show_plan`,
+:func:`show_failure`, :func:`show_log`, :func:`result`, :func:`abort_session`.
+Status: :func:`inventory`, :func:`show_inventory`.
+"""
+
+from __future__ import annotations
+
+from .decide import DecisionPanel, RecoveryPanel, ask
+from .inventory import inventory, show_inventory
+from .progress import Progress, progress_bar
+from .runbook import (
+    abort_session,
+    check_readiness,
+    ensure_system,
+    overview,
+    request,
+    require_ready,
+    resolve,
+    result,
+    resume,
+    show_failure,
+    show_log,
+    show_plan,
+    soak,
+)
+from .timeline import timeline
+from .views import ActivityLog, StatusBar, SystemView, readiness_table
+
+__all__ = [
+    "ActivityLog",
+    "DecisionPanel",
+    "Progress",
+    "RecoveryPanel",
+    "StatusBar",
+    "SystemView",
+    "abort_session",
+    "ask",
+    "check_readiness",
+    "ensure_system",
+    "inventory",
+    "overview",
+    "progress_bar",
+    "readiness_table",
+    "request",
+    "require_ready",
+    "resolve",
+    "result",
+    "resume",
+    "show_failure",
+    "show_inventory",
+    "show_log",
+    "show_plan",
+    "soak",
+    "timeline",
+]

@@ -1,0 +1,304 @@
+"""HTML renderings of a session and a system: pure functions, no widget imports.
+
+The widgets (:mod:`ftkit_widgets.views`) show these live; a headless run (papermill) shows
+the same HTML as a static snapshot, so the archived report carries the picture too.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from ftkit.drivers import Driver
+from ftkit.model import (
+    DiskRole,
+    MirrorState,
+    Module,
+    ModuleState,
+    OperationalState,
+    PartnerState,
+    SideRole,
+    SystemState,
+)
+from ftkit.process import Session
+
+__all__ = [
+    "GREEN",
+    "GREY",
+    "RED",
+    "YELLOW",
+    "failure_html",
+    "note_html",
+    "status_html",
+    "system_html",
+    "table_html",
+]
+
+GREEN, YELLOW, RED, GREY, BLUE = "#2e7d32", "#b26a00", "#c62828", "#757575", "#1565c0"
+_BG = {GREEN: "#e8f5e9", YELLOW: "#fff8e1", RED: "#ffebee", GREY: "#f5f5f5", BLUE: "#e3f2fd"}
+_FONT = "font-family: var(--jp-ui-font-family, sans-serif); font-size: 13px;"
+
+
+def esc(value: Any) -> str:
+    return html.escape("" if value is None else str(value))
+
+
+def _badge(text: str, colour: str) -> str:
+    return (f"<span style='display:inline-block;padding:1px 7px;border-radius:9px;"
+            f"background:{_BG.get(colour, '#eee')};color:{colour};border:1px solid {colour};"
+            f"font-weight:600'>{esc(text)}</span>")
+
+
+def _field(label: str, body: str) -> str:
+    return (f"<span style='margin-right:18px;white-space:nowrap'>"
+            f"<span style='color:{GREY}'>{esc(label)}</span> {body}</span>")
+
+
+def _partner_colour(state: PartnerState) -> str:
+    if state is PartnerState.OS_UP:
+        return GREEN
+    if state.hung or state in (PartnerState.OS_CRASHED, PartnerState.DC_OFF):
+        return RED
+    return YELLOW
+
+
+def status_html(session: Session) -> str:
+    """One line: upgrade state, operational state (Broken in red), partner state, where
+    the applications run (reads the system once)."""
+    op = session.operational_state
+    op_colour = {OperationalState.READY: GREEN, OperationalState.BUSY: YELLOW}.get(op, RED)
+    op_html = _badge(op.value, op_colour)
+    broken = session.broken
+    if broken:
+        op_html += (f" <span style='color:{RED};font-weight:600'>at {esc(broken[0])}: "
+                    f"{esc(broken[1])}</span>")
+    partner = session.partner_state()
+    apps = session.apps_side()
+    apps_colour = RED if apps.startswith("nowhere") else GREEN
+    state = session.upgrade_state.value
+    if session.done and session.record is not None:
+        state += f" (session {session.record.id} ended: {session.record.outcome})"
+    parts = [
+        _field("system", f"<b>{esc(session.target)}</b>"),
+        _field("upgrade state", _badge(state, BLUE)),
+        _field("operational state", op_html),
+        _field("partner state", _badge(partner.value, _partner_colour(partner))),
+        _field("applications on", _badge(apps, apps_colour)),
+    ]
+    return (f"<div class='ftkit-status' style='{_FONT}padding:6px 8px;border:1px solid #ccc;"
+            f"border-radius:4px;background:#fafafa'>{''.join(parts)}</div>")
+
+
+# --- the system picture ----------------------------------------------------------------
+
+
+def _module_colour(mod: Module) -> str:
+    if mod.state is ModuleState.ONLINE:
+        return YELLOW if mod.below_mtbf else GREEN
+    if mod.state in (ModuleState.BROKEN, ModuleState.SHOT, ModuleState.REMOVED,
+                     ModuleState.EMPTY):
+        return RED
+    return YELLOW
+
+
+def _role(st: SystemState, enc: int) -> str:
+    side = st.sides[enc]
+    if side.role is SideRole.DUPLEX:
+        return "Duplex"
+    if st.merged:
+        # after merge the applications run on the upgraded enclosure; the original one
+        # is kept, shut down, for an abort
+        return "Upgrade side (now in production)" if side.role is SideRole.UPGRADE \
+            else "Production side (original software, kept for abort)"
+    return f"{side.role.value} side"
+
+
+def _enclosure_svg(st: SystemState, enc: int, x: int) -> str:
+    side = st.sides[enc]
+    mods = sorted((m for m in st.modules.values() if m.enclosure == enc), key=lambda m: m.id)
+    apps_here = st.apps_on is not None and (st.apps_on == enc or st.apps_duplex)
+    out = [f"<rect x='{x}' y='30' width='250' height='150' rx='8' fill='#fafafa' "
+           f"stroke='{BLUE if apps_here else GREY}' stroke-width='{3 if apps_here else 1.5}'/>",
+           f"<text x='{x + 125}' y='20' text-anchor='middle' font-weight='bold' "
+           f"font-size='13'>Enclosure {enc}: {esc(_role(st, enc))}</text>"]
+    for i, mod in enumerate(mods):
+        colour = _module_colour(mod)
+        y = 45 + i * 45
+        label = f"{'CPU' if mod.kind == 'cpu' else 'I/O'} module {mod.id}: {mod.state.value}"
+        if mod.primary:
+            label += " (primary)"
+        out.append(f"<rect x='{x + 12}' y='{y}' width='226' height='36' rx='4' "
+                   f"fill='{_BG.get(colour)}' stroke='{colour}' stroke-width='1.5'/>"
+                   f"<text x='{x + 20}' y='{y + 22}' font-size='12' fill='{colour}'>"
+                   f"{esc(label)}</text>")
+        if mod.reason and mod.state is not ModuleState.ONLINE:
+            out.append(f"<title>{esc(mod.reason)}</title>")
+    os_colour = _partner_colour(side.os)
+    out.append(f"<text x='{x + 12}' y='160' font-size='12' fill='{os_colour}'>"
+               f"OS: {esc(side.os.value)}{' (isolated)' if side.isolated else ''}</text>")
+    if apps_here:
+        out.append(f"<text x='{x + 12}' y='175' font-size='12' fill='{BLUE}' "
+                   f"font-weight='bold'>applications run here</text>")
+    return "".join(out)
+
+
+def _member_text(st: SystemState, mirror: Any, enc: int) -> tuple[str, str, bool]:
+    """(text, colour, current) for one member of an RDR mirror."""
+    member = mirror.members.get(enc)
+    if member is None:
+        return "absent", GREY, False
+    if not member.healthy:
+        return "failed", RED, False
+    state = mirror.state
+    if state is MirrorState.MIRRORED:
+        return "mirrored", GREEN, True
+    if state is MirrorState.RESYNCING:
+        if mirror.source == enc:
+            return "resync source", GREEN, True
+        return f"resyncing {mirror.progress * 100:.0f}%", YELLOW, False
+    if state is MirrorState.BROKEN:
+        return "broken (not mirrored)", RED, st.enclosure_up(enc)
+    # disabled: split
+    production = st.production if st.production is not None else 0
+    if mirror.role is DiskRole.DATA:
+        if enc == production:
+            return "disabled (split): holds the data", GREEN, True
+        return "disabled (split): stale copy", YELLOW, False
+    running = st.apps_on if st.apps_on is not None else production
+    if st.merged:
+        what = "original software, kept for abort" if enc == production else "upgraded software"
+    else:
+        what = "original software" if enc == production else "Upgrade side's copy (updates go here)"
+    return f"disabled (split): {what}", (GREEN if enc == running else YELLOW), enc == running
+
+
+def system_html(source: Session | Driver | SystemState) -> str:
+    """The two enclosures, RDR mirrors, teams, data disks and where the applications run."""
+    if isinstance(source, SystemState):
+        st = source
+    else:
+        st = (source.driver if isinstance(source, Session) else source).status()
+    svg = ("<svg xmlns='http://www.w3.org/2000/svg' width='540' height='190' "
+           "style='font-family:sans-serif'>" + _enclosure_svg(st, 0, 10)
+           + _enclosure_svg(st, 1, 280) + "</svg>")
+    if st.apps_on is None:
+        apps = _badge("applications down (outage)", RED)
+    elif st.apps_duplex:
+        apps = _badge("applications on the duplex system (both enclosures)", GREEN)
+    else:
+        apps = _badge(f"applications on enclosure {st.apps_on} ({_role(st, st.apps_on)})",
+                      GREEN)
+    rows = []
+    for mirror in st.mirrors.values():
+        cells = []
+        for enc in (0, 1):
+            text, colour, current = _member_text(st, mirror, enc)
+            mark = " ★ current" if current else ""
+            cells.append(f"<td style='color:{colour}'>{esc(text)}<b>{mark}</b></td>")
+        rows.append(f"<tr><td><b>{esc(mirror.name)}</b></td><td>{esc(mirror.role.value)}</td>"
+                    f"<td>{mirror.size_gb:g} GB ({esc(mirror.physical)})</td>{''.join(cells)}</tr>")
+    for disk in st.external.values():
+        cells = []
+        for enc in (0, 1):
+            reach = disk.hbas.get(enc, False)
+            uses = st.apps_on == enc or (st.apps_duplex and st.apps_on is not None)
+            text = ("reachable" if reach else "cut off (isolated)") + (
+                " ★ in use" if reach and uses else "")
+            cells.append(f"<td style='color:{GREEN if reach else YELLOW}'>{esc(text)}</td>")
+        health = "" if disk.healthy else f" <span style='color:{RED}'>failed</span>"
+        rows.append(f"<tr><td><b>{esc(disk.name)}</b>{health}</td><td>external data</td>"
+                    f"<td>{disk.size_gb:g} GB (duplexed HBAs)</td>{''.join(cells)}</tr>")
+    head = "".join(f"<th>{h}</th>" for h in ("disk", "role", "size", "enclosure 0",
+                                              "enclosure 1"))
+    disks = ("<style>.ftkit-disks th, .ftkit-disks td {text-align: left !important; "
+             "padding: 2px 8px; vertical-align: top}</style>"
+             f"<table style='border-collapse:collapse' class='ftkit-disks'><tr>{head}</tr>"
+             + "".join(rows) + "</table>")
+    teams = []
+    for team in st.teams.values():
+        adapters = ", ".join(f"{a.name} (enclosure {a.enclosure}{'' if a.link else ', no link'})"
+                             for a in team.adapters)
+        line = (f"<li><b>{esc(team.name)}</b> {esc(team.address)} ({esc(team.addressing)}) on "
+                f"{esc(team.network)}: {esc(adapters)}")
+        upgrade_ips = [s.address for s in st.sides.values() if s.address]
+        if upgrade_ips and _on_network(upgrade_ips[0], team.network):
+            line += f"; Upgrade side reachable at <b>{esc(upgrade_ips[0])}</b>"
+        teams.append(line + "</li>")
+    return (f"<div class='ftkit-system' style='{_FONT}'>"
+            f"<div style='margin-bottom:4px'><b>{esc(st.name)}</b> ({esc(st.model)}), "
+            f"simulated time {st.now / 60:.1f} min — {apps}</div>{svg}"
+            f"<div style='margin-top:6px'>{disks}</div>"
+            f"<div style='margin-top:6px'>Network teams:<ul style='margin:2px 0'>"
+            f"{''.join(teams)}</ul></div></div>")
+
+
+def _on_network(address: str, network: str) -> bool:
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(address) in ipaddress.ip_network(network, strict=False)
+    except ValueError:
+        return False
+
+
+# --- tables and notes -----------------------------------------------------------------
+
+
+def table_html(rows: Iterable[Mapping[str, Any]], columns: Iterable[str], *,
+               colours: Mapping[str, str] | None = None, colour_key: str = "",
+               wrap: Iterable[str] = ("message", "what", "value")) -> str:
+    """A plain HTML table; ``colours[row[colour_key]]`` tints a row; only the WRAP
+    columns wrap."""
+    cols, wrapping = list(columns), set(wrap)
+    head = "".join(f"<th style='text-align:left;padding:2px 8px'>{esc(c)}</th>" for c in cols)
+    body = []
+    for row in rows:
+        colour = (colours or {}).get(str(row.get(colour_key, ""))) if colour_key else None
+        style = f" style='background:{_BG.get(colour, '')};color:{colour}'" if colour else ""
+        body.append(f"<tr{style}>" + "".join(
+            f"<td style='text-align:left;padding:2px 8px;vertical-align:top;"
+            f"white-space:{'normal' if c in wrapping else 'nowrap'}'>"
+            f"{esc(row.get(c, ''))}</td>" for c in cols) + "</tr>")
+    return (f"<table style='border-collapse:collapse;{_FONT}'><thead><tr>{head}</tr></thead>"
+            f"<tbody>{''.join(body)}</tbody></table>")
+
+
+def note_html(text: str, *, colour: str = BLUE, title: str = "") -> str:
+    """A boxed note; TEXT is escaped."""
+    head = f"<b>{esc(title)}</b><br>" if title else ""
+    return (f"<div style='{_FONT}border-left:4px solid {colour};background:{_BG.get(colour)};"
+            f"padding:6px 10px;margin:4px 0'>{head}{esc(text)}</div>")
+
+
+def failure_html(session: Session | None, error: BaseException, *, system: str = "") -> str:
+    """What went wrong, where the system stands, and the operator's ways on (Retry/Abort)."""
+    message = getattr(error, "message", str(error))
+    remedy = getattr(error, "remedy", "")
+    parts = [f"<b style='color:{RED}'>{esc(type(error).__name__)}: {esc(message)}</b>"]
+    if remedy:
+        parts.append(f"Remedy: {esc(remedy)}")
+    target = session.target if session is not None else system
+    abort_hint = (f"run <code>runbooks/abort.ipynb</code> with <code>system = "
+                  f"\"{esc(target)}\"</code> to abort the session and return to the original "
+                  "software")
+    if session is not None and session.broken:
+        step, reason = session.broken
+        parts.append(
+            f"The session is <b style='color:{RED}'>Broken at {esc(step)}</b>: {esc(reason)}. "
+            "Nothing advances until you choose:<ul style='margin:2px 0'>"
+            "<li><b>Retry</b> — after fixing the cause (repair the module, free the service, "
+            "fix the custom action), click Retry in the panel below, or run "
+            "<code>session.retry()</code>; then run this runbook again: it resumes where it "
+            "stopped.</li>"
+            f"<li><b>Abort</b> — click Abort in the panel below, or {abort_hint}.</li></ul>")
+    elif session is not None and session.record is not None and not session.done:
+        parts.append(
+            f"The system is left as it is: upgrade state <b>{esc(session.upgrade_state.value)}"
+            f"</b>, {esc(session.operational_state.value)}; nothing was lost. Run this runbook "
+            f"again to carry on (it resumes this session), or {abort_hint}.")
+    else:
+        parts.append("Nothing on the system was changed by this step.")
+    return (f"<div class='ftkit-failure' style='{_FONT}border-left:4px solid {RED};"
+            f"background:{_BG[RED]};padding:6px 10px;margin:4px 0'>" + "<br>".join(parts)
+            + "</div>")

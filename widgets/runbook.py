@@ -1,0 +1,378 @@
+"""What the runbooks' cells call: one line each, safe to re-run and to resume.
+
+Each step runs only when it is due (:meth:`ftkit.process.Session.due`), so a runbook run
+again after a failure, a kill or a decision that ended the session skips what is done
+or ruled out. A failure is shown with the session's state and the way on (Retry or
+Abort) and then raised, so that a papermill run fails.
+
+``live`` (JupyterLab, a person watching) shows widgets that keep updating; otherwise
+(papermill, ``ftkit run``) static HTML, which the archived report keeps.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, overload
+
+from IPython.display import HTML, display
+
+from ftkit.archive import Outcome, RunResult
+from ftkit.drivers import Driver, connect, split_target
+from ftkit.errors import FtkitError, StepFailedError, TargetError
+from ftkit.process import Plan, Session
+
+from .decide import RecoveryPanel
+from .render import (
+    GREEN,
+    GREY,
+    RED,
+    YELLOW,
+    failure_html,
+    note_html,
+    status_html,
+    system_html,
+    table_html,
+)
+from .views import ActivityLog, StatusBar, SystemView, readiness_table
+
+__all__ = [
+    "abort_session",
+    "check_readiness",
+    "ensure_system",
+    "overview",
+    "request",
+    "require_ready",
+    "resolve",
+    "result",
+    "resume",
+    "show_failure",
+    "show_log",
+    "show_plan",
+    "soak",
+]
+
+
+@overload
+def resolve(path: str | os.PathLike[str]) -> str: ...
+@overload
+def resolve(path: Sequence[str | os.PathLike[str]]) -> list[str]: ...
+
+
+def resolve(path: Any) -> Any:
+    """A file a runbook parameter names, found from the current folder, else the runbooks
+    folder, else its parent (the repository root); a list resolves item by item.
+
+    So ``"../examples/demo-config.toml"`` works whether papermill runs from the
+    repository root or from ``runbooks/``.
+    """
+    if isinstance(path, list | tuple):
+        return [resolve(p) for p in path]
+    from ftkit.runner import runbooks_folder
+
+    given = Path(path).expanduser()
+    folder = runbooks_folder()
+    candidates = [given] if given.is_absolute() else [Path.cwd() / given, folder / given,
+                                                       folder.parent / given]
+    for candidate in candidates:
+        if candidate.exists():
+            return str(candidate.resolve())
+    raise FtkitError(
+        f"no file {path} (looked in the current folder, {folder.name}/ and the folder above)",
+        "give a path relative to the repository root or the runbooks folder, or an "
+        "absolute one")
+
+
+def ensure_system(system: str, *, scenario: str = "demo", time_scale: float = 0.0) -> Driver:
+    """Connect to SYSTEM; a ``sim://`` system that does not exist yet is created from
+    SCENARIO first (so a fresh machine's first run works)."""
+    scheme, rest = split_target(system)
+    if scheme == "sim":
+        from ftkit.sim.driver import create_system, system_path
+
+        if not system_path(rest).exists():
+            try:
+                driver = create_system(system, scenario=scenario, time_scale=time_scale)
+            except TargetError:
+                if not system_path(rest).exists():
+                    raise
+            else:
+                display(HTML(note_html(
+                    f"Created the simulated system {system} from scenario {scenario!r} "
+                    f"(time scale {time_scale:g}).")))
+                return driver
+    return connect(system)
+
+
+def _live(session: Session | None, live: bool | None) -> bool:
+    if live is not None:
+        return live
+    return bool(getattr(getattr(session, "progress", None), "live", False))
+
+
+def overview(source: Session | Driver, *, live: bool | None = None) -> None:
+    """Show the status bar (for a session) and the system picture."""
+    is_session = isinstance(source, Session)
+    if _live(source if is_session else None, live):
+        if is_session:
+            display(StatusBar(source))
+        display(SystemView(source))
+        return
+    if is_session:
+        display(HTML(status_html(source)))
+    display(HTML(system_html(source)))
+
+
+def show_failure(session: Session | None, error: BaseException, *,
+                 live: bool | None = None, system: str = "") -> None:
+    """Show what failed, the state, and Retry/Abort (as buttons when live)."""
+    display(HTML(failure_html(session, error, system=system)))
+    if session is not None:
+        display(HTML(status_html(session)))
+        if session.broken and _live(session, live):
+            display(RecoveryPanel(session))
+
+
+def resume(session: Session | None, *, live: bool | None = None) -> str | None:
+    """Carry on an unfinished session: say so, re-run a step a killed process left half
+    done, and stop (raise) if the session is Broken, with the way on."""
+    if session is None or not session.resumed or session.record is None:
+        return None
+    record = session.record
+    display(HTML(note_html(
+        f"Resuming session {record.id} of {session.target} (change {record.change_id or '-'}, "
+        f"started {record.started[:19]} by {record.operator or 'unknown'}): it stands in "
+        f"{record.upgrade_state} / {record.operational_state}. Steps already done are "
+        "skipped; decisions already taken are not asked again.",
+        colour=YELLOW, title="Resumed session")))
+    try:
+        step = session.resume()
+        if session.broken:
+            where, why = session.broken
+            raise StepFailedError(f"the session is Broken at {where}: {why}",
+                                  "Retry or Abort (see below)", step=where, reason=why)
+    except FtkitError as err:
+        show_failure(session, err, live=live)
+        raise
+    if step:
+        display(HTML(note_html(f"{step} was interrupted and has been run again.",
+                               colour=GREEN)))
+    return step
+
+
+def require_ready(results: Any, *, session: Session | None = None, system: str = "") -> None:
+    """Raise (after showing why) if a readiness check failed. RESULTS is the readiness
+    DataFrame or a list of :class:`~ftkit.checks.CheckResult`; warnings pass."""
+    import pandas as pd
+
+    if not isinstance(results, pd.DataFrame):
+        results = pd.DataFrame([{"check": r.check, "title": r.title, "status": str(r.status),
+                                 "detail": r.detail, "remedy": r.remedy} for r in results],
+                               columns=["check", "title", "status", "detail", "remedy"])
+    bad = results[results["status"] == "fail"]
+    if not len(bad):
+        warned = int((results["status"] == "warn").sum())
+        display(HTML(note_html(f"Readiness check passed: {len(results)} checks, {warned} "
+                               "warning(s).", colour=GREEN)))
+        return
+    first = bad.iloc[0]
+    error = FtkitError(
+        f"readiness check: {len(bad)} check(s) fail ({', '.join(bad['check'])}); "
+        f"first: {first['title']}: {first['detail']}",
+        str(first["remedy"]) or "fix it and run the check again")
+    show_failure(session, error, system=system)
+    raise error
+
+
+def check_readiness(session: Session | None) -> None:
+    """Run the readiness check before the session starts; show the table; raise if a
+    check fails (before anything changes). Skipped once the session has started."""
+    if session is None or not session.due("PrepareSplit"):
+        if session is not None and session.record is not None:
+            display(HTML(note_html("The readiness check ran at PrepareSplit of this session; "
+                                   "it is not repeated.", colour=GREY)))
+        return
+    frame = session.readiness()
+    display(readiness_table(frame))
+    require_ready(frame, session=session)
+
+
+def show_log(session: Session | None, *, live: bool | None = None) -> None:
+    """The session's activity log (journal): live and growing, or a static table."""
+    if session is None:
+        return
+    view = ActivityLog(session)
+    if _live(session, live):
+        display(view)
+    else:
+        display(HTML(view.html()))
+        view.close()
+
+
+def request(session: Session | None, name: str, *, picture: bool = False,
+            live: bool | None = None) -> None:
+    """Run request NAME (PrepareSplit, ExecuteSplit, Install, …) if it is due, else say
+    why not; with ``picture`` show the status and the system picture as they are after it
+    ran (a snapshot, even when live: the live views stay at the top). A failure shows the
+    state and Retry/Abort, then raises."""
+    if session is None:
+        return
+    if not session.due(name):
+        display(HTML(note_html(f"{name}: nothing to do here "
+                               f"({_why_not(session)}).", colour=GREY)))
+        return
+    before = session.driver.status().now
+    try:
+        session.step_function(name)()
+    except FtkitError as err:
+        progress = session.progress
+        if hasattr(progress, "close"):
+            progress.close()
+        show_failure(session, err, live=live)
+        raise
+    took = session.driver.status().now - before
+    display(HTML(note_html(f"{name} done ({took / 60:.1f} simulated minutes); the session is "
+                           f"{session.upgrade_state.value} / "
+                           f"{session.operational_state.value}.", colour=GREEN)))
+    if picture:
+        overview(session, live=False)
+
+
+def _why_not(session: Session) -> str:
+    if session.done and session.record is not None:
+        return f"the session ended: {session.record.outcome}"
+    return f"the session is {session.upgrade_state.value}"
+
+
+def soak(session: Session | None, minutes: float) -> None:
+    """Watch the merged system for MINUTES before the commit decision (the rest of them,
+    for a resumed session)."""
+    if session is None or not session.needs_decision("commit"):
+        return
+    left = float(minutes) - session.soaked_minutes()
+    if left <= 0:
+        display(HTML(note_html(f"Soaked {session.soaked_minutes():g} min already.",
+                               colour=GREY)))
+        return
+    acked = session.driver.acknowledged()
+    try:
+        session.soak(left)
+    except FtkitError as err:
+        show_failure(session, err)
+        raise
+    served = session.driver.acknowledged() - acked
+    display(HTML(note_html(f"Soaked {left:g} min on the upgraded software: {served} "
+                           "transactions acknowledged meanwhile.", colour=GREEN)))
+
+
+def abort_session(session: Session, *, operator: str = "", reason: str = "") -> str | None:
+    """Abort SESSION's unfinished session and Finish it (the abort runbook); returns the
+    outcome, or None when there is no unfinished session (nothing is changed then).
+
+    A step a killed process left half done is run again first; if it fails, the
+    session is Broken there and is aborted from there. An Abort that itself broke is
+    retried. Once Commit has started, Abort is refused (TransitionError): complete the
+    commit instead. Who and why are journaled.
+    """
+    if session.record is None or session.done:
+        display(HTML(note_html(f"{session.target} has no unfinished session: nothing to "
+                               "abort, nothing changed.", colour=GREY)))
+        return None
+    import getpass
+
+    who = operator or getpass.getuser()
+    session.journal.log(session.record.id, "info",
+                        f"Abort requested by {who} (abort runbook): {reason or '-'}",
+                        detail={"action": "abort", "who": who, "why": reason,
+                                "source": "parameter"})
+    try:
+        try:
+            session.resume()
+        except FtkitError as err:
+            if not session.broken:
+                raise
+            display(HTML(note_html(f"The interrupted step failed again ({err.message}); "
+                                   "aborting from there.", colour=YELLOW)))
+        state = session.upgrade_state.value
+        if state == "Abort" and session.broken:
+            session.retry()
+        elif state != "Abort":
+            session.abort()
+        session.finish()
+    except FtkitError as err:
+        show_failure(session, err)
+        raise
+    assert session.record is not None
+    display(HTML(note_html(f"Session {session.record.id} aborted and finished: "
+                           f"{session.record.outcome}.", colour=GREEN)))
+    return session.record.outcome
+
+
+def show_plan(plan: Plan) -> Plan:
+    """Show the plan's steps, its readiness check and the answers it assumed."""
+    steps = plan.steps
+    display(HTML("<b>Plan</b> (nothing on the system changes in plan mode)"
+                 + table_html(steps, ["request", "what", "minutes", "outage", "decision"])))
+    display(readiness_table(plan.checks))
+    fails = [c for c in plan.checks if str(c.status) == "fail"]
+    if fails:
+        display(HTML(note_html(
+            f"The upgrade would stop at PrepareSplit: {len(fails)} check(s) fail "
+            f"({', '.join(c.check for c in fails)}).", colour=RED)))
+    answers = ", ".join(f"{d.name}: {d.answer}" for d in plan.decisions)
+    display(HTML(note_html(f"Decisions assumed by the plan: {answers}; total "
+                           f"{sum(s['minutes'] for s in steps):.0f} minutes.", colour=GREY)))
+    return plan
+
+
+def result(session: Session | None, *, mode: str, system: str, change_id: str = "",
+           operator: str = "") -> RunResult:
+    """The run's result for the report archive (display it last): outcome, measured
+    outage, lost transactions. Raises if the session did not end, or lost a transaction."""
+    if session is None:
+        return RunResult(outcome=Outcome.PLANNED, system=system, change_id=change_id,
+                         operator=operator, message="plan mode: nothing on the system changed",
+                         extra={"mode": mode})
+    record = session.record
+    if record is None:
+        return RunResult(outcome=Outcome.STOPPED, system=session.target, change_id=change_id,
+                         operator=operator, message="no session: nothing on the system changed",
+                         extra={"mode": mode})
+    if not session.done:
+        error = FtkitError(
+            f"the session did not end (it is {session.upgrade_state.value})",
+            "run the runbook again to carry on, or run abort.ipynb")
+        show_failure(session, error)
+        raise error
+    outages = [o for o in session.outages()]
+    outage_s = round(sum((o.seconds or 0.0) for o in outages), 1) if outages else 0.0
+    lost = session.driver.lost_transactions()
+    acked = session.driver.acknowledged()
+    decisions = [d for d in (session.decision(n) for n in ("split", "merge", "commit")) if d]
+    rows = [
+        {"fact": "outcome", "value": record.outcome},
+        {"fact": "outages", "value": "; ".join(
+            f"{o.seconds:.1f} s at t={o.start / 60:.1f} min" for o in outages
+            if o.seconds is not None) or "none"},
+        {"fact": "total outage", "value": f"{outage_s:g} s"},
+        {"fact": "acknowledged transactions", "value": acked},
+        {"fact": "lost transactions", "value": lost},
+        *({"fact": f"decision {d.name}", "value": f"{d.answer} by {d.who} ({d.source}): {d.why}"}
+          for d in decisions),
+    ]
+    display(HTML("<b>Summary</b>" + table_html(rows, ["fact", "value"])))
+    if lost:
+        error = FtkitError(f"{lost} acknowledged transactions are missing from the data disks",
+                           "stop and investigate before anything else; see the activity log")
+        show_failure(session, error)
+        raise error
+    return RunResult(
+        outcome=str(record.outcome), system=session.target,
+        change_id=record.change_id or change_id, operator=record.operator or operator,
+        outage_s=outage_s,
+        message=f"session {record.id}: {record.outcome}, outage {outage_s:g} s, "
+                f"{lost} transactions lost",
+        extra={"mode": mode, "session": record.id, "lost_transactions": lost,
+               "acknowledged": acked, "outages": [o.seconds for o in outages]},
+    )
