@@ -166,6 +166,73 @@ def test_resume_after_a_failed_run_finishes_the_same_session(tmp_path: Path) -> 
     assert decisions == ["split", "merge", "commit"]
 
 
+def _descendants(pid: int) -> list[int]:
+    """Every process below PID (the papermill kernel among them), from /proc."""
+    parents: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        children = parents.get(todo.pop(), [])
+        found += children
+        todo += children
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc to find the kernel")
+def test_resume_after_the_first_run_was_killed_mid_install(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    system = target()
+    driver = create_system(system, time_scale=0.01)  # 20 installer minutes take 12 s
+    run_one = subprocess.Popen(
+        [sys.executable, "-m", "papermill", str(RUNBOOKS / "active-upgrade.ipynb"),
+         str(tmp_path / "killed.ipynb"), "--cwd", str(RUNBOOKS), "--no-progress-bar",
+         "-p", "system", system, "-p", "mode", "auto", "-p", "operator", "nb-test",
+         "-y", "decisions: {split: proceed, merge: proceed, commit: commit}"],
+        env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        pending = None
+        while pending is None or pending.step != "Install":
+            assert time.monotonic() < deadline, "the first run never reached Install"
+            assert run_one.poll() is None, "the first run ended before it could be killed"
+            time.sleep(0.2)
+            with Journal.open(system) as journal:
+                current = journal.current_session()
+                pending = current and journal.pending_intent(current.id)
+        time.sleep(1.0)  # part way through the installers
+        for pid in [*_descendants(run_one.pid), run_one.pid]:  # the kernel does the work
+            os.kill(pid, signal.SIGKILL)
+    finally:
+        run_one.kill()
+        run_one.wait()
+
+    (first,) = sessions(system)
+    assert (first.upgrade_state, first.operational_state, first.ended) == ("Split", "Busy", None)
+    assert driver.status().split and driver.lost_transactions() == 0
+    driver.set_time_scale(0)  # the rest of the rehearsal need not take real time
+
+    result = run("active-upgrade", tmp_path, **upgrade(system, decisions=ALL))
+    assert result["outcome"] == "committed" and result["session"] == first.id
+    assert result["lost_transactions"] == 0 and len(result["outages"]) == 1
+    (record,) = sessions(system)  # resumed, not a second session
+    assert record.outcome == "committed"
+    with Journal.open(system) as journal:
+        intents = [e.step for e in journal.entries(record.id, kinds=["intent"])]
+        decisions = [e.detail["name"] for e in journal.entries(record.id, kinds=["decision"])]
+        warnings = [e.message for e in journal.entries(record.id, kinds=["warning"])]
+    assert intents.count("ExecuteSplit") == 1 and intents.count("Install") == 2
+    assert decisions == ["split", "merge", "commit"]  # none asked twice
+    assert any("Install was interrupted" in w for w in warnings)
+    assert software(driver) == [UPGRADED, UPGRADED] and driver.status().duplex
+
+
 def test_unsupported_package_is_refused_before_the_split(tmp_path: Path) -> None:
     system = target()
     error = fails("active-upgrade", tmp_path,

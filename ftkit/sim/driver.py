@@ -115,6 +115,15 @@ class SimDriver:
     def settings(self) -> SimSettings:
         return self.store.read()[1]
 
+    def set_time_scale(self, scale: float) -> None:
+        """Run the simulated clock at SCALE from now on (0 instant, 1 real time); one
+        transaction. Lets a rehearsal slow down for a person watching, or speed up."""
+        if scale < 0:
+            raise TargetError(f"time scale {scale} is negative", "use 0 (instant) to 1 (real)")
+        with self._txn() as txn:
+            txn.sim.time_scale = scale
+            txn.event("sim", f"time scale set to {scale:g}")
+
     def close(self) -> None:
         self.store.close()
 
