@@ -102,29 +102,45 @@ def _module_colour(mod: Module) -> str:
     return YELLOW
 
 
-def _role(st: SystemState, enc: int) -> str:
+def _role_and_note(st: SystemState, enc: int) -> tuple[str, str]:
+    """The enclosure's role in the vendor's words, and what that means after merge."""
     side = st.sides[enc]
     if side.role is SideRole.DUPLEX:
-        return "Duplex"
+        return "Duplex", ""
     if st.merged:
         # after merge the applications run on the upgraded enclosure; the original one
         # is kept, shut down, for an abort
-        return "Upgrade side (now in production)" if side.role is SideRole.UPGRADE \
-            else "Production side (original software, kept for abort)"
-    return f"{side.role.value} side"
+        return ((f"{side.role.value} side", "now in production")
+                if side.role is SideRole.UPGRADE
+                else (f"{side.role.value} side", "original software, kept for abort"))
+    return f"{side.role.value} side", ""
+
+
+def _role(st: SystemState, enc: int) -> str:
+    role, note = _role_and_note(st, enc)
+    return f"{role} ({note})" if note else role
+
+
+_TOP = 38  # where an enclosure's box starts, below its two title lines
 
 
 def _enclosure_svg(st: SystemState, enc: int, x: int) -> str:
     side = st.sides[enc]
     mods = sorted((m for m in st.modules.values() if m.enclosure == enc), key=lambda m: m.id)
     apps_here = st.apps_on is not None and (st.apps_on == enc or st.apps_duplex)
-    out = [f"<rect x='{x}' y='30' width='250' height='150' rx='8' fill='#fafafa' "
+    role, note = _role_and_note(st, enc)
+    # the title and its note sit on two lines above the box, so neither runs into the
+    # other enclosure's
+    out = [f"<rect x='{x}' y='{_TOP}' width='250' height='150' rx='8' fill='#fafafa' "
            f"stroke='{BLUE if apps_here else GREY}' stroke-width='{3 if apps_here else 1.5}'/>",
-           f"<text x='{x + 125}' y='20' text-anchor='middle' font-weight='bold' "
-           f"font-size='13'>Enclosure {enc}: {esc(_role(st, enc))}</text>"]
+           f"<text x='{x + 125}' y='16' text-anchor='middle' font-weight='bold' "
+           f"font-size='13'>Enclosure {enc}: {esc(role)}</text>"]
+    if note:
+        out.append(f"<text x='{x + 125}' y='31' text-anchor='middle' font-size='11' "
+                   f"fill='{GREY}'>({esc(note)})</text>")
     for i, mod in enumerate(mods):
         colour = _module_colour(mod)
-        y = 45 + i * 45
+        y = _TOP + 15 + i * 45
         label = f"{'CPU' if mod.kind == 'cpu' else 'I/O'} module {mod.id}: {mod.state.value}"
         if mod.primary:
             label += " (primary)"
@@ -135,10 +151,10 @@ def _enclosure_svg(st: SystemState, enc: int, x: int) -> str:
         if mod.reason and mod.state is not ModuleState.ONLINE:
             out.append(f"<title>{esc(mod.reason)}</title>")
     os_colour = _partner_colour(side.os)
-    out.append(f"<text x='{x + 12}' y='160' font-size='12' fill='{os_colour}'>"
+    out.append(f"<text x='{x + 12}' y='{_TOP + 130}' font-size='12' fill='{os_colour}'>"
                f"OS: {esc(side.os.value)}{' (isolated)' if side.isolated else ''}</text>")
     if apps_here:
-        out.append(f"<text x='{x + 12}' y='175' font-size='12' fill='{BLUE}' "
+        out.append(f"<text x='{x + 12}' y='{_TOP + 145}' font-size='12' fill='{BLUE}' "
                    f"font-weight='bold'>applications run here</text>")
     return "".join(out)
 
@@ -179,7 +195,7 @@ def system_html(source: Session | Driver | SystemState) -> str:
         st = source
     else:
         st = (source.driver if isinstance(source, Session) else source).status()
-    svg = ("<svg xmlns='http://www.w3.org/2000/svg' width='540' height='190' "
+    svg = (f"<svg xmlns='http://www.w3.org/2000/svg' width='540' height='{_TOP + 160}' "
            "style='font-family:sans-serif'>" + _enclosure_svg(st, 0, 10)
            + _enclosure_svg(st, 1, 280) + "</svg>")
     if st.apps_on is None:
