@@ -37,12 +37,13 @@ def main() -> None:
                      "finish", "stage", "wait", "run_custom_action"):
             real = getattr(SimDriver, name)
 
-            def timed(*a, _real=real, **k):  # type: ignore[no-untyped-def]
+            def timed(*a, _real=real, _driver=driver, _spent=spent,  # type: ignore[no-untyped-def]
+                      **k):
                 t = time.perf_counter()
                 try:
-                    return _real(driver, *a[1:] if a and a[0] is driver else a, **k)
+                    return _real(_driver, *a[1:] if a and a[0] is _driver else a, **k)
                 finally:
-                    spent["driver"] += time.perf_counter() - t
+                    _spent["driver"] += time.perf_counter() - t
 
             setattr(driver, name, timed)
         session = open_session(driver, CONFIG, PACKAGES, operator="bench")

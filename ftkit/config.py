@@ -218,7 +218,7 @@ class UpgradeConfig:
         return value
 
 
-def load_config(path: str | Path) -> UpgradeConfig:
+def load_config(path: str | os.PathLike[str]) -> UpgradeConfig:
     """Load, merge (includes first) and validate the upgrade configuration at ``path``.
 
     Read-only. Raises :class:`ConfigError` naming the file, key and fix.

@@ -7,17 +7,17 @@ across the kernel boundary of a papermill run (the papermill habit).
 from __future__ import annotations
 
 __all__ = [
-    "FtkitError",
-    "TargetError",
+    "ActionTimeoutError",
+    "ArchiveError",
     "ConfigError",
-    "PackageError",
+    "DecisionError",
     "FaultError",
-    "TransitionError",
+    "FtkitError",
+    "PackageError",
     "SessionBusyError",
     "StepFailedError",
-    "DecisionError",
-    "ArchiveError",
-    "ActionTimeoutError",
+    "TargetError",
+    "TransitionError",
 ]
 
 

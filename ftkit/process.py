@@ -22,6 +22,7 @@ import json
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ftkit.checks import CheckResult, failed, merge_checks, run_checks
@@ -582,7 +583,8 @@ class Session:
         self.step_function(step)()
 
     def step_function(self, request: str) -> Callable[[], Any]:
-        return {
+        """The method that runs REQUEST (what Retry and resume call)."""
+        steps: dict[str, Callable[[], Any]] = {
             "PrepareSplit": self.prepare_split,
             "ExecuteSplit": self.execute_split,
             "Install": self.install,
@@ -591,7 +593,8 @@ class Session:
             "Commit": self.commit,
             "Abort": self.abort,
             "Finish": self.finish,
-        }[request]
+        }
+        return steps[request]
 
     def resume(self) -> str | None:
         """Finish what a killed process left half done; returns the step re-run, if any."""
@@ -696,7 +699,7 @@ def _load(config: UpgradeConfig | str | os.PathLike[str],
           ) -> tuple[UpgradeConfig, list[UpdatePackage]]:
     cfg = config if isinstance(config, UpgradeConfig) else load_config(config)
     items = list(packages)
-    paths = [p for p in items if not isinstance(p, UpdatePackage)]
+    paths = [Path(p) for p in items if not isinstance(p, UpdatePackage)]
     loaded = load_packages(paths) if paths else []
     return cfg, [p for p in items if isinstance(p, UpdatePackage)] + loaded
 

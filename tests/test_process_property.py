@@ -10,6 +10,8 @@ the system is duplex with one consistent software set.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import uuid
 from pathlib import Path
 
@@ -85,16 +87,16 @@ def check_invariants(driver: SimDriver, session) -> None:  # type: ignore[no-unt
         states = [e.detail.get("upgrade_state") for e in journal.entries(record.id, kinds=["state"])
                   if isinstance(e.detail, dict)]
         states = ["Idle", *[s for s in states if s]]
-        for a, b in zip(states, states[1:], strict=False):
+        for a, b in itertools.pairwise(states):
             assert (a, b) in EDGES, f"illegal transition {a} -> {b}"
 
 
 def drive_home(driver: SimDriver, session) -> str:  # type: ignore[no-untyped-def]
     """What an operator does to end any session: repair, retry or abort, finish."""
-    try:
-        session.resume()  # a killed process left a step half done: finish it first
-    except FtkitError:
-        pass  # it went Broken again: the loop below repairs, retries or aborts
+    # a killed process left a step half done: finish it first; if it goes Broken again,
+    # the loop below repairs, retries or aborts
+    with contextlib.suppress(FtkitError):
+        session.resume()
     for _ in range(12):
         if session.record is None or not session.record.active:
             return session.record.outcome if session.record else "none"
@@ -119,7 +121,8 @@ def home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPat
     return path
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(sequence=ops)
 def test_random_requests_faults_and_kills_keep_the_invariants(home: Path, sequence) -> None:  # type: ignore[no-untyped-def]
     target = f"sim://h-{uuid.uuid4().hex[:10]}"

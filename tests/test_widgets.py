@@ -11,16 +11,16 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import ftkit_widgets as fw
 import pytest
-from ftkit_widgets import decide, runbook
 
+import ftkit_widgets as fw
 from ftkit.checks import CheckResult, CheckStatus
 from ftkit.decisions import ParameterDecisions
 from ftkit.errors import DecisionError, FtkitError, StepFailedError
 from ftkit.model import UpgradeState
 from ftkit.process import Session, open_session
 from ftkit.sim.driver import SimDriver
+from ftkit_widgets import decide, runbook
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "examples" / "demo-config.toml"

@@ -10,6 +10,7 @@ transactions into the ledger.
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import subprocess
@@ -135,7 +136,7 @@ class SimDriver:
         runs = self.store.ledger()
         gap = 1.5 / sim.rate_tps if sim.rate_tps > 0 else 0.0
         found: list[Outage] = []
-        for prev, cur in zip(runs, runs[1:], strict=False):
+        for prev, cur in itertools.pairwise(runs):
             if cur[2] - prev[3] > gap:
                 found.append(Outage(prev[3], cur[2], prev[4], cur[4]))
         if runs and state.apps_on is None:

@@ -127,7 +127,7 @@ def load_scenario(name: str) -> dict[str, Any]:
 def build_state(name: str, scenario: dict[str, Any], *, epoch: str) -> SystemState:
     """A fresh duplex system from scenario data."""
     software = dict(scenario.get("software", {}))
-    logs = {log: [] for log in scenario.get("event_logs", [])}
+    logs: dict[str, list[Any]] = {log: [] for log in scenario.get("event_logs", [])}
     startup = {
         s["name"]: StartupType(s.get("startup", "automatic"))
         for s in scenario.get("services", [])
@@ -444,7 +444,7 @@ class TwinStore:
     def ledger(self) -> list[tuple[int, int, float, float, int | None]]:
         """Runs of acknowledged transactions: (first, last, t_first, t_last, enclosure)."""
         return [
-            tuple(r)  # type: ignore[misc]
+            tuple(r)
             for r in self._conn.execute(
                 "SELECT first, last, t_first, t_last, enclosure FROM ledger ORDER BY id"
             )
@@ -455,4 +455,4 @@ class TwinStore:
         rows = self._conn.execute(
             "SELECT t, source, message FROM events ORDER BY id DESC LIMIT ?", (limit,)
         ).fetchall()
-        return [tuple(r) for r in reversed(rows)]  # type: ignore[misc]
+        return [tuple(r) for r in reversed(rows)]

@@ -4,7 +4,8 @@ The server side (`JupyterLabServer`, `start_jupyterlab`) only needs the standard
 page helpers take Playwright objects but never import Playwright at module level, so importing
 this module works where Playwright is not installed (the fixtures then skip).
 
-Facts behind the choices below: the team's notes on JupyterLab testing (shared/JUPYTERLAB-TESTING.md).
+Facts behind the choices below: the team's notes on JupyterLab testing
+(shared/JUPYTERLAB-TESTING.md).
 """
 
 from __future__ import annotations
