@@ -614,18 +614,14 @@ def _print_entry(entry: Any, reports: Path) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from ftkit.runner import resolve_runbook, run_runbook, runbook_parameters
+    from ftkit.runner import check_parameters, resolve_runbook, run_runbook
 
     params = _parameters(args.param)
     try:
         path = resolve_runbook(args.runbook)
+        check_parameters(path, params)
     except FtkitError as err:
         raise BadInput(err.message, err.remedy) from None
-    declared = runbook_parameters(path)
-    unknown = sorted(set(params) - set(declared))
-    if unknown:
-        raise BadInput(f"runbook {path.stem} has no parameter {', '.join(unknown)}",
-                       f"its parameters are: {', '.join(declared) or 'none'}")
     reports = _reports(args)
     entry = run_runbook(str(path), params, reports=reports, kernel_name=args.kernel,
                         progress=args.progress)

@@ -123,21 +123,15 @@ def run_runbook(
 ) -> LedgerEntry:
     """Execute RUNBOOK with PARAMETERS through papermill and archive it under REPORTS.
 
-    Unknown parameter names are refused before anything runs. Returns the ledger entry
+    Unknown parameters and interactive mode are refused before anything runs (see
+    :func:`check_parameters`). Returns the ledger entry
     (check its ``outcome``: a run whose notebook reports no result is ``failed``). If
     execution fails the run is archived as ``failed`` and an :class:`FtkitError` with
     papermill's ``ename: evalue`` is raised.
     """
     path = resolve_runbook(runbook, runbooks_dir=runbooks_dir)
     params = dict(parameters)
-    declared = runbook_parameters(path)
-    unknown = sorted(set(params) - set(declared))
-    if unknown:
-        known = ", ".join(declared) if declared else "none (it has no cell tagged parameters)"
-        raise FtkitError(
-            f"runbook {path.stem} has no parameter {', '.join(unknown)}",
-            f"its parameters are: {known}",
-        )
+    check_parameters(path, params)
     reports = Path(reports) if reports is not None else home.reports_dir()
 
     import papermill
@@ -176,6 +170,35 @@ def run_runbook(
             ended=now(),
             reports=reports,
         )
+
+
+def check_parameters(path: Path, params: Mapping[str, Any]) -> None:
+    """Refuse, before anything runs, parameters the runbook at PATH does not declare, and
+    interactive mode: a headless run cannot click a decision panel, and would sit at the
+    first decision until the panel timed out. Read-only."""
+    declared = runbook_parameters(path)
+    unknown = sorted(set(params) - set(declared))
+    if unknown:
+        known = ", ".join(declared) if declared else "none (it has no cell tagged parameters)"
+        raise FtkitError(
+            f"runbook {path.stem} has no parameter {', '.join(unknown)}",
+            f"its parameters are: {known}",
+        )
+    name = path.stem
+    if "mode" not in declared:
+        return
+    if "mode" in params:
+        mode = str(params["mode"])
+    else:
+        default = declared["mode"].get("default", "") if isinstance(declared["mode"], Mapping) \
+            else ""
+        mode = str(default).strip().strip("\"'")
+    if mode == "interactive":
+        raise FtkitError(
+            f"runbook {name} in interactive mode waits for clicks, and ftkit run has no "
+            "browser to click in",
+            "pass -p mode auto with -p decisions \"{split: proceed, merge: proceed, "
+            "commit: commit}\", or -p mode plan; or open the runbook in JupyterLab")
 
 
 def _first_line(text: str, secrets: set[str]) -> str:

@@ -469,6 +469,17 @@ def test_run_bad_input_exits_2_and_runs_nothing(capsys: pytest.CaptureFixture[st
     assert not ftkit_dirs.reports.exists()
 
 
+def test_run_refuses_interactive_mode_headless(capsys: pytest.CaptureFixture[str],
+                                              ftkit_dirs: SimpleNamespace) -> None:
+    # the shipped runbook defaults to interactive: nobody could click its decision panel
+    for argv in (["run", "active-upgrade"], ["run", "active-upgrade", "-p", "mode", "interactive"]):
+        code, _, err = run(capsys, *argv)
+        line = one_line_error(err)
+        assert code == 2 and "interactive mode waits for clicks" in line
+        assert "-p mode auto" in line
+    assert not ftkit_dirs.reports.exists() and not ftkit_dirs.home.exists()
+
+
 def test_reports_on_an_empty_archive(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "reports", "list")
     assert code == 0 and out.startswith("no reports in")
