@@ -32,11 +32,14 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "split": ("proceed", "stop"),
     "merge": ("proceed", "abort"),
     "commit": ("commit", "abort"),
+    # asked only of a Broken session: run the failed step again (its cause fixed), or abort
+    "broken": ("retry", "abort"),
 }
 QUESTIONS = {
     "split": "Split the system and install the updates on the Upgrade side?",
     "merge": "Merge: restart the applications on the upgraded software (brief outage)?",
     "commit": "Commit the upgrade (no further outage), or abort back to the original software?",
+    "broken": "The session is Broken: retry the failed step (its cause fixed), or abort?",
 }
 
 

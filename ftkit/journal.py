@@ -33,7 +33,7 @@ from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ftkit import home
+from ftkit import home, store
 from ftkit.errors import ArchiveError, FtkitError, SessionBusyError, TransitionError
 from ftkit.redact import redact, scrub
 
@@ -274,13 +274,15 @@ class Journal:
         self._clock = clock or _utc_now
         self._lock = threading.RLock()
         self._listeners: list[Listener] = []
-        self._conn = sqlite3.connect(
-            self.path, timeout=30.0, isolation_level=None, check_same_thread=False
-        )
+        try:
+            self._conn = store.connect(self.path, check_same_thread=False)
+        except sqlite3.DatabaseError as err:
+            raise FtkitError(
+                f"cannot open journal {self.path}: {err}",
+                "check that it is a readable ftkit journal (or set $FTKIT_HOME elsewhere)",
+            ) from err
         try:
             self._conn.row_factory = sqlite3.Row
-            self._conn.execute("PRAGMA busy_timeout = 30000")
-            self._conn.execute("PRAGMA journal_mode = WAL")
             self._conn.execute("PRAGMA foreign_keys = ON")
             self._migrate(target)
         except FtkitError:

@@ -31,6 +31,7 @@ from ftkit.decisions import Decision, DecisionProvider
 from ftkit.drivers import Driver, Outage, Progress, connect
 from ftkit.errors import (
     ActionTimeoutError,
+    DecisionError,
     FtkitError,
     StepFailedError,
     TransitionError,
@@ -582,6 +583,31 @@ class Session:
             self._changed()
         self.step_function(step)()
 
+    def recover(self, provider: DecisionProvider) -> str:
+        """Answer a Broken session with PROVIDER's ``broken`` decision (journaled with who
+        and why): ``retry`` runs the failed step again, ``abort`` aborts. Returns the answer.
+
+        A missing answer in auto mode is an error naming both choices (never a default).
+        """
+        broken = self.broken
+        if broken is None:
+            raise TransitionError("nothing to recover: the session is not Broken",
+                                  "carry on with the next request")
+        step, why = broken
+        try:
+            decision = self.decide("broken", provider)
+        except DecisionError:
+            raise StepFailedError(
+                f"the session is Broken at {step}: {why}",
+                "fix the cause, then run again with decisions broken: retry; or broken: "
+                "abort (or the abort runbook) to return to the original software",
+                step=step, reason=why) from None
+        if decision.answer == "retry":
+            self.retry()
+        else:
+            self.abort()
+        return decision.answer
+
     def step_function(self, request: str) -> Callable[[], Any]:
         """The method that runs REQUEST (what Retry and resume call)."""
         steps: dict[str, Callable[[], Any]] = {
@@ -657,11 +683,8 @@ class Session:
         Resumes where the session stands: a resumed run skips what is already done.
         """
         self.resume()
-        if self.broken:
-            step, reason = self.broken
-            raise StepFailedError(f"the session is Broken at {step}: {reason}",
-                                  "Retry it (session.retry()) or Abort", step=step,
-                                  reason=reason)
+        if self.broken and self.recover(provider) == "abort":
+            return self.finish()
         state = self.upgrade_state
         if state is S.IDLE and self.record is None:
             self.prepare_split()

@@ -156,3 +156,33 @@ def test_processes_killed_mid_transaction_leave_a_consistent_twin(twin: str) -> 
             assert len(driver.settings().faults) <= 1  # armed, or disarmed: never half
         finally:
             driver.close()
+
+
+def _open_at_once(target: str, barrier: object, seconds: float) -> None:
+    """Open the twin the moment every other process does, then let time pass once."""
+    barrier.wait(30)  # type: ignore[attr-defined]
+    driver = connect(target)  # the first opener switches the new file to WAL
+    assert isinstance(driver, SimDriver)
+    try:
+        driver.wait(seconds)
+    finally:
+        driver.close()
+
+
+def test_processes_opening_a_new_twin_at_once_all_get_in(twin: str) -> None:
+    # SQLite changes a file's journal mode without calling the busy handler: openers that
+    # race the first one must wait for it, not fail with "database is locked"
+    racers = 6
+    barrier = SPAWN.Barrier(racers)
+    procs = [SPAWN.Process(target=_open_at_once, args=(twin, barrier, STEP_S))
+             for _ in range(racers)]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(timeout=120)
+    assert [proc.exitcode for proc in procs] == [0] * racers
+    driver = connect(twin)
+    assert isinstance(driver, SimDriver)
+    assert_consistent(driver)
+    assert abs(driver.status().now - racers * STEP_S) < 1e-6
+    driver.close()

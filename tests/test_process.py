@@ -218,6 +218,29 @@ def _next_after(request: str) -> str:
     return order[order.index(request) + 1]
 
 
+@pytest.mark.parametrize(("answer", "outcome"), [("retry", "committed"), ("abort", "aborted")])
+def test_a_broken_session_is_answered_by_the_broken_decision(home: Path, answer: str,
+                                                             outcome: str) -> None:
+    driver, session = new_session(home)
+    driver.inject("installer-fail")
+    with pytest.raises(StepFailedError, match="Install"):
+        session.run(ParameterDecisions(COMMIT, operator="tester"))
+    assert session.broken is not None and session.broken[0] == "Install"
+
+    # a later automated run must be told what to do: no silent retry, no silent abort
+    with pytest.raises(StepFailedError) as info:
+        session.run(ParameterDecisions(COMMIT, operator="tester"))
+    assert "broken: retry" in info.value.remedy and session.broken is not None
+
+    # the installer fault fired once: its cause is gone, as after the operator's fix
+    decisions = ParameterDecisions({**COMMIT, "broken": answer}, operator="night-shift",
+                                   reason="installer log read, disk space freed")
+    assert session.run(decisions) == outcome
+    assert session.decision("broken").answer == answer
+    assert session.decision("broken").who == "night-shift"
+    assert_end(driver, session, outcome=outcome, outages=1 if answer == "retry" else 0)
+
+
 def test_production_side_down_while_split_refuses_abort_until_repaired(home: Path) -> None:
     """SPEC §7: no choice may overwrite the only up-to-date copy of the data."""
     driver, session = new_session(home)

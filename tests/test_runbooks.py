@@ -145,6 +145,17 @@ def test_missing_decision_fails_the_run_and_leaves_the_system_safe(tmp_path: Pat
     assert (record.upgrade_state, record.operational_state) == ("PrepareSplit", "Ready")
 
 
+def test_interactive_mode_under_papermill_is_refused_before_anything_changes(
+        tmp_path: Path) -> None:
+    from ftkit.sim.driver import system_path
+
+    system = target()
+    # mode defaults to interactive: refused at once, not after the panel's one-hour timeout
+    error = fails("active-upgrade", tmp_path, system=system)
+    assert error.ename == "DecisionError" and "no frontend to click in" in error.evalue
+    assert not system_path(system.removeprefix("sim://")).exists()  # nothing was created
+
+
 def test_resume_after_a_failed_run_finishes_the_same_session(tmp_path: Path) -> None:
     system = target()
     error = fails("active-upgrade", tmp_path,
@@ -231,6 +242,24 @@ def test_resume_after_the_first_run_was_killed_mid_install(tmp_path: Path) -> No
     assert decisions == ["split", "merge", "commit"]  # none asked twice
     assert any("Install was interrupted" in w for w in warnings)
     assert software(driver) == [UPGRADED, UPGRADED] and driver.status().duplex
+
+
+def test_broken_session_is_retried_by_a_later_run_told_to(tmp_path: Path) -> None:
+    system = target()
+    driver = create_system(system)
+    driver.inject("installer-fail")
+    error = fails("active-upgrade", tmp_path, **upgrade(system, decisions=ALL))
+    assert error.ename == "StepFailedError" and "Install" in error.evalue
+    error = fails("active-upgrade", tmp_path, **upgrade(system, decisions=ALL))  # not told
+    assert "Broken at Install" in error.evalue
+    (record,) = sessions(system)
+    assert (record.upgrade_state, record.operational_state) == ("Split", "Broken")
+
+    result = run("active-upgrade", tmp_path,
+                 **upgrade(system, decisions={**ALL, "broken": "retry"}))
+    assert result["outcome"] == "committed" and result["session"] == record.id
+    assert result["lost_transactions"] == 0
+    assert software(driver) == [UPGRADED, UPGRADED]
 
 
 def test_unsupported_package_is_refused_before_the_split(tmp_path: Path) -> None:

@@ -144,8 +144,9 @@ def test_decision_panel_broken_shows_retry_and_abort_and_retry_works(
     assert panel.done and panel.decision is None  # the split question went away
     assert panel.recovery.layout.display == "none"
     assert asyncio.run(panel.wait(1)) is None
-    notes = [e.message for e in session.journal.entries(session.record.id, kinds=["info"])]
-    assert "Retry chosen by alice (widget): service freed" in notes
+    (_split, broken) = decisions_in_journal(session)  # the click is a journaled decision
+    assert (broken["name"], broken["answer"], broken["who"], broken["why"], broken["source"]) \
+        == ("broken", "retry", "alice", "service freed", "widget")
 
 
 def test_decision_panel_broken_abort_button_aborts(session: Session, sim: SimDriver) -> None:

@@ -6,7 +6,8 @@ dispatcher would swallow it). ftkit never imports this package.
 
 Views: :class:`StatusBar`, :class:`SystemView`, :class:`ActivityLog`,
 :func:`readiness_table`, :func:`timeline`, :func:`progress_bar`.
-Decisions: :class:`DecisionPanel`, :class:`RecoveryPanel` (Retry/Abort), :func:`ask`.
+Decisions: :class:`DecisionPanel`, :class:`RecoveryPanel` (Retry/Abort), :func:`ask`,
+:func:`check_mode`.
 Runbook steps (one line per cell, safe to re-run): :func:`resolve`,
 :func:`ensure_system`, :func:`overview`, :func:`resume`, :func:`check_readiness`,
 :func:`require_ready`, :func:`request`, :func:`soak`, :func:`show_plan`,
@@ -16,7 +17,7 @@ Status: :func:`inventory`, :func:`show_inventory`.
 
 from __future__ import annotations
 
-from .decide import DecisionPanel, RecoveryPanel, ask
+from .decide import DecisionPanel, RecoveryPanel, ask, check_mode
 from .inventory import inventory, show_inventory
 from .progress import Progress, progress_bar
 from .runbook import (
@@ -46,6 +47,7 @@ __all__ = [
     "SystemView",
     "abort_session",
     "ask",
+    "check_mode",
     "check_readiness",
     "ensure_system",
     "inventory",

@@ -24,7 +24,7 @@ from ftkit.process import Session
 
 from .render import GREEN, RED, YELLOW, esc, failure_html, note_html, status_html
 
-__all__ = ["DecisionPanel", "RecoveryPanel", "ask"]
+__all__ = ["DecisionPanel", "RecoveryPanel", "ask", "check_mode", "nobody_can_click"]
 
 _STYLE = {"proceed": "success", "commit": "success", "stop": "warning", "abort": "danger"}
 
@@ -36,6 +36,16 @@ def _who_why(operator: w.Text, reason: w.Text, what: str) -> tuple[str, str]:
         raise DecisionError(f"{what}: enter the {' and the '.join(missing)} first",
                             "every decision is recorded with who made it and why")
     return who, why
+
+
+class _Answered:
+    """A decision provider holding one decision already made (a click)."""
+
+    def __init__(self, decision: Decision) -> None:
+        self.decision = decision
+
+    def decide(self, name: str) -> Decision:
+        return self.decision
 
 
 class RecoveryPanel(w.VBox):
@@ -67,18 +77,10 @@ class RecoveryPanel(w.VBox):
         session = self.session
         try:
             who, why = _who_why(self.operator, self.reason, action.capitalize())
-            if session.record is not None:
-                session.journal.log(session.record.id, "info",
-                                    f"{action.capitalize()} chosen by {who} (widget): {why}",
-                                    step=session.broken[0] if session.broken else "",
-                                    detail={"action": action, "who": who, "why": why,
-                                            "source": "widget"})
+            decision = make_decision("broken", action, who=who, why=why, source="widget")
             self._set_busy(True)
             self.message.value = note_html(f"{action.capitalize()} running…", colour=YELLOW)
-            if action == "retry":
-                session.retry()
-            else:
-                session.abort()
+            session.recover(_Answered(decision))
         except FtkitError as err:
             self.message.value = failure_html(session, err)
         else:
@@ -218,6 +220,33 @@ class DecisionPanel(w.VBox):
 _ASKED_IN = {"split": {"PrepareSplit"}, "merge": {"Split"}, "commit": {"Merge"}}
 
 
+def nobody_can_click() -> bool:
+    """True when this cell runs where no person can answer a widget: the kernel's current
+    request came from papermill/nbclient, which execute with ``allow_stdin`` off
+    (JupyterLab and other frontends allow it). Outside a kernel (a script, a test that
+    clicks programmatically) there is no such evidence: False."""
+    from IPython import get_ipython
+
+    kernel = getattr(get_ipython(), "kernel", None)
+    get_parent = getattr(kernel, "get_parent", None)
+    if get_parent is None:
+        return False
+    content = (get_parent() or {}).get("content") or {}
+    return content.get("allow_stdin") is False
+
+
+def check_mode(mode: str, decisions: Mapping[str, str] | None, *, operator: str,
+               reason: str) -> None:
+    """Refuse, before anything changes, a bad mode or decision, and interactive mode in a
+    run where nobody could click (papermill): it would only wait for the panel's timeout."""
+    provider_for(mode, decisions, operator=operator, reason=reason)
+    if mode == "interactive" and nobody_can_click():
+        raise DecisionError(
+            "mode is interactive, but this run has no frontend to click in (papermill)",
+            "pass -p mode auto with -y 'decisions: {split: proceed, merge: proceed, commit: "
+            "commit}', or -p mode plan; or open the runbook in JupyterLab")
+
+
 async def ask(session: Session | None, name: str, *, mode: str,
               decisions: Mapping[str, str] | None, operator: str, reason: str,
               timeout_s: float = 3600) -> Decision | None:
@@ -234,6 +263,7 @@ async def ask(session: Session | None, name: str, *, mode: str,
     A failure is shown with the session's state and the way on, then raised.
     """
     try:
+        check_mode(mode, decisions, operator=operator, reason=reason)
         provider = provider_for(mode, decisions, operator=operator, reason=reason)
         if session is None:
             return provider.decide(name) if provider is not None else None

@@ -304,9 +304,9 @@ def failure_html(session: Session | None, error: BaseException, *, system: str =
             f"The session is <b style='color:{RED}'>Broken at {esc(step)}</b>: {esc(reason)}. "
             "Nothing advances until you choose:<ul style='margin:2px 0'>"
             "<li><b>Retry</b> — after fixing the cause (repair the module, free the service, "
-            "fix the custom action), click Retry in the panel below, or run "
-            "<code>session.retry()</code>; then run this runbook again: it resumes where it "
-            "stopped.</li>"
+            "fix the custom action), click Retry in the panel below; or run this runbook "
+            "again in auto mode with <code>broken: retry</code> in <code>decisions</code>: it "
+            "retries the step and carries on where it stopped.</li>"
             f"<li><b>Abort</b> — click Abort in the panel below, or {abort_hint}.</li></ul>")
     elif session is not None and session.record is not None and not session.done:
         parts.append(

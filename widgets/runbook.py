@@ -12,13 +12,14 @@ Abort) and then raised, so that a papermill run fails.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, overload
 
 from IPython.display import HTML, display
 
 from ftkit.archive import Outcome, RunResult
+from ftkit.decisions import provider_for
 from ftkit.drivers import Driver, connect, split_target
 from ftkit.errors import FtkitError, StepFailedError, TargetError
 from ftkit.process import Plan, Session
@@ -134,9 +135,12 @@ def show_failure(session: Session | None, error: BaseException, *,
             display(RecoveryPanel(session))
 
 
-def resume(session: Session | None, *, live: bool | None = None) -> str | None:
+def resume(session: Session | None, *, live: bool | None = None, mode: str = "interactive",
+           decisions: Mapping[str, str] | None = None, operator: str = "",
+           reason: str = "") -> str | None:
     """Carry on an unfinished session: say so, re-run a step a killed process left half
-    done, and stop (raise) if the session is Broken, with the way on."""
+    done. A Broken session is answered by ``decisions["broken"]`` in auto mode (``retry``
+    or ``abort``, journaled); otherwise the runbook stops here (raises) with the way on."""
     if session is None or not session.resumed or session.record is None:
         return None
     record = session.record
@@ -148,7 +152,16 @@ def resume(session: Session | None, *, live: bool | None = None) -> str | None:
         colour=YELLOW, title="Resumed session")))
     try:
         step = session.resume()
-        if session.broken:
+        if session.broken and mode == "auto":
+            where = session.broken[0]
+            provider = provider_for(mode, decisions, operator=operator, reason=reason)
+            assert provider is not None
+            answer = session.recover(provider)
+            display(HTML(note_html(
+                f"The session was Broken at {where}: {answer} (decisions: broken: {answer}) "
+                f"— now {session.upgrade_state.value} / {session.operational_state.value}.",
+                colour=GREEN)))
+        elif session.broken:
             where, why = session.broken
             raise StepFailedError(f"the session is Broken at {where}: {why}",
                                   "Retry or Abort (see below)", step=where, reason=why)
