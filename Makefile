@@ -3,7 +3,7 @@ PYTHON ?= python3
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DECISIONS := {split: proceed, merge: proceed, commit: commit}
 
-.PHONY: install browser-deps demo test bench
+.PHONY: install browser-deps demo test bench lint
 
 install:  ## the package, its runbook kernel and the test tools
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check -e ".[test]"
@@ -24,3 +24,8 @@ test: install browser-deps  ## every test: unit, contract, notebooks (papermill)
 bench: install  ## speed and memory figures (not a test)
 	$(PYTHON) benchmarks/bench_sim.py
 	$(PYTHON) benchmarks/bench_process.py
+
+lint:  ## ruff (also run by the tests) and mypy over ftkit/
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+	$(PYTHON) -m ruff check .
+	$(PYTHON) -m mypy
