@@ -524,11 +524,13 @@ class Session:
         if minutes < 0:
             raise FtkitError(f"soak_minutes {minutes} is negative", "use 0 or more")
         assert self.record is not None
+        before = self.driver.acknowledged()
         self.driver.wait(minutes * 60, progress=self.progress)
+        served = self.driver.acknowledged() - before
         self.journal.log(self.record.id, "info", f"soaked {minutes:g} min on the upgraded "
-                         f"software; {self.driver.acknowledged()} transactions acknowledged",
+                         f"software; {served} transactions acknowledged meanwhile",
                          step="Merge", sim_time=self._sim_time(),
-                         detail={"soak_minutes": minutes})
+                         detail={"soak_minutes": minutes, "transactions": served})
 
     def commit(self) -> None:
         """Commit: back up event logs, then resync the old side; no outage."""
