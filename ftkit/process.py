@@ -352,7 +352,8 @@ class Session:
         if not spec.allowed_from(state):
             if state is S.COMMIT and request == "Abort":
                 raise TransitionError("Abort is refused once Commit has started",
-                                      "Retry the commit, then Finish")
+                                      "Retry a Broken commit (the Retry button, or the upgrade "
+                                      "runbook with decisions broken: retry), then Finish")
             allowed = [r.name for r in REQUESTS.values() if r.allowed_from(state)]
             raise TransitionError(f"{request} is not allowed in {state.value}",
                                   f"the next request is one of: {', '.join(allowed)}")
