@@ -60,8 +60,9 @@ class RecoveryPanel(w.VBox):
                  reason: w.Text | None = None) -> None:
         self.session = session
         self.last: str | None = None
-        self.operator = operator or w.Text(value=session.operator, description="Operator")
-        self.reason = reason or w.Text(description="Reason")
+        self.operator = operator or w.Text(value=session.operator, description="Operator",
+                                           placeholder="your name")
+        self.reason = reason or w.Text(description="Reason", placeholder="why you decide this")
         self.retry_button = w.Button(description="Retry", button_style="warning",
                                      icon="repeat", tooltip="run the failed step again")
         self.abort_button = w.Button(description="Abort", button_style="danger", icon="undo",

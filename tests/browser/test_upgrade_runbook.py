@@ -7,6 +7,7 @@ the status bar, the system picture and the outage.
 
 from __future__ import annotations
 
+import re
 import shutil
 import time
 from pathlib import Path
@@ -43,7 +44,9 @@ def decide(panel: Locator, answer: str, reason: str, operator: str = "alice") ->
         field.wait_for(timeout=60_000)
         field.fill(text)
         field.press("Tab")  # the change reaches the kernel
-    button = output_areas(panel).get_by_role("button", name=answer, exact=True).last
+    # by its text: an icon (Retry's) makes the accessible name more than the label
+    button = outputs.get_by_role("button").filter(
+        has_text=re.compile(rf"^\s*{re.escape(answer)}\s*$")).last
     button.click(timeout=30_000)
 
 
@@ -87,3 +90,49 @@ def test_operator_commits_an_upgrade_in_jupyterlab(jupyterlab_factory, page: Pag
     assert {d["source"] for d in decisions} == {"widget"}
     assert decisions[-1]["why"] == "browser test: commit"
     assert {d["who"] for d in decisions} == {"alice"}
+
+
+def test_operator_retries_a_broken_install_then_commits(jupyterlab_factory, page: Page,
+                                                        tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    home = tmp_path / "ftkit-home"
+    monkeypatch.setenv("FTKIT_HOME", str(home))
+    from ftkit.journal import Journal
+    from ftkit.sim.driver import create_system
+
+    driver = create_system("sim://demo")
+    driver.inject("installer-fail")  # the first installer exits 1603, once
+    lab = jupyterlab_factory({"FTKIT_HOME": str(home), "FTKIT_REPORTS": str(tmp_path / "r")})
+    for folder in ("runbooks", "examples"):
+        shutil.copytree(ROOT / folder, lab.root / folder, dirs_exist_ok=True)
+
+    panel = open_notebook(page, lab, "runbooks/active-upgrade.ipynb")
+    run_all(page)
+    decide(panel, "Proceed", "browser test: split")
+
+    # Install fails: Run All stops there, with the way on and Retry/Abort in reach.
+    wait_for_output_text(panel, "Broken at Install", timeout=120)
+    wait_until_cells_done(panel, timeout=60)
+    assert not output_has_text(panel, "Merge: restart the applications")
+    screenshot(page, tmp_path / "broken.png")
+    decide(panel, "Retry", "browser test: installer log read, retry")
+    wait_for_output_text(panel, "Retry succeeded", timeout=120)
+
+    run_all(page)  # carries on: nothing done twice, no decision asked twice
+    wait_for_output_text(panel, "decided earlier by alice", timeout=120)
+    decide(panel, "Proceed", "browser test: merge")
+    wait_for_output_text(panel, "Commit the upgrade", timeout=180)
+    decide(panel, "Commit", "browser test: commit")
+    wait_until_cells_done(panel, timeout=240)
+    wait_for_output_text(panel, "committed", timeout=30)
+
+    with Journal.open("sim://demo") as journal:
+        (record,) = journal.sessions()
+        decisions = [(e.detail["name"], e.detail["answer"], e.detail["source"])
+                     for e in journal.entries(record.id, kinds=["decision"])]
+        intents = [e.step for e in journal.entries(record.id, kinds=["intent"])]
+    assert record.outcome == "committed"
+    assert decisions == [("split", "proceed", "widget"), ("broken", "retry", "widget"),
+                         ("merge", "proceed", "widget"), ("commit", "commit", "widget")]
+    assert intents.count("ExecuteSplit") == 1 and intents.count("Install") == 2
+    assert driver.lost_transactions() == 0 and driver.status().duplex
