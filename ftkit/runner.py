@@ -149,6 +149,9 @@ def run_runbook(
                 kernel_name=kernel_name,
                 progress_bar=progress,
                 log_output=False,
+                # the kernel's own warnings (TCP on 127.0.0.1, HMAC-signed) are noise on an
+                # operator's terminal; its errors still show
+                extra_arguments=["--IPKernelApp.log_level=ERROR"],
             )
         except PapermillExecutionError as err:
             reason = f"{err.ename}: {_first_line(err.evalue, secrets)}"
