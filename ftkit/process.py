@@ -38,7 +38,7 @@ from ftkit.errors import (
 )
 from ftkit.home import ftkit_home
 from ftkit.journal import Journal, SessionRecord
-from ftkit.model import OperationalState, PartnerState, UpgradeState
+from ftkit.model import ModuleState, OperationalState, PartnerState, UpgradeState
 from ftkit.packages import UpdatePackage, ensure_supported, load_packages
 
 __all__ = [
@@ -534,7 +534,22 @@ class Session:
                          detail={"soak_minutes": minutes, "transactions": served})
 
     def commit(self) -> None:
-        """Commit: back up event logs, then resync the old side; no outage."""
+        """Commit: back up event logs, then resync the old side; no outage.
+
+        Refused, with nothing changed, while an enclosure is down: the commit resyncs onto
+        the old side and cannot be aborted once started.
+        """
+        if self.upgrade_state is S.MERGE:
+            st = self.driver.status()
+            down = [m for m in st.modules.values() if m.state is not ModuleState.ONLINE]
+            if down:
+                names = ", ".join(f"{m.kind.upper() if m.kind == 'cpu' else 'I/O'} module "
+                                  f"{m.id} {m.state.value}" for m in down)
+                raise TransitionError(
+                    f"Commit refused while an enclosure is down ({names}): the commit "
+                    "resynchronises onto it and cannot be aborted once started",
+                    "repair or replace the module, then commit; or abort (once the "
+                    "original side is back) to return to the original software")
 
         def body() -> None:
             self._backup_event_logs()

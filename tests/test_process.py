@@ -257,6 +257,40 @@ def test_production_side_down_while_split_refuses_abort_until_repaired(home: Pat
     assert_end(driver, session, outcome="aborted", outages=1, fault_outage=True)
 
 
+def test_production_side_down_while_split_applications_restart_on_the_upgrade_side(
+        home: Path) -> None:
+    """SPEC §7, the other way out: the Upgrade side takes the Production data at merge."""
+    driver, session = new_session(home)
+    driver.inject("module-fail", point="install", side="production")
+    decisions = ParameterDecisions({**COMMIT, "broken": "retry"}, operator="tester")
+    with pytest.raises(StepFailedError):
+        session.run(decisions)
+    assert driver.status().apps_on is None  # outage: the Production side had no partner
+
+    session.retry()  # the Upgrade side is healthy: Install goes through
+    session.decide("merge", decisions)
+    session.prepare_merge()
+    session.execute_merge()
+    st = driver.status()
+    assert st.apps_on == 1 and st.merged and driver.lost_transactions() == 0
+    (outage,) = session.outages()
+    assert outage.end is not None  # over once the applications ran on the Upgrade side
+
+    # Commit would resync onto the failed enclosure and could not be aborted: refused,
+    # and nothing changes
+    version = driver.store.version()
+    with pytest.raises(TransitionError, match="Commit refused while an enclosure is down"):
+        session.commit()
+    assert session.upgrade_state is UpgradeState.MERGE and session.broken is None
+    assert driver.store.version() == version
+
+    driver.repair()
+    session.decide("commit", decisions)
+    session.commit()
+    assert session.finish() == "committed"
+    assert_end(driver, session, outcome="committed", outages=1, fault_outage=True)
+
+
 # --- a process killed at any point ------------------------------------------------------
 
 

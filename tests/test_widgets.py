@@ -467,3 +467,18 @@ def test_result_reports_outcome_outage_and_lost_transactions(session: Session,
     assert 0 < data["outage_s"] < 60 and data["change_id"] == "CHG-W"
     planned = fw.result(None, mode="plan", system="sim://x").to_dict()
     assert planned["outcome"] == "planned"
+
+
+@pytest.mark.parametrize(("side", "outage"), [("production", True), ("upgrade", False)])
+def test_failure_explains_a_production_side_outage_and_both_ways_out(
+        session: Session, sim: SimDriver, side: str, outage: bool) -> None:
+    from ftkit_widgets.render import failure_html
+
+    sim.inject("module-fail", point="install", side=side)
+    with pytest.raises(StepFailedError) as info:
+        session.run(ParameterDecisions(ALL, operator="tester"))
+    shown = text(failure_html(session, info.value))
+    assert "Broken at Install" in shown
+    assert ("This is an outage" in shown) is outage
+    assert ("Restart the applications on the Upgrade side (enclosure 1)" in shown) is outage
+    assert ("only up-to-date copy" in shown) is outage

@@ -287,6 +287,29 @@ def note_html(text: str, *, colour: str = BLUE, title: str = "") -> str:
             f"padding:6px 10px;margin:4px 0'>{head}{esc(text)}</div>")
 
 
+def _production_down_html(session: Session) -> list[str]:
+    """SPEC §7: the Production side failed while split. Say it is an outage, that its data
+    is the only up-to-date copy, and what the two ways out are."""
+    st = session.driver.status()
+    if not st.split or st.merged or st.apps_on is not None or st.production is None:
+        return []
+    prod, up = st.production, 1 - st.production
+    return [
+        f"<b style='color:{RED}'>This is an outage</b>: the Production side (enclosure "
+        f"{prod}) is down, and while split it has no partner to carry on. Its data disks "
+        "hold the only up-to-date copy of the data: no choice below overwrites them.",
+        "Two ways to bring the applications back:<ol style='margin:2px 0'>"
+        f"<li><b>Repair the Production side</b> (enclosure {prod}); it restarts the "
+        "applications on the original software. Then Retry (carry on with the upgrade) or "
+        "Abort.</li>"
+        f"<li><b>Restart the applications on the Upgrade side</b> (enclosure {up}) with the "
+        "Production side's data: Retry the failed step (the Upgrade side is healthy), then "
+        "proceed to merge — the merge hands the data disks over and starts the applications "
+        "on the upgraded software. Commit waits until the Production side is repaired; Abort "
+        "too (it returns to that side).</li></ol>",
+    ]
+
+
 def failure_html(session: Session | None, error: BaseException, *, system: str = "") -> str:
     """What went wrong, where the system stands, and the operator's ways on (Retry/Abort)."""
     message = getattr(error, "message", str(error))
@@ -300,6 +323,7 @@ def failure_html(session: Session | None, error: BaseException, *, system: str =
                   "software")
     if session is not None and session.broken:
         step, reason = session.broken
+        parts.extend(_production_down_html(session))
         parts.append(
             f"The session is <b style='color:{RED}'>Broken at {esc(step)}</b>: {esc(reason)}. "
             "Nothing advances until you choose:<ul style='margin:2px 0'>"

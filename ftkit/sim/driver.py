@@ -591,8 +591,10 @@ class SimDriver:
                 txn.apps_started(up)
                 txn.event("active-upgrade", f"merge: applications running on enclosure {up}")
         if self.status().phase == "merge:old-side-down":
-            # the original side stays shut down, its system disk kept for an abort
-            self._shutdown(prod, "merge", progress, reboot=False)
+            # the original side stays shut down, its system disk kept for an abort (a
+            # failed one is down already: its partner state stays as it is)
+            if self.status().enclosure_up(prod):
+                self._shutdown(prod, "merge", progress, reboot=False)
             with self._txn() as txn:
                 txn.state.phase = ""
 
