@@ -15,6 +15,7 @@ when a runbook is inspected or run.
 
 from __future__ import annotations
 
+import ast
 import os
 import tempfile
 from collections.abc import Mapping
@@ -176,9 +177,9 @@ def run_runbook(
 
 
 def check_parameters(path: Path, params: Mapping[str, Any]) -> None:
-    """Refuse, before anything runs, parameters the runbook at PATH does not declare, and
-    interactive mode: a headless run cannot click a decision panel, and would sit at the
-    first decision until the panel timed out. Read-only."""
+    """Refuse, before anything runs, parameters the runbook at PATH does not declare, a
+    bad mode or decision, and interactive mode: a headless run cannot click a decision
+    panel, and would sit at the first decision until the panel timed out. Read-only."""
     declared = runbook_parameters(path)
     unknown = sorted(set(params) - set(declared))
     if unknown:
@@ -187,21 +188,30 @@ def check_parameters(path: Path, params: Mapping[str, Any]) -> None:
             f"runbook {path.stem} has no parameter {', '.join(unknown)}",
             f"its parameters are: {known}",
         )
-    name = path.stem
     if "mode" not in declared:
         return
-    if "mode" in params:
-        mode = str(params["mode"])
-    else:
-        default = declared["mode"].get("default", "") if isinstance(declared["mode"], Mapping) \
-            else ""
-        mode = str(default).strip().strip("\"'")
+    mode = str(_value(params, declared, "mode"))
     if mode == "interactive":
         raise FtkitError(
-            f"runbook {name} in interactive mode waits for clicks, and ftkit run has no "
+            f"runbook {path.stem} in interactive mode waits for clicks, and ftkit run has no "
             "browser to click in",
             "pass -p mode auto with -p decisions \"{split: proceed, merge: proceed, "
             "commit: commit}\", or -p mode plan; or open the runbook in JupyterLab")
+    from ftkit.decisions import provider_for
+
+    decisions = _value(params, declared, "decisions") if "decisions" in declared else {}
+    provider_for(mode, decisions, operator="", reason="")  # a bad mode or answer
+
+
+def _value(params: Mapping[str, Any], declared: Mapping[str, Any], name: str) -> Any:
+    """PARAMS[NAME], else the runbook's default for it (a Python literal in its source)."""
+    if name in params:
+        return params[name]
+    default = declared[name].get("default", "") if isinstance(declared[name], Mapping) else ""
+    try:
+        return ast.literal_eval(str(default))
+    except (ValueError, SyntaxError):
+        return str(default)
 
 
 def _first_line(text: str, secrets: set[str]) -> str:

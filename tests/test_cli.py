@@ -469,7 +469,7 @@ def test_run_bad_input_exits_2_and_runs_nothing(capsys: pytest.CaptureFixture[st
     assert not ftkit_dirs.reports.exists()
 
 
-def test_run_refuses_interactive_mode_headless(capsys: pytest.CaptureFixture[str],
+def test_run_refuses_interactive_mode_and_bad_decisions_up_front(capsys: pytest.CaptureFixture[str],
                                               ftkit_dirs: SimpleNamespace) -> None:
     # the shipped runbook defaults to interactive: nobody could click its decision panel
     for argv in (["run", "active-upgrade"], ["run", "active-upgrade", "-p", "mode", "interactive"]):
@@ -477,6 +477,12 @@ def test_run_refuses_interactive_mode_headless(capsys: pytest.CaptureFixture[str
         line = one_line_error(err)
         assert code == 2 and "interactive mode waits for clicks" in line
         assert "-p mode auto" in line
+    # a bad mode or answer is bad input too: refused before a kernel starts
+    for argv, words in ((["-p", "mode", "auto", "-p", "decisions", "{split: maybe}"],
+                         "decision 'split' cannot be 'maybe'"),
+                        (["-p", "mode", "bogus"], "unknown mode 'bogus'")):
+        code, _, err = run(capsys, "run", "active-upgrade", *argv)
+        assert code == 2 and words in one_line_error(err)
     assert not ftkit_dirs.reports.exists() and not ftkit_dirs.home.exists()
 
 
