@@ -428,6 +428,18 @@ class SimDriver:
         self._fire("split")
         self._refuse_service("split", "service-stop-refused", critical)
         self._elapse(SPLIT_S, "split", progress, chunks=5)
+        # looked at last, just before the mirrors are disabled: a disk that failed since
+        # the readiness check would leave a side with no current copy of its data
+        unmirrored = [m for m in self.status().mirrors.values()
+                      if m.state is not MirrorState.MIRRORED
+                      or not all(member.healthy for member in m.members.values())]
+        if unmirrored:
+            names = ", ".join(f"{m.name} ({m.state.value})" for m in unmirrored)
+            raise StepFailedError(
+                f"RDR mirror {names} is not fully mirrored: splitting now would leave a "
+                "disk with no current copy on one side",
+                "replace the failed disk (ftkit sim repair) and let RDR resync, then Retry; "
+                "or Abort", step="split", reason=f"{unmirrored[0].name} not mirrored")
         with self._txn() as txn:
             st = txn.state
             prod = next(m.enclosure for m in st.modules.values() if m.primary)
