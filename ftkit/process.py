@@ -374,6 +374,7 @@ class Session:
         try:
             work()
         except FtkitError as err:
+            self._note_outages(request)
             step = getattr(err, "step", "") or request
             reason = getattr(err, "reason", "") or err.message
             self.journal.outcome(
@@ -387,6 +388,7 @@ class Session:
             raise StepFailedError(f"{request} failed: {err.message}",
                                   err.remedy or "Retry the step or Abort",
                                   step=request, reason=reason) from err
+        self._note_outages(request)
         self.journal.outcome(sid, intent, ok=True, message=f"{request} done",
                              sim_time=self._sim_time(), upgrade_state=spec.target.value,
                              operational_state=OperationalState.READY.value)
@@ -516,7 +518,6 @@ class Session:
         def body() -> None:
             self.driver.merge(critical=list(self.config.critical_services),
                               progress=self.progress)
-            self._record_outages("ExecuteMerge")
 
         self._run("ExecuteMerge", self._with_actions("ExecuteMerge", body))
 
@@ -528,6 +529,7 @@ class Session:
         before = self.driver.acknowledged()
         self.driver.wait(minutes * 60, progress=self.progress)
         served = self.driver.acknowledged() - before
+        self._note_outages("Merge")
         self.journal.log(self.record.id, "info", f"soaked {minutes:g} min on the upgraded "
                          f"software; {served} transactions acknowledged meanwhile",
                          step="Merge", sim_time=self._sim_time(),
@@ -562,7 +564,6 @@ class Session:
 
         def body() -> None:
             self.driver.abort(progress=self.progress)
-            self._record_outages("Abort")
 
         self._run("Abort", self._with_actions("Abort", body))
 
@@ -665,16 +666,29 @@ class Session:
         start = float((self.record.data if self.record else {}).get("sim_start", 0.0))
         return [o for o in self.driver.outages() if o.end is None or o.end > start]
 
-    def _record_outages(self, step: str) -> None:
+    def _note_outages(self, step: str) -> None:
+        """Journal every outage of this session once: when it is seen ongoing, and with its
+        measured length once it is over (each keyed by when it started)."""
         assert self.record is not None
+        seen: set[tuple[float, bool]] = set()
+        for entry in self.journal.entries(self.record.id, kinds=["warning"]):
+            detail = entry.detail if isinstance(entry.detail, dict) else {}
+            if "outage_start" in detail:
+                seen.add((round(float(detail["outage_start"]), 3),
+                          detail.get("outage_s") is not None))
         for outage in self.outages():
+            key = (round(outage.start, 3), outage.seconds is not None)
+            if key in seen:
+                continue
+            message = (f"outage {outage.seconds:.1f} s (last transaction before at "
+                       f"t={outage.start:.1f} s, first after at t={outage.end:.1f} s)"
+                       if outage.seconds is not None and outage.end is not None else
+                       f"outage ongoing since t={outage.start:.1f} s: the applications "
+                       "are down")
             self.journal.log(
-                self.record.id, "warning",
-                f"outage {outage.seconds:.1f} s (last transaction before at "
-                f"t={outage.start:.1f} s, first after at t={outage.end:.1f} s)"
-                if outage.seconds is not None else "outage ongoing",
-                step=step, sim_time=self._sim_time(),
-                detail={"outage_s": outage.seconds, "start": outage.start, "end": outage.end})
+                self.record.id, "warning", message, step=step, sim_time=self._sim_time(),
+                detail={"outage_s": outage.seconds, "outage_start": outage.start,
+                        "start": outage.start, "end": outage.end})
 
     def _backup_event_logs(self) -> None:
         assert self.record is not None

@@ -181,20 +181,29 @@ SWEEP = [(spec.name, point, side)
          for side in ("production", "upgrade")]
 
 
-@pytest.mark.parametrize("commit", ["commit", "abort"])
+# how each run ends: its decisions, its outcome, and the software both disks end with
+ENDS = {
+    "commit": ({"merge": "proceed", "commit": "commit"}, "committed", "12.5.0"),
+    "abort-after-merge": ({"merge": "proceed", "commit": "abort"}, "aborted", "12.4.1"),
+    "abort-before-merge": ({"merge": "abort"}, "aborted", "12.4.1"),
+}
+
+
+@pytest.mark.parametrize("end", list(ENDS))
 @pytest.mark.parametrize(("fault", "point", "side"), SWEEP,
                          ids=[f"{f}@{p}-{s}" for f, p, s in SWEEP])
 def test_every_fault_at_every_point_on_either_side_reaches_a_correct_end(
-        home: Path, fault: str, point: str, side: str, commit: str) -> None:
+        home: Path, fault: str, point: str, side: str, end: str) -> None:
     """The whole catalogue, not a sample: whatever single fault fires wherever it can, an
     operator who repairs what broke and answers ``broken: retry`` ends as decided —
-    committed, or aborted after merge — with nothing lost and both system disks on the
-    same software (SPEC §6, invariants 1 to 3)."""
+    committed, aborted after merge or aborted before it — with nothing lost and both
+    system disks on the same software (SPEC §6, invariants 1 to 3)."""
+    answers, expected, version = ENDS[end]
     driver = create_system(f"sim://w-{uuid.uuid4().hex[:10]}")
     session = open_session(driver, CONFIG, PACKAGES, operator="sweep")
     driver.inject(fault, point=point, side=side)
-    decisions = ParameterDecisions({"split": "proceed", "merge": "proceed", "commit": commit,
-                                    "broken": "retry"}, operator="sweep")
+    decisions = ParameterDecisions({"split": "proceed", **answers, "broken": "retry"},
+                                   operator="sweep")
     outcome = None
     for _ in range(4):
         try:
@@ -207,10 +216,15 @@ def test_every_fault_at_every_point_on_either_side_reaches_a_correct_end(
                     not member.healthy for mirror in status.mirrors.values()
                     for member in mirror.members.values()):
                 driver.repair()  # the operator replaces what failed
-    assert outcome == ("committed" if commit == "commit" else "aborted"), session.summary()
+    assert outcome == expected, session.summary()
     check_invariants(driver, session)
+    outages = session.outages()
+    assert all(o.end is not None for o in outages), outages  # every outage is over
+    recorded = {round(float(e.detail["start"]), 3) for e in session.journal.entries(
+        session.record.id, kinds=["warning"])
+        if isinstance(e.detail, dict) and e.detail.get("outage_s") is not None}
+    assert {round(o.start, 3) for o in outages} <= recorded, (outages, recorded)
     status = driver.status()
     assert status.duplex and not status.split and driver.lost_transactions() == 0
     boot = status.boot_disk()
-    version = "12.5.0" if commit == "commit" else "12.4.1"
     assert [boot.members[e].software["OrderDB"] for e in (0, 1)] == [version, version]
