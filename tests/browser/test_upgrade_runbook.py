@@ -30,6 +30,8 @@ from .jupyterlab import (
 if TYPE_CHECKING:
     from playwright.sync_api import Locator, Page
 
+    from .conftest import JupyterLabFactory
+
 pytestmark = pytest.mark.browser
 require_browser(module_level=True)
 
@@ -50,16 +52,30 @@ def decide(panel: Locator, answer: str, reason: str, operator: str = "alice") ->
     button.click(timeout=30_000)
 
 
-def test_operator_commits_an_upgrade_in_jupyterlab(jupyterlab_factory, page: Page,
-                                                   tmp_path: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    home = tmp_path / "ftkit-home"
-    lab = jupyterlab_factory({"FTKIT_HOME": str(home), "FTKIT_REPORTS": str(tmp_path / "r")})
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """This test's $FTKIT_HOME, shared by the test process and the lab's kernels."""
+    path = tmp_path / "ftkit-home"
+    monkeypatch.setenv("FTKIT_HOME", str(path))
+    return path
+
+
+def run_upgrade_runbook(jupyterlab_factory: JupyterLabFactory, page: Page,
+                        home: Path) -> Locator:
+    """A lab whose kernels see HOME, the runbooks and examples in it; Run All on the
+    upgrade runbook (interactive mode, the default). Returns the notebook panel."""
+    lab = jupyterlab_factory({"FTKIT_HOME": str(home),
+                              "FTKIT_REPORTS": str(home.parent / "reports")})
     for folder in ("runbooks", "examples"):
         shutil.copytree(ROOT / folder, lab.root / folder, dirs_exist_ok=True)
-
     panel = open_notebook(page, lab, "runbooks/active-upgrade.ipynb")
     run_all(page)
+    return panel
+
+
+def test_operator_commits_an_upgrade_in_jupyterlab(jupyterlab_factory, page: Page,
+                                                   tmp_path: Path, home: Path) -> None:
+    panel = run_upgrade_runbook(jupyterlab_factory, page, home)
 
     # The split decision blocks its cell: nothing after it has run.
     field = output_areas(panel).locator('input[placeholder="why you decide this"]')
@@ -83,7 +99,6 @@ def test_operator_commits_an_upgrade_in_jupyterlab(jupyterlab_factory, page: Pag
     # The decisions reached the journal as a person's clicks.
     from ftkit.journal import Journal
 
-    monkeypatch.setenv("FTKIT_HOME", str(home))
     with Journal.open("sim://demo") as journal:
         decisions = [e.detail for e in journal.entries(kinds=["decision"])]
     assert [d["name"] for d in decisions] == ["split", "merge", "commit"]
@@ -93,21 +108,13 @@ def test_operator_commits_an_upgrade_in_jupyterlab(jupyterlab_factory, page: Pag
 
 
 def test_operator_retries_a_broken_install_then_commits(jupyterlab_factory, page: Page,
-                                                        tmp_path: Path,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    home = tmp_path / "ftkit-home"
-    monkeypatch.setenv("FTKIT_HOME", str(home))
+                                                        tmp_path: Path, home: Path) -> None:
     from ftkit.journal import Journal
     from ftkit.sim.driver import create_system
 
     driver = create_system("sim://demo")
     driver.inject("installer-fail")  # the first installer exits 1603, once
-    lab = jupyterlab_factory({"FTKIT_HOME": str(home), "FTKIT_REPORTS": str(tmp_path / "r")})
-    for folder in ("runbooks", "examples"):
-        shutil.copytree(ROOT / folder, lab.root / folder, dirs_exist_ok=True)
-
-    panel = open_notebook(page, lab, "runbooks/active-upgrade.ipynb")
-    run_all(page)
+    panel = run_upgrade_runbook(jupyterlab_factory, page, home)
     decide(panel, "Proceed", "browser test: split")
 
     # Install fails: Run All stops there, with the way on and Retry/Abort in reach.
