@@ -158,31 +158,37 @@ def test_processes_killed_mid_transaction_leave_a_consistent_twin(twin: str) -> 
             driver.close()
 
 
-def _open_at_once(target: str, barrier: object, seconds: float) -> None:
-    """Open the twin the moment every other process does, then let time pass once."""
+def _open_at_once(path: str, barrier: object, results: object) -> None:
+    """Open PATH through ftkit.store the moment every other process does."""
+    from ftkit import store
+
     barrier.wait(30)  # type: ignore[attr-defined]
-    driver = connect(target)  # the first opener switches the new file to WAL
-    assert isinstance(driver, SimDriver)
     try:
-        driver.wait(seconds)
-    finally:
-        driver.close()
+        store.connect(path).close()
+    except Exception as err:
+        results.put(repr(err))  # type: ignore[attr-defined]
+    else:
+        results.put("ok")  # type: ignore[attr-defined]
 
 
-def test_processes_opening_a_new_twin_at_once_all_get_in(twin: str) -> None:
-    # SQLite changes a file's journal mode without calling the busy handler: openers that
-    # race the first one must wait for it, not fail with "database is locked"
-    racers = 6
-    barrier = SPAWN.Barrier(racers)
-    procs = [SPAWN.Process(target=_open_at_once, args=(twin, barrier, STEP_S))
-             for _ in range(racers)]
-    for proc in procs:
-        proc.start()
-    for proc in procs:
-        proc.join(timeout=120)
-    assert [proc.exitcode for proc in procs] == [0] * racers
-    driver = connect(twin)
-    assert isinstance(driver, SimDriver)
-    assert_consistent(driver)
-    assert abs(driver.status().now - racers * STEP_S) < 1e-6
-    driver.close()
+def test_processes_opening_a_new_file_at_once_all_get_in(tmp_path: Path) -> None:
+    # SQLite switches a file to WAL without calling the busy handler: a plain
+    # "PRAGMA journal_mode=WAL" failed with "database is locked" in 3 of 10 such rounds
+    # here. Every opener of a twin or a journal must wait for the others instead.
+    import sqlite3
+
+    racers, rounds = 6, 8
+    for round_ in range(rounds):
+        path = tmp_path / f"new-{round_}.db"
+        with sqlite3.connect(path) as conn:  # a new file, still in rollback-journal mode
+            conn.execute("CREATE TABLE t (x)")
+        conn.close()
+        barrier, results = SPAWN.Barrier(racers), SPAWN.Queue()
+        procs = [SPAWN.Process(target=_open_at_once, args=(str(path), barrier, results))
+                 for _ in range(racers)]
+        for proc in procs:
+            proc.start()
+        outcomes = [results.get(timeout=120) for _ in procs]
+        for proc in procs:
+            proc.join(timeout=60)
+        assert outcomes == ["ok"] * racers, (round_, outcomes)
