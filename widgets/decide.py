@@ -18,7 +18,14 @@ from typing import Any
 import ipywidgets as w
 from IPython.display import HTML, display
 
-from ftkit.decisions import CHOICES, QUESTIONS, Decision, make_decision, provider_for
+from ftkit.decisions import (
+    CHOICES,
+    QUESTIONS,
+    Decision,
+    DecisionProvider,
+    make_decision,
+    provider_for,
+)
 from ftkit.errors import DecisionError, FtkitError, StepFailedError
 from ftkit.process import Session
 
@@ -237,15 +244,17 @@ def nobody_can_click() -> bool:
 
 
 def check_mode(mode: str, decisions: Mapping[str, str] | None, *, operator: str,
-               reason: str) -> None:
+               reason: str) -> DecisionProvider | None:
     """Refuse, before anything changes, a bad mode or decision, and interactive mode in a
-    run where nobody could click (papermill): it would only wait for the panel's timeout."""
-    provider_for(mode, decisions, operator=operator, reason=reason)
+    run where nobody could click (papermill): it would only wait for the panel's timeout.
+    Returns the mode's provider (None for interactive: the panel decides)."""
+    provider = provider_for(mode, decisions, operator=operator, reason=reason)
     if mode == "interactive" and nobody_can_click():
         raise DecisionError(
             "mode is interactive, but this run has no frontend to click in (papermill)",
             "pass -p mode auto with -y 'decisions: {split: proceed, merge: proceed, commit: "
             "commit}', or -p mode plan; or open the runbook in JupyterLab")
+    return provider
 
 
 async def ask(session: Session | None, name: str, *, mode: str,
@@ -264,8 +273,7 @@ async def ask(session: Session | None, name: str, *, mode: str,
     A failure is shown with the session's state and the way on, then raised.
     """
     try:
-        check_mode(mode, decisions, operator=operator, reason=reason)
-        provider = provider_for(mode, decisions, operator=operator, reason=reason)
+        provider = check_mode(mode, decisions, operator=operator, reason=reason)
         if session is None:
             return provider.decide(name) if provider is not None else None
         earlier = session.decision(name)
