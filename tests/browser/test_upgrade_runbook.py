@@ -52,6 +52,15 @@ def decide(panel: Locator, answer: str, reason: str, operator: str = "alice") ->
     button.click(timeout=30_000)
 
 
+def merge_and_commit(panel: Locator) -> None:
+    """Answer the merge panel (shown), then the commit panel, and wait for the end."""
+    decide(panel, "Proceed", "browser test: merge")
+    wait_for_output_text(panel, "Commit the upgrade", timeout=180)
+    decide(panel, "Commit", "browser test: commit")
+    wait_until_cells_done(panel, timeout=240)
+    wait_for_output_text(panel, "committed", timeout=30)
+
+
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """This test's $FTKIT_HOME, shared by the test process and the lab's kernels."""
@@ -88,12 +97,7 @@ def test_operator_commits_an_upgrade_in_jupyterlab(jupyterlab_factory, page: Pag
 
     decide(panel, "Proceed", "browser test: split")
     wait_for_output_text(panel, "Merge: restart the applications", timeout=120)
-    decide(panel, "Proceed", "browser test: merge")
-    wait_for_output_text(panel, "Commit the upgrade", timeout=180)
-    decide(panel, "Commit", "browser test: commit")
-
-    wait_until_cells_done(panel, timeout=240)
-    wait_for_output_text(panel, "committed", timeout=30)
+    merge_and_commit(panel)
     screenshot(page, tmp_path / "committed.png")
 
     # The decisions reached the journal as a person's clicks.
@@ -127,11 +131,7 @@ def test_operator_retries_a_broken_install_then_commits(jupyterlab_factory, page
 
     run_all(page)  # carries on: nothing done twice, no decision asked twice
     wait_for_output_text(panel, "decided earlier by alice", timeout=120)
-    decide(panel, "Proceed", "browser test: merge")
-    wait_for_output_text(panel, "Commit the upgrade", timeout=180)
-    decide(panel, "Commit", "browser test: commit")
-    wait_until_cells_done(panel, timeout=240)
-    wait_for_output_text(panel, "committed", timeout=30)
+    merge_and_commit(panel)
 
     with Journal.open("sim://demo") as journal:
         (record,) = journal.sessions()
