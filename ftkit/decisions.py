@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from ftkit.errors import DecisionError
+from ftkit.flow import DECISIONS, RECOVERY
 
 __all__ = [
     "CHOICES",
@@ -28,19 +29,11 @@ __all__ = [
     "provider_for",
 ]
 
+# the questions and their answers, as ftkit.flow declares them ("broken" is asked only of
+# a Broken session: run the failed step again, its cause fixed, or abort)
 CHOICES: dict[str, tuple[str, ...]] = {
-    "split": ("proceed", "stop"),
-    "merge": ("proceed", "abort"),
-    "commit": ("commit", "abort"),
-    # asked only of a Broken session: run the failed step again (its cause fixed), or abort
-    "broken": ("retry", "abort"),
-}
-QUESTIONS = {
-    "split": "Split the system and install the updates on the Upgrade side?",
-    "merge": "Merge: restart the applications on the upgraded software (brief outage)?",
-    "commit": "Commit the upgrade (no further outage), or abort back to the original software?",
-    "broken": "The session is Broken: retry the failed step (its cause fixed), or abort?",
-}
+    d.name: tuple(d.answers) for d in (*DECISIONS.values(), RECOVERY)}
+QUESTIONS: dict[str, str] = {d.name: d.question for d in (*DECISIONS.values(), RECOVERY)}
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ __all__ = [
     "Outage",
     "Progress",
     "connect",
+    "ensure_system",
     "register",
     "schemes",
     "split_target",
@@ -153,6 +154,24 @@ def connect(target: str) -> Driver:
             f"use one of: {', '.join(s + '://' for s in sorted(_REGISTRY))}",
         )
     return factory(target, rest)
+
+
+def ensure_system(target: str, *, scenario: str = "demo",
+                  time_scale: float = 0.0) -> tuple[Driver, bool]:
+    """Connect to TARGET; a ``sim://`` system that does not exist yet is created from
+    SCENARIO first (so a fresh machine's first run works). Returns ``(driver, created)``;
+    of processes racing to create one system, one creates it and the others open it."""
+    scheme, rest = split_target(target)
+    if scheme == "sim":
+        from ftkit.sim.driver import create_system, system_path
+
+        if not system_path(rest).exists():
+            try:
+                return create_system(target, scenario=scenario, time_scale=time_scale), True
+            except TargetError:
+                if not system_path(rest).exists():
+                    raise
+    return connect(target), False
 
 
 def _load_builtin() -> None:

@@ -451,48 +451,96 @@ class Journal:
         Raises :class:`SessionBusyError` if an unfinished session exists: of two processes
         racing here exactly one wins.
         """
+        record, _intent = self.start(
+            None, begin={"change_id": change_id, "operator": operator, "reason": reason,
+                         "data": data or {}})
+        return record
+
+    def _begin(self, conn: sqlite3.Connection, begin: dict[str, Any]) -> tuple[
+            SessionRecord, Entry]:
+        busy = conn.execute("SELECT * FROM sessions WHERE ended IS NULL").fetchone()
+        if busy is not None:
+            raise _busy(SessionRecord._from_row(busy))
+        now = _iso(self._clock())
+        cursor = conn.execute(
+            "INSERT INTO sessions (target, change_id, operator, reason, started, data)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                self.target,
+                _text(begin.get("change_id") or ""),
+                _text(begin.get("operator") or ""),
+                _text(begin.get("reason") or ""),
+                now,
+                _clean_json(begin.get("data") or {}),
+            ),
+        )
+        session_id = int(cursor.lastrowid or 0)
+        record = SessionRecord._from_row(
+            conn.execute("SELECT * FROM sessions WHERE id = ?", (session_id,)).fetchone()
+        )
+        entry = self._append(
+            conn,
+            session_id,
+            "info",
+            f"session {session_id} started by {record.operator or 'unknown'}"
+            + (f": {record.reason}" if record.reason else ""),
+            detail={
+                "change_id": record.change_id,
+                "operator": record.operator,
+                "reason": record.reason,
+                "target": record.target,
+            },
+        )
+        return record, entry
+
+    def start(
+        self,
+        session_id: int | None,
+        *,
+        begin: dict[str, Any] | None = None,
+        step: str = "",
+        message: str = "",
+        upgrade_state: str | None = None,
+        operational_state: str = "Busy",
+        sim_time: float | None = None,
+    ) -> tuple[SessionRecord, int | None]:
+        """Begin a session (``begin``: change_id, operator, reason, data) and/or record the
+        intent of STEP with the state it enters, Busy; ONE transaction, so a process killed
+        at any instant leaves either nothing or the session with its intent and Busy.
+
+        Returns the session and the intent's id (None without a STEP). Raises
+        :class:`SessionBusyError` when ``begin`` finds an unfinished session.
+        """
+        written: list[Entry] = []
         try:
             with self._write() as conn:
-                busy = conn.execute("SELECT * FROM sessions WHERE ended IS NULL").fetchone()
-                if busy is not None:
-                    raise _busy(SessionRecord._from_row(busy))
-                now = _iso(self._clock())
-                cursor = conn.execute(
-                    "INSERT INTO sessions (target, change_id, operator, reason, started, data)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
-                    (
-                        self.target,
-                        _text(change_id or ""),
-                        _text(operator or ""),
-                        _text(reason or ""),
-                        now,
-                        _clean_json(data or {}),
-                    ),
-                )
-                session_id = int(cursor.lastrowid or 0)
-                record = SessionRecord._from_row(
-                    conn.execute("SELECT * FROM sessions WHERE id = ?", (session_id,)).fetchone()
-                )
-                entry = self._append(
-                    conn,
-                    session_id,
-                    "info",
-                    f"session {session_id} started by {record.operator or 'unknown'}"
-                    + (f": {record.reason}" if record.reason else ""),
-                    detail={
-                        "change_id": record.change_id,
-                        "operator": record.operator,
-                        "reason": record.reason,
-                        "target": record.target,
-                    },
-                )
+                if begin is not None:
+                    record, entry = self._begin(conn, begin)
+                    written.append(entry)
+                elif session_id is not None:
+                    record = self._open_session(conn, session_id)
+                else:
+                    raise FtkitError("Journal.start() needs a session id or begin=",
+                                     "pass the session's id, or begin={...} to start one")
+                intent_id = None
+                if step:
+                    entry = self._append(conn, record.id, "intent", message or step, step=step,
+                                         sim_time=sim_time)
+                    intent_id = entry.id
+                    written.append(entry)
+                    written.append(self._move(
+                        conn, record.id, upgrade_state=upgrade_state or record.upgrade_state,
+                        operational_state=operational_state, broken_step=None,
+                        broken_reason=None, message=f"{step} started", sim_time=sim_time))
+                    record = SessionRecord._from_row(conn.execute(
+                        "SELECT * FROM sessions WHERE id = ?", (record.id,)).fetchone())
         except sqlite3.IntegrityError as err:  # the unique index, if a raw writer raced us
             current = self.current_session()
-            if current is None:
+            if current is None or begin is None:
                 raise
             raise _busy(current) from err
-        self._notify([entry])
-        return record
+        self._notify(written)
+        return record, intent_id
 
     def current_session(self) -> SessionRecord | None:
         """The unfinished session, if any; read-only."""
@@ -593,24 +641,28 @@ class Journal:
         """Close the session with OUTCOME and append an 'info' entry; one transaction."""
         with self._write() as conn:
             self._open_session(conn, session_id)
-            now = _iso(self._clock())
-            conn.execute(
-                "UPDATE sessions SET ended = ?, outcome = ? WHERE id = ?",
-                (now, _text(outcome), session_id),
-            )
-            entry = self._append(
-                conn,
-                session_id,
-                "info",
-                f"session {session_id} ended: {_text(outcome)}",
-                detail={"outcome": _text(outcome), "ended": now},
-                sim_time=sim_time,
-            )
+            entry = self._end(conn, session_id, outcome, sim_time)
             record = SessionRecord._from_row(
                 conn.execute("SELECT * FROM sessions WHERE id = ?", (session_id,)).fetchone()
             )
         self._notify([entry])
         return record
+
+    def _end(self, conn: sqlite3.Connection, session_id: int, outcome: str,
+             sim_time: float | None) -> Entry:
+        now = _iso(self._clock())
+        conn.execute(
+            "UPDATE sessions SET ended = ?, outcome = ? WHERE id = ?",
+            (now, _text(outcome), session_id),
+        )
+        return self._append(
+            conn,
+            session_id,
+            "info",
+            f"session {session_id} ended: {_text(outcome)}",
+            detail={"outcome": _text(outcome), "ended": now},
+            sim_time=sim_time,
+        )
 
     # --- entries -------------------------------------------------------------------------
 
@@ -645,12 +697,14 @@ class Journal:
         operational_state: str | None = None,
         broken_step: str | None = None,
         broken_reason: str | None = None,
+        end: str | None = None,
     ) -> int:
         """Record how intent INTENT_ID ended and, if given, the new state; one transaction.
 
         With ``upgrade_state`` and/or ``operational_state`` the session row moves and a
         'state' entry follows the outcome in the same transaction (a missing one of the
-        two keeps its current value). An intent takes one outcome only. Returns its id.
+        two keeps its current value). With ``end`` the session also ends with that outcome
+        in the same transaction (Finish). An intent takes one outcome only. Returns its id.
         """
         with self._write() as conn:
             record = self._open_session(conn, session_id)
@@ -700,6 +754,8 @@ class Journal:
                         sim_time=sim_time,
                     )
                 )
+            if end is not None:
+                written.append(self._end(conn, session_id, end, sim_time))
         self._notify(written)
         return written[0].id
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,14 +36,14 @@ from ftkit.errors import (
     StepFailedError,
     TransitionError,
 )
+from ftkit.flow import DECISIONS, RECOVERY, REQUESTS, Next, RequestSpec, next_step, requests_from
 from ftkit.home import ftkit_home
-from ftkit.journal import Journal, SessionRecord
-from ftkit.model import ModuleState, OperationalState, PartnerState, UpgradeState
+from ftkit.journal import Entry, Journal, SessionRecord
+from ftkit.model import ModuleState, OperationalState, PartnerState, SystemState, UpgradeState
 from ftkit.packages import UpdatePackage, ensure_supported, load_packages
 
 __all__ = [
-    "AFTER_DECISION",
-    "DECISION_POINTS",
+    "DECISIONS",
     "REQUESTS",
     "Plan",
     "RequestSpec",
@@ -54,65 +54,6 @@ __all__ = [
 ]
 
 S = UpgradeState
-
-
-@dataclass(frozen=True)
-class RequestSpec:
-    """One request of the state machine: where it may start and where it leads.
-
-    ``enter_at_start`` requests move to ``target`` as soon as they start (the vendor's
-    Prepare* states, Commit and Abort); the others only when they succeed.
-    """
-
-    name: str
-    sources: frozenset[UpgradeState]
-    target: UpgradeState
-    enter_at_start: bool
-    description: str
-
-    def allowed_from(self, state: UpgradeState) -> bool:
-        return state in self.sources or (self.enter_at_start and state is self.target)
-
-
-REQUESTS: dict[str, RequestSpec] = {
-    r.name: r
-    for r in (
-        RequestSpec("PrepareSplit", frozenset({S.IDLE}), S.PREPARE_SPLIT, True,
-                    "stage the packages and re-run the readiness check"),
-        RequestSpec("ExecuteSplit", frozenset({S.PREPARE_SPLIT}), S.SPLIT, False,
-                    "disable RDR mirroring, isolate the Upgrade side, disable its critical "
-                    "services"),
-        RequestSpec("Install", frozenset({S.SPLIT}), S.SPLIT, False,
-                    "install the update packages on the Upgrade side, reboot and verify it"),
-        RequestSpec("PrepareMerge", frozenset({S.SPLIT}), S.PREPARE_MERGE, True,
-                    "check the Upgrade side is up, upgraded and ready"),
-        RequestSpec("ExecuteMerge", frozenset({S.PREPARE_MERGE}), S.MERGE, False,
-                    "stop the applications, hand over the data disks, start them upgraded"),
-        RequestSpec("Commit", frozenset({S.MERGE}), S.COMMIT, True,
-                    "back up event logs, resynchronise the old side from the new one"),
-        RequestSpec("Abort", frozenset({S.PREPARE_SPLIT, S.SPLIT, S.PREPARE_MERGE, S.MERGE}),
-                    S.ABORT, True, "return to the original software"),
-        RequestSpec("Finish", frozenset({S.COMMIT, S.ABORT}), S.IDLE, False,
-                    "clean up once the resync is complete"),
-    )
-}
-
-
-# Where each decision is asked (the session's upgrade state), and what each answer leads
-# to: a runbook asks at that point and then runs the request the answer names.
-DECISION_POINTS: dict[str, UpgradeState] = {
-    "split": S.PREPARE_SPLIT,
-    "merge": S.SPLIT,
-    "commit": S.MERGE,
-}
-AFTER_DECISION: dict[tuple[str, str], str] = {
-    ("split", "proceed"): "ExecuteSplit",
-    ("split", "stop"): "Abort",
-    ("merge", "proceed"): "PrepareMerge",
-    ("merge", "abort"): "Abort",
-    ("commit", "commit"): "Commit",
-    ("commit", "abort"): "Abort",
-}
 
 
 @dataclass
@@ -129,9 +70,19 @@ class Plan:
         return pd.DataFrame(self.steps)
 
 
+Listener = Callable[[Entry], None]
+
+
 @dataclass
 class Session:
-    """One Active Upgrade session of one system (see :func:`open_session`)."""
+    """One Active Upgrade session of one system (see :func:`open_session`).
+
+    What a face (runbook widget, CLI, fleet controller) needs is offered here: where the
+    session stands (:meth:`next`, :meth:`due`, :meth:`needs_decision`), the requests, the
+    decisions, :meth:`resume_with`, :meth:`abort_and_finish`, :meth:`facts` and
+    :meth:`result`, the activity log (:meth:`entries`) and one observer channel
+    (:meth:`subscribe`). Faces never touch the journal or the driver themselves.
+    """
 
     driver: Driver
     journal: Journal
@@ -143,7 +94,11 @@ class Session:
     progress: Progress | None = None
     record: SessionRecord | None = None
     resumed: bool = False
-    _listeners: list[Callable[[Session], None]] = field(default_factory=list)
+    _listeners: list[Listener] = field(default_factory=list, repr=False)
+    _came_from: UpgradeState = field(default=UpgradeState.IDLE, repr=False)
+
+    def __post_init__(self) -> None:
+        self.journal.subscribe(self._heard)
 
     # --- what the operator sees ------------------------------------------------------
 
@@ -167,6 +122,14 @@ class Session:
         if self.record and self.record.broken:
             return self.record.broken_step or "", self.record.broken_reason or ""
         return None
+
+    def system(self) -> SystemState:
+        """A snapshot of the whole system (read-only)."""
+        return self.driver.status()
+
+    def now(self) -> float:
+        """The system's clock, in seconds (simulated for ``sim://``); read-only."""
+        return float(self.driver.status().now)
 
     def partner_state(self) -> PartnerState:
         """The other side's health as the running side sees it."""
@@ -204,26 +167,45 @@ class Session:
         """True once the session has ended (Finish ran): later runbook steps skip."""
         return self.record is not None and self.record.ended is not None
 
+    def entries(self, *, kinds: Iterable[str] | None = None) -> list[Entry]:
+        """This session's activity log, local and remote entries in order (read-only)."""
+        if self.record is None:
+            return []
+        return self.journal.entries(self.record.id, kinds=kinds)
+
     def decision(self, name: str) -> Decision | None:
         """The last decision ``name`` journaled in this session, else None (read-only)."""
-        if self.record is None:
-            return None
         found = None
-        for entry in self.journal.entries(self.record.id, kinds=["decision"]):
+        for entry in self.entries(kinds=["decision"]):
             detail = entry.detail if isinstance(entry.detail, dict) else {}
             if detail.get("name") == name:
                 fields = Decision.__dataclass_fields__
                 found = Decision(**{k: str(detail.get(k, "")) for k in fields})
         return found
 
-    def _answer(self, name: str) -> str | None:
-        decision = self.decision(name)
-        return decision.answer if decision else None
+    def decisions(self) -> list[Decision]:
+        """The decisions of this session, one per question, in the declared order."""
+        return [d for d in (self.decision(n) for n in (*DECISIONS, RECOVERY.name)) if d]
+
+    def _answers(self) -> dict[str, str]:
+        answers: dict[str, str] = {}
+        for entry in self.entries(kinds=["decision"]):
+            detail = entry.detail if isinstance(entry.detail, dict) else {}
+            if detail.get("name") in DECISIONS:
+                answers[str(detail["name"])] = str(detail.get("answer", ""))
+        return answers
 
     def _succeeded(self, request: str) -> bool:
-        assert self.record is not None
-        return any(e.step == request and e.ok
-                   for e in self.journal.entries(self.record.id, kinds=["outcome"]))
+        return any(e.step == request and e.ok for e in self.entries(kinds=["outcome"]))
+
+    def next(self) -> Next:
+        """What the session needs next, derived from :mod:`ftkit.flow` (read-only)."""
+        broken = self.broken
+        ok = {e.step for e in self.entries(kinds=["outcome"]) if e.ok}
+        return next_step(started=self.record is not None, ended=self.done,
+                         state=self.upgrade_state, operational=self.operational_state.value,
+                         broken_step=broken[0] if broken else None, answers=self._answers(),
+                         succeeded=ok.__contains__)
 
     def needs_decision(self, name: str) -> bool:
         """True when the session stands where ``name`` is decided and it is not decided yet.
@@ -231,65 +213,45 @@ class Session:
         Read-only; what a runbook cell asks before it asks the operator (a re-run or a
         resumed session does not ask twice).
         """
-        if self.record is None or self.done or self.broken or self.decision(name):
-            return False
-        if self.upgrade_state is not DECISION_POINTS[name]:
-            return False
-        if self.operational_state is not OperationalState.READY:
-            return False
-        return name != "merge" or self._succeeded("Install")
+        return self.next() == Next("decide", name)
 
     def due(self, request: str) -> bool:
         """True when ``request`` is the next thing to do from where the session stands.
 
-        Read-only. Follows the journaled decisions (``AFTER_DECISION``), so that a runbook
-        whose cells each run one request can be re-run or resumed at any point: a request
-        that is done, or that a decision ruled out, is not due.
+        Read-only. Follows the journaled decisions, so that a runbook whose cells each run
+        one request can be re-run or resumed at any point: a request that is done, or that
+        a decision ruled out, is not due.
         """
         if request not in REQUESTS:
             raise TransitionError(f"unknown request {request!r}",
                                   f"use one of: {', '.join(REQUESTS)}")
-        if self.done:
-            return False
-        if request == "PrepareSplit":
-            return self.record is None
-        if self.record is None:
-            return False
-        state = self.upgrade_state
-        if request == "Install":
-            return state is S.SPLIT and not self._succeeded("Install")
-        if request == "Finish":
-            return state in (S.COMMIT, S.ABORT)
-        if request == "Abort":
-            return state in REQUESTS["Abort"].sources and any(
-                AFTER_DECISION.get((name, self._answer(name) or "")) == "Abort"
-                for name in DECISION_POINTS)
-        if request == "ExecuteMerge":
-            return state is S.PREPARE_MERGE
-        name = next(n for (n, _a), r in AFTER_DECISION.items() if r == request)
-        return (state is DECISION_POINTS[name]
-                and AFTER_DECISION.get((name, self._answer(name) or "")) == request)
+        return self.next() == Next("request", request)
 
     def soaked_minutes(self) -> float:
         """Minutes this session has soaked on the merged system so far (read-only)."""
-        if self.record is None:
-            return 0.0
         return sum(float(e.detail.get("soak_minutes", 0.0))
-                   for e in self.journal.entries(self.record.id, kinds=["info"])
-                   if isinstance(e.detail, dict))
+                   for e in self.entries(kinds=["info"]) if isinstance(e.detail, dict))
 
-    def on_change(self, callback: Callable[[Session], None]) -> None:
-        """Call ``callback(session)`` after every state change (widgets observe here)."""
+    # --- the one observer channel -----------------------------------------------------
+
+    def subscribe(self, callback: Listener) -> Callable[[], None]:
+        """Call ``callback(entry)`` after every journal entry of this system, once the
+        session's state reflects it; returns an unsubscribe function. Widgets observe here.
+        A callback that raises is logged and changes nothing."""
         self._listeners.append(callback)
 
-    def _changed(self) -> None:
-        if self.record is not None:
-            self.record = self.journal.session(self.record.id)
-        for callback in list(self._listeners):
-            callback(self)
+        def unsubscribe() -> None:
+            if callback in self._listeners:
+                self._listeners.remove(callback)
 
-    def _sim_time(self) -> float:
-        return self.driver.status().now
+        return unsubscribe
+
+    def _heard(self, entry: Entry) -> None:
+        if entry.session_id is not None and (self.record is None
+                                             or entry.session_id == self.record.id):
+            self.record = self.journal.session(entry.session_id)
+        for callback in list(self._listeners):
+            callback(entry)
 
     # --- readiness ---------------------------------------------------------------------
 
@@ -303,7 +265,7 @@ class Session:
         self.journal.log(self.record.id if self.record else None, "info",
                          f"readiness check: {int((df['status'] == 'fail').sum())} failed, "
                          f"{int((df['status'] == 'warn').sum())} warnings",
-                         step="CheckReadiness", sim_time=self._sim_time())
+                         step="CheckReadiness", sim_time=self.now())
         return df
 
     # --- decisions ---------------------------------------------------------------------
@@ -321,58 +283,74 @@ class Session:
         else:
             self.journal.decision(sid, name=decision.name, answer=decision.answer,
                                   who=decision.who, why=decision.why, source=decision.source,
-                                  where=decision.where, sim_time=self._sim_time())
+                                  where=decision.where, sim_time=self.now())
         return decision
 
     # --- the state machine ------------------------------------------------------------
 
-    def _begin(self) -> None:
-        if self.record is not None:
-            return
-        ensure_supported(self.packages)  # refused before the split, naming the rule
-        self.record = self.journal.begin_session(
-            change_id=self.change_id, operator=self.operator, reason=self.reason,
-            data={
-                "config": self.config.to_dict(),
-                "packages": [p.to_dict() for p in self.packages],
-                "sim_start": self._sim_time(),
-            },
-        )
-        self._changed()
-
-    def _run(self, request: str, work: Callable[[], None]) -> None:
-        """Validate, write the intent, do the work, record the outcome and new state."""
-        spec = REQUESTS[request]
-        if request == "PrepareSplit":
-            self._begin()
-        if self.record is None:
-            raise TransitionError(f"{request} needs a session", "start with PrepareSplit")
+    def _refuse(self, spec: RequestSpec) -> None:
+        """Raise TransitionError when SPEC may not start now; changes nothing."""
+        if self.record is None and spec.name != "PrepareSplit":
+            raise TransitionError(f"{spec.name} needs a session", "start with PrepareSplit")
         state = self.upgrade_state
-        broken = self.broken
         if not spec.allowed_from(state):
-            if state is S.COMMIT and request == "Abort":
-                raise TransitionError("Abort is refused once Commit has started",
-                                      "Retry a Broken commit (the Retry button, or the upgrade "
-                                      "runbook with decisions broken: retry), then Finish")
-            allowed = [r.name for r in REQUESTS.values() if r.allowed_from(state)]
-            raise TransitionError(f"{request} is not allowed in {state.value}",
-                                  f"the next request is one of: {', '.join(allowed)}")
-        if broken and broken[0] != request and request != "Abort":
+            if state in spec.refusals:
+                raise TransitionError(*spec.refusals[state])
+            raise TransitionError(f"{spec.name} is not allowed in {state.value}",
+                                  f"the next request is one of: "
+                                  f"{', '.join(requests_from(state))}")
+        broken = self.broken
+        if broken and broken[0] != spec.name and spec.name != "Abort":
             raise TransitionError(f"the session is Broken at {broken[0]}: {broken[1]}",
                                   "Retry that step or Abort")
         if self.operational_state is OperationalState.BUSY:
-            raise TransitionError(f"the session is Busy with {request}",
+            raise TransitionError(f"the session is Busy with {spec.name}",
                                   "wait, or resume it if the process running it died")
+        if state in spec.sources:  # a fresh start (a retry was guarded when it first ran)
+            for guard in spec.guards:
+                refusal = getattr(self, guard)()
+                if refusal is not None:
+                    raise TransitionError(*refusal)
+
+    def _guard_enclosures_up(self) -> tuple[str, str] | None:
+        """Commit resyncs onto the old side and cannot be aborted once started."""
+        down = [m for m in self.driver.status().modules.values()
+                if m.state is not ModuleState.ONLINE]
+        if not down:
+            return None
+        names = ", ".join(f"{m.kind.upper() if m.kind == 'cpu' else 'I/O'} module "
+                          f"{m.id} {m.state.value}" for m in down)
+        return (f"Commit refused while an enclosure is down ({names}): the commit "
+                "resynchronises onto it and cannot be aborted once started",
+                "repair or replace the module, then commit; or abort (once the original "
+                "side is back) to return to the original software")
+
+    def _run(self, request: str, work: Callable[[], str | None]) -> None:
+        """Validate, write the intent with Busy (one transaction), do the work, record the
+        outcome with the new state (one transaction; for Finish, the session's end too).
+
+        ``work`` returns the session's outcome when it ends the session (Finish)."""
+        spec = REQUESTS[request]
+        self._refuse(spec)
+        came_from = self.upgrade_state
+        entered = spec.entered(came_from)
+        begin = None
+        if self.record is None:
+            ensure_supported(self.packages)  # refused before the split, naming the rule
+            begin = {"change_id": self.change_id, "operator": self.operator,
+                     "reason": self.reason,
+                     "data": {"config": self.config.to_dict(),
+                              "packages": [p.to_dict() for p in self.packages],
+                              "sim_start": self.now()}}
+        self.record, intent = self.journal.start(
+            self.record.id if self.record else None, begin=begin, step=request,
+            message=f"{request}: {spec.description}", upgrade_state=entered.value,
+            sim_time=self.now())
+        assert intent is not None
         sid = self.record.id
-        intent = self.journal.intent(sid, request, f"{request}: {spec.description}",
-                                     sim_time=self._sim_time())
-        entered = spec.target if spec.enter_at_start else state
-        self.journal.set_state(sid, upgrade_state=entered.value,
-                               operational_state=OperationalState.BUSY.value,
-                               message=f"{request} started", sim_time=self._sim_time())
-        self._changed()
+        self._came_from = came_from
         try:
-            work()
+            ended = work()
         except FtkitError as err:
             self._note_outages(request)
             step = getattr(err, "step", "") or request
@@ -380,31 +358,38 @@ class Session:
             self.journal.outcome(
                 sid, intent, ok=False, message=f"{request} failed: {err}",
                 detail={"error": type(err).__name__, "step": step},
-                sim_time=self._sim_time(), upgrade_state=entered.value,
+                sim_time=self.now(), upgrade_state=entered.value,
                 operational_state=OperationalState.BROKEN.value,
                 broken_step=request, broken_reason=reason,
             )
-            self._changed()
             raise StepFailedError(f"{request} failed: {err.message}",
                                   err.remedy or "Retry the step or Abort",
                                   step=request, reason=reason) from err
         self._note_outages(request)
         self.journal.outcome(sid, intent, ok=True, message=f"{request} done",
-                             sim_time=self._sim_time(), upgrade_state=spec.target.value,
-                             operational_state=OperationalState.READY.value)
-        self._changed()
+                             sim_time=self.now(), upgrade_state=spec.target.value,
+                             operational_state=OperationalState.READY.value, end=ended)
+
+    def run_request(self, request: str) -> None:
+        """Run REQUEST (its declared method); what a runbook cell, Retry and resume call."""
+        if request not in REQUESTS:
+            raise TransitionError(f"unknown request {request!r}",
+                                  f"use one of: {', '.join(REQUESTS)}")
+        getattr(self, REQUESTS[request].method)()
 
     # --- custom actions ---------------------------------------------------------------
 
-    def _actions(self, request: str, when: str) -> None:
-        if request not in {"CheckReadiness", "PrepareSplit", "ExecuteSplit", "PrepareMerge",
-                           "ExecuteMerge", "Commit", "Abort", "Start", "Stop", "Backup"}:
+    def _actions(self, spec: RequestSpec, when: str) -> None:
+        if spec.actions is None:
             return
+        request = spec.actions.value
         assert self.record is not None
         st = self.driver.status()
+        # before: the state the request starts from; after: the state it led to
+        state = spec.target if when == "after" else self._came_from
         done = {
             (e.detail.get("action"), e.detail.get("side"))
-            for e in self.journal.entries(self.record.id, kinds=["action"])
+            for e in self.entries(kinds=["action"])
             if isinstance(e.detail, dict) and e.detail.get("ok")
             and e.detail.get("request") == request and e.detail.get("when") == when
         }
@@ -414,7 +399,7 @@ class Session:
                     continue  # succeeded before this process died: never twice
                 env = {
                     "ACTIVE_UPGRADE_SIDE": side,
-                    "ACTIVE_UPGRADE_STATE": self.upgrade_state.value,
+                    "ACTIVE_UPGRADE_STATE": state.value,
                     "ACTIVE_UPGRADE_REQUEST": request,
                     "ACTIVE_UPGRADE_HW_SPLIT": "Yes" if st.split else "No",
                 }
@@ -426,7 +411,7 @@ class Session:
                     self.record.id, "action",
                     f"custom action {action.name} ({when} {request}, {side}) exit "
                     f"{result.exit_code}" + (" (timed out)" if result.timed_out else ""),
-                    step=request, remote=(side == "Upgrade"), sim_time=self._sim_time(),
+                    step=request, remote=(side == "Upgrade"), sim_time=self.now(),
                     detail={"action": action.name, "side": side, "request": request,
                             "when": when, "ok": ok, "exit_code": result.exit_code,
                             "stdout": result.stdout[-4000:], "stderr": result.stderr[-4000:],
@@ -443,13 +428,17 @@ class Session:
                         "read its output in the activity log, fix it, then Retry",
                         step=request, reason=f"{action.name} exit {result.exit_code}")
 
-    def _with_actions(self, request: str, body: Callable[[], None]) -> Callable[[], None]:
-        def work() -> None:
-            self._actions(request, "before")
-            body()
-            self._actions(request, "after")
+    def _step(self, request: str, body: Callable[[], Any]) -> None:
+        """Run REQUEST with BODY between its declared before- and after-actions."""
+        spec = REQUESTS[request]
 
-        return work
+        def work() -> str | None:
+            self._actions(spec, "before")
+            ended = body()
+            self._actions(spec, "after")
+            return ended
+
+        self._run(request, work)
 
     # --- the requests -----------------------------------------------------------------
 
@@ -468,14 +457,14 @@ class Session:
                     reason=f"{len(bad)} readiness check(s) failed: "
                            + ", ".join(r.check for r in bad))
 
-        self._run("PrepareSplit", self._with_actions("PrepareSplit", body))
+        self._step("PrepareSplit", body)
 
     def execute_split(self) -> None:
         """ExecuteSplit: the Production side keeps running; the Upgrade side is isolated."""
         ip = str(self.config.upgrade_ip or "")
-        self._run("ExecuteSplit", self._with_actions("ExecuteSplit", lambda: self.driver.split(
+        self._step("ExecuteSplit", lambda: self.driver.split(
             critical=list(self.config.critical_services), upgrade_ip=ip,
-            progress=self.progress)))
+            progress=self.progress))
 
     def install(self) -> None:
         """Install every package on the Upgrade side, reboot it once if needed, verify."""
@@ -484,18 +473,18 @@ class Session:
             assert self.record is not None
             for pkg in self.packages:
                 self.journal.log(self.record.id, "info", f"installing {pkg.label}",
-                                 step="Install", remote=True, sim_time=self._sim_time())
+                                 step="Install", remote=True, sim_time=self.now())
                 self.driver.install(pkg.to_dict() | {"timeout_min": pkg.timeout_min},
                                     progress=self.progress)
             st = self.driver.status()
             upgrade = st.sides[1 - (st.production or 0)]
             if upgrade.reboot_pending or upgrade.os is not PartnerState.OS_UP:
                 self.journal.log(self.record.id, "info", "rebooting the Upgrade side",
-                                 step="Install", remote=True, sim_time=self._sim_time())
+                                 step="Install", remote=True, sim_time=self.now())
                 self.driver.reboot_upgrade_side(progress=self.progress)
             self._verify_upgrade_side()
 
-        self._run("Install", body)
+        self._step("Install", body)
 
     def _verify_upgrade_side(self) -> None:
         assert self.record is not None
@@ -506,24 +495,21 @@ class Session:
                                   reason=bad[0].check)
         self.journal.log(self.record.id, "info", "Upgrade side verified: OS Up, "
                          + ", ".join(p.label for p in self.packages) + " installed",
-                         step="Install", remote=True, sim_time=self._sim_time())
+                         step="Install", remote=True, sim_time=self.now())
 
     def prepare_merge(self) -> None:
         """PrepareMerge: the Upgrade side is up, healthy and has every package."""
-        self._run("PrepareMerge", self._with_actions("PrepareMerge", self._verify_upgrade_side))
+        self._step("PrepareMerge", self._verify_upgrade_side)
 
     def execute_merge(self) -> None:
         """ExecuteMerge: the one brief outage; measured from the transaction ledger."""
+        self._step("ExecuteMerge", lambda: self.driver.merge(
+            critical=list(self.config.critical_services), progress=self.progress))
 
-        def body() -> None:
-            self.driver.merge(critical=list(self.config.critical_services),
-                              progress=self.progress)
-
-        self._run("ExecuteMerge", self._with_actions("ExecuteMerge", body))
-
-    def soak(self, minutes: float) -> None:
-        """Watch the merged system under real load before the commit decision."""
-        if minutes < 0:
+    def soak(self, minutes: float) -> int:
+        """Watch the merged system under real load before the commit decision; returns the
+        transactions acknowledged meanwhile."""
+        if not minutes >= 0:
             raise FtkitError(f"soak_minutes {minutes} is negative", "use 0 or more")
         assert self.record is not None
         before = self.driver.acknowledged()
@@ -532,55 +518,47 @@ class Session:
         self._note_outages("Merge")
         self.journal.log(self.record.id, "info", f"soaked {minutes:g} min on the upgraded "
                          f"software; {served} transactions acknowledged meanwhile",
-                         step="Merge", sim_time=self._sim_time(),
+                         step="Merge", sim_time=self.now(),
                          detail={"soak_minutes": minutes, "transactions": served})
+        return served
 
     def commit(self) -> None:
         """Commit: back up event logs, then resync the old side; no outage.
 
-        Refused, with nothing changed, while an enclosure is down: the commit resyncs onto
-        the old side and cannot be aborted once started.
+        Refused, with nothing changed, while an enclosure is down (a declared guard): the
+        commit resyncs onto the old side and cannot be aborted once started.
         """
-        if self.upgrade_state is S.MERGE:
-            st = self.driver.status()
-            down = [m for m in st.modules.values() if m.state is not ModuleState.ONLINE]
-            if down:
-                names = ", ".join(f"{m.kind.upper() if m.kind == 'cpu' else 'I/O'} module "
-                                  f"{m.id} {m.state.value}" for m in down)
-                raise TransitionError(
-                    f"Commit refused while an enclosure is down ({names}): the commit "
-                    "resynchronises onto it and cannot be aborted once started",
-                    "repair or replace the module, then commit; or abort (once the "
-                    "original side is back) to return to the original software")
 
         def body() -> None:
             self._backup_event_logs()
             self.driver.commit(progress=self.progress)
 
-        self._run("Commit", self._with_actions("Commit", body))
+        self._step("Commit", body)
 
     def abort(self) -> None:
         """Abort back to the original software (one restart outage if after merge)."""
+        self._step("Abort", lambda: self.driver.abort(progress=self.progress))
 
-        def body() -> None:
-            self.driver.abort(progress=self.progress)
-
-        self._run("Abort", self._with_actions("Abort", body))
-
-    def finish(self, *, outcome: str | None = None) -> str:
-        """Finish: back to Idle; ends the session with its outcome."""
+    def finish(self) -> str:
+        """Finish: back to Idle; ends the session with its outcome, in the same
+        transaction as Finish's outcome."""
         came_from = self.upgrade_state
-        self._run("Finish", self.driver.finish)
+
+        def body() -> str:
+            assert self.record is not None
+            self.driver.finish()
+            lost = self.driver.lost_transactions()
+            if lost:
+                self.journal.log(self.record.id, "error",
+                                 f"{lost} acknowledged transactions lost",
+                                 step="Finish", sim_time=self.now())
+            if came_from is S.COMMIT:
+                return "committed"
+            return "stopped" if self._answers().get("split") == "stop" else "aborted"
+
+        self._step("Finish", body)
         assert self.record is not None
-        lost = self.driver.lost_transactions()
-        if lost:
-            self.journal.log(self.record.id, "error", f"{lost} acknowledged transactions lost",
-                             step="Finish", sim_time=self._sim_time())
-        result = outcome or ("committed" if came_from is S.COMMIT
-                             else "stopped" if self._answer("split") == "stop" else "aborted")
-        self.journal.end_session(self.record.id, outcome=result, sim_time=self._sim_time())
-        self._changed()
-        return result
+        return str(self.record.outcome)
 
     def retry(self) -> None:
         """Run the Broken (or interrupted) step again."""
@@ -595,12 +573,11 @@ class Session:
         if pending is not None and self.record is not None:
             self.journal.outcome(self.record.id, pending.id, ok=False,
                                  message=f"{pending.step} interrupted (the process ended)",
-                                 sim_time=self._sim_time(),
+                                 sim_time=self.now(),
                                  upgrade_state=self.upgrade_state.value,
                                  operational_state=OperationalState.BROKEN.value,
                                  broken_step=pending.step, broken_reason="interrupted")
-            self._changed()
-        self.step_function(step)()
+        self.run_request(step)
 
     def recover(self, provider: DecisionProvider) -> str:
         """Answer a Broken session with PROVIDER's ``broken`` decision (journaled with who
@@ -614,7 +591,7 @@ class Session:
                                   "carry on with the next request")
         step, why = broken
         try:
-            decision = self.decide("broken", provider)
+            decision = self.decide(RECOVERY.name, provider)
         except DecisionError:
             raise StepFailedError(
                 f"the session is Broken at {step}: {why}",
@@ -624,22 +601,8 @@ class Session:
         if decision.answer == "retry":
             self.retry()
         else:
-            self.abort()
+            self.run_request(RECOVERY.answers["abort"])
         return decision.answer
-
-    def step_function(self, request: str) -> Callable[[], Any]:
-        """The method that runs REQUEST (what Retry and resume call)."""
-        steps: dict[str, Callable[[], Any]] = {
-            "PrepareSplit": self.prepare_split,
-            "ExecuteSplit": self.execute_split,
-            "Install": self.install,
-            "PrepareMerge": self.prepare_merge,
-            "ExecuteMerge": self.execute_merge,
-            "Commit": self.commit,
-            "Abort": self.abort,
-            "Finish": self.finish,
-        }
-        return steps[request]
 
     def resume(self) -> str | None:
         """Finish what a killed process left half done; returns the step re-run, if any."""
@@ -651,13 +614,86 @@ class Session:
                 self.journal.set_state(self.record.id, upgrade_state=self.upgrade_state.value,
                                        operational_state=OperationalState.READY.value,
                                        message="resumed: no step was half done")
-                self._changed()
             return None
         self.journal.log(self.record.id, "warning",
                          f"resuming: {pending.step} was interrupted; running it again",
-                         step=pending.step, sim_time=self._sim_time())
+                         step=pending.step, sim_time=self.now())
         self.retry()
         return pending.step
+
+    def resume_with(self, provider: DecisionProvider | None) -> tuple[str | None, str | None]:
+        """Carry on an unfinished session: re-run a step a killed process left half done;
+        a Broken session is answered by PROVIDER's ``broken`` decision (journaled).
+
+        Returns ``(step re-run, recovery answer)``. Without a provider (the operator
+        decides on a panel) a Broken session raises StepFailedError with the way on.
+        """
+        step = self.resume()
+        answer = None
+        if self.broken:
+            where, why = self.broken
+            if provider is None:
+                raise StepFailedError(f"the session is Broken at {where}: {why}",
+                                      "Retry or Abort (see below)", step=where, reason=why)
+            answer = self.recover(provider)
+        return step, answer
+
+    def abort_and_finish(self, *, who: str, why: str) -> str | None:
+        """Abort the unfinished session and Finish it (the abort runbook); returns the
+        outcome, or None when there is no unfinished session (nothing is changed then).
+
+        A step a killed process left half done is run again first; if it fails, the
+        session is Broken there and is aborted from there. An Abort that itself broke is
+        retried. Once Commit has started, Abort is refused (TransitionError): complete the
+        commit instead. Who and why are journaled before anything is done.
+        """
+        if self.record is None or self.done:
+            return None
+        self.journal.log(self.record.id, "info",
+                         f"Abort requested by {who} (abort runbook): {why or '-'}",
+                         detail={"action": "abort", "who": who, "why": why,
+                                 "source": "parameter"})
+        try:
+            self.resume()
+        except FtkitError:
+            if not self.broken:
+                raise
+        nxt = self.next()
+        if nxt == Next("recover", "Abort"):
+            self.retry()
+        elif self.upgrade_state is not S.ABORT:
+            self.abort()
+        if self.next() == Next("request", "Finish"):
+            self.finish()
+        assert self.record is not None
+        return self.record.outcome
+
+    def run(self, provider: DecisionProvider, *, soak_minutes: float = 0.0) -> str:
+        """Drive the session to its end with ``provider``'s decisions; returns the outcome.
+
+        Resumes where the session stands: a resumed run skips what is already done. Each
+        step is what :meth:`next` derives from the declared flow.
+        """
+        self.resume()
+        while True:
+            nxt = self.next()
+            if nxt.kind == "done":
+                assert self.record is not None
+                return str(self.record.outcome)
+            if nxt.kind == "recover":
+                self.recover(provider)
+            elif nxt.kind == "decide":
+                if DECISIONS[nxt.name].before == "soak":
+                    left = soak_minutes - self.soaked_minutes()
+                    if left > 0:
+                        self.soak(left)
+                self.decide(nxt.name, provider)
+            elif nxt.kind == "request":
+                self.run_request(nxt.name)
+            else:
+                raise TransitionError(f"the session is {self.operational_state.value} in "
+                                      f"{self.upgrade_state.value}",
+                                      "wait for the process running it, or resume it")
 
     # --- measurements -------------------------------------------------------------------
 
@@ -666,12 +702,57 @@ class Session:
         start = float((self.record.data if self.record else {}).get("sim_start", 0.0))
         return [o for o in self.driver.outages() if o.end is None or o.end > start]
 
+    def facts(self) -> dict[str, Any]:
+        """What the change record states about this session (read-only): outcome, each
+        measured outage, total outage, acknowledged and lost transactions, decisions."""
+        outages = self.outages()
+        return {
+            "session": self.record.id if self.record else None,
+            "outcome": self.record.outcome if self.record else None,
+            "outages_s": [round(o.seconds, 1) for o in outages if o.seconds is not None],
+            "outage_at_s": [round(o.start, 1) for o in outages if o.seconds is not None],
+            "outage_s": round(sum((o.seconds or 0.0) for o in outages), 1),
+            "acknowledged": self.driver.acknowledged(),
+            "lost_transactions": self.driver.lost_transactions(),
+            "decisions": self.decisions(),
+        }
+
+    def result(self, *, mode: str) -> Any:
+        """The run's :class:`~ftkit.archive.RunResult` (outcome, measured outage, lost
+        transactions). Raises if the session did not end, or lost a transaction."""
+        from ftkit.archive import RunResult
+
+        record = self.record
+        if record is None:
+            return RunResult(outcome="stopped", system=self.target, change_id=self.change_id,
+                             operator=self.operator,
+                             message="no session: nothing on the system changed",
+                             extra={"mode": mode})
+        if not self.done:
+            raise FtkitError(f"the session did not end (it is {self.upgrade_state.value})",
+                             "run the runbook again to carry on, or run abort.ipynb")
+        facts = self.facts()
+        if facts["lost_transactions"]:
+            raise FtkitError(f"{facts['lost_transactions']} acknowledged transactions are "
+                             "missing from the data disks",
+                             "stop and investigate before anything else; see the activity log")
+        return RunResult(
+            outcome=str(record.outcome), system=self.target,
+            change_id=record.change_id or self.change_id,
+            operator=record.operator or self.operator, outage_s=facts["outage_s"],
+            message=f"session {record.id}: {record.outcome}, outage {facts['outage_s']:g} s, "
+                    f"{facts['lost_transactions']} transactions lost",
+            extra={"mode": mode, "session": record.id,
+                   "lost_transactions": facts["lost_transactions"],
+                   "acknowledged": facts["acknowledged"], "outages": facts["outages_s"]},
+        )
+
     def _note_outages(self, step: str) -> None:
         """Journal every outage of this session once: when it is seen ongoing, and with its
         measured length once it is over (each keyed by when it started)."""
         assert self.record is not None
         seen: set[tuple[float, bool]] = set()
-        for entry in self.journal.entries(self.record.id, kinds=["warning"]):
+        for entry in self.entries(kinds=["warning"]):
             detail = entry.detail if isinstance(entry.detail, dict) else {}
             if "outage_start" in detail:
                 seen.add((round(float(detail["outage_start"]), 3),
@@ -686,7 +767,7 @@ class Session:
                        f"outage ongoing since t={outage.start:.1f} s: the applications "
                        "are down")
             self.journal.log(
-                self.record.id, "warning", message, step=step, sim_time=self._sim_time(),
+                self.record.id, "warning", message, step=step, sim_time=self.now(),
                 detail={"outage_s": outage.seconds, "outage_start": outage.start,
                         "start": outage.start, "end": outage.end})
 
@@ -703,50 +784,9 @@ class Session:
             os.replace(tmp, folder / f"{name}.json")
         self.journal.log(self.record.id, "info",
                          f"event logs backed up from the Production side: {', '.join(logs)}",
-                         step="Backup", sim_time=self._sim_time(),
+                         step="Backup", sim_time=self.now(),
                          detail={"folder": folder.name, "entries": {k: len(v)
                                                                     for k, v in logs.items()}})
-
-    # --- the whole flow -----------------------------------------------------------------
-
-    def run(self, provider: DecisionProvider, *, soak_minutes: float = 0.0) -> str:
-        """Drive the session to its end with ``provider``'s decisions; returns the outcome.
-
-        Resumes where the session stands: a resumed run skips what is already done.
-        """
-        self.resume()
-        if self.broken and self.recover(provider) == "abort":
-            return self.finish()
-        state = self.upgrade_state
-        if state is S.IDLE and self.record is None:
-            self.prepare_split()
-            state = self.upgrade_state
-        if state is S.PREPARE_SPLIT:
-            if self.decide("split", provider).answer == "stop":
-                self.abort()
-                return self.finish(outcome="stopped")
-            self.execute_split()
-            state = self.upgrade_state
-        if state is S.SPLIT:
-            self.install()
-            if self.decide("merge", provider).answer == "abort":
-                self.abort()
-                return self.finish()
-            self.prepare_merge()
-            state = self.upgrade_state
-        if state is S.PREPARE_MERGE:
-            self.execute_merge()
-            self.soak(soak_minutes)
-            state = self.upgrade_state
-        if state is S.MERGE:
-            if self.decide("commit", provider).answer == "abort":
-                self.abort()
-            else:
-                self.commit()
-            state = self.upgrade_state
-        if state in (S.COMMIT, S.ABORT):
-            return self.finish()
-        return self.record.outcome if self.record and self.record.outcome else state.value
 
 
 def _load(config: UpgradeConfig | str | os.PathLike[str],
@@ -776,7 +816,7 @@ def open_session(system: str | Driver, config: UpgradeConfig | str | os.PathLike
         journal.log(record.id, "info",
                     f"session {record.id} (change {record.change_id or '-'}) reopened by "
                     f"{operator or 'unknown'} in {record.upgrade_state}/"
-                    f"{record.operational_state}", sim_time=session._sim_time())
+                    f"{record.operational_state}", sim_time=session.now())
     return session
 
 
@@ -792,48 +832,64 @@ def observe(system: str | Driver) -> Session:
     return Session(driver=driver, journal=journal, config=config, packages=[], record=record)
 
 
+def plan_facts(st: SystemState, config: UpgradeConfig,
+               packages: list[UpdatePackage]) -> dict[str, Any]:
+    """The figures the declared estimates read, from a read-only look at the system."""
+    svc = [st.services[c] for c in config.critical_services if c in st.services]
+    restart_s = max((s.stop_s for s in svc), default=0) + 10 + max(
+        (s.start_s for s in svc), default=0)
+    total_gb = sum(m.size_gb for m in st.mirrors.values())
+    return {
+        "packages": [(p.label, p.duration_min) for p in packages],
+        "needs_reboot": any(p.needs_reboot for p in packages),
+        "merge_outage_s": restart_s,
+        "restart_outage_s": restart_s,
+        "resync_min": total_gb * 1024 / 250 / 60,
+        "upgrade_resync_min": 0.0,
+    }
+
+
+def walk(answers: Mapping[str, str], facts: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The steps the declared flow takes with ANSWERS, each with its estimate (pure).
+
+    Stops at a decision that ANSWERS leave open (the path pauses there)."""
+    state, started, merged = S.IDLE, False, False
+    done: set[str] = set()
+    taken: dict[str, str] = {}
+    label = ""
+    steps: list[dict[str, Any]] = []
+    while True:
+        nxt = next_step(started=started, ended=started and state is S.IDLE, state=state,
+                        operational="Ready", broken_step=None, answers=taken,
+                        succeeded=done.__contains__)
+        if nxt.kind == "decide":
+            if nxt.name not in answers:
+                return steps
+            taken[nxt.name] = answers[nxt.name]
+            label = f"{nxt.name}: {answers[nxt.name]}"
+            continue
+        if nxt.kind != "request":
+            return steps
+        spec = REQUESTS[nxt.name]
+        for row in spec.estimates({**facts, "merged": merged}):
+            steps.append({"request": spec.name, "what": row.what,
+                          "minutes": round(row.minutes, 1), "outage": row.outage,
+                          "decision": label})
+            label = ""
+        done.add(spec.name)
+        started = True
+        merged = merged or spec.name == "ExecuteMerge"
+        state = spec.target
+
+
 def plan(system: str | Driver, config: UpgradeConfig | str | os.PathLike[str],
          packages: Iterable[UpdatePackage | str | os.PathLike[str]] = (), *,
          provider: DecisionProvider) -> Plan:
     """What an upgrade would do, from a read-only look at the system; changes nothing."""
     cfg, pkgs = _load(config, packages)
     driver = connect(system) if isinstance(system, str) else system
-    st = driver.status()
     checks = run_checks(driver, cfg, pkgs, stage_pending=True)
-    decisions = [provider.decide(name) for name in ("split", "merge", "commit")]
+    decisions = [provider.decide(name) for name in DECISIONS]
     answers = {d.name: d.answer for d in decisions}
-    svc = [st.services[c] for c in cfg.critical_services if c in st.services]
-    merge_outage = max((s.stop_s for s in svc), default=0) + 10 + max(
-        (s.start_s for s in svc), default=0)
-    steps: list[dict[str, Any]] = []
-
-    def add(request: str, what: str, minutes: float, outage: str, decision: str = "") -> None:
-        steps.append({"request": request, "what": what, "minutes": round(minutes, 1),
-                      "outage": outage, "decision": decision})
-
-    add("PrepareSplit", REQUESTS["PrepareSplit"].description
-        + f" ({len(pkgs)} package(s))", 0.5 * len(pkgs), "none")
-    if answers["split"] == "stop":
-        add("Abort", "operator stops before the split", 0, "none", "split: stop")
-        return Plan(steps, checks, decisions)
-    add("ExecuteSplit", REQUESTS["ExecuteSplit"].description, 1, "none", "split: proceed")
-    for pkg in pkgs:
-        add("Install", f"install {pkg.label} on the Upgrade side", pkg.duration_min, "none")
-    if any(p.needs_reboot for p in pkgs):
-        add("Install", "reboot the Upgrade side and verify it", 4.5, "none")
-    if answers["merge"] == "abort":
-        add("Abort", "abort before merge: resync the Upgrade side", 0, "none", "merge: abort")
-        return Plan(steps, checks, decisions)
-    add("PrepareMerge", REQUESTS["PrepareMerge"].description, 0, "none")
-    add("ExecuteMerge", REQUESTS["ExecuteMerge"].description, merge_outage / 60,
-        f"about {merge_outage:.0f} s", "merge: proceed")
-    total_gb = sum(m.size_gb for m in st.mirrors.values())
-    if answers["commit"] == "abort":
-        add("Abort", "abort after merge: restart on the original side, resync",
-            total_gb * 1024 / 250 / 60, "one restart", "commit: abort")
-    else:
-        add("Commit", REQUESTS["Commit"].description, total_gb * 1024 / 250 / 60, "none",
-            "commit: commit")
-    add("Finish", REQUESTS["Finish"].description, 0, "none")
+    steps = walk(answers, plan_facts(driver.status(), cfg, pkgs))
     return Plan(steps, checks, decisions)
-

@@ -199,7 +199,7 @@ def test_fault_matrix(home: Path, row: Row) -> None:
     assert session.broken is not None and session.broken[0] == row.broken_at
     assert driver.lost_transactions() == 0  # nothing lost, even mid-fault
     with pytest.raises(TransitionError):  # nothing advances while Broken
-        session.step_function(_next_after(row.broken_at))()
+        session.run_request(_next_after(row.broken_at))
     if row.recover.startswith("repair"):
         driver.repair()
     if row.recover.endswith("retry"):

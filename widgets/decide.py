@@ -27,6 +27,7 @@ from ftkit.decisions import (
     provider_for,
 )
 from ftkit.errors import DecisionError, FtkitError, StepFailedError
+from ftkit.flow import DECISIONS
 from ftkit.process import Session
 
 from .render import GREEN, RED, YELLOW, esc, failure_html, note_html, status_html
@@ -141,7 +142,7 @@ class DecisionPanel(w.VBox):
         super().__init__(children=[self.question, self.state, self.operator, self.reason,
                                    self.choices, self.recovery, self.message])
         self.refresh()
-        session.on_change(self.refresh)
+        session.subscribe(self.refresh)
 
     @property
     def done(self) -> bool:
@@ -151,7 +152,7 @@ class DecisionPanel(w.VBox):
         session = self.session
         return bool(session.done or (
             session.record is not None and not session.broken
-            and session.upgrade_state.value not in _ASKED_IN[self.name]))
+            and session.upgrade_state is not DECISIONS[self.name].asked_in))
 
     def refresh(self, *_: Any) -> None:
         """Show the choices, or Retry/Abort while Broken, or what was decided. Once
@@ -222,10 +223,6 @@ class DecisionPanel(w.VBox):
                 raise error
             await asyncio.sleep(0.05)
         return self.decision
-
-
-# the upgrade states in which a decision may still be taken (Broken aside)
-_ASKED_IN = {"split": {"PrepareSplit"}, "merge": {"Split"}, "commit": {"Merge"}}
 
 
 def nobody_can_click() -> bool:

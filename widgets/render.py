@@ -194,7 +194,7 @@ def system_html(source: Session | Driver | SystemState) -> str:
     if isinstance(source, SystemState):
         st = source
     else:
-        st = (source.driver if isinstance(source, Session) else source).status()
+        st = source.system() if isinstance(source, Session) else source.status()
     svg = (f"<svg xmlns='http://www.w3.org/2000/svg' width='540' height='{_TOP + 160}' "
            "style='font-family:sans-serif'>" + _enclosure_svg(st, 0, 10)
            + _enclosure_svg(st, 1, 280) + "</svg>")
@@ -290,7 +290,7 @@ def note_html(text: str, *, colour: str = BLUE, title: str = "") -> str:
 def _production_down_html(session: Session) -> list[str]:
     """SPEC §7: the Production side failed while split. Say it is an outage, that its data
     is the only up-to-date copy, and what the two ways out are."""
-    st = session.driver.status()
+    st = session.system()
     if not st.split or st.merged or st.apps_on is not None or st.production is None:
         return []
     prod, up = st.production, 1 - st.production

@@ -18,10 +18,11 @@ from typing import Any, overload
 
 from IPython.display import HTML, display
 
+from ftkit import drivers
 from ftkit.archive import Outcome, RunResult
 from ftkit.decisions import provider_for
-from ftkit.drivers import Driver, connect, split_target
-from ftkit.errors import FtkitError, StepFailedError, TargetError
+from ftkit.drivers import Driver
+from ftkit.errors import FtkitError
 from ftkit.process import Plan, Session
 
 from .decide import RecoveryPanel
@@ -87,23 +88,13 @@ def resolve(path: Any) -> Any:
 
 def ensure_system(system: str, *, scenario: str = "demo", time_scale: float = 0.0) -> Driver:
     """Connect to SYSTEM; a ``sim://`` system that does not exist yet is created from
-    SCENARIO first (so a fresh machine's first run works)."""
-    scheme, rest = split_target(system)
-    if scheme == "sim":
-        from ftkit.sim.driver import create_system, system_path
-
-        if not system_path(rest).exists():
-            try:
-                driver = create_system(system, scenario=scenario, time_scale=time_scale)
-            except TargetError:
-                if not system_path(rest).exists():
-                    raise
-            else:
-                display(HTML(note_html(
-                    f"Created the simulated system {system} from scenario {scenario!r} "
-                    f"(time scale {time_scale:g}).")))
-                return driver
-    return connect(system)
+    SCENARIO first (so a fresh machine's first run works), and the notebook says so."""
+    driver, created = drivers.ensure_system(system, scenario=scenario, time_scale=time_scale)
+    if created:
+        display(HTML(note_html(
+            f"Created the simulated system {system} from scenario {scenario!r} "
+            f"(time scale {time_scale:g}).")))
+    return driver
 
 
 def _live(session: Session | None, live: bool | None) -> bool:
@@ -150,24 +141,19 @@ def resume(session: Session | None, *, live: bool | None = None, mode: str = "in
         f"{record.upgrade_state} / {record.operational_state}. Steps already done are "
         "skipped; decisions already taken are not asked again.",
         colour=YELLOW, title="Resumed session")))
+    provider = (provider_for(mode, decisions, operator=operator, reason=reason)
+                if mode == "auto" else None)
+    where = session.broken[0] if session.broken else ""
     try:
-        step = session.resume()
-        if session.broken and mode == "auto":
-            where = session.broken[0]
-            provider = provider_for(mode, decisions, operator=operator, reason=reason)
-            assert provider is not None
-            answer = session.recover(provider)
-            display(HTML(note_html(
-                f"The session was Broken at {where}: {answer} (decisions: broken: {answer}) "
-                f"— now {session.upgrade_state.value} / {session.operational_state.value}.",
-                colour=GREEN)))
-        elif session.broken:
-            where, why = session.broken
-            raise StepFailedError(f"the session is Broken at {where}: {why}",
-                                  "Retry or Abort (see below)", step=where, reason=why)
+        step, answer = session.resume_with(provider)
     except FtkitError as err:
         show_failure(session, err, live=live)
         raise
+    if answer:
+        display(HTML(note_html(
+            f"The session was Broken at {where}: {answer} (decisions: broken: {answer}) "
+            f"— now {session.upgrade_state.value} / {session.operational_state.value}.",
+            colour=GREEN)))
     if step:
         display(HTML(note_html(f"{step} was interrupted and has been run again.",
                                colour=GREEN)))
@@ -235,16 +221,16 @@ def request(session: Session | None, name: str, *, picture: bool = False,
         display(HTML(note_html(f"{name}: nothing to do here "
                                f"({_why_not(session)}).", colour=GREY)))
         return
-    before = session.driver.status().now
+    before = session.now()
     try:
-        session.step_function(name)()
+        session.run_request(name)
     except FtkitError as err:
         progress = session.progress
         if hasattr(progress, "close"):
             progress.close()
         show_failure(session, err, live=live)
         raise
-    took = session.driver.status().now - before
+    took = session.now() - before
     display(HTML(note_html(f"{name} done ({took / 60:.1f} simulated minutes); the session is "
                            f"{session.upgrade_state.value} / "
                            f"{session.operational_state.value}.", colour=GREEN)))
@@ -268,13 +254,11 @@ def soak(session: Session | None, minutes: float) -> None:
         display(HTML(note_html(f"Soaked {session.soaked_minutes():g} min already.",
                                colour=GREY)))
         return
-    acked = session.driver.acknowledged()
     try:
-        session.soak(left)
+        served = session.soak(left)
     except FtkitError as err:
         show_failure(session, err)
         raise
-    served = session.driver.acknowledged() - acked
     display(HTML(note_html(f"Soaked {left:g} min on the upgraded software: {served} "
                            "transactions acknowledged meanwhile.", colour=GREEN)))
 
@@ -282,44 +266,22 @@ def soak(session: Session | None, minutes: float) -> None:
 def abort_session(session: Session, *, operator: str = "", reason: str = "") -> str | None:
     """Abort SESSION's unfinished session and Finish it (the abort runbook); returns the
     outcome, or None when there is no unfinished session (nothing is changed then).
-
-    A step a killed process left half done is run again first; if it fails, the
-    session is Broken there and is aborted from there. An Abort that itself broke is
-    retried. Once Commit has started, Abort is refused (TransitionError): complete the
-    commit instead. Who and why are journaled.
-    """
-    if session.record is None or session.done:
-        display(HTML(note_html(f"{session.target} has no unfinished session: nothing to "
-                               "abort, nothing changed.", colour=GREY)))
-        return None
+    See :meth:`ftkit.process.Session.abort_and_finish`."""
     import getpass
 
-    who = operator or getpass.getuser()
-    session.journal.log(session.record.id, "info",
-                        f"Abort requested by {who} (abort runbook): {reason or '-'}",
-                        detail={"action": "abort", "who": who, "why": reason,
-                                "source": "parameter"})
     try:
-        try:
-            session.resume()
-        except FtkitError as err:
-            if not session.broken:
-                raise
-            display(HTML(note_html(f"The interrupted step failed again ({err.message}); "
-                                   "aborting from there.", colour=YELLOW)))
-        state = session.upgrade_state.value
-        if state == "Abort" and session.broken:
-            session.retry()
-        elif state != "Abort":
-            session.abort()
-        session.finish()
+        outcome = session.abort_and_finish(who=operator or getpass.getuser(), why=reason)
     except FtkitError as err:
         show_failure(session, err)
         raise
+    if outcome is None:
+        display(HTML(note_html(f"{session.target} has no unfinished session: nothing to "
+                               "abort, nothing changed.", colour=GREY)))
+        return None
     assert session.record is not None
     display(HTML(note_html(f"Session {session.record.id} aborted and finished: "
-                           f"{session.record.outcome}.", colour=GREEN)))
-    return session.record.outcome
+                           f"{outcome}.", colour=GREEN)))
+    return outcome
 
 
 def show_plan(plan: Plan) -> Plan:
@@ -342,50 +304,30 @@ def show_plan(plan: Plan) -> Plan:
 def result(session: Session | None, *, mode: str, system: str, change_id: str = "",
            operator: str = "") -> RunResult:
     """The run's result for the report archive (display it last): outcome, measured
-    outage, lost transactions. Raises if the session did not end, or lost a transaction."""
+    outage, lost transactions (:meth:`ftkit.process.Session.result`). Shows the summary;
+    raises if the session did not end, or lost a transaction."""
     if session is None:
         return RunResult(outcome=Outcome.PLANNED, system=system, change_id=change_id,
                          operator=operator, message="plan mode: nothing on the system changed",
                          extra={"mode": mode})
-    record = session.record
-    if record is None:
-        return RunResult(outcome=Outcome.STOPPED, system=session.target, change_id=change_id,
-                         operator=operator, message="no session: nothing on the system changed",
-                         extra={"mode": mode})
-    if not session.done:
-        error = FtkitError(
-            f"the session did not end (it is {session.upgrade_state.value})",
-            "run the runbook again to carry on, or run abort.ipynb")
-        show_failure(session, error)
-        raise error
-    outages = [o for o in session.outages()]
-    outage_s = round(sum((o.seconds or 0.0) for o in outages), 1) if outages else 0.0
-    lost = session.driver.lost_transactions()
-    acked = session.driver.acknowledged()
-    decisions = [d for d in (session.decision(n) for n in ("split", "merge", "commit")) if d]
-    rows = [
-        {"fact": "outcome", "value": record.outcome},
-        {"fact": "outages", "value": "; ".join(
-            f"{o.seconds:.1f} s at t={o.start / 60:.1f} min" for o in outages
-            if o.seconds is not None) or "none"},
-        {"fact": "total outage", "value": f"{outage_s:g} s"},
-        {"fact": "acknowledged transactions", "value": acked},
-        {"fact": "lost transactions", "value": lost},
-        *({"fact": f"decision {d.name}", "value": f"{d.answer} by {d.who} ({d.source}): {d.why}"}
-          for d in decisions),
-    ]
-    display(HTML("<b>Summary</b>" + table_html(rows, ["fact", "value"])))
-    if lost:
-        error = FtkitError(f"{lost} acknowledged transactions are missing from the data disks",
-                           "stop and investigate before anything else; see the activity log")
-        show_failure(session, error)
-        raise error
-    return RunResult(
-        outcome=str(record.outcome), system=session.target,
-        change_id=record.change_id or change_id, operator=record.operator or operator,
-        outage_s=outage_s,
-        message=f"session {record.id}: {record.outcome}, outage {outage_s:g} s, "
-                f"{lost} transactions lost",
-        extra={"mode": mode, "session": record.id, "lost_transactions": lost,
-               "acknowledged": acked, "outages": [o.seconds for o in outages]},
-    )
+    if session.record is not None and session.done:
+        facts = session.facts()
+        rows = [
+            {"fact": "outcome", "value": facts["outcome"]},
+            {"fact": "outages", "value": "; ".join(
+                f"{s:.1f} s at t={t / 60:.1f} min"
+                for s, t in zip(facts["outages_s"], facts["outage_at_s"], strict=True))
+                or "none"},
+            {"fact": "total outage", "value": f"{facts['outage_s']:g} s"},
+            {"fact": "acknowledged transactions", "value": facts["acknowledged"]},
+            {"fact": "lost transactions", "value": facts["lost_transactions"]},
+            *({"fact": f"decision {d.name}",
+               "value": f"{d.answer} by {d.who} ({d.source}): {d.why}"}
+              for d in facts["decisions"]),
+        ]
+        display(HTML("<b>Summary</b>" + table_html(rows, ["fact", "value"])))
+    try:
+        return session.result(mode=mode)  # type: ignore[no-any-return]
+    except FtkitError as err:
+        show_failure(session, err)
+        raise

@@ -25,7 +25,7 @@ def phases(session: Session) -> list[tuple[str, float, float]]:
     entries (read-only)."""
     if session.record is None:
         return []
-    entries = [e for e in session.journal.entries(session.record.id, kinds=["state"])
+    entries = [e for e in session.entries(kinds=["state"])
                if e.sim_time is not None and isinstance(e.detail, dict)]
     end = _end(session)
     out: list[tuple[str, float, float]] = []
@@ -47,12 +47,12 @@ def _start(session: Session) -> float:
 
 def _end(session: Session) -> float:
     if session.record is not None and session.done:
-        ends = [e.sim_time for e in session.journal.entries(session.record.id, kinds=["info"])
+        ends = [e.sim_time for e in session.entries(kinds=["info"])
                 if e.sim_time is not None and isinstance(e.detail, dict)
                 and "outcome" in e.detail]
         if ends:
             return float(ends[-1])
-    return float(session.driver.status().now)
+    return session.now()
 
 
 def timeline(session: Session, *, show: bool = True) -> Any:

@@ -1,8 +1,8 @@
 """Live views of a session: status bar, system picture, activity log, readiness table.
 
 Each view is an ipywidgets container around HTML from :mod:`ftkit_widgets.render`; it
-refreshes when the session changes (``session.on_change``) or the journal grows
-(``journal.subscribe``). ``html()`` gives the current rendering as a string, which is
+refreshes on every entry the session hears (``session.subscribe``, the one observer
+channel). ``html()`` gives the current rendering as a string, which is
 also offered as the ``text/html`` fallback of the widget (shown where widgets cannot be).
 """
 
@@ -58,7 +58,7 @@ class StatusBar(_HTMLView):
         super().__init__()
         self.session = session
         self.refresh()
-        session.on_change(self.refresh)
+        session.subscribe(self.refresh)
 
     def render(self) -> str:
         return status_html(self.session)
@@ -74,7 +74,7 @@ class SystemView(_HTMLView):
         self.source = source
         self.refresh()
         if isinstance(source, Session):
-            source.on_change(self.refresh)
+            source.subscribe(self.refresh)
 
     def render(self) -> str:
         return system_html(self.source)
@@ -98,7 +98,7 @@ def _log_row(entry: Entry) -> dict[str, str]:
 
 class ActivityLog(_HTMLView):
     """The journal's entries of the session (time, local/remote side, kind, step,
-    message), newest last; grows live through ``journal.subscribe``.
+    message), newest last; grows live through ``session.subscribe``.
 
     ``limit`` keeps the last entries only. ``close()`` unsubscribes.
     """
@@ -109,10 +109,9 @@ class ActivityLog(_HTMLView):
         self.limit = limit
         self._rows: list[dict[str, str]] = []
         self._session_id = session.record.id if session.record else None
-        if self._session_id is not None:
-            self._rows = [_log_row(e) for e in session.journal.entries(self._session_id)]
+        self._rows = [_log_row(e) for e in session.entries()]
         self.refresh()
-        self._unsubscribe = session.journal.subscribe(self._append)
+        self._unsubscribe = session.subscribe(self._append)
 
     def _append(self, entry: Entry) -> None:
         if self._session_id is None and self.session.record is not None:

@@ -1,0 +1,170 @@
+"""The driver-neutral status of a system: one dict, documented by a JSON Schema.
+
+``ftkit status TARGET --json`` prints it, the text form and the widgets say the same, and
+the driver contract suite validates every driver's status against the schema
+(``ftkit/schemas/status.schema.json``). At the top: ``upgrade_state``,
+``operational_state`` (with the Broken step and reason) and ``partner_state``; then which
+enclosure is the Production side and which the Upgrade side (roles fixed at the split for
+the whole session), modules, mirrors, software per system disk, services, outages and
+transaction counts. Detail only the simulator has goes under ``sim``.
+
+Read-only: it never creates a journal, and a damaged journal does not hide the system.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from ftkit.drivers import Driver
+from ftkit.errors import FtkitError
+from ftkit.model import DiskRole, SideRole, SystemState
+
+__all__ = ["SCHEMA_PATH", "schema", "session_of", "system_status", "validate"]
+
+SCHEMA_PATH = Path(__file__).with_name("schemas") / "status.schema.json"
+SCHEMA_ID = "ftkit.status/1"
+
+
+@cache
+def schema() -> dict[str, Any]:
+    """The status JSON Schema (read from the package)."""
+    data: dict[str, Any] = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    return data
+
+
+def validate(data: dict[str, Any]) -> None:
+    """Raise FtkitError naming the first place DATA departs from the schema."""
+    import jsonschema
+
+    errors = sorted(jsonschema.Draft202012Validator(schema()).iter_errors(data),
+                    key=lambda e: list(e.absolute_path))
+    if errors:
+        where = "/".join(str(p) for p in errors[0].absolute_path) or "(top)"
+        raise FtkitError(f"status does not follow {SCHEMA_ID} at {where}: "
+                         f"{errors[0].message}", "fix the driver's status()")
+
+
+def session_of(target: str) -> dict[str, Any] | None:
+    """The unfinished session of TARGET, else its last one, else None; read-only (a target
+    with no journal has no session, and none is created)."""
+    from ftkit import home
+
+    path = home.journal_path(target)
+    if not path.is_file():
+        return None
+    from ftkit.journal import Journal
+
+    journal = Journal(path, target=target)
+    try:
+        sessions = journal.sessions()
+        record = journal.current_session() or (sessions[-1] if sessions else None)
+    finally:
+        journal.close()
+    if record is None:
+        return None
+    return {"id": record.id, "change_id": record.change_id, "operator": record.operator,
+            "reason": record.reason, "started": record.started, "ended": record.ended,
+            "outcome": record.outcome, "upgrade_state": record.upgrade_state,
+            "operational_state": record.operational_state,
+            "broken_step": record.broken_step, "broken_reason": record.broken_reason}
+
+
+def _roles(st: SystemState) -> tuple[int | None, int | None]:
+    """(Production enclosure, Upgrade enclosure) while a session has them, else Nones."""
+    prod = next((s.enclosure for s in st.sides.values() if s.role is SideRole.PRODUCTION),
+                st.production)
+    upg = next((s.enclosure for s in st.sides.values() if s.role is SideRole.UPGRADE), None)
+    if upg is None and prod is not None:
+        upg = 1 - prod
+    return prod, upg
+
+
+def system_status(driver: Driver, *, session: dict[str, Any] | bool | None = True
+                  ) -> dict[str, Any]:
+    """The status of DRIVER's system as a dict following the schema; read-only.
+
+    ``session``: True reads it from the journal, a dict gives it, None/False means none.
+    """
+    st = driver.status()
+    if session is True:
+        try:
+            session = session_of(driver.target)
+        except FtkitError as err:  # a damaged journal must not hide the system's state
+            session = {"id": None, "upgrade_state": "Idle", "operational_state": "Broken",
+                       "broken_step": "Journal", "broken_reason": err.message}
+    record = session if isinstance(session, dict) else None
+    active = record is not None and not record.get("ended")
+    upgrade = str(record["upgrade_state"]) if active and record else "Idle"
+    operational = str(record["operational_state"]) if active and record else "Ready"
+    broken = ({"step": record.get("broken_step") or "", "reason": record.get("broken_reason")
+               or ""} if active and record and operational == "Broken" else None)
+    running = st.apps_on if st.apps_on is not None else (st.production or 0)
+    partner = st.sides[1 - running].os.value if (1 - running) in st.sides else "DC Off"
+    prod, upg = _roles(st)
+    if st.apps_on is None:
+        apps = "down"
+    elif st.apps_duplex:
+        apps = "duplex"
+    else:
+        apps = "upgrade side" if st.apps_on == upg and st.split else "production side"
+    outages = driver.outages()
+    software = {}
+    systems = [m for m in st.mirrors.values() if m.role is DiskRole.SYSTEM]
+    if systems:
+        boot = st.boot_disk()
+        software = {str(enc): dict(sorted(member.software.items()))
+                    for enc, member in sorted(boot.members.items())}
+    data: dict[str, Any] = {
+        "schema": SCHEMA_ID,
+        "system": driver.target,
+        "system_id": getattr(st, "system_id", None) or None,
+        "model": st.model,
+        "upgrade_state": upgrade,
+        "operational_state": operational,
+        "broken": broken,
+        "partner_state": partner,
+        "session": record,
+        "clock": {"now_s": float(st.now), "epoch": st.epoch},
+        "duplex": st.duplex,
+        "split": st.split,
+        "merged": st.merged,
+        "production_enclosure": prod if st.split else None,
+        "upgrade_enclosure": upg if st.split else None,
+        "applications": {"where": apps, "enclosure": st.apps_on,
+                         "critical_services": list(st.critical)},
+        "enclosures": [
+            {"enclosure": s.enclosure, "role": s.role.value, "os": s.os.value,
+             "isolated": s.isolated, "address": s.address or None,
+             "reboot_pending": s.reboot_pending, "running": list(s.running)}
+            for s in sorted(st.sides.values(), key=lambda s: s.enclosure)],
+        "modules": [
+            {"id": m.id, "kind": m.kind, "enclosure": m.enclosure, "state": m.state.value,
+             "reason": m.reason, "primary": m.primary, "fault_count": m.fault_count,
+             "below_mtbf": m.below_mtbf}
+            for m in sorted(st.modules.values(), key=lambda m: m.id)],
+        "mirrors": [
+            {"name": m.name, "role": m.role.value, "size_gb": m.size_gb,
+             "physical": m.physical, "state": m.state.value, "progress": m.progress,
+             "source": m.source,
+             "members": [{"enclosure": enc, "healthy": mem.healthy}
+                         for enc, mem in sorted(m.members.items())]}
+            for m in st.mirrors.values()],
+        "software": software,
+        "services": [
+            {"name": s.name, "exists": s.exists, "critical": s.name in st.critical,
+             "running_on": [side.enclosure for side in st.sides.values()
+                            if s.name in side.running]}
+            for s in st.services.values()],
+        "outages": [{"start_s": o.start, "end_s": o.end, "seconds": o.seconds}
+                    for o in outages],
+        "transactions": {"acknowledged": driver.acknowledged(),
+                         "lost": driver.lost_transactions()},
+    }
+    settings = getattr(driver, "settings", None)
+    if settings is not None:
+        data["sim"] = {"armed_faults": [dict(f) for f in settings().faults],
+                       "staged": sorted(st.staged)}
+    return data
