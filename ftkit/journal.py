@@ -97,6 +97,16 @@ CREATE INDEX IF NOT EXISTS entries_session ON entries(session_id, kind);
 -- an intent has at most one outcome: nothing is recorded done twice
 CREATE UNIQUE INDEX IF NOT EXISTS entries_one_outcome ON entries(intent_id)
     WHERE kind = 'outcome';
+-- one controller per journal (system): who drives its session's steps now
+CREATE TABLE IF NOT EXISTS lease (
+    id        INTEGER PRIMARY KEY CHECK (id = 1),
+    host      TEXT NOT NULL,
+    pid       INTEGER NOT NULL,
+    pid_start TEXT NOT NULL,
+    since     TEXT NOT NULL,
+    heartbeat REAL NOT NULL,
+    holder    TEXT NOT NULL
+);
 CREATE TRIGGER IF NOT EXISTS entries_no_update BEFORE UPDATE ON entries
 BEGIN
     SELECT RAISE(ABORT, 'journal entries are append-only');
@@ -253,6 +263,50 @@ class SessionRecord:
 
 
 Listener = Callable[[Entry], None]
+
+LEASE_EXPIRY_S = 900.0  # a lease held from another host is taken over only this long after
+                        # its last heartbeat (on the same host, only once its process is gone)
+
+
+def _pid_start(pid: int) -> str:
+    """When process PID started (Linux: /proc/PID/stat field 22), "" if unknown or gone;
+    guards against a reused pid."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return stat.rsplit(")", 1)[-1].split()[19]
+
+
+def _alive(pid: int, started: str) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return not started or not Path("/proc").is_dir() or _pid_start(pid) == started
+
+
+@dataclass(frozen=True)
+class Owner:
+    """A controlling process: host, pid and that pid's start time."""
+
+    host: str
+    pid: int
+    pid_start: str
+
+    @classmethod
+    def me(cls) -> Owner:
+        import os
+        import socket
+
+        return cls(socket.gethostname(), os.getpid(), _pid_start(os.getpid()))
+
+    def __str__(self) -> str:
+        return f"pid {self.pid} on {self.host}"
 
 
 class Journal:
@@ -441,6 +495,71 @@ class Journal:
             )
         return record
 
+    # --- the controller lease ----------------------------------------------------------------
+
+    def claim(self, holder: str = "", *, now: float | None = None) -> bool:
+        """Become this system's one controller, or renew the lease; one transaction.
+
+        Returns True when the lease was newly taken (or taken over), False when renewed.
+        Raises :class:`SessionBusyError` naming the owner while another process holds it
+        and is provably alive (same host: its pid runs with the same start time; another
+        host: its heartbeat is younger than ``LEASE_EXPIRY_S``). A takeover is journaled.
+        """
+        import time
+
+        me = Owner.me()
+        beat = time.time() if now is None else now
+        with self._write() as conn:
+            row = conn.execute("SELECT * FROM lease WHERE id = 1").fetchone()
+            if row is not None:
+                owner = Owner(row["host"], row["pid"], row["pid_start"])
+                if owner == me:
+                    conn.execute("UPDATE lease SET heartbeat = ? WHERE id = 1", (beat,))
+                    return False
+                gone = (not _alive(owner.pid, owner.pid_start) if owner.host == me.host
+                        else beat - row["heartbeat"] > LEASE_EXPIRY_S)
+                if not gone:
+                    current = conn.execute(
+                        "SELECT * FROM sessions WHERE ended IS NULL").fetchone()
+                    what = (f"session {current['id']} ({current['upgrade_state']}, "
+                            f"{current['operational_state']})" if current else "the system")
+                    raise SessionBusyError(
+                        f"{what} of {self.target} is driven by {row['holder'] or 'a run'} "
+                        f"({owner}, since {row['since']})",
+                        "wait for it to end, or stop that process; a lease is taken over "
+                        "only once its owner is gone")
+            conn.execute(
+                "INSERT OR REPLACE INTO lease (id, host, pid, pid_start, since, heartbeat, holder)"
+                " VALUES (1, ?, ?, ?, ?, ?, ?)",
+                (me.host, me.pid, me.pid_start, _iso(self._clock()), beat, _text(holder)))
+            entry = None
+            if row is not None:
+                current = conn.execute("SELECT id FROM sessions WHERE ended IS NULL").fetchone()
+                entry = self._append(
+                    conn, current["id"] if current else None, "warning",
+                    f"controller lease taken over from {row['holder'] or 'a run'} "
+                    f"(pid {row['pid']} on {row['host']}, gone) by {holder or 'a run'} "
+                    f"({me})",
+                    detail={"lease": "takeover", "from": {"host": row["host"],
+                                                          "pid": row["pid"]},
+                            "to": {"host": me.host, "pid": me.pid}})
+        if entry is not None:
+            self._notify([entry])
+        return True
+
+    def release(self) -> None:
+        """Give the lease up if this process holds it; one transaction."""
+        me = Owner.me()
+        with self._write() as conn:
+            conn.execute("DELETE FROM lease WHERE id = 1 AND host = ? AND pid = ?",
+                         (me.host, me.pid))
+
+    def lease(self) -> dict[str, Any] | None:
+        """Who holds the controller lease, if anyone (read-only)."""
+        with self._lock:
+            row = self._conn.execute("SELECT * FROM lease WHERE id = 1").fetchone()
+        return None if row is None else dict(row)
+
     # --- sessions ------------------------------------------------------------------------
 
     def begin_session(
@@ -461,6 +580,15 @@ class Journal:
         busy = conn.execute("SELECT * FROM sessions WHERE ended IS NULL").fetchone()
         if busy is not None:
             raise _busy(SessionRecord._from_row(busy))
+        change = _text(begin.get("change_id") or "")
+        ran = change and conn.execute(
+            "SELECT id, outcome FROM sessions WHERE change_id = ? ORDER BY id DESC LIMIT 1",
+            (change,)).fetchone()
+        if ran:
+            raise TransitionError(
+                f"change {change} ran already on {self.target} (session {ran['id']}: "
+                f"{ran['outcome']}); it is never run twice",
+                "rerun it to report it, or give a new change id for a new upgrade")
         now = _iso(self._clock())
         cursor = conn.execute(
             "INSERT INTO sessions (target, change_id, operator, reason, started, data)"

@@ -277,6 +277,8 @@ class Session:
     def record_decision(self, decision: Decision) -> Decision:
         """Journal a decision made elsewhere (a widget click); who/what/why/when/where."""
         sid = self.record.id if self.record else None
+        if sid is not None:
+            self.control()
         if sid is None:
             self.journal.log(None, "info", f"decision {decision.name}: {decision.answer}",
                              detail=decision.to_dict())
@@ -325,12 +327,19 @@ class Session:
                 "repair or replace the module, then commit; or abort (once the original "
                 "side is back) to return to the original software")
 
+    def control(self) -> None:
+        """Become the one controller of this system's session (or renew the lease): raises
+        SessionBusyError naming the process that drives it while that process lives.
+        Every request, decision, resume and abort calls it first."""
+        self.journal.claim(f"{self.operator or 'unknown'} ({self.change_id or 'no change id'})")
+
     def _run(self, request: str, work: Callable[[], str | None]) -> None:
         """Validate, write the intent with Busy (one transaction), do the work, record the
         outcome with the new state (one transaction; for Finish, the session's end too).
 
         ``work`` returns the session's outcome when it ends the session (Finish)."""
         spec = REQUESTS[request]
+        self.control()
         self._refuse(spec)
         came_from = self.upgrade_state
         entered = spec.entered(came_from)
@@ -557,6 +566,7 @@ class Session:
             return "stopped" if self._answers().get("split") == "stop" else "aborted"
 
         self._step("Finish", body)
+        self.journal.release()
         assert self.record is not None
         return str(self.record.outcome)
 
@@ -606,8 +616,9 @@ class Session:
 
     def resume(self) -> str | None:
         """Finish what a killed process left half done; returns the step re-run, if any."""
-        if self.record is None:
+        if self.record is None or self.done:
             return None
+        self.control()
         pending = self.journal.pending_intent(self.record.id)
         if pending is None:
             if self.operational_state is OperationalState.BUSY:
@@ -649,6 +660,7 @@ class Session:
         """
         if self.record is None or self.done:
             return None
+        self.control()
         self.journal.log(self.record.id, "info",
                          f"Abort requested by {who} (abort runbook): {why or '-'}",
                          detail={"action": "abort", "who": who, "why": why,
@@ -804,11 +816,25 @@ def open_session(system: str | Driver, config: UpgradeConfig | str | os.PathLike
                  change_id: str = "", operator: str = "", reason: str = "",
                  progress: Progress | None = None) -> Session:
     """The session of ``system``: the unfinished one if there is one (resumed, never a
-    second), else a new one that starts at PrepareSplit."""
+    second); else, when CHANGE_ID names a session that ended, that one (a rerun of a
+    finished change reports it and runs nothing); else a new one that starts at
+    PrepareSplit. The journal is verified first: a tampered one is refused."""
     cfg, pkgs = _load(config, packages)
     driver = connect(system) if isinstance(system, str) else system
     journal = Journal.open(driver.target)
+    journal.verify()  # a tampered journal is never resumed (nor added to)
     record = journal.current_session()
+    if record is None and change_id:
+        # a rerun of a change that ended is reported, never run again
+        ended = [s for s in journal.sessions() if s.change_id == change_id and s.ended]
+        if ended:
+            session = Session(driver=driver, journal=journal, config=cfg, packages=pkgs,
+                              change_id=change_id, operator=operator, reason=reason,
+                              progress=progress, record=ended[-1])
+            journal.log(None, "info", f"change {change_id} ran already: session "
+                        f"{ended[-1].id} ended {ended[-1].outcome}; nothing is run again",
+                        sim_time=session.now())
+            return session
     session = Session(driver=driver, journal=journal, config=cfg, packages=pkgs,
                       change_id=change_id, operator=operator, reason=reason,
                       progress=progress, record=record, resumed=record is not None)

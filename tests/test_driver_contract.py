@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from ftkit.drivers import Driver, Outage, connect
+from ftkit.status import system_status, validate
 from ftkit.errors import FtkitError, TransitionError
 from ftkit.model import (
     DiskRole,
@@ -367,6 +368,7 @@ def test_whole_upgrade_loses_nothing(subject: Subject) -> None:
         step()
         assert d.acknowledged() >= acked
         assert_nothing_lost(d)
+        validate(system_status(d, session=None))  # the driver-neutral status, every step
     assert_duplex(d)
     assert system_software(d, subject.package["name"]) == {subject.package["version"]}
     assert original != {subject.package["version"]}

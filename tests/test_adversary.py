@@ -1,0 +1,246 @@
+"""SPEC §6 under an adversary: one controller per session, nothing done twice, no way
+stuck, a tampered journal never resumed. Real processes and real signals where the
+issue's reproduction used them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from ftkit.decisions import ParameterDecisions
+from ftkit.errors import ArchiveError, SessionBusyError, TransitionError
+from ftkit.journal import Journal
+from ftkit.process import open_session
+from ftkit.sim.driver import create_system
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIG = str(REPO / "examples" / "demo-config.toml")
+PACKAGES = [str(REPO / "examples" / "packages" / "os-hotfix.toml"),
+            str(REPO / "examples" / "packages" / "orderdb-12.5.toml")]
+COMMIT = {"split": "proceed", "merge": "proceed", "commit": "commit"}
+ABORT_BEFORE = {"split": "proceed", "merge": "abort"}
+ABORT_AFTER = {**COMMIT, "commit": "abort"}
+
+
+def _intents(target: str) -> Counter[tuple[int | None, str]]:
+    journal = Journal.open(target)
+    try:
+        journal.verify()
+        return Counter((e.session_id, e.step) for e in journal.entries(kinds=["intent"]))
+    finally:
+        journal.close()
+
+
+def test_rerun_of_a_finished_change_runs_nothing() -> None:
+    """#1: the same change id again after it committed reports it; no second upgrade."""
+    target = f"sim://rerun-{uuid.uuid4().hex[:8]}"
+    driver = create_system(target)
+    first = open_session(driver, CONFIG, PACKAGES, change_id="CHG-1", operator="a", reason="r")
+    assert first.run(ParameterDecisions(COMMIT)) == "committed"
+    before = (_intents(target), len(driver.outages()), driver.status().now)
+    again = open_session(driver, CONFIG, PACKAGES, change_id="CHG-1", operator="a",
+                         reason="r")
+    assert again.done and again.record is not None and again.record.id == first.record.id
+    assert again.run(ParameterDecisions(COMMIT)) == "committed"
+    assert (_intents(target), len(driver.outages())) == before[:2]
+    with pytest.raises(TransitionError, match="ran already"):  # not even by a raw begin
+        again.journal.begin_session(change_id="CHG-1", operator="a", reason="r")
+
+
+_CONTROLLER = textwrap.dedent("""
+    import sys
+    from ftkit.decisions import ParameterDecisions
+    from ftkit.errors import FtkitError
+    from ftkit.process import open_session
+    target, change, config, *packages = sys.argv[1:]
+    try:
+        session = open_session(target, config, packages, change_id=change, operator="op",
+                               reason="race")
+        print("OUTCOME", session.run(ParameterDecisions(
+            {"split": "proceed", "merge": "proceed", "commit": "commit"})))
+    except FtkitError as err:
+        print("REFUSED", type(err).__name__, err.message)
+""")
+
+
+@pytest.mark.parametrize("rounds", [pytest.param(3, id="3-rounds"),
+                                    pytest.param(10, id="10-rounds", marks=pytest.mark.slow)])
+def test_concurrent_runs_have_one_controller(rounds: int) -> None:
+    """#2: four runs of one system at once: exactly one drives each change, the others are
+    refused (SessionBusy) or report the change that ran; no step is written twice."""
+    target = f"sim://race-{uuid.uuid4().hex[:8]}"
+    create_system(target).close()
+    for n in range(rounds):
+        change = f"CHG-R{n}"
+        procs = [subprocess.Popen([sys.executable, "-c", _CONTROLLER, target, change, CONFIG,
+                                   *PACKAGES], stdout=subprocess.PIPE, text=True,
+                                  env=os.environ.copy())
+                 for _ in range(4)]
+        outs = [p.communicate(timeout=120)[0] for p in procs]
+        assert all(("OUTCOME committed" in o) or ("REFUSED SessionBusyError" in o)
+                   for o in outs), outs
+        assert any("OUTCOME committed" in o for o in outs), outs
+        journal = Journal.open(target)
+        sessions = [s for s in journal.sessions() if s.change_id == change]
+        journal.close()
+        assert len(sessions) == 1 and sessions[0].outcome == "committed"
+        steps = Counter(step for (sid, step), count in _intents(target).items()
+                        if sid == sessions[0].id for _ in range(count))
+        assert set(steps.values()) == {1}, steps  # every request once: nothing twice
+
+
+def test_a_live_controller_is_never_called_interrupted(tmp_path: Path) -> None:
+    """#2: a late joiner must not journal "interrupted" about a live process' step."""
+    target = f"sim://live-{uuid.uuid4().hex[:8]}"
+    create_system(target, time_scale=0.02).close()  # Install takes a few real seconds
+    child = subprocess.Popen([sys.executable, "-c", _CONTROLLER, target, "CHG-L", CONFIG,
+                              *PACKAGES], stdout=subprocess.PIPE, text=True)
+    try:
+        journal = Journal.open(target)
+        deadline = 60.0
+        import time
+
+        start = time.monotonic()
+        while time.monotonic() - start < deadline:
+            current = journal.current_session()
+            if current is not None and current.upgrade_state == "Split":
+                break
+            time.sleep(0.05)
+        late = open_session(target, CONFIG, PACKAGES, change_id="CHG-L", operator="late",
+                            reason="r")
+        with pytest.raises(SessionBusyError, match=r"driven by op .*pid"):
+            late.run(ParameterDecisions(COMMIT))
+        assert not any("interrupted" in e.message for e in journal.entries())
+        journal.close()
+    finally:
+        out = child.communicate(timeout=300)[0]
+    assert "OUTCOME committed" in out, out
+
+
+def test_a_tampered_journal_is_not_resumed() -> None:
+    """#10: an edited decision is found before anything runs on that journal."""
+    target = f"sim://tamper-{uuid.uuid4().hex[:8]}"
+    driver = create_system(target)
+    session = open_session(driver, CONFIG, PACKAGES, change_id="CHG-T", operator="a",
+                           reason="r")
+    session.run_request("PrepareSplit")
+    session.decide("split", ParameterDecisions({"split": "stop"}))
+    path = session.journal.path
+    session.journal.close()
+    raw = sqlite3.connect(path)
+    raw.execute("DROP TRIGGER entries_no_update")
+    raw.execute("UPDATE entries SET detail = replace(detail, '\"stop\"', '\"proceed\"')"
+                " WHERE kind = 'decision'")
+    raw.commit()
+    raw.close()
+    with pytest.raises(ArchiveError, match="was edited"):
+        open_session(driver, CONFIG, PACKAGES, change_id="CHG-T", operator="a", reason="r")
+
+
+# --- the kill sweep ------------------------------------------------------------------------
+
+_VICTIM = textwrap.dedent("""
+    import os, signal, sys, json
+    from ftkit.decisions import ParameterDecisions
+    from ftkit.process import open_session
+    target, stop_after, answers, config, *packages = sys.argv[1:]
+    session = open_session(target, config, packages, change_id="CHG-K", operator="op",
+                           reason="kill sweep")
+    seen = [0]
+    def stop(entry):
+        seen[0] += 1
+        if seen[0] == int(stop_after):
+            os.kill(os.getpid(), signal.SIGSTOP)  # the parent SIGKILLs us here
+    session.subscribe(stop)
+    print("OUTCOME", session.run(ParameterDecisions(json.loads(answers))), flush=True)
+""")
+
+
+def _entries_of_a_whole_run(answers: dict[str, str]) -> int:
+    target = f"sim://count-{uuid.uuid4().hex[:8]}"
+    driver = create_system(target)
+    session = open_session(driver, CONFIG, PACKAGES, change_id="CHG-K", operator="op",
+                           reason="count")
+    heard: list[int] = []
+    session.subscribe(lambda e: heard.append(e.id))
+    session.run(ParameterDecisions(answers))
+    driver.close()
+    return len(heard)
+
+
+def _kill_at(answers: dict[str, str], point: int, expected: str) -> None:
+    import json
+
+    target = f"sim://kill-{uuid.uuid4().hex[:8]}"
+    driver = create_system(target)
+    original = driver.status().boot_disk().members[0].software.copy()
+    victim = subprocess.Popen([sys.executable, "-c", _VICTIM, target, str(point),
+                               json.dumps(answers), CONFIG, *PACKAGES],
+                              stdout=subprocess.PIPE, text=True)
+    _pid, status = os.waitpid(victim.pid, os.WUNTRACED)
+    if os.WIFSTOPPED(status):
+        os.kill(victim.pid, signal.SIGKILL)  # a real signal, from another process
+        victim.wait()
+    else:
+        victim.returncode = os.waitstatus_to_exitcode(status)
+    assert victim.stdout is not None
+    victim.stdout.close()
+    rerun = open_session(target, CONFIG, PACKAGES, change_id="CHG-K", operator="op",
+                         reason="after the kill")
+    assert rerun.run(ParameterDecisions({**answers, "broken": "retry"})) == expected
+    journal = Journal.open(target)
+    sessions = journal.sessions()
+    assert len(sessions) == 1 and sessions[0].outcome == expected  # one session
+    journal.verify()
+    intents = [e for e in journal.entries(kinds=["intent"])]
+    outcomes = [e for e in journal.entries(kinds=["outcome"])]
+    assert all(sum(o.intent_id == i.id for o in outcomes) == 1 for i in intents)
+    succeeded = Counter(o.step for o in outcomes if o.ok)
+    assert all(n == 1 for n in succeeded.values()), succeeded  # nothing done twice
+    actions = Counter((e.detail["action"], e.detail["when"]) for e in
+                      journal.entries(kinds=["action"]) if e.detail.get("ok"))
+    assert all(n == 1 for n in actions.values()), actions
+    journal.close()
+    st = driver.status()
+    assert driver.lost_transactions() == 0
+    assert st.duplex and not st.split
+    software = {enc: m.software for enc, m in st.boot_disk().members.items()}
+    assert software[0] == software[1]
+    assert (software[0] == original) == (expected != "committed")
+    merged = "merge" in answers and answers.get("merge") == "proceed"
+    outages = [o for o in driver.outages() if o.seconds is not None]
+    assert len(outages) == ((1 if expected == "committed" else 2) if merged else 0)
+    driver.close()
+
+
+# (name, answers, outcome, journal entries a whole run writes: checked below)
+PATHS = [("commit", COMMIT, "committed", 42), ("abort-before-merge", ABORT_BEFORE, "aborted", 28),
+         ("abort-after-merge", ABORT_AFTER, "aborted", 42)]
+
+
+def _sweep(every: int) -> list[object]:
+    """A kill after each journal write of each path, and one past the end (the run ends
+    normally, then is rerun); every EVERY-th point in the quick set, all when slow."""
+    return [pytest.param(answers, point, expected, id=f"{name}-{point}",
+                         marks=() if point % every == 1 else pytest.mark.slow)
+            for name, answers, expected, total in PATHS for point in range(1, total + 2)]
+
+
+def test_the_sweep_covers_every_journal_write() -> None:
+    for name, answers, _expected, total in PATHS:
+        assert _entries_of_a_whole_run(answers) == total, name
+
+
+@pytest.mark.parametrize(("answers", "point", "expected"), _sweep(every=14))
+def test_killed_after_any_journal_write_the_rerun_ends_correct(
+        answers: dict[str, str], point: int, expected: str) -> None:
+    _kill_at(answers, point, expected)
