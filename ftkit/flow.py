@@ -38,6 +38,7 @@ __all__ = [
     "decision_for",
     "mermaid",
     "next_step",
+    "outcome",
     "requests_from",
 ]
 
@@ -117,6 +118,7 @@ class DecisionSpec:
     requires: tuple[str, ...] = ()  # requests that must have succeeded first
     before: str = ""  # what the runbook does between those and the question ("soak")
     help: Mapping[str, str] = field(default_factory=dict)  # what each answer does
+    outcomes: Mapping[str, str] = field(default_factory=dict)  # answer -> session outcome
 
 
 def _minutes(facts: Mapping[str, Any], key: str, default: float = 0.0) -> float:
@@ -202,7 +204,8 @@ DECISIONS: dict[str, DecisionSpec] = {
                      "Split the system and install the updates on the Upgrade side?",
                      help={"proceed": "the Production side keeps serving: no outage",
                            "stop": "end the session before the split: no outage, nothing "
-                                   "changed"}),
+                                   "changed"},
+                     outcomes={"stop": "stopped"}),
         DecisionSpec("merge", S.SPLIT, {"proceed": "PrepareMerge", "abort": "Abort"},
                      "Merge: restart the applications on the upgraded software (brief outage)?",
                      requires=("Install",),
@@ -223,6 +226,19 @@ RECOVERY = DecisionSpec("broken", S.IDLE, {"retry": "", "abort": "Abort"},
                         "The session is Broken: retry the failed step (its cause fixed), or abort?",
                         help={"retry": "run the failed step again (after fixing the cause)",
                               "abort": "return to the original software"})
+
+
+# How a session ends, by the state Finish ran from (a decision's declared outcome first).
+OUTCOMES: dict[UpgradeState, str] = {S.COMMIT: "committed", S.ABORT: "aborted"}
+
+
+def outcome(came_from: UpgradeState, answers: Mapping[str, str]) -> str:
+    """The outcome a session that finishes from CAME_FROM records, given its answers."""
+    for name, answer in answers.items():
+        declared = DECISIONS[name].outcomes.get(answer) if name in DECISIONS else None
+        if declared:
+            return declared
+    return OUTCOMES[came_from]
 
 
 @dataclass(frozen=True)

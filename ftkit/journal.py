@@ -328,8 +328,11 @@ class Journal:
         self._clock = clock or _utc_now
         self._lock = threading.RLock()
         self._listeners: list[Listener] = []
+        self._verified: tuple[int, str] = (0, GENESIS)
         try:
             self._conn = store.connect(self.path, check_same_thread=False)
+            stat = self.path.stat()
+            self._identity = (stat.st_ino, stat.st_dev)
         except sqlite3.DatabaseError as err:
             raise FtkitError(
                 f"cannot open journal {self.path}: {err}",
@@ -1018,17 +1021,42 @@ class Journal:
             row = self._conn.execute("SELECT hash FROM entries ORDER BY id DESC LIMIT 1").fetchone()
         return row["hash"] if row else GENESIS
 
-    def verify(self) -> int:
+    def check(self) -> None:
+        """Before a step: the journal file is still the one this object opened, and the
+        entries added since the last check continue the verified chain (read-only; cost
+        proportional to what was added). Raises :class:`ArchiveError` otherwise."""
+        try:
+            now = self.path.stat()
+            same = (now.st_ino, now.st_dev) == self._identity
+        except OSError:
+            same = False
+        if not same:
+            raise ArchiveError(
+                f"journal {self.path} was removed or replaced while in use",
+                "stop; restore it from a backup, or run `ftkit recover TARGET` to adopt "
+                "the system's own state in a new journal")
+        self.verify(since=self._verified)
+
+    def verify(self, *, since: tuple[int, str] | None = None) -> int:
         """Check the hash chain; returns the number of entries checked; read-only.
 
-        Raises :class:`ArchiveError` naming the first entry that was edited, removed or
-        reordered.
+        With ``since=(id, hash)`` (what an earlier verify reached) only the entries after
+        it are checked, after checking that entry still has that hash. Raises
+        :class:`ArchiveError` naming the first entry that was edited, removed or reordered.
         """
         remedy = "restore the journal from a backup; do not resume a session on it"
+        start_id, start_hash = since or (0, GENESIS)
         with self._read() as conn:
-            rows = conn.execute("SELECT * FROM entries ORDER BY id").fetchall()
+            if start_id:
+                row = conn.execute("SELECT hash FROM entries WHERE id = ?",
+                                   (start_id,)).fetchone()
+                if row is None or row["hash"] != start_hash:
+                    raise ArchiveError(f"journal {self.path}: entry {start_id} was edited or "
+                                       "removed since it was verified", remedy)
+            rows = conn.execute("SELECT * FROM entries WHERE id > ? ORDER BY id",
+                                (start_id,)).fetchall()
             head = conn.execute("SELECT value FROM meta WHERE key = 'head'").fetchone()
-        prev_hash, prev_id = GENESIS, None
+        prev_hash, prev_id = start_hash, (start_id or None)
         for row in rows:
             fields = dict(row)
             if fields["prev_hash"] != prev_hash:
@@ -1050,6 +1078,7 @@ class Journal:
                 "(the chain ends before its recorded head)",
                 remedy,
             )
+        self._verified = (prev_id or 0, prev_hash)
         return len(rows)
 
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ftkit import flow
 from ftkit.checks import CheckResult, failed, merge_checks, run_checks
 from ftkit.config import UpgradeConfig, load_config
 from ftkit.decisions import Decision, DecisionProvider
@@ -48,6 +49,7 @@ __all__ = [
     "Plan",
     "RequestSpec",
     "Session",
+    "adopt",
     "observe",
     "open_session",
     "plan",
@@ -161,6 +163,16 @@ class Session:
             "applications": self.apps_side(),
             "session": self.record.id if self.record else None,
         }
+
+    @property
+    def started(self) -> bool:
+        """True once the session has begun (PrepareSplit started); read-only."""
+        return self.record is not None
+
+    def soak_due(self) -> bool:
+        """True when the next thing is a decision the flow soaks before (commit)."""
+        nxt = self.next()
+        return nxt.kind == "decide" and DECISIONS[nxt.name].before == "soak"
 
     @property
     def done(self) -> bool:
@@ -339,6 +351,7 @@ class Session:
 
         ``work`` returns the session's outcome when it ends the session (Finish)."""
         spec = REQUESTS[request]
+        self.journal.check()  # still there, still verifying: else stop before acting
         self.control()
         self._refuse(spec)
         came_from = self.upgrade_state
@@ -561,9 +574,7 @@ class Session:
                 self.journal.log(self.record.id, "error",
                                  f"{lost} acknowledged transactions lost",
                                  step="Finish", sim_time=self.now())
-            if came_from is S.COMMIT:
-                return "committed"
-            return "stopped" if self._answers().get("split") == "stop" else "aborted"
+            return flow.outcome(came_from, self._answers())
 
         self._step("Finish", body)
         self.journal.release()
@@ -743,6 +754,7 @@ class Session:
         if not self.done:
             raise FtkitError(f"the session did not end (it is {self.upgrade_state.value})",
                              "run the runbook again to carry on, or run abort.ipynb")
+        self.journal.check()  # the record is only as good as the journal it comes from
         facts = self.facts()
         if facts["lost_transactions"]:
             raise FtkitError(f"{facts['lost_transactions']} acknowledged transactions are "
@@ -844,6 +856,35 @@ def open_session(system: str | Driver, config: UpgradeConfig | str | os.PathLike
                     f"{operator or 'unknown'} in {record.upgrade_state}/"
                     f"{record.operational_state}", sim_time=session.now())
     return session
+
+
+def adopt(system: str | Driver, *, operator: str, reason: str) -> Session:
+    """Start a journal session from the system's own state when its journal was lost
+    (``ftkit recover``): a system split (or merged) with no unfinished session gets one in
+    Split (or Merge), Ready, so that the abort runbook, or the upgrade runbook (its
+    requests are resumable), can take it to a correct end. Refused when the journal has an
+    unfinished session or the system is not split; one transaction."""
+    driver = connect(system) if isinstance(system, str) else system
+    st = driver.status()
+    journal = Journal.open(driver.target)
+    if journal.current_session() is not None:
+        raise TransitionError(f"{driver.target} has an unfinished session in its journal",
+                              "resume it or abort it; recover is for a lost journal")
+    if not st.split:
+        raise TransitionError(f"{driver.target} is not split: there is nothing to recover",
+                              "start a new upgrade")
+    state = S.MERGE if st.merged else S.SPLIT
+    record, _ = journal.start(None, begin={
+        "change_id": "", "operator": operator, "reason": f"recovered: {reason}",
+        "data": {"recovered": True, "sim_start": float(st.now)}})
+    journal.set_state(record.id, upgrade_state=state.value, operational_state="Ready",
+                      message=f"recovered from the system's own state: {state.value} "
+                              f"(Production side enclosure {st.production}); the lost "
+                              "journal's decisions are unknown and will be asked again")
+    config = UpgradeConfig(description="recovered session", system_disks=())
+    return Session(driver=driver, journal=journal, config=config, packages=[],
+                   operator=operator, reason=reason, record=journal.session(record.id),
+                   resumed=True)
 
 
 def observe(system: str | Driver) -> Session:

@@ -244,3 +244,27 @@ def test_the_sweep_covers_every_journal_write() -> None:
 def test_killed_after_any_journal_write_the_rerun_ends_correct(
         answers: dict[str, str], point: int, expected: str) -> None:
     _kill_at(answers, point, expected)
+
+
+def test_a_journal_lost_mid_session_stops_the_run_and_recover_adopts_the_system() -> None:
+    """#9: the journal deleted while split: the next step refuses; `adopt` (ftkit recover)
+    starts a journal from the system's own state, and the abort runbook's path ends it."""
+    from ftkit.process import adopt
+
+    target = f"sim://lost-{uuid.uuid4().hex[:8]}"
+    driver = create_system(target)
+    session = open_session(driver, CONFIG, PACKAGES, change_id="CHG-J", operator="a",
+                           reason="r")
+    session.run_request("PrepareSplit")
+    session.decide("split", ParameterDecisions(COMMIT))
+    session.run_request("ExecuteSplit")
+    session.journal.path.unlink()
+    with pytest.raises(ArchiveError, match="removed or replaced"):
+        session.run_request("Install")
+    assert driver.status().split  # nothing was done: the system stays as it was
+    session.journal.close()
+    rescued = adopt(driver, operator="b", reason="journal lost")
+    assert (rescued.upgrade_state.value, rescued.operational_state.value) == ("Split", "Ready")
+    assert rescued.abort_and_finish(who="b", why="journal lost") == "aborted"
+    st = driver.status()
+    assert st.duplex and not st.split and driver.lost_transactions() == 0

@@ -22,7 +22,6 @@ from typing import Any
 import pytest
 
 from ftkit.drivers import Driver, Outage, connect
-from ftkit.status import system_status, validate
 from ftkit.errors import FtkitError, TransitionError
 from ftkit.model import (
     DiskRole,
@@ -34,6 +33,7 @@ from ftkit.model import (
     from_dict,
     to_dict,
 )
+from ftkit.status import system_status, validate
 
 
 @dataclass

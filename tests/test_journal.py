@@ -31,8 +31,11 @@ def journal(tmp_path: Path) -> Iterator[Journal]:
         yield j
 
 
-def start(journal: Journal, **data: object) -> SessionRecord:
-    return journal.begin_session(change_id="CHG-1", operator="alice", reason="patch", data=data)
+def start(journal: Journal, change_id: str = "", **data: object) -> SessionRecord:
+    """Begin a session; each gets its own change id (a change id never runs twice)."""
+    change_id = change_id or f"CHG-{len(journal.sessions()) + 1}"
+    return journal.begin_session(change_id=change_id, operator="alice", reason="patch",
+                                 data=data)
 
 
 def raw(path: Path) -> sqlite3.Connection:
@@ -111,6 +114,9 @@ def test_session_lifecycle(journal: Journal) -> None:
     assert [s.id for s in journal.sessions()] == [record.id]
     second = start(journal)
     assert second.id != record.id, "a new session may start once the last one ended"
+    journal.end_session(second.id, outcome="stopped")
+    with pytest.raises(TransitionError, match="CHG-1 ran already"):
+        start(journal, change_id="CHG-1")  # a change id never runs twice
 
 
 def test_an_ended_session_records_nothing_more(journal: Journal) -> None:

@@ -27,7 +27,7 @@ from ftkit.decisions import (
     provider_for,
 )
 from ftkit.errors import DecisionError, FtkitError, StepFailedError
-from ftkit.flow import DECISIONS
+from ftkit.flow import DECISIONS, RECOVERY
 from ftkit.process import Session
 
 from .render import GREEN, RED, YELLOW, esc, failure_html, note_html, status_html
@@ -86,7 +86,8 @@ class RecoveryPanel(w.VBox):
         session = self.session
         try:
             who, why = _who_why(self.operator, self.reason, action.capitalize())
-            decision = make_decision("broken", action, who=who, why=why, source="widget")
+            decision = make_decision(RECOVERY.name, action, who=who, why=why,
+                                     source="widget")
             self._set_busy(True)
             self.message.value = note_html(f"{action.capitalize()} running…", colour=YELLOW)
             session.recover(_Answered(decision))

@@ -187,7 +187,7 @@ def require_ready(results: Any, *, session: Session | None = None, system: str =
 def check_readiness(session: Session | None) -> None:
     """Run the readiness check before the session starts; show the table; raise if a
     check fails (before anything changes). Skipped once the session has started."""
-    if session is None or not session.due("PrepareSplit"):
+    if session is None or session.started:
         if session is not None and session.record is not None:
             display(HTML(note_html("The readiness check ran at PrepareSplit of this session; "
                                    "it is not repeated.", colour=GREY)))
@@ -247,7 +247,7 @@ def _why_not(session: Session) -> str:
 def soak(session: Session | None, minutes: float) -> None:
     """Watch the merged system for MINUTES before the commit decision (the rest of them,
     for a resumed session)."""
-    if session is None or not session.needs_decision("commit"):
+    if session is None or not session.soak_due():
         return
     left = float(minutes) - session.soaked_minutes()
     if left <= 0:
