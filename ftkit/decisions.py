@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from ftkit.errors import DecisionError
-from ftkit.flow import DECISIONS, RECOVERY
+from ftkit.flow import DECISIONS, RECOVERY, check_path
 
 __all__ = [
     "CHOICES",
@@ -32,7 +32,7 @@ __all__ = [
 # the questions and their answers, as ftkit.flow declares them ("broken" is asked only of
 # a Broken session: run the failed step again, its cause fixed, or abort)
 CHOICES: dict[str, tuple[str, ...]] = {
-    d.name: tuple(d.answers) for d in (*DECISIONS.values(), RECOVERY)}
+    d.name: d.choices for d in (*DECISIONS.values(), RECOVERY)}
 QUESTIONS: dict[str, str] = {d.name: d.question for d in (*DECISIONS.values(), RECOVERY)}
 
 
@@ -128,7 +128,9 @@ def provider_for(mode: str, decisions: Mapping[str, str] | None, *, operator: st
                  reason: str) -> DecisionProvider | None:
     """The provider a run mode uses; ``None`` for interactive (the widget decides)."""
     if mode == "auto":
-        return ParameterDecisions(decisions or {}, operator=operator, reason=reason)
+        provider = ParameterDecisions(decisions or {}, operator=operator, reason=reason)
+        check_path({k: str(v) for k, v in (decisions or {}).items()})  # before any change
+        return provider
     if mode == "plan":
         return PlanDecisions(decisions, operator=operator)
     if mode == "interactive":

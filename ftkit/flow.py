@@ -35,11 +35,14 @@ __all__ = [
     "Estimate",
     "Next",
     "RequestSpec",
+    "check_path",
     "decision_for",
     "mermaid",
     "next_step",
     "outcome",
     "requests_from",
+    "state_machine_doc",
+    "walk",
 ]
 
 S = UpgradeState
@@ -119,6 +122,14 @@ class DecisionSpec:
     before: str = ""  # what the runbook does between those and the question ("soak")
     help: Mapping[str, str] = field(default_factory=dict)  # what each answer does
     outcomes: Mapping[str, str] = field(default_factory=dict)  # answer -> session outcome
+    # answers that stop the run here on purpose, with nothing journaled as decided (a
+    # later run asks again): "merge: later" splits and installs tonight, merges next window
+    pauses: Mapping[str, str] = field(default_factory=dict)  # answer -> what it means
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        """Every answer a parameter may give (the answers, then the pauses)."""
+        return (*self.answers, *self.pauses)
 
 
 def _minutes(facts: Mapping[str, Any], key: str, default: float = 0.0) -> float:
@@ -168,7 +179,8 @@ REQUESTS: dict[str, RequestSpec] = {
     for r in (
         RequestSpec("PrepareSplit", frozenset({S.IDLE}), S.PREPARE_SPLIT, True,
                     "prepare_split", "stage the packages and re-run the readiness check",
-                    actions=Request.PREPARE_SPLIT, estimate=_prepare_split),
+                    actions=Request.PREPARE_SPLIT, guards=("_guard_something_to_install",),
+                    estimate=_prepare_split),
         RequestSpec("ExecuteSplit", frozenset({S.PREPARE_SPLIT}), S.SPLIT, False,
                     "execute_split", "disable RDR mirroring, isolate the Upgrade side, "
                     "disable its critical services",
@@ -211,7 +223,10 @@ DECISIONS: dict[str, DecisionSpec] = {
                      requires=("Install",),
                      help={"proceed": "the one brief outage of the upgrade",
                            "abort": "no outage: the Upgrade side is resynchronised from the "
-                                    "Production side"}),
+                                    "Production side"},
+                     pauses={"later": "stop at Split, installed and verified; the Production "
+                                      "side keeps serving (simplex) until a later run merges "
+                                      "or aborts"}),
         DecisionSpec("commit", S.MERGE, {"commit": "Commit", "abort": "Abort"},
                      "Commit the upgrade (no further outage), or abort back to the original "
                      "software?", before="soak",
@@ -295,6 +310,60 @@ def next_step(*, started: bool, ended: bool, state: UpgradeState, operational: s
     return Next("busy")  # not reachable through the declared requests
 
 
+def walk(answers: Mapping[str, str], facts: Mapping[str, Any] | None = None
+         ) -> tuple[list[dict[str, Any]], Next]:
+    """The steps the declared flow takes with ANSWERS, each with its estimate (pure), and
+    where it stops: ``Next("done")``, or the decision ANSWERS leave open or pause at."""
+    state, started, merged = S.IDLE, False, False
+    done: set[str] = set()
+    taken: dict[str, str] = {}
+    label = ""
+    steps: list[dict[str, Any]] = []
+    while True:
+        nxt = next_step(started=started, ended=started and state is S.IDLE, state=state,
+                        operational="Ready", broken_step=None, answers=taken,
+                        succeeded=done.__contains__)
+        if nxt.kind == "decide":
+            answer = answers.get(nxt.name)
+            if answer is None or answer in DECISIONS[nxt.name].pauses:
+                return steps, nxt
+            taken[nxt.name] = answer
+            label = f"{nxt.name}: {answer}"
+            continue
+        if nxt.kind != "request":
+            return steps, nxt
+        spec = REQUESTS[nxt.name]
+        for row in spec.estimates({**(facts or {}), "merged": merged}):
+            steps.append({"request": spec.name, "what": row.what,
+                          "minutes": round(row.minutes, 1), "outage": row.outage,
+                          "decision": label})
+            label = ""
+        done.add(spec.name)
+        started = True
+        merged = merged or spec.name == "ExecuteMerge"
+        state = spec.target
+
+
+def check_path(answers: Mapping[str, str]) -> str:
+    """Check, before anything changes, that ANSWERS take an upgrade to an end (commit or
+    abort) or to a declared pause; returns the path as text. Raises DecisionError naming
+    the decision that is missing (never a silent default, never a server left split by a
+    missing word)."""
+    from ftkit.errors import DecisionError
+
+    steps, stop = walk(answers)
+    path = " → ".join(dict.fromkeys(s["request"] for s in steps))
+    if stop.kind == "decide" and stop.name not in answers:
+        spec = DECISIONS[stop.name]
+        raise DecisionError(
+            f"decisions stop at {spec.asked_in.value} with no {stop.name!r} answer: the "
+            f"run would leave the system there ({path})",
+            f"add {stop.name}: {' | '.join(spec.choices)} to decisions")
+    if stop.kind == "decide":
+        return f"{path} → paused before {stop.name} ({answers[stop.name]})"
+    return path
+
+
 def mermaid() -> str:
     """The machine as a Mermaid state diagram (docs/STATE-MACHINE.md renders it)."""
     lines = ["stateDiagram-v2", "    [*] --> Idle"]
@@ -307,5 +376,38 @@ def mermaid() -> str:
     for decision in DECISIONS.values():
         lines.append(f"    note right of {decision.asked_in.value}: decision {decision.name}"
                      + (f" after {', '.join(decision.requires)}" if decision.requires else "")
-                     + (f" and {decision.before}" if decision.before else ""))
+                     + (f" and {decision.before}" if decision.before else "")
+                     + (f"; may pause ({', '.join(decision.pauses)})" if decision.pauses
+                        else ""))
     return "\n".join(lines) + "\n"
+
+
+def state_machine_doc() -> str:
+    """docs/STATE-MACHINE.md, rendered from the table (a test compares the file with it):
+    ``python -c "from ftkit import flow; print(flow.state_machine_doc(), end='')" >
+    docs/STATE-MACHINE.md``."""
+    order = list(UpgradeState)
+    rows = "".join(
+        f"| {r.name} | {', '.join(s.value for s in sorted(r.sources, key=order.index))} | "
+        f"{r.target.value} | {'yes' if r.enter_at_start else 'no'} | "
+        f"{r.actions.value if r.actions else '-'} | "
+        f"{', '.join(g.removeprefix('_guard_').replace('_', ' ') for g in r.guards) or '-'} |\n"
+        for r in REQUESTS.values())
+    decisions = "".join(
+        f"| {d.name} | {d.asked_in.value} | "
+        f"{', '.join(f'{a} → {r}' for a, r in d.answers.items())} | "
+        f"{', '.join(d.pauses) or '-'} | {', '.join(d.requires) or '-'} |\n"
+        for d in (*DECISIONS.values(), RECOVERY))
+    return (
+        "# The Active Upgrade state machine\n\n"
+        "Rendered from `ftkit/flow.py` (the one declaration of the process) by\n"
+        "`flow.state_machine_doc()`; `tests/test_flow.py` fails when this file and the table\n"
+        "disagree. Each arrow is a request, labelled with the decision (and answer) that leads\n"
+        "to it where one does; the notes say where each decision is asked. Orthogonal to these\n"
+        "states is the operational state: Ready, Busy (a request is running) or Broken (a\n"
+        "request failed: Retry or Abort, the `broken` decision).\n\n"
+        "```mermaid\n" + mermaid() + "```\n\n"
+        "| request | from | to | entered at start | custom actions | guards |\n"
+        "|---|---|---|---|---|---|\n" + rows + "\n"
+        "| decision | asked in | answers | pauses | after |\n"
+        "|---|---|---|---|---|\n" + decisions)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -325,6 +325,20 @@ class Session:
                 refusal = getattr(self, guard)()
                 if refusal is not None:
                     raise TransitionError(*refusal)
+
+    def _guard_something_to_install(self) -> tuple[str, str] | None:
+        """An upgrade whose every package is installed already would split, merge (an
+        outage) and commit for no change: refused before the split."""
+        disks = [m for m in self.driver.status().mirrors.values()
+                 if m.name in set(self.config.system_disks)] or [self.driver.status().boot_disk()]
+        pending = [p for p in self.packages
+                   if {mem.software.get(p.name) for d in disks for mem in d.members.values()}
+                   != {p.version}]
+        if self.packages and not pending:
+            return (f"nothing to install: {', '.join(p.label for p in self.packages)} "
+                    "already installed on every system disk; an upgrade would only cost an "
+                    "outage", "leave the installed packages out, or name newer ones")
+        return None
 
     def _guard_enclosures_up(self) -> tuple[str, str] | None:
         """Commit resyncs onto the old side and cannot be aborted once started."""
@@ -691,6 +705,19 @@ class Session:
         assert self.record is not None
         return self.record.outcome
 
+    def pause(self, decision: Decision) -> None:
+        """Stop here on purpose (a declared pause such as ``merge: later``): journaled with
+        who and why, and not recorded as the decision, so a later run asks it again."""
+        assert self.record is not None
+        self.control()
+        meaning = DECISIONS[decision.name].pauses[decision.answer]
+        self.journal.log(self.record.id, "info",
+                         f"paused before the {decision.name} decision ({decision.name}: "
+                         f"{decision.answer}) by {decision.who}: {meaning}",
+                         detail={"pause": decision.name, "answer": decision.answer,
+                                 "who": decision.who, "why": decision.why},
+                         sim_time=self.now())
+
     def run(self, provider: DecisionProvider, *, soak_minutes: float = 0.0) -> str:
         """Drive the session to its end with ``provider``'s decisions; returns the outcome.
 
@@ -706,11 +733,16 @@ class Session:
             if nxt.kind == "recover":
                 self.recover(provider)
             elif nxt.kind == "decide":
-                if DECISIONS[nxt.name].before == "soak":
+                spec = DECISIONS[nxt.name]
+                if spec.before == "soak":
                     left = soak_minutes - self.soaked_minutes()
                     if left > 0:
                         self.soak(left)
-                self.decide(nxt.name, provider)
+                answer = provider.decide(nxt.name)
+                if answer.answer in spec.pauses:
+                    self.pause(answer)
+                    return self.upgrade_state.value
+                self.record_decision(answer)
             elif nxt.kind == "request":
                 self.run_request(nxt.name)
             else:
@@ -916,39 +948,6 @@ def plan_facts(st: SystemState, config: UpgradeConfig,
     }
 
 
-def walk(answers: Mapping[str, str], facts: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The steps the declared flow takes with ANSWERS, each with its estimate (pure).
-
-    Stops at a decision that ANSWERS leave open (the path pauses there)."""
-    state, started, merged = S.IDLE, False, False
-    done: set[str] = set()
-    taken: dict[str, str] = {}
-    label = ""
-    steps: list[dict[str, Any]] = []
-    while True:
-        nxt = next_step(started=started, ended=started and state is S.IDLE, state=state,
-                        operational="Ready", broken_step=None, answers=taken,
-                        succeeded=done.__contains__)
-        if nxt.kind == "decide":
-            if nxt.name not in answers:
-                return steps
-            taken[nxt.name] = answers[nxt.name]
-            label = f"{nxt.name}: {answers[nxt.name]}"
-            continue
-        if nxt.kind != "request":
-            return steps
-        spec = REQUESTS[nxt.name]
-        for row in spec.estimates({**facts, "merged": merged}):
-            steps.append({"request": spec.name, "what": row.what,
-                          "minutes": round(row.minutes, 1), "outage": row.outage,
-                          "decision": label})
-            label = ""
-        done.add(spec.name)
-        started = True
-        merged = merged or spec.name == "ExecuteMerge"
-        state = spec.target
-
-
 def plan(system: str | Driver, config: UpgradeConfig | str | os.PathLike[str],
          packages: Iterable[UpdatePackage | str | os.PathLike[str]] = (), *,
          provider: DecisionProvider) -> Plan:
@@ -958,5 +957,5 @@ def plan(system: str | Driver, config: UpgradeConfig | str | os.PathLike[str],
     checks = run_checks(driver, cfg, pkgs, stage_pending=True)
     decisions = [provider.decide(name) for name in DECISIONS]
     answers = {d.name: d.answer for d in decisions}
-    steps = walk(answers, plan_facts(driver.status(), cfg, pkgs))
+    steps, _stop = flow.walk(answers, plan_facts(driver.status(), cfg, pkgs))
     return Plan(steps, checks, decisions)

@@ -11,7 +11,7 @@ import pytest
 from ftkit import flow
 from ftkit.decisions import CHOICES, ParameterDecisions
 from ftkit.model import PartnerState, Request, UpgradeState
-from ftkit.process import open_session, walk
+from ftkit.process import open_session
 from ftkit.status import schema, system_status, validate
 
 REPO = Path(__file__).resolve().parents[1]
@@ -24,9 +24,10 @@ COMMIT = {"split": "proceed", "merge": "proceed", "commit": "commit"}
 def test_the_state_machine_doc_is_rendered_from_the_declaration() -> None:
     doc = (REPO / "docs" / "STATE-MACHINE.md").read_text()
     block = re.search(r"```mermaid\n(.*?)```", doc, re.S)
-    assert block is not None, "docs/STATE-MACHINE.md has no mermaid block"
-    assert block.group(1) == flow.mermaid(), (
-        "docs/STATE-MACHINE.md disagrees with ftkit/flow.py: paste flow.mermaid() into it")
+    assert block is not None and block.group(1) == flow.mermaid()
+    assert doc == flow.state_machine_doc(), (
+        "docs/STATE-MACHINE.md disagrees with ftkit/flow.py: regenerate it (see "
+        "flow.state_machine_doc)")
 
 
 def test_every_declared_name_is_known() -> None:
@@ -36,7 +37,7 @@ def test_every_declared_name_is_known() -> None:
     for decision in flow.DECISIONS.values():
         assert set(decision.answers.values()) <= set(flow.REQUESTS)
         assert all(r in flow.REQUESTS for r in decision.requires)
-        assert CHOICES[decision.name] == tuple(decision.answers)
+        assert CHOICES[decision.name] == decision.choices
     assert CHOICES["broken"] == tuple(flow.RECOVERY.answers)
 
 
@@ -53,7 +54,7 @@ def test_every_declared_name_is_known() -> None:
 ])
 def test_walking_the_table_gives_each_path(answers: dict[str, str], path: list[str]) -> None:
     facts = {"packages": [("p 1", 3.0)], "merge_outage_s": 40.0, "resync_min": 10.0}
-    steps = walk(answers, facts)
+    steps, _stop = flow.walk(answers, facts)
     assert [s["request"] for s in steps] == path
     outages = [s["outage"] for s in steps if s["outage"] != "none"]
     merged = "ExecuteMerge" in path
@@ -140,3 +141,39 @@ side = "Production"
     assert "ExecuteSplit PrepareSplit No" in lines  # before: the state it starts from
     assert "ExecuteSplit Split Yes" in lines  # after: the state it led to
     assert "ExecuteMerge Merge Yes" in lines
+
+
+def test_auto_decisions_must_reach_an_end_or_a_declared_pause() -> None:
+    from ftkit.decisions import provider_for
+    from ftkit.errors import DecisionError
+
+    with pytest.raises(DecisionError, match="stop at Split with no 'merge' answer"):
+        provider_for("auto", {"split": "proceed"}, operator="o", reason="r")
+    assert flow.check_path(COMMIT).endswith("Commit → Finish")
+    assert "paused before merge" in flow.check_path({"split": "proceed", "merge": "later"})
+    assert flow.check_path({"split": "stop"}) == "PrepareSplit → Abort → Finish"
+
+
+def test_merge_later_stops_at_split_on_purpose_and_a_later_run_merges(sim) -> None:  # type: ignore[no-untyped-def]
+    session = open_session(sim, CONFIG, PACKAGES, change_id="CHG-P", operator="o",
+                           reason="tonight")
+    assert session.run(ParameterDecisions({"split": "proceed", "merge": "later"})) == "Split"
+    assert (session.upgrade_state, session.operational_state.value) == (UpgradeState.SPLIT,
+                                                                        "Ready")
+    assert session.decision("merge") is None and sim.outages() == []
+    assert any("paused before the merge decision" in e.message for e in session.entries())
+    later = open_session(sim, CONFIG, PACKAGES, change_id="CHG-P", operator="o",
+                         reason="next window")
+    assert later.run(ParameterDecisions(COMMIT)) == "committed"
+
+
+def test_an_upgrade_with_nothing_to_install_is_refused_before_the_split(sim) -> None:  # type: ignore[no-untyped-def]
+    from ftkit.errors import TransitionError
+
+    first = open_session(sim, CONFIG, PACKAGES, change_id="CHG-N1", operator="o", reason="r")
+    assert first.run(ParameterDecisions(COMMIT)) == "committed"
+    outages = len(sim.outages())
+    again = open_session(sim, CONFIG, PACKAGES, change_id="CHG-N2", operator="o", reason="r")
+    with pytest.raises(TransitionError, match="nothing to install"):
+        again.run(ParameterDecisions(COMMIT))
+    assert again.record is None and not sim.status().split and len(sim.outages()) == outages

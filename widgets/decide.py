@@ -133,7 +133,7 @@ class DecisionPanel(w.VBox):
             answer: w.Button(description=answer.capitalize(),
                              button_style=_STYLE.get(answer, ""),
                              tooltip=f"{name}: {answer}")
-            for answer in CHOICES[name]
+            for answer in DECISIONS[name].answers
         }
         for answer, button in self.buttons.items():
             button.on_click(lambda _b, a=answer: self._choose(a))
