@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from conftest import PACKAGES as SUPPORTED
 
 from ftkit import checks
 from ftkit.checks import (
@@ -27,7 +28,6 @@ from ftkit.sim.driver import SimDriver, create_system
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"
-SUPPORTED = [EXAMPLES / "packages" / "os-hotfix.toml", EXAMPLES / "packages" / "orderdb-12.5.toml"]
 UNSUPPORTED = EXAMPLES / "packages" / "unsupported"
 
 PASS, WARN, FAIL = CheckStatus.PASS, CheckStatus.WARN, CheckStatus.FAIL

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import PACKAGES as SUPPORTED
 
 from ftkit.errors import PackageError
 from ftkit.packages import (
@@ -25,7 +26,6 @@ from ftkit.packages import (
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGES = REPO / "examples" / "packages"
-SUPPORTED = [PACKAGES / "os-hotfix.toml", PACKAGES / "orderdb-12.5.toml"]
 UNSUPPORTED = {
     "bios-update.toml": "firmware",
     "cloud-agent.toml": "network-installer",
