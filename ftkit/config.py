@@ -60,7 +60,7 @@ from typing import Any
 from ftkit.errors import ConfigError
 from ftkit.model import Request
 from ftkit.redact import register_secret
-from ftkit.tomlreader import Reader, decode, join, parse_toml, read_file, type_name
+from ftkit.tomlreader import Reader, decode, join, parse_toml, read_file, shown, type_name
 
 __all__ = [
     "MAX_INCLUDES",
@@ -283,7 +283,7 @@ def load_config(path: str | os.PathLike[str]) -> UpgradeConfig:
 
     Read-only. Raises :class:`ConfigError` naming the file, key and fix.
     """
-    label = str(path)
+    label = shown(str(path))
     file = Path(path)
     text = decode(read_file(file, label, ConfigError), label, ConfigError)
     resolved = file.resolve()
@@ -390,7 +390,9 @@ def _read_layer(raw: dict[str, Any], label: str, base_dir: Path) -> _Layer:
     layer.description = r.text(raw, "description", "", 'description = "Monthly patch window"')
 
     includes = r.names(raw, "include", "", 'include = ["base.toml"]') or ()
-    layer.include = tuple((str(base_dir / name), base_dir / name) for name in includes)
+    for index, name in enumerate(includes):
+        _check_path(r, f"include[{index}]", name, 'include = ["base.toml"]')
+    layer.include = tuple((shown(str(base_dir / name)), base_dir / name) for name in includes)
 
     disks = r.table(raw, "disks", "", _DISK_KEYS, '[disks] system = ["system0"]') or {}
     layer.system = r.names(disks, "system", "disks", 'system = ["system0"]') or ()
@@ -429,6 +431,11 @@ def _read_layer(raw: dict[str, Any], label: str, base_dir: Path) -> _Layer:
 
     layer.actions = tuple((action, label) for action in _read_actions(r, raw, base_dir))
     return layer
+
+
+def _check_path(r: Reader, key: str, text: str, example: str) -> None:
+    if "\x00" in text:
+        r.fail(key, "holds a NUL character, which no path can", f"write {example}")
 
 
 def _parse_ip(r: Reader, text: str) -> IPAddress:
@@ -476,6 +483,8 @@ def _read_actions(r: Reader, raw: dict[str, Any], base_dir: Path) -> list[Custom
             )
         seen[name] = index
         path = r.text(entry, "path", where, 'path = "actions/quiesce.sh"', required=True)
+        assert path is not None
+        _check_path(r, f"{where}.path", path, 'path = "actions/quiesce.sh"')
         when = r.choice(entry, "when", where, WHEN, required=True)
         request = r.choice(entry, "request", where, REQUESTS, required=True)
         side = r.choice(entry, "side", where, SIDES) or "Production"

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from ftkit.errors import PackageError
-from ftkit.tomlreader import Reader, decode, parse_toml, read_file
+from ftkit.tomlreader import Reader, decode, parse_toml, read_file, shown
 
 __all__ = [
     "DISK_ROLES",
@@ -249,7 +249,7 @@ def load_package(path: str | Path) -> UpdatePackage:
 
     Raises :class:`PackageError` naming the file, key and fix.
     """
-    label = str(path)
+    label = shown(str(path))
     file = Path(path)
     data = read_file(file, label, PackageError)
     return _build(decode(data, label, PackageError), data, label, file.resolve())

@@ -19,7 +19,7 @@ caller states. Read-only.
 The reader is written by hand on :mod:`tomllib` rather than on pydantic or msgspec: the
 messages name the file, the key, a close match and the fix, which a schema library's
 errors would have to be translated into anyway, and importing pydantic costs 55-100 ms
-that ``ftkit check`` would pay at every cold start (see docs/DESIGN.md).
+that ``ftkit check`` would pay at every cold start.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ __all__ = [
     "join",
     "parse_toml",
     "read_file",
+    "shown",
     "type_name",
 ]
 
@@ -67,10 +68,13 @@ def read_file(
     open itself is non-blocking and checked again, in case the path was swapped meanwhile.
     ``missing`` is the remedy when the file does not exist.
     """
+    label = shown(label)
     try:
         info = os.stat(file)
     except FileNotFoundError:
         raise error(f"{label}: file not found", missing) from None
+    except ValueError:  # an embedded NUL
+        raise error(f"{label}: is not a valid path", "name the .toml file") from None
     except OSError as exc:
         raise error(f"{label}: cannot be read: {exc.strerror}", "check its permissions") from None
     _check_regular(info, label, error, max_bytes)
@@ -176,9 +180,15 @@ def type_name(value: object) -> str:
     return "a date/time"
 
 
+def shown(text: str) -> str:
+    """``text`` as it may appear in a one-line message: itself if printable, else its
+    ``repr`` (a key or file name holding a newline must not break the line)."""
+    return text if text.isprintable() else repr(text)
+
+
 def join(where: str, key: str) -> str:
-    """The dotted key path of ``key`` inside the table at ``where``."""
-    return f"{where}.{key}" if where else key
+    """The dotted key path of ``key`` inside the table at ``where`` (printable)."""
+    return f"{where}.{shown(key)}" if where else shown(key)
 
 
 class Reader:
@@ -189,13 +199,13 @@ class Reader:
     """
 
     def __init__(self, label: str, error: type[FtkitError], top_keys: Sequence[str]) -> None:
-        self.label = label
+        self.label = shown(label)
         self.error = error
         self.top_keys = tuple(top_keys)
 
     def fail(self, key: str, problem: str, remedy: str) -> NoReturn:
         """Raise ``error("<file>: <key>: <problem>", remedy)``."""
-        raise self.error(f"{self.label}: {key}: {problem}", remedy)
+        raise self.error(f"{self.label}: {shown(key)}: {problem}", remedy)
 
     def known(self, table: Mapping[str, Any], keys: Sequence[str], where: str = "") -> None:
         """Refuse a key of ``table`` that is not in ``keys``, with the closest known one."""
