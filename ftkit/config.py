@@ -38,11 +38,13 @@ files; every file is a regular file of at most 1 MiB (:mod:`ftkit.tomlreader`).
 
 A custom action sees only what it declares: the ``ACTIVE_UPGRADE_*`` variables, ``PATH``,
 its ``env`` and its ``secret_env``, whose values (and ``[remote] password_env``'s) are
-masked in everything captured (:meth:`UpgradeConfig.secret_env`,
-:func:`ftkit.redact.mask_env`). Only what the file alone can tell is
-checked here; whether the named disks and services exist on a system is the readiness
-check's business. Every problem raises one :class:`~ftkit.errors.ConfigError` naming the
-file, the key and what to write instead.
+masked in everything captured (:attr:`UpgradeConfig.secret_env`,
+:func:`ftkit.redact.mask_env`). A secret is never written here: a secret-looking key or
+argument (``password = ...``, ``args = ["--password", "..."]``) is refused.
+
+Only what the file alone can tell is checked here; whether the named disks and services
+exist on a system is the readiness check's business. Every problem raises one
+:class:`~ftkit.errors.ConfigError` naming the file, the key and what to write instead.
 """
 
 from __future__ import annotations
