@@ -30,7 +30,6 @@ import os
 import stat
 import tomllib
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any, NoReturn
 
 from ftkit.errors import FtkitError
@@ -377,11 +376,3 @@ class Reader:
         self.known(value, keys, join(where, key))
         return value
 
-
-def read_toml(
-    file: str | os.PathLike[str], label: str, error: type[FtkitError], **options: Any
-) -> tuple[bytes, dict[str, Any]]:
-    """:func:`read_file`, :func:`decode` and :func:`parse_toml` in one: the file's bytes
-    (for a digest) and its document. ``options`` go to :func:`read_file`."""
-    data = read_file(Path(file), label, error, **options)
-    return data, parse_toml(decode(data, label, error), label, error)
