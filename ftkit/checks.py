@@ -11,8 +11,11 @@ times while the system is Idle::
         ...
     readiness(driver, config, packages)          # the same as a pandas DataFrame
 
-Checks are declared in order with :func:`check`; a driver for real hardware gets them
-all for free, since they read only the driver-agnostic model. ``in_session=True`` is the
+A check is a function of one :class:`CheckContext` (the snapshot, configuration,
+packages and flags) that notes problems in its :class:`Findings` and returns what a pass
+says; its id and title are given once, to :func:`check`, which declares it in order. A
+driver for real hardware gets them all for free, since they read only the driver-agnostic
+model. ``in_session=True`` is the
 re-check inside PrepareSplit by the session that owns the system; ``stage_pending=True``
 says that PrepareSplit will stage the packages itself, so unstaged packages only warn.
 """
@@ -21,7 +24,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -47,10 +50,13 @@ if TYPE_CHECKING:
 __all__ = [
     "COLUMNS",
     "Check",
+    "CheckContext",
     "CheckFunction",
     "CheckResult",
     "CheckStatus",
+    "Findings",
     "check",
+    "checks_frame",
     "failed",
     "merge_checks",
     "readiness",
@@ -88,8 +94,50 @@ class CheckResult:
         return self.status is not CheckStatus.FAIL
 
 
-CheckFunction = Callable[..., list[CheckResult]]
-"""``fn(state, config, packages, *, in_session, stage_pending) -> list[CheckResult]``."""
+@dataclass(frozen=True)
+class CheckContext:
+    """What every check reads (read-only): one ``driver.status()`` snapshot, the
+    configuration, the update packages, and the flags of the run.
+
+    ``in_session`` is the re-check inside PrepareSplit by the session that owns the
+    system; ``stage_pending`` says PrepareSplit will stage the packages itself.
+    """
+
+    state: SystemState
+    config: UpgradeConfig
+    packages: Sequence[UpdatePackage]
+    in_session: bool = False
+    stage_pending: bool = False
+
+
+@dataclass
+class Findings:
+    """Problems found by one check; the worst one sets the status."""
+
+    fails: list[tuple[str, str]] = field(default_factory=list)
+    warns: list[tuple[str, str]] = field(default_factory=list)
+
+    def fail(self, detail: str, remedy: str) -> None:
+        """Note a problem that stops the upgrade."""
+        self.fails.append((detail, remedy))
+
+    def warn(self, detail: str, remedy: str) -> None:
+        """Note a problem that does not stop the upgrade."""
+        self.warns.append((detail, remedy))
+
+    def verdict(self, check_id: str, title: str, ok_detail: str) -> CheckResult:
+        """One result: pass with ``ok_detail``, else every problem's detail and remedy."""
+        found = self.fails + self.warns
+        if not found:
+            return CheckResult(check_id, title, CheckStatus.PASS, ok_detail, "")
+        status = CheckStatus.FAIL if self.fails else CheckStatus.WARN
+        detail = "; ".join(d for d, _ in found)
+        remedy = "; ".join(dict.fromkeys(r for _, r in found if r))
+        return CheckResult(check_id, title, status, detail, remedy)
+
+
+CheckFunction = Callable[[CheckContext, Findings], str]
+"""``fn(ctx, found) -> detail``: notes problems in ``found`` and returns what a pass says."""
 
 
 @dataclass(frozen=True)
@@ -100,6 +148,21 @@ class Check:
     title: str
     stages: tuple[str, ...]
     function: CheckFunction
+
+    def run(self, ctx: CheckContext) -> CheckResult:
+        """The check's verdict on ``ctx``; a check that raises fails, naming the error."""
+        found = Findings()
+        try:
+            ok_detail = self.function(ctx, found)
+        except Exception as exc:  # one broken check must not hide the others
+            return CheckResult(
+                self.id,
+                self.title,
+                CheckStatus.FAIL,
+                f"the check could not run: {type(exc).__name__}: {exc}",
+                "report this to the ftkit maintainers; run the check again after fixing",
+            )
+        return found.verdict(self.id, self.title, ok_detail)
 
 
 _REGISTRY: dict[str, Check] = {}
@@ -112,7 +175,8 @@ def check(
     *,
     stages: Sequence[str] = (READINESS,),
 ) -> Callable[[CheckFunction], CheckFunction]:
-    """Register a check function under a stable id; checks run in declaration order."""
+    """Register a check function under a stable id (given here only); checks run in
+    declaration order."""
 
     def register(function: CheckFunction) -> CheckFunction:
         if check_id in _REGISTRY:
@@ -140,33 +204,8 @@ def _also(check_id: str, stage: str) -> None:
 # --- running them -------------------------------------------------------------------------
 
 
-def _run(
-    stage: str,
-    driver: Driver,
-    config: UpgradeConfig,
-    packages: Sequence[UpdatePackage],
-    *,
-    in_session: bool,
-    stage_pending: bool,
-) -> list[CheckResult]:
-    state = driver.status()
-    results: list[CheckResult] = []
-    for entry in registry(stage):
-        try:
-            results += entry.function(
-                state, config, packages, in_session=in_session, stage_pending=stage_pending
-            )
-        except Exception as exc:  # one broken check must not hide the others
-            results.append(
-                CheckResult(
-                    entry.id,
-                    entry.title,
-                    CheckStatus.FAIL,
-                    f"the check could not run: {type(exc).__name__}: {exc}",
-                    "report this to the ftkit maintainers; run the check again after fixing",
-                )
-            )
-    return results
+def _run(stage: str, ctx: CheckContext) -> list[CheckResult]:
+    return [entry.run(ctx) for entry in registry(stage)]
 
 
 def run_checks(
@@ -183,9 +222,8 @@ def run_checks(
     PrepareSplit by the session that owns the system; ``stage_pending`` says PrepareSplit
     will stage the packages, so packages not staged yet warn instead of failing.
     """
-    return _run(
-        READINESS, driver, config, packages, in_session=in_session, stage_pending=stage_pending
-    )
+    ctx = CheckContext(driver.status(), config, packages, in_session, stage_pending)
+    return _run(READINESS, ctx)
 
 
 def merge_checks(
@@ -194,19 +232,26 @@ def merge_checks(
     """The PrepareMerge checks (SPEC §3): the Upgrade side is OS Up and not hung, every
     package is installed at its version on its system disks, no reboot is pending and the
     custom actions are still ready. Read-only."""
-    return _run(MERGE, driver, config, packages, in_session=True, stage_pending=False)
+    return _run(MERGE, CheckContext(driver.status(), config, packages, in_session=True))
+
+
+def checks_frame(results: Iterable[CheckResult] | pandas.DataFrame) -> pandas.DataFrame:
+    """Check results as a DataFrame with :data:`COLUMNS`, status as its string (``"pass"``,
+    ``"warn"``, ``"fail"``); a DataFrame is returned as it is. The one place results
+    become a table (the CLI, the session and the widgets all use it). Read-only."""
+    import pandas
+
+    if isinstance(results, pandas.DataFrame):
+        return results
+    rows = [(r.check, r.title, r.status.value, r.detail, r.remedy) for r in results]
+    return pandas.DataFrame(rows, columns=list(COLUMNS))
 
 
 def readiness(
     driver: Driver, config: UpgradeConfig, packages: Sequence[UpdatePackage], **options: bool
 ) -> pandas.DataFrame:
-    """:func:`run_checks` as a DataFrame with :data:`COLUMNS` (status as its string).
-    Read-only."""
-    import pandas
-
-    results = run_checks(driver, config, packages, **options)
-    rows = [(r.check, r.title, r.status.value, r.detail, r.remedy) for r in results]
-    return pandas.DataFrame(rows, columns=list(COLUMNS))
+    """:func:`run_checks` as a DataFrame (:func:`checks_frame`). Read-only."""
+    return checks_frame(run_checks(driver, config, packages, **options))
 
 
 def failed(results: Sequence[CheckResult]) -> list[CheckResult]:
@@ -224,31 +269,7 @@ def summary(results: Sequence[CheckResult]) -> str:
     )
 
 
-# --- building a verdict -------------------------------------------------------------------
-
-
-@dataclass
-class _Findings:
-    """Problems found by one check; the worst one sets the status."""
-
-    fails: list[tuple[str, str]] = field(default_factory=list)
-    warns: list[tuple[str, str]] = field(default_factory=list)
-
-    def fail(self, detail: str, remedy: str) -> None:
-        self.fails.append((detail, remedy))
-
-    def warn(self, detail: str, remedy: str) -> None:
-        self.warns.append((detail, remedy))
-
-    def verdict(self, check_id: str, ok_detail: str) -> list[CheckResult]:
-        title = _REGISTRY[check_id].title
-        found = self.fails + self.warns
-        if not found:
-            return [CheckResult(check_id, title, CheckStatus.PASS, ok_detail, "")]
-        status = CheckStatus.FAIL if self.fails else CheckStatus.WARN
-        detail = "; ".join(d for d, _ in found)
-        remedy = "; ".join(dict.fromkeys(r for _, r in found if r))
-        return [CheckResult(check_id, title, status, detail, remedy)]
+# --- helpers of the checks ------------------------------------------------------------------
 
 
 def _module(mod: Module) -> str:
@@ -302,15 +323,8 @@ def _upgrade_team(state: SystemState, config: UpgradeConfig) -> Team | None:
 
 
 @check("system-duplex", "System duplex")
-def _system_duplex(
-    state: SystemState,
-    config: UpgradeConfig,
-    packages: Sequence[UpdatePackage],
-    *,
-    in_session: bool,
-    stage_pending: bool,
-) -> list[CheckResult]:
-    found = _Findings()
+def _system_duplex(ctx: CheckContext, found: Findings) -> str:
+    state = ctx.state
     if state.split:
         found.fail(
             f"the system is split (Production side enclosure {state.production})",
@@ -343,23 +357,15 @@ def _system_duplex(
                 f"check the HBA and cabling of enclosure {enc} to {disk.name}",
             )
     mods = len(state.modules)
-    return found.verdict(
-        "system-duplex",
+    return (
         f"duplex: all {mods} modules ONLINE in both enclosures, both enclosures OS Up, "
-        f"{len(state.external)} external disk(s) reachable from both enclosures",
+        f"{len(state.external)} external disk(s) reachable from both enclosures"
     )
 
 
 @check("system-disks", "System disks RDR-mirrored")
-def _system_disks(
-    state: SystemState,
-    config: UpgradeConfig,
-    packages: Sequence[UpdatePackage],
-    *,
-    in_session: bool,
-    stage_pending: bool,
-) -> list[CheckResult]:
-    found = _Findings()
+def _system_disks(ctx: CheckContext, found: Findings) -> str:
+    state, config = ctx.state, ctx.config
     ok: list[str] = []
     internal = _names(list(state.mirrors))
     for name in config.system_disks:
@@ -411,19 +417,12 @@ def _system_disks(
                 f"{mirror.name} is a system disk the configuration does not name",
                 f"add {mirror.name} to [disks] system if the upgrade may change it",
             )
-    return found.verdict("system-disks", "; ".join(ok) or "no system disks named")
+    return "; ".join(ok) or "no system disks named"
 
 
 @check("data-disks", "Data disks separate from system volumes")
-def _data_disks(
-    state: SystemState,
-    config: UpgradeConfig,
-    packages: Sequence[UpdatePackage],
-    *,
-    in_session: bool,
-    stage_pending: bool,
-) -> list[CheckResult]:
-    found = _Findings()
+def _data_disks(ctx: CheckContext, found: Findings) -> str:
+    state, config = ctx.state, ctx.config
     ok: list[str] = []
     data_mirrors: list[Mirror] = []
     known = _names([*state.mirrors, *state.external])
@@ -482,22 +481,12 @@ def _data_disks(
             "name the disks holding the applications' persistent data under [disks] data",
         )
     physical = _names(sorted({s.physical for s in system}))
-    return found.verdict(
-        "data-disks",
-        f"{_names(ok)}; no data volume on the system volumes' physical disks ({physical})",
-    )
+    return f"{_names(ok)}; no data volume on the system volumes' physical disks ({physical})"
 
 
 @check("ethernet-teams", "Ethernet teams in both enclosures")
-def _ethernet_teams(
-    state: SystemState,
-    config: UpgradeConfig,
-    packages: Sequence[UpdatePackage],
-    *,
-    in_session: bool,
-    stage_pending: bool,
-) -> list[CheckResult]:
-    found = _Findings()
+def _ethernet_teams(ctx: CheckContext, found: Findings) -> str:
+    state = ctx.state
     ok: list[str] = []
     for team in state.teams.values():
         linked = {a.enclosure for a in team.adapters if a.link}
@@ -522,19 +511,12 @@ def _ethernet_teams(
             "no Ethernet team is configured",
             "team an adapter of each enclosure for the production network",
         )
-    return found.verdict("ethernet-teams", "; ".join(ok))
+    return "; ".join(ok)
 
 
 @check("upgrade-ip", "Upgrade-side IP")
-def _upgrade_ip(
-    state: SystemState,
-    config: UpgradeConfig,
-    packages: Sequence[UpdatePackage],
-    *,
-    in_session: bool,
-    stage_pending: bool,
-) -> list[CheckResult]:
-    found = _Findings()
+def _upgrade_ip(ctx: CheckContext, found: Findings) -> str:
+    state, config = ctx.state, ctx.config
     ip = config.upgrade_ip
     team = _upgrade_team(state, config)
     if ip is None:
@@ -542,14 +524,14 @@ def _upgrade_ip(
             "no upgrade-side IP is configured",
             'set [network] upgrade_ip to a spare address, e.g. upgrade_ip = "192.0.2.50"',
         )
-        return found.verdict("upgrade-ip", "")
+        return ""
     if team is None:
         where = f"team {config.team} not found" if config.team else "no Ethernet team"
         found.fail(
             f"{where} (teams: {_names(list(state.teams))})",
             "name an existing team in [network] team",
         )
-        return found.verdict("upgrade-ip", "")
+        return ""
     network = ipaddress.ip_network(team.network, strict=False)
     if ip not in network:
         found.fail(
@@ -573,23 +555,15 @@ def _upgrade_ip(
             f"{ip} is already in use on the network of team {_names(seen)}",
             f"choose a spare, unused address in {network}",
         )
-    return found.verdict(
-        "upgrade-ip",
+    return (
         f"{ip} is on team {team.name}'s network {network} and unused "
-        f"({len(team.in_use) + 1} addresses in use there)",
+        f"({len(team.in_use) + 1} addresses in use there)"
     )
 
 
 @check("dhcp-leases", "DHCP leases")
-def _dhcp_leases(
-    state: SystemState,
-    config: UpgradeConfig,
-    packages: Sequence[UpdatePackage],
-    *,
-    in_session: bool,
-    stage_pending: bool,
-) -> list[CheckResult]:
-    found = _Findings()
+def _dhcp_leases(ctx: CheckContext, found: Findings) -> str:
+    state = ctx.state
     for team in state.teams.values():
         if team.addressing != "dhcp":
             continue
@@ -604,19 +578,12 @@ def _dhcp_leases(
                 f"team {team.name} gets {team.address} by DHCP and its lease cannot be renewed",
                 f"give {team.name} a static address, or fix the DHCP server so the lease renews",
             )
-    return found.verdict("dhcp-leases", "every team has a static address")
+    return "every team has a static address"
 
 
 @check("critical-services", "Critical services")
-def _critical_services(
-    state: SystemState,
-    config: UpgradeConfig,
-    packages: Sequence[UpdatePackage],
-    *,
-    in_session: bool,
-    stage_pending: bool,
-) -> list[CheckResult]:
-    found = _Findings()
+def _critical_services(ctx: CheckContext, found: Findings) -> str:
+    state, config = ctx.state, ctx.config
     enc = _running_enclosure(state)
     running = state.sides[enc].running if enc in state.sides else []
     for name in config.critical_services:
@@ -643,22 +610,13 @@ def _critical_services(
             "name the application services in critical_services so they are kept "
             "off the Upgrade side while split",
         )
-    return found.verdict(
-        "critical-services",
+    return (
         f"{_names(list(config.critical_services))} installed, running on enclosure {enc} "
-        "and stoppable",
+        "and stoppable"
     )
 
 
-def _actions(config: UpgradeConfig) -> tuple[_Findings, str]:
-    found = _Findings()
-    for action in config.custom_actions:
-        _action_problem(found, action)
-    names = _names([a.name for a in config.custom_actions])
-    return found, (f"{len(config.custom_actions)} custom action(s) present and executable: {names}")
-
-
-def _action_problem(found: _Findings, action: CustomAction) -> None:
+def _action_problem(found: Findings, action: CustomAction) -> None:
     path = Path(action.path)
     where = f"custom action {action.name} ({path})"
     if not path.exists():
@@ -670,28 +628,16 @@ def _action_problem(found: _Findings, action: CustomAction) -> None:
 
 
 @check("custom-actions", "Custom actions")
-def _custom_actions(
-    state: SystemState,
-    config: UpgradeConfig,
-    packages: Sequence[UpdatePackage],
-    *,
-    in_session: bool,
-    stage_pending: bool,
-) -> list[CheckResult]:
-    found, ok = _actions(config)
-    return found.verdict("custom-actions", ok)
+def _custom_actions(ctx: CheckContext, found: Findings) -> str:
+    for action in ctx.config.custom_actions:
+        _action_problem(found, action)
+    names = _names([a.name for a in ctx.config.custom_actions])
+    return f"{len(ctx.config.custom_actions)} custom action(s) present and executable: {names}"
 
 
 @check("module-health", "Modules healthy (MTBF)")
-def _module_health(
-    state: SystemState,
-    config: UpgradeConfig,
-    packages: Sequence[UpdatePackage],
-    *,
-    in_session: bool,
-    stage_pending: bool,
-) -> list[CheckResult]:
-    found = _Findings()
+def _module_health(ctx: CheckContext, found: Findings) -> str:
+    state = ctx.state
     for mod in state.modules.values():
         if mod.state is ModuleState.BROKEN:
             reason = f": {mod.reason}" if mod.reason else ""
@@ -705,43 +651,24 @@ def _module_health(
                 "another fault",
                 f"replace {_module(mod)} or clear its MTBF statistics before the upgrade",
             )
-    return found.verdict(
-        "module-health",
-        f"no module BROKEN, none below its MTBF threshold ({len(state.modules)} modules)",
-    )
+    return f"no module BROKEN, none below its MTBF threshold ({len(state.modules)} modules)"
 
 
 @check("rdr-resync", "No RDR resync in progress")
-def _rdr_resync(
-    state: SystemState,
-    config: UpgradeConfig,
-    packages: Sequence[UpdatePackage],
-    *,
-    in_session: bool,
-    stage_pending: bool,
-) -> list[CheckResult]:
-    found = _Findings()
+def _rdr_resync(ctx: CheckContext, found: Findings) -> str:
+    state = ctx.state
     for mirror in state.mirrors.values():
         if mirror.state is MirrorState.RESYNCING:
             found.fail(
                 f"{mirror.name} ({mirror.size_gb:.0f} GB) is {_mirror_state(mirror, state)}",
                 f"wait until the RDR resync of {mirror.name} completes, then check again",
             )
-    return found.verdict(
-        "rdr-resync", f"all {len(state.mirrors)} internal disks fully synchronised"
-    )
+    return f"all {len(state.mirrors)} internal disks fully synchronised"
 
 
 @check("no-session", "No Active Upgrade session in progress")
-def _no_session(
-    state: SystemState,
-    config: UpgradeConfig,
-    packages: Sequence[UpdatePackage],
-    *,
-    in_session: bool,
-    stage_pending: bool,
-) -> list[CheckResult]:
-    found = _Findings()
+def _no_session(ctx: CheckContext, found: Findings) -> str:
+    state, in_session = ctx.state, ctx.in_session
     busy = state.split or state.merged or bool(state.phase)
     if busy and not in_session:
         what = []
@@ -756,19 +683,12 @@ def _no_session(
             "resume it (active-upgrade runbook) or abort it (abort runbook), then Finish",
         )
     ok = "checked by the session that owns the system" if in_session else "the system is Idle"
-    return found.verdict("no-session", ok)
+    return ok
 
 
 @check("packages-staged", "Update packages staged")
-def _packages_staged(
-    state: SystemState,
-    config: UpgradeConfig,
-    packages: Sequence[UpdatePackage],
-    *,
-    in_session: bool,
-    stage_pending: bool,
-) -> list[CheckResult]:
-    found = _Findings()
+def _packages_staged(ctx: CheckContext, found: Findings) -> str:
+    state, packages, stage_pending = ctx.state, ctx.packages, ctx.stage_pending
     for pkg in packages:
         staged = state.staged.get(pkg.label)
         if staged == pkg.digest:
@@ -790,43 +710,24 @@ def _packages_staged(
                 problem, "stage the packages before the split: the Upgrade side has no network"
             )
     staged_ok = [p.label for p in packages if state.staged.get(p.label) == p.digest]
-    return found.verdict(
-        "packages-staged",
-        f"staged: {_names(staged_ok)}" if packages else "no update packages given",
-    )
+    return f"staged: {_names(staged_ok)}" if packages else "no update packages given"
 
 
 @check("packages-supported", "Update packages supported")
-def _packages_supported(
-    state: SystemState,
-    config: UpgradeConfig,
-    packages: Sequence[UpdatePackage],
-    *,
-    in_session: bool,
-    stage_pending: bool,
-) -> list[CheckResult]:
-    found = _Findings()
+def _packages_supported(ctx: CheckContext, found: Findings) -> str:
+    packages = ctx.packages
     for pkg in packages:
         for problem in support_problems(pkg):
             found.fail(
                 f"{problem.detail} (rule {problem.rule_id})", f"{problem.package}: {problem.remedy}"
             )
     kinds = ", ".join(f"{p.label} ({p.kind})" for p in packages)
-    return found.verdict(
-        "packages-supported", f"supported: {kinds}" if packages else "no update packages given"
-    )
+    return f"supported: {kinds}" if packages else "no update packages given"
 
 
 @check("packages-new", "Update packages not installed yet")
-def _packages_new(
-    state: SystemState,
-    config: UpgradeConfig,
-    packages: Sequence[UpdatePackage],
-    *,
-    in_session: bool,
-    stage_pending: bool,
-) -> list[CheckResult]:
-    found = _Findings()
+def _packages_new(ctx: CheckContext, found: Findings) -> str:
+    state, config, packages = ctx.state, ctx.config, ctx.packages
     ok: list[str] = []
     disks = [state.mirrors[n] for n in config.system_disks if n in state.mirrors]
     for pkg in packages:
@@ -849,38 +750,29 @@ def _packages_new(
             "no update packages given: the upgrade would install nothing",
             "name the update package manifests to install",
         )
-    return found.verdict("packages-new", "; ".join(ok))
+    return "; ".join(ok)
 
 
 # --- the PrepareMerge checks ----------------------------------------------------------------
 
 
-def _not_split(check_id: str, state: SystemState) -> list[CheckResult] | None:
+def _upgrade_enclosure(state: SystemState, found: Findings) -> int | None:
+    """The Upgrade side's enclosure; ``None`` (with the failure noted) if not split."""
     if state.split and state.production is not None:
-        return None
-    found = _Findings()
+        return 1 - state.production
     found.fail(
         "the system is not split: there is no Upgrade side",
         "PrepareMerge follows ExecuteSplit; run the split first",
     )
-    return found.verdict(check_id, "")
+    return None
 
 
 @check("upgrade-side", "Upgrade side up", stages=(MERGE,))
-def _upgrade_side(
-    state: SystemState,
-    config: UpgradeConfig,
-    packages: Sequence[UpdatePackage],
-    *,
-    in_session: bool,
-    stage_pending: bool,
-) -> list[CheckResult]:
-    refused = _not_split("upgrade-side", state)
-    if refused is not None:
-        return refused
-    assert state.production is not None
-    up = 1 - state.production
-    found = _Findings()
+def _upgrade_side(ctx: CheckContext, found: Findings) -> str:
+    state = ctx.state
+    up = _upgrade_enclosure(state, found)
+    if up is None:
+        return ""
     partner = state.sides[up].os
     if partner.hung:
         found.fail(
@@ -895,24 +787,15 @@ def _upgrade_side(
     for mod in state.modules.values():
         if mod.enclosure == up and mod.state is not ModuleState.ONLINE:
             found.fail(f"{_module(mod)} is {mod.state.value}", f"repair {_module(mod)}")
-    return found.verdict("upgrade-side", f"the Upgrade side (enclosure {up}) is OS Up")
+    return f"the Upgrade side (enclosure {up}) is OS Up"
 
 
 @check("packages-installed", "Update packages installed", stages=(MERGE,))
-def _packages_installed(
-    state: SystemState,
-    config: UpgradeConfig,
-    packages: Sequence[UpdatePackage],
-    *,
-    in_session: bool,
-    stage_pending: bool,
-) -> list[CheckResult]:
-    refused = _not_split("packages-installed", state)
-    if refused is not None:
-        return refused
-    assert state.production is not None
-    up = 1 - state.production
-    found = _Findings()
+def _packages_installed(ctx: CheckContext, found: Findings) -> str:
+    state, config, packages = ctx.state, ctx.config, ctx.packages
+    up = _upgrade_enclosure(state, found)
+    if up is None:
+        return ""
     disks = [state.mirrors[n] for n in config.system_disks if n in state.mirrors]
     for pkg in packages:
         for disk in disks:
@@ -925,33 +808,22 @@ def _packages_installed(
                     f"install {pkg.label} on the Upgrade side (Retry), or Abort",
                 )
     done = ", ".join(p.label for p in packages) or "no packages"
-    return found.verdict(
-        "packages-installed", f"{done} installed on the Upgrade side (enclosure {up})"
-    )
+    return f"{done} installed on the Upgrade side (enclosure {up})"
 
 
 @check("reboot-pending", "No reboot pending", stages=(MERGE,))
-def _reboot_pending(
-    state: SystemState,
-    config: UpgradeConfig,
-    packages: Sequence[UpdatePackage],
-    *,
-    in_session: bool,
-    stage_pending: bool,
-) -> list[CheckResult]:
-    refused = _not_split("reboot-pending", state)
-    if refused is not None:
-        return refused
-    assert state.production is not None
-    up = 1 - state.production
-    found = _Findings()
+def _reboot_pending(ctx: CheckContext, found: Findings) -> str:
+    state, packages = ctx.state, ctx.packages
+    up = _upgrade_enclosure(state, found)
+    if up is None:
+        return ""
     if state.sides[up].reboot_pending:
         needing = _names([p.label for p in packages if p.needs_reboot])
         found.fail(
             f"the Upgrade side (enclosure {up}) needs a reboot to finish installing ({needing})",
             "reboot the Upgrade side and wait until it is OS Up",
         )
-    return found.verdict("reboot-pending", f"no reboot pending on enclosure {up}")
+    return f"no reboot pending on enclosure {up}"
 
 
 _also("custom-actions", MERGE)  # "custom actions still ready" (SPEC §3), last at PrepareMerge

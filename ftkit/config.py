@@ -22,36 +22,52 @@ and the custom actions. It may include child configurations::
     when = "before"
     request = "ExecuteMerge"
     side = "Production"                  # Production | Upgrade | Both
-    timeout_s = 60
+    timeout_s = 60                       # (0, 86400]
+    args = ["--quiet"]                   # never a secret: name it in secret_env
+    env = ["ORACLE_HOME"]                # variables passed through to the action
+    secret_env = ["DB_PASSWORD"]         # passed through too, their values masked
 
     [remote]
     user = "upgrade-admin"
     password_env = "FTKIT_UPGRADE_PASSWORD"   # the variable's name, never the secret
 
 Children are merged first, in the order listed; the including file then overrides their
-scalars and extends their lists without duplicates. Only what the file alone can tell is
-checked here; whether the named disks and services exist on a system is the readiness
-check's business. Every problem raises one :class:`~ftkit.errors.ConfigError` naming the
-file, the key and what to write instead.
+scalars and extends their lists without duplicates. A file included twice is read once;
+includes nest at most :data:`MAX_INCLUDE_DEPTH` deep and name at most :data:`MAX_INCLUDES`
+files; every file is a regular file of at most 1 MiB (:mod:`ftkit.tomlreader`).
+
+A custom action sees only what it declares: the ``ACTIVE_UPGRADE_*`` variables, ``PATH``,
+its ``env`` and its ``secret_env``, whose values (and ``[remote] password_env``'s) are
+masked in everything captured (:attr:`UpgradeConfig.secret_env`,
+:func:`ftkit.redact.mask_env`). A secret is never written here: a secret-looking key or
+argument (``password = ...``, ``args = ["--password", "..."]``) is refused.
+
+Only what the file alone can tell is checked here; whether the named disks and services
+exist on a system is the readiness check's business. Every problem raises one
+:class:`~ftkit.errors.ConfigError` naming the file, the key and what to write instead.
 """
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import ipaddress
 import json
 import os
 import re
-import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
-from ftkit.errors import ConfigError, FtkitError
+from ftkit.errors import ConfigError
+from ftkit.model import Request
+from ftkit.redact import register_secret
+from ftkit.tomlreader import Reader, decode, join, parse_toml, read_file, shown, type_name
 
 __all__ = [
+    "MAX_INCLUDES",
+    "MAX_INCLUDE_DEPTH",
+    "MAX_TIMEOUT_S",
     "REQUESTS",
     "SIDES",
     "WHEN",
@@ -62,19 +78,9 @@ __all__ = [
     "load_config_text",
 ]
 
-#: Requests a custom action can be attached to (the vendor's ``ACTIVE_UPGRADE_REQUEST``).
-REQUESTS: tuple[str, ...] = (
-    "CheckReadiness",
-    "PrepareSplit",
-    "ExecuteSplit",
-    "PrepareMerge",
-    "ExecuteMerge",
-    "Commit",
-    "Abort",
-    "Start",
-    "Stop",
-    "Backup",
-)
+#: Requests a custom action can be attached to (the vendor's ``ACTIVE_UPGRADE_REQUEST``),
+#: as :class:`ftkit.model.Request` declares them.
+REQUESTS: tuple[str, ...] = tuple(request.value for request in Request)
 #: Where a custom action runs; ``Both`` runs it on the Production side and the Upgrade side.
 SIDES: tuple[str, ...] = ("Production", "Upgrade", "Both")
 #: When a custom action runs relative to its request.
@@ -83,10 +89,23 @@ WHEN: tuple[str, ...] = ("before", "after")
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 _DEFAULT_TIMEOUT_S = 300.0
+#: The longest a custom action may run (one day), in seconds.
+MAX_TIMEOUT_S = 86400.0
+#: How deep includes may nest (a file including a file including ...).
+MAX_INCLUDE_DEPTH = 16
+#: How many different files one configuration may include, directly or not.
+MAX_INCLUDES = 64
 _PASSWORD_ENV_EXAMPLE = 'password_env = "FTKIT_UPGRADE_PASSWORD"'
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SECRET_WORDS = frozenset({"password", "passwd", "secret", "token"})
 _SECRET_ARG = re.compile(r"(password|passwd|secret|token)\s*[=:]", re.IGNORECASE)
+# ``--password VALUE``: a flag naming a secret whose value is the next argument; a flag
+# ending in one of these words names where the secret is, not the secret itself.
+_SECRET_FLAG = re.compile(r"-{1,2}[A-Za-z0-9_-]*(password|passwd|secret|token)[A-Za-z0-9_-]*",
+                          re.IGNORECASE)
+_REFERENCE_WORDS = frozenset({"env", "file", "stdin", "var", "path", "name"})
+# keys that name where a secret is, never the secret itself
+_REFERENCE_KEYS = frozenset({"password_env", "secret_env"})
 
 _TOP_KEYS = (
     "description",
@@ -101,7 +120,9 @@ _TOP_KEYS = (
 _DISK_KEYS = ("system", "data")
 _NETWORK_KEYS = ("upgrade_ip", "team")
 _REMOTE_KEYS = ("user", "password_env")
-_ACTION_KEYS = ("name", "path", "when", "request", "side", "timeout_s", "args")
+_ACTION_KEYS = (
+    "name", "path", "when", "request", "side", "timeout_s", "args", "env", "secret_env"
+)
 
 
 @dataclass(frozen=True)
@@ -119,14 +140,38 @@ class CustomAction:
     side: str = "Production"
     timeout_s: float = _DEFAULT_TIMEOUT_S
     args: tuple[str, ...] = ()
+    env: tuple[str, ...] = ()
+    secret_env: tuple[str, ...] = ()
 
     def runs_on(self, side: str) -> bool:
         """True if the action runs on ``side`` (``"Production"`` or ``"Upgrade"``)."""
         return self.side in (side, "Both")
 
+    def environment(
+        self, base: Mapping[str, str], *, environ: Mapping[str, str] | None = None
+    ) -> dict[str, str]:
+        """The whole environment of one run of the action (read-only): ``PATH`` and the
+        declared ``env`` and ``secret_env`` variables from ``environ`` (default
+        ``os.environ``), then ``base`` (the ``ACTIVE_UPGRADE_*`` variables) over them.
+        Nothing else of the caller's environment. A declared ``env`` variable that is
+        not set is left out; an unset ``secret_env`` variable is a :class:`ConfigError`.
+        """
+        source = os.environ if environ is None else environ
+        out = {name: source[name] for name in ("PATH", *self.env) if name in source}
+        for name in self.secret_env:
+            if name not in source:
+                raise ConfigError(
+                    f"environment variable {name} is not set (named by secret_env of "
+                    f"custom action {self.name})",
+                    f"set {name} in the environment that runs ftkit",
+                )
+            out[name] = source[name]
+        out.update(base)
+        return out
+
     def to_dict(self) -> dict[str, Any]:
-        """JSON-safe form."""
-        return {
+        """JSON-safe form; ``env`` and ``secret_env`` (names only) when declared."""
+        data: dict[str, Any] = {
             "name": self.name,
             "path": str(self.path),
             "when": self.when,
@@ -135,6 +180,11 @@ class CustomAction:
             "timeout_s": self.timeout_s,
             "args": list(self.args),
         }
+        if self.env:
+            data["env"] = list(self.env)
+        if self.secret_env:
+            data["secret_env"] = list(self.secret_env)
+        return data
 
 
 @dataclass(frozen=True)
@@ -199,9 +249,20 @@ class UpgradeConfig:
             if action.request == request and action.when == when and action.runs_on(side)
         )
 
+    @property
+    def secret_env(self) -> tuple[str, ...]:
+        """Every environment variable whose value is a secret: ``[remote] password_env``
+        and each custom action's ``secret_env``, once each. Their values are masked in
+        anything captured (:func:`ftkit.redact.mask_env`)."""
+        names = [] if self.password_env is None else [self.password_env]
+        names += [name for action in self.custom_actions for name in action.secret_env]
+        return tuple(dict.fromkeys(names))
+
     def remote_password(self, environ: Mapping[str, str] | None = None) -> str | None:
         """The upgrade-side password from the environment variable named by
-        ``password_env``; ``None`` when the configuration names none.
+        ``password_env``; ``None`` when the configuration names none. The value is
+        registered with :func:`ftkit.redact.register_secret`, so the journal and the
+        reports mask it wherever it shows.
 
         Raises :class:`ConfigError` if the variable is named but not set.
         """
@@ -215,6 +276,7 @@ class UpgradeConfig:
                 f"(named by remote.password_env in {self.source or 'the configuration'})",
                 f"set {self.password_env} in the environment that runs ftkit",
             )
+        register_secret(value)
         return value
 
 
@@ -223,9 +285,9 @@ def load_config(path: str | os.PathLike[str]) -> UpgradeConfig:
 
     Read-only. Raises :class:`ConfigError` naming the file, key and fix.
     """
-    label = str(path)
+    label = shown(str(path))
     file = Path(path)
-    text = _read_text(file, label, ConfigError)
+    text = decode(read_file(file, label, ConfigError), label, ConfigError)
     resolved = file.resolve()
     loader = _Loader()
     layer = loader.load(text, label=label, base_dir=resolved.parent, stack=((resolved, label),))
@@ -238,233 +300,6 @@ def load_config_text(text: str, *, base_dir: str | Path) -> UpgradeConfig:
     loader = _Loader()
     layer = loader.load(text, label="<config text>", base_dir=Path(base_dir).resolve(), stack=())
     return _finish(layer, source=None, includes=tuple(loader.includes))
-
-
-# --- TOML reading shared with ftkit.packages --------------------------------------------
-
-
-def _read_bytes(file: Path, label: str, error: type[FtkitError]) -> bytes:
-    try:
-        return file.read_bytes()
-    except FileNotFoundError:
-        raise error(
-            f"{label}: file not found",
-            "check the path (relative paths are relative to the current directory)",
-        ) from None
-    except IsADirectoryError:
-        raise error(f"{label}: is a directory, not a TOML file", "name the .toml file") from None
-    except OSError as exc:
-        raise error(f"{label}: cannot be read: {exc.strerror}", "check its permissions") from None
-
-
-def _decode(data: bytes, label: str, error: type[FtkitError]) -> str:
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise error(f"{label}: is not UTF-8 text", "save the file as UTF-8") from None
-
-
-def _read_text(file: Path, label: str, error: type[FtkitError]) -> str:
-    return _decode(_read_bytes(file, label, error), label, error)
-
-
-def _parse_toml(text: str, label: str, error: type[FtkitError]) -> dict[str, Any]:
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        problem = " ".join(str(exc).split())  # one line; tomllib names line and column
-        raise error(
-            f"{label}: TOML syntax error: {problem}",
-            'fix the TOML at that line (strings need "quotes", lists [brackets], '
-            "tables [name] on their own line)",
-        ) from None
-
-
-def _type_name(value: object) -> str:
-    if isinstance(value, bool):
-        return "true/false"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a number"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a table"
-    return "a date/time"
-
-
-def _join(where: str, key: str) -> str:
-    return f"{where}.{key}" if where else key
-
-
-class _Reader:
-    """Typed access to one parsed TOML document; every failure names the file and key."""
-
-    def __init__(self, label: str, error: type[FtkitError], top_keys: Sequence[str]) -> None:
-        self.label = label
-        self.error = error
-        self.top_keys = tuple(top_keys)
-
-    def fail(self, key: str, problem: str, remedy: str) -> NoReturn:
-        raise self.error(f"{self.label}: {key}: {problem}", remedy)
-
-    def known(self, table: Mapping[str, Any], keys: Sequence[str], where: str = "") -> None:
-        for key in table:
-            if key in keys:
-                continue
-            close = difflib.get_close_matches(key, keys, n=1)
-            hint = f"did you mean {close[0]!r}? " if close else ""
-            top = difflib.get_close_matches(key, self.top_keys, n=1) if where else []
-            if top and not close:
-                hint += (
-                    f"{top[0]!r} is a top-level key: a key written below a [table] header "
-                    "belongs to that table, so move it above the first table; "
-                )
-            place = f"in [{where}]" if where else "at the top level"
-            self.fail(
-                _join(where, key), "unknown key", f"{hint}known keys {place}: " + ", ".join(keys)
-            )
-
-    def present(self, table: Mapping[str, Any], key: str, where: str, example: str) -> Any:
-        if key not in table:
-            self.fail(_join(where, key), "missing", f"write {example}")
-        return table[key]
-
-    def text(
-        self,
-        table: Mapping[str, Any],
-        key: str,
-        where: str,
-        example: str,
-        *,
-        required: bool = False,
-    ) -> str | None:
-        if key not in table:
-            if required:
-                self.present(table, key, where, example)
-            return None
-        value = table[key]
-        if not isinstance(value, str):
-            self.fail(
-                _join(where, key), f"expected a string, got {_type_name(value)}", f"write {example}"
-            )
-        if not value.strip():
-            self.fail(_join(where, key), "is empty", f"write {example}")
-        return value
-
-    def names(
-        self, table: Mapping[str, Any], key: str, where: str, example: str
-    ) -> tuple[str, ...] | None:
-        """A list of non-empty strings, duplicates dropped (first one kept)."""
-        if key not in table:
-            return None
-        value = table[key]
-        if not isinstance(value, list):
-            self.fail(
-                _join(where, key),
-                f"expected a list of strings, got {_type_name(value)}",
-                f"write {example}",
-            )
-        for index, item in enumerate(value):
-            if not isinstance(item, str):
-                self.fail(
-                    f"{_join(where, key)}[{index}]",
-                    f"expected a string, got {_type_name(item)}",
-                    f"write {example}",
-                )
-            if not item.strip():
-                self.fail(f"{_join(where, key)}[{index}]", "is empty", f"write {example}")
-        return tuple(dict.fromkeys(value))
-
-    def flag(
-        self, table: Mapping[str, Any], key: str, where: str, *, required: bool = False
-    ) -> bool | None:
-        if key not in table:
-            if required:
-                self.present(table, key, where, f"{key} = true (or false)")
-            return None
-        value = table[key]
-        if not isinstance(value, bool):
-            self.fail(
-                _join(where, key),
-                f"expected true or false, got {_type_name(value)}",
-                f"write {key} = true or {key} = false (no quotes)",
-            )
-        return value
-
-    def positive(
-        self,
-        table: Mapping[str, Any],
-        key: str,
-        where: str,
-        example: str,
-        *,
-        required: bool = False,
-    ) -> float | None:
-        if key not in table:
-            if required:
-                self.present(table, key, where, example)
-            return None
-        value = table[key]
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            self.fail(
-                _join(where, key),
-                f"expected a number, got {_type_name(value)}",
-                f"write {example} (no quotes)",
-            )
-        if not value > 0:  # also refuses nan
-            self.fail(_join(where, key), f"must be greater than 0, got {value}", f"write {example}")
-        if value == float("inf"):
-            self.fail(_join(where, key), "must be finite", f"write {example}")
-        return float(value)
-
-    def choice(
-        self,
-        table: Mapping[str, Any],
-        key: str,
-        where: str,
-        choices: Sequence[str],
-        *,
-        required: bool = False,
-    ) -> str | None:
-        example = f'{key} = "{choices[0]}"'
-        value = self.text(table, key, where, example, required=required)
-        if value is not None and value not in choices:
-            close = difflib.get_close_matches(value, choices, n=1)
-            hint = f"did you mean {close[0]!r}? " if close else ""
-            self.fail(
-                _join(where, key),
-                f"unknown value {value!r}",
-                f"{hint}write one of: " + ", ".join(choices),
-            )
-        return value
-
-    def table(
-        self,
-        table: Mapping[str, Any],
-        key: str,
-        where: str,
-        keys: Sequence[str],
-        example: str,
-        *,
-        required: bool = False,
-    ) -> dict[str, Any] | None:
-        if key not in table:
-            if required:
-                self.present(table, key, where, example)
-            return None
-        value = table[key]
-        if not isinstance(value, dict):
-            self.fail(
-                _join(where, key),
-                f"expected a table, got {_type_name(value)}",
-                f"write it as a table: {example}",
-            )
-        self.known(value, keys, _join(where, key))
-        return value
 
 
 # --- configuration layers and merging ----------------------------------------------------
@@ -527,9 +362,9 @@ def _find_secret(value: Any, where: str) -> str | None:
     """The key path of the first key that looks like it holds a secret, if any."""
     if isinstance(value, dict):
         for key, item in value.items():
-            path = _join(where, key)
+            path = join(where, key)
             words = set(re.split(r"[_\-.\s]+", key.lower()))
-            if key != "password_env" and words & _SECRET_WORDS:
+            if key not in _REFERENCE_KEYS and words & _SECRET_WORDS:
                 return path
             found = _find_secret(item, path)
             if found:
@@ -551,13 +386,15 @@ def _read_layer(raw: dict[str, Any], label: str, base_dir: Path) -> _Layer:
             "put it in an environment variable and name it with "
             f"{_PASSWORD_ENV_EXAMPLE} under [remote]",
         )
-    r = _Reader(label, ConfigError, _TOP_KEYS)
+    r = Reader(label, ConfigError, _TOP_KEYS)
     r.known(raw, _TOP_KEYS)
     layer = _Layer(label=label)
     layer.description = r.text(raw, "description", "", 'description = "Monthly patch window"')
 
     includes = r.names(raw, "include", "", 'include = ["base.toml"]') or ()
-    layer.include = tuple((str(base_dir / name), base_dir / name) for name in includes)
+    for index, name in enumerate(includes):
+        _check_path(r, f"include[{index}]", name, 'include = ["base.toml"]')
+    layer.include = tuple((shown(str(base_dir / name)), base_dir / name) for name in includes)
 
     disks = r.table(raw, "disks", "", _DISK_KEYS, '[disks] system = ["system0"]') or {}
     layer.system = r.names(disks, "system", "disks", 'system = ["system0"]') or ()
@@ -598,7 +435,12 @@ def _read_layer(raw: dict[str, Any], label: str, base_dir: Path) -> _Layer:
     return layer
 
 
-def _parse_ip(r: _Reader, text: str) -> IPAddress:
+def _check_path(r: Reader, key: str, text: str, example: str) -> None:
+    if "\x00" in text:
+        r.fail(key, "holds a NUL character, which no path can", f"write {example}")
+
+
+def _parse_ip(r: Reader, text: str) -> IPAddress:
     try:
         ip = ipaddress.ip_address(text.strip())
     except ValueError:
@@ -617,7 +459,7 @@ def _parse_ip(r: _Reader, text: str) -> IPAddress:
     return ip
 
 
-def _read_actions(r: _Reader, raw: dict[str, Any], base_dir: Path) -> list[CustomAction]:
+def _read_actions(r: Reader, raw: dict[str, Any], base_dir: Path) -> list[CustomAction]:
     if "custom_actions" not in raw:
         return []
     entries = raw["custom_actions"]
@@ -625,7 +467,7 @@ def _read_actions(r: _Reader, raw: dict[str, Any], base_dir: Path) -> list[Custo
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
         r.fail(
             "custom_actions",
-            f"expected an array of tables, got {_type_name(entries)}",
+            f"expected an array of tables, got {type_name(entries)}",
             f"write each action as {example}",
         )
     actions: list[CustomAction] = []
@@ -643,18 +485,28 @@ def _read_actions(r: _Reader, raw: dict[str, Any], base_dir: Path) -> list[Custo
             )
         seen[name] = index
         path = r.text(entry, "path", where, 'path = "actions/quiesce.sh"', required=True)
+        assert path is not None
+        _check_path(r, f"{where}.path", path, 'path = "actions/quiesce.sh"')
         when = r.choice(entry, "when", where, WHEN, required=True)
         request = r.choice(entry, "request", where, REQUESTS, required=True)
         side = r.choice(entry, "side", where, SIDES) or "Production"
-        timeout = r.positive(entry, "timeout_s", where, "timeout_s = 300")
+        timeout = r.number(entry, "timeout_s", where, "timeout_s = 300",
+                           low=0, high=MAX_TIMEOUT_S, unit="seconds")
         args = r.names(entry, "args", where, 'args = ["--quiet"]') or ()
-        for arg_index, arg in enumerate(args):
-            if _SECRET_ARG.search(arg):
-                r.fail(
-                    f"{where}.args[{arg_index}]",
-                    "a secret must not be written in the configuration",
-                    "let the action read it from an environment variable instead",
-                )
+        secret_arg = _secret_arg(args)
+        if secret_arg is not None:
+            r.fail(
+                f"{where}.args[{secret_arg}]",
+                "a secret must not be written in the configuration",
+                'name the environment variable that holds it, secret_env = ["DB_PASSWORD"], '
+                "and let the action read it from there (its value is then masked)",
+            )
+        env = _env_names(r, entry, "env", where, 'env = ["ORACLE_HOME"]')
+        secret_env = _env_names(r, entry, "secret_env", where, 'secret_env = ["DB_PASSWORD"]')
+        for index, name in enumerate(env):
+            if set(re.split(r"[_\-]+", name.lower())) & _SECRET_WORDS:
+                r.fail(f"{where}.env[{index}]", f"{name} looks like a secret",
+                       f'list it under secret_env = ["{name}"] so that its value is masked')
         assert path is not None and when is not None and request is not None
         actions.append(
             CustomAction(
@@ -665,21 +517,66 @@ def _read_actions(r: _Reader, raw: dict[str, Any], base_dir: Path) -> list[Custo
                 side=side,
                 timeout_s=_DEFAULT_TIMEOUT_S if timeout is None else timeout,
                 args=args,
+                env=env,
+                secret_env=secret_env,
             )
         )
     return actions
 
 
+def _secret_arg(args: Sequence[str]) -> int | None:
+    """The index of the first argument that writes a secret literal, if any:
+    ``password=VALUE``, or the value after a flag such as ``--password``."""
+    for index, arg in enumerate(args):
+        if _SECRET_ARG.search(arg):
+            return index
+        flag = _SECRET_FLAG.fullmatch(arg)
+        if flag is not None:
+            words = re.split(r"[_-]+", arg.strip("-").lower())
+            if words[-1] not in _REFERENCE_WORDS and index + 1 < len(args):
+                return index + 1
+    return None
+
+
+def _env_names(
+    r: Reader, entry: Mapping[str, Any], key: str, where: str, example: str
+) -> tuple[str, ...]:
+    """A list of environment variable names; ftkit's own ``ACTIVE_UPGRADE_*`` are refused."""
+    names = r.names(entry, key, where, example) or ()
+    for index, name in enumerate(names):
+        if not _ENV_NAME.fullmatch(name):
+            r.fail(f"{where}.{key}[{index}]", f"{name!r} is not an environment variable name",
+                   f"write {example}")
+        if name.upper().startswith("ACTIVE_UPGRADE_"):
+            r.fail(f"{where}.{key}[{index}]", f"{name} is set by ftkit for every action",
+                   f"leave it out: ftkit sets the ACTIVE_UPGRADE_* variables itself; {example}")
+    return names
+
+
 class _Loader:
-    """Loads one configuration tree, remembering every included file."""
+    """Loads one configuration tree, remembering every included file.
+
+    A file included more than once (a diamond) is read and validated once; includes nest
+    at most :data:`MAX_INCLUDE_DEPTH` deep, name at most :data:`MAX_INCLUDES` files, and
+    a cycle is refused.
+    """
 
     def __init__(self) -> None:
         self.includes: list[Path] = []
+        self._loaded: dict[Path, _Layer] = {}
 
     def load(
-        self, text: str, *, label: str, base_dir: Path, stack: tuple[tuple[Path, str], ...]
+        self,
+        text: str,
+        *,
+        label: str,
+        base_dir: Path,
+        stack: tuple[tuple[Path, str], ...],
+        depth: int = 0,
     ) -> _Layer:
-        own = _read_layer(_parse_toml(text, label, ConfigError), label, base_dir)
+        """The merged layer of ``text`` and its includes; ``depth`` counts the includes
+        that led to it (0 for the file named by the operator)."""
+        own = _read_layer(parse_toml(text, label, ConfigError), label, base_dir)
         merged = _Layer(label=label)
         for child_label, child_path in own.include:
             resolved = child_path.resolve()
@@ -692,23 +589,54 @@ class _Loader:
                         "remove one of these includes; a configuration may not include "
                         "itself, directly or through other files",
                     )
-            if not child_path.is_file():
-                raise ConfigError(
-                    f"{label}: include: {child_label}: file not found",
-                    f"include paths are relative to the including file ({base_dir}); "
-                    "fix the path or create the file",
+            child = self._loaded.get(resolved)
+            if child is None:
+                child = self._load_child(
+                    child_label, child_path, resolved, label, base_dir, stack, depth
                 )
-            child_text = _read_text(child_path, child_label, ConfigError)
-            if resolved not in self.includes:
-                self.includes.append(resolved)
-            child = self.load(
-                child_text,
-                label=child_label,
-                base_dir=resolved.parent,
-                stack=(*stack, (resolved, child_label)),
-            )
             merged = _merge(merged, child)
         return _merge(merged, own)
+
+    def _load_child(
+        self,
+        child_label: str,
+        child_path: Path,
+        resolved: Path,
+        label: str,
+        base_dir: Path,
+        stack: tuple[tuple[Path, str], ...],
+        depth: int,
+    ) -> _Layer:
+        if depth >= MAX_INCLUDE_DEPTH:
+            raise ConfigError(
+                f"{label}: include: {child_label}: includes nest more than "
+                f"{MAX_INCLUDE_DEPTH} deep",
+                "include the shared files from one top-level configuration instead of "
+                "chaining them",
+            )
+        if len(self.includes) >= MAX_INCLUDES:
+            raise ConfigError(
+                f"{label}: include: {child_label}: more than {MAX_INCLUDES} files included",
+                "merge the small files into fewer ones",
+            )
+        if not child_path.exists():
+            raise ConfigError(
+                f"{label}: include: {child_label}: file not found",
+                f"include paths are relative to the including file ({base_dir}); "
+                "fix the path or create the file",
+            )
+        child_text = decode(read_file(child_path, child_label, ConfigError), child_label,
+                            ConfigError)
+        self.includes.append(resolved)
+        child = self.load(
+            child_text,
+            label=child_label,
+            base_dir=resolved.parent,
+            stack=(*stack, (resolved, child_label)),
+            depth=depth + 1,
+        )
+        self._loaded[resolved] = child
+        return child
 
 
 def _finish(layer: _Layer, *, source: Path | None, includes: tuple[Path, ...]) -> UpgradeConfig:

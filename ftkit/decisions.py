@@ -5,29 +5,51 @@ never a silent default), plan (changes nothing: answers the way that shows the w
 process), and the widget provider in ``ftkit_widgets``, which builds a
 :class:`Decision` from a click.  Every decision is journaled by the session with who,
 what, why, when, its source and where it came from.
+
+Decisions written as text (``ftkit run -p decisions "{split: proceed, merge: proceed}"``)
+are read by :func:`parse_decisions`: a flow mapping or JSON of at most
+:data:`MAX_DECISIONS_TEXT` characters, no YAML anchors or aliases, no key twice, every
+answer taken as typed (``yes`` stays ``yes``, never ``True``). :func:`check_soak_minutes`
+bounds the soak before a kernel starts.
 """
 
 from __future__ import annotations
 
 import getpass
+import math
 import socket
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ftkit.errors import DecisionError
-from ftkit.flow import DECISIONS, RECOVERY, check_path
+from ftkit.flow import DECISIONS, RECOVERY
+
+if TYPE_CHECKING:
+    import yaml
 
 __all__ = [
     "CHOICES",
+    "MAX_DECISIONS_TEXT",
+    "MAX_SOAK_MINUTES",
     "Decision",
     "DecisionProvider",
     "ParameterDecisions",
     "PlanDecisions",
+    "check_soak_minutes",
     "make_decision",
+    "parse_decisions",
     "provider_for",
 ]
+
+#: The longest decisions text read (``{split: proceed, ...}`` is some 60 characters).
+MAX_DECISIONS_TEXT = 1024
+#: The longest soak before the commit decision (one week), in minutes.
+MAX_SOAK_MINUTES = 7 * 24 * 60.0
+_EXAMPLE = "{split: proceed, merge: proceed, commit: commit}"
+# what YAML 1.1 reads as true/false: named back as typed, never as an answer
+_YAML_BOOLEANS = {"yes", "no", "on", "off", "true", "false", "y", "n"}
 
 # the questions and their answers, as ftkit.flow declares them ("broken" is asked only of
 # a Broken session: run the failed step again, its cause fixed, or abort)
@@ -63,8 +85,11 @@ def make_decision(name: str, answer: str, *, who: str, why: str, source: str,
     if choices is None:
         raise DecisionError(f"unknown decision {name!r}", f"use one of: {', '.join(CHOICES)}")
     if answer not in choices:
+        note = (" (yes/no/on/off/true/false are not answers here)"
+                if answer.lower() in _YAML_BOOLEANS else "")
         raise DecisionError(
-            f"decision {name!r} cannot be {answer!r}", f"answer one of: {' | '.join(choices)}"
+            f"decision {name!r} cannot be {answer!r}{note}",
+            f"answer one of: {' | '.join(choices)}",
         )
     return Decision(
         name=name,
@@ -128,11 +153,113 @@ def provider_for(mode: str, decisions: Mapping[str, str] | None, *, operator: st
                  reason: str) -> DecisionProvider | None:
     """The provider a run mode uses; ``None`` for interactive (the widget decides)."""
     if mode == "auto":
-        provider = ParameterDecisions(decisions or {}, operator=operator, reason=reason)
-        check_path({k: str(v) for k, v in (decisions or {}).items()})  # before any change
-        return provider
+        return ParameterDecisions(decisions or {}, operator=operator, reason=reason)
     if mode == "plan":
         return PlanDecisions(decisions, operator=operator)
     if mode == "interactive":
         return None
     raise DecisionError(f"unknown mode {mode!r}", "use mode interactive | auto | plan")
+
+
+def parse_decisions(text: str) -> dict[str, str]:
+    """The decisions written in ``text`` (``{split: proceed, merge: proceed}`` or JSON).
+
+    Read-only. Refused, each with one :class:`DecisionError` line: text longer than
+    :data:`MAX_DECISIONS_TEXT`, YAML anchors and aliases (an alias bomb never expands),
+    a key given twice, a value that is not a plain word, an unknown decision or answer.
+    Answers are taken as typed: ``split: yes`` is refused naming ``yes`` and the choices,
+    never read as ``True``.
+    """
+    import yaml
+
+    if not isinstance(text, str):
+        raise DecisionError(f"decisions must be text, not {type(text).__name__}",
+                            f"write them like {_EXAMPLE}")
+    if len(text) > MAX_DECISIONS_TEXT:
+        raise DecisionError(
+            f"decisions text is {len(text)} characters, more than {MAX_DECISIONS_TEXT}",
+            f"write one answer per decision, like {_EXAMPLE}",
+        )
+    try:
+        loaded = yaml.load(text, Loader=_strict_loader())  # a BaseLoader: strings only
+    except DecisionError:
+        raise
+    except yaml.YAMLError as err:
+        mark = " ".join(str(getattr(err, "problem", None) or err).split())
+        raise DecisionError(f"cannot read decisions {text!r} ({mark})",
+                            f"write them like {_EXAMPLE} or as JSON") from None
+    except RecursionError:
+        raise DecisionError("decisions text is nested too deeply",
+                            f"write them like {_EXAMPLE}") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise DecisionError(f"decisions must be a mapping, not {text!r}",
+                            f"write them like {_EXAMPLE}")
+    answers: dict[str, str] = {}
+    for name, answer in loaded.items():
+        if not isinstance(answer, str):
+            raise DecisionError(f"decision {name!r} must be one word, not a list or mapping",
+                                f"answer one of: {' | '.join(CHOICES.get(name, ()))}"
+                                if name in CHOICES else f"use one of: {', '.join(CHOICES)}")
+        make_decision(name, answer, who="-", why="", source="parameter", where="-")
+        answers[name] = answer
+    return answers
+
+
+_LOADER: type[yaml.BaseLoader] | None = None
+
+
+def _strict_loader() -> type[yaml.BaseLoader]:
+    """A YAML loader reading every scalar as the string typed, and refusing anchors,
+    aliases and a key given twice (built once, on first use: yaml loads lazily)."""
+    global _LOADER
+    if _LOADER is not None:
+        return _LOADER
+    import yaml
+
+    class StrictLoader(yaml.BaseLoader):
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            event = self.peek_event()
+            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+                raise DecisionError(
+                    "decisions may not use YAML anchors or aliases (& and *)",
+                    f"write each answer out, like {_EXAMPLE}",
+                )
+            return super().compose_node(parent, index)
+
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            seen: set[Any] = set()
+            for key_node, _value_node in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                if not isinstance(key, str):
+                    raise DecisionError("a decision's name must be a word",
+                                        f"use one of: {', '.join(CHOICES)}")
+                if key in seen:
+                    raise DecisionError(
+                        f"decision {key!r} is given twice",
+                        f"give each decision once, like {_EXAMPLE}",
+                    )
+                seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
+    _LOADER = StrictLoader
+    return StrictLoader
+
+
+def check_soak_minutes(minutes: object) -> float:
+    """``minutes`` as a float, when it is a number from 0 to :data:`MAX_SOAK_MINUTES`
+    (one week); otherwise a one-line :class:`DecisionError`. Call it before a kernel
+    starts: a soak that cannot run must not be found out after the merge."""
+    if isinstance(minutes, bool) or not isinstance(minutes, int | float):
+        raise DecisionError(f"soak_minutes must be a number, not {minutes!r}",
+                            "write the minutes to watch the merged system, e.g. 30")
+    if not (isinstance(minutes, int) or math.isfinite(minutes)) or not (
+        0 <= minutes <= MAX_SOAK_MINUTES
+    ):
+        shown = f"{minutes:g}" if isinstance(minutes, float) else str(minutes)
+        raise DecisionError(
+            f"soak_minutes {shown} is not between 0 and {MAX_SOAK_MINUTES:g} (one week)",
+            "write the minutes to watch the merged system, e.g. 30 (0 for none)",
+        )
+    return float(minutes)

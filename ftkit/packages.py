@@ -7,7 +7,7 @@ A manifest is a TOML file::
     kind = "application"          # one of KINDS; firmware, bios and bmc are refused
     description = "OrderDB 12.5 maintenance release"
     needs_reboot = false
-    duration_min = 8              # how long the installer runs, in minutes
+    duration_min = 8              # how long the installer runs, in minutes: (0, 1440]
 
     [installer]
     command = "msiexec /i OrderDB-12.5.0.msi /qn"
@@ -15,9 +15,10 @@ A manifest is a TOML file::
     writes_data_disks = false     # the Upgrade side cannot see the data disks while split
     creates_databases = false     # nor create or convert databases on them
     touches = ["system"]          # disk roles the installer writes: "system", "data"
-    timeout_min = 30              # optional
+    timeout_min = 30              # optional: duration_min .. 4320 (three days)
 
-Loading checks only the manifest; :func:`support_problems` applies the support rules,
+A manifest is a regular file of at most 1 MiB (:mod:`ftkit.tomlreader`). Loading checks
+only the manifest; :func:`support_problems` applies the support rules,
 and :func:`ensure_supported` refuses unsupported packages before any split.
 """
 
@@ -29,12 +30,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ftkit.config import _decode, _parse_toml, _read_bytes, _Reader
 from ftkit.errors import PackageError
+from ftkit.tomlreader import Reader, decode, parse_toml, read_file, shown
 
 __all__ = [
     "DISK_ROLES",
     "KINDS",
+    "MAX_DURATION_MIN",
+    "MAX_TIMEOUT_MIN",
     "SUPPORT_RULES",
     "Installer",
     "Problem",
@@ -59,6 +62,11 @@ KINDS: tuple[str, ...] = (
 )
 #: Disk roles an installer may write to.
 DISK_ROLES: tuple[str, ...] = ("system", "data")
+#: The longest an installer may be declared to run (one day), in minutes.
+MAX_DURATION_MIN = 1440.0
+#: The longest an installer may be given before it counts as hung (three days), in
+#: minutes: three times the longest duration, the default timeout.
+MAX_TIMEOUT_MIN = 3 * MAX_DURATION_MIN
 
 _FIRMWARE_KINDS = frozenset({"firmware", "bios", "bmc"})
 _TOP_KEYS = ("name", "version", "kind", "description", "needs_reboot", "duration_min", "installer")
@@ -241,10 +249,10 @@ def load_package(path: str | Path) -> UpdatePackage:
 
     Raises :class:`PackageError` naming the file, key and fix.
     """
-    label = str(path)
+    label = shown(str(path))
     file = Path(path)
-    data = _read_bytes(file, label, PackageError)
-    return _build(_decode(data, label, PackageError), data, label, file.resolve())
+    data = read_file(file, label, PackageError)
+    return _build(decode(data, label, PackageError), data, label, file.resolve())
 
 
 def load_package_text(text: str, *, name: str = "<package text>") -> UpdatePackage:
@@ -274,8 +282,8 @@ def load_packages(paths: Iterable[str | Path] | str | Path) -> list[UpdatePackag
 
 
 def _build(text: str, data: bytes, label: str, source: Path | None) -> UpdatePackage:
-    raw = _parse_toml(text, label, PackageError)
-    r = _Reader(label, PackageError, _TOP_KEYS)
+    raw = parse_toml(text, label, PackageError)
+    r = Reader(label, PackageError, _TOP_KEYS)
     r.known(raw, _TOP_KEYS)
 
     name = r.text(raw, "name", "", 'name = "OrderDB"', required=True)
@@ -293,7 +301,8 @@ def _build(text: str, data: bytes, label: str, source: Path | None) -> UpdatePac
     kind = r.choice(raw, "kind", "", KINDS, required=True)
     description = r.text(raw, "description", "", 'description = "what this update does"')
     needs_reboot = r.flag(raw, "needs_reboot", "", required=True)
-    duration = r.positive(raw, "duration_min", "", "duration_min = 8", required=True)
+    duration = r.number(raw, "duration_min", "", "duration_min = 8", low=0,
+                        high=MAX_DURATION_MIN, unit="minutes", required=True)
 
     table = r.table(
         raw,
@@ -320,7 +329,8 @@ def _build(text: str, data: bytes, label: str, source: Path | None) -> UpdatePac
                     f"unknown disk role {role!r}",
                     "write one or more of: " + ", ".join(DISK_ROLES),
                 )
-    timeout = r.positive(table, "timeout_min", "installer", "timeout_min = 30")
+    timeout = r.number(table, "timeout_min", "installer", "timeout_min = 30", low=0,
+                       high=MAX_TIMEOUT_MIN, unit="minutes")
     assert name is not None and version is not None and kind is not None
     assert needs_reboot is not None and duration is not None and command is not None
     if timeout is not None and timeout < duration:

@@ -28,7 +28,7 @@ from typing import Any
 from ftkit import flow
 from ftkit.checks import CheckResult, failed, merge_checks, run_checks
 from ftkit.config import UpgradeConfig, load_config
-from ftkit.decisions import Decision, DecisionProvider
+from ftkit.decisions import Decision, DecisionProvider, check_soak_minutes
 from ftkit.drivers import Driver, Outage, Progress, connect
 from ftkit.errors import (
     ActionTimeoutError,
@@ -42,6 +42,7 @@ from ftkit.home import ftkit_home
 from ftkit.journal import Entry, Journal, SessionRecord
 from ftkit.model import ModuleState, OperationalState, PartnerState, SystemState, UpgradeState
 from ftkit.packages import UpdatePackage, ensure_supported, load_packages
+from ftkit.redact import mask_env, register_env_secrets
 
 __all__ = [
     "DECISIONS",
@@ -101,6 +102,7 @@ class Session:
 
     def __post_init__(self) -> None:
         self.journal.subscribe(self._heard)
+        register_env_secrets(self.config.secret_env)  # masked wherever they would show
 
     # --- what the operator sees ------------------------------------------------------
 
@@ -433,16 +435,21 @@ class Session:
             for action in self.config.actions_for(request, when, side):
                 if (action.name, side) in done:
                     continue  # succeeded before this process died: never twice
-                env = {
+                # a declared environment: ACTIVE_UPGRADE_*, PATH and what the configuration
+                # names; never the whole caller's environment
+                env = action.environment({
                     "ACTIVE_UPGRADE_SIDE": side,
                     "ACTIVE_UPGRADE_STATE": state.value,
                     "ACTIVE_UPGRADE_REQUEST": request,
                     "ACTIVE_UPGRADE_HW_SPLIT": "Yes" if st.split else "No",
-                }
+                })
                 result = self.driver.run_custom_action(
                     str(action.path), args=list(action.args), env=env,
                     timeout_s=action.timeout_s, request=request, side=side)
                 ok = result.exit_code == 0 and not result.timed_out
+                secrets = self.config.secret_env  # masked before anything is written
+                stdout = mask_env(result.stdout, secrets)[-4000:]
+                stderr = mask_env(result.stderr, secrets)[-4000:]
                 self.journal.log(
                     self.record.id, "action",
                     f"custom action {action.name} ({when} {request}, {side}) exit "
@@ -450,7 +457,7 @@ class Session:
                     step=request, remote=(side == "Upgrade"), sim_time=self.now(),
                     detail={"action": action.name, "side": side, "request": request,
                             "when": when, "ok": ok, "exit_code": result.exit_code,
-                            "stdout": result.stdout[-4000:], "stderr": result.stderr[-4000:],
+                            "stdout": stdout, "stderr": stderr,
                             "duration_s": round(result.duration_s, 3)},
                 )
                 if result.timed_out:
@@ -545,8 +552,7 @@ class Session:
     def soak(self, minutes: float) -> int:
         """Watch the merged system under real load before the commit decision; returns the
         transactions acknowledged meanwhile."""
-        if not minutes >= 0:
-            raise FtkitError(f"soak_minutes {minutes} is negative", "use 0 or more")
+        minutes = check_soak_minutes(minutes)
         assert self.record is not None
         before = self.driver.acknowledged()
         self.driver.wait(minutes * 60, progress=self.progress)
@@ -724,6 +730,7 @@ class Session:
         Resumes where the session stands: a resumed run skips what is already done. Each
         step is what :meth:`next` derives from the declared flow.
         """
+        soak_minutes = check_soak_minutes(soak_minutes)  # before anything changes
         self.resume()
         while True:
             nxt = self.next()

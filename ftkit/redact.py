@@ -9,10 +9,18 @@ Two nets, used together by the journal and the report archive:
 
       register_secret(os.environ["FTKIT_UPGRADE_PASSWORD"])
       journal.log(sid, "info", f"logged in with {password}")   # stored as "logged in with ***"
+
+A configuration names its secrets by reference (``[remote] password_env``, a custom
+action's ``secret_env``; :attr:`ftkit.config.UpgradeConfig.secret_env`). :func:`mask_env`
+masks every value of those variables in captured text (an action's stdout and stderr)
+before it is journaled; :func:`register_env_secrets` registers them for :func:`scrub`::
+
+      stdout = mask_env(result.stdout, config.secret_env)
 """
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 from collections.abc import Iterable, Mapping
@@ -21,9 +29,12 @@ from typing import Any, TypeVar
 __all__ = [
     "MASK",
     "SECRET_WORDS",
+    "env_secret_values",
     "forget_secrets",
     "is_secret_key",
+    "mask_env",
     "redact",
+    "register_env_secrets",
     "register_secret",
     "scrub",
     "secret_values",
@@ -156,3 +167,31 @@ def secret_values(value: Any) -> set[str]:
 
     walk(value, False)
     return found
+
+
+def env_secret_values(
+    names: Iterable[str], environ: Mapping[str, str] | None = None
+) -> list[str]:
+    """The non-empty values of the environment variables ``names`` (default environment
+    ``os.environ``); unset ones are skipped. Read-only."""
+    env = os.environ if environ is None else environ
+    return [env[name] for name in names if env.get(name)]
+
+
+def mask_env(
+    text: str, names: Iterable[str], *, environ: Mapping[str, str] | None = None
+) -> str:
+    """``text`` with every value of the secret references ``names`` (environment variable
+    names, e.g. :attr:`~ftkit.config.UpgradeConfig.secret_env`) and every registered
+    secret replaced by ``***``, whatever its length. Read-only; call it on an action's
+    stdout and stderr before anything is written."""
+    return scrub(text, extra=env_secret_values(names, environ))
+
+
+def register_env_secrets(
+    names: Iterable[str], environ: Mapping[str, str] | None = None
+) -> None:
+    """Register the value of each environment variable in ``names`` with
+    :func:`register_secret`, so that the journal and reports mask it wherever it shows."""
+    for value in env_secret_values(names, environ):
+        register_secret(value)

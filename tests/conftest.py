@@ -4,6 +4,10 @@
   own temporary folder, so no test reads or writes the user's twins, journals or reports.
 - ``sim``: a fresh demo twin ``sim://t-<uuid>`` (time scale 0), closed afterwards.
 - ``make_sim``: the same for any scenario, seed or time scale.
+
+And the constants the test files share (import them: ``from conftest import CONFIG``):
+the example configuration and update packages, the demo twin's software before and after
+the upgrade, and the decisions of an upgrade that commits.
 """
 
 from __future__ import annotations
@@ -18,6 +22,18 @@ import pytest
 from ftkit.sim.driver import SimDriver, create_system
 
 REPO = Path(__file__).resolve().parents[1]
+EXAMPLES = REPO / "examples"
+#: The example upgrade configuration of the demo twin.
+CONFIG = EXAMPLES / "demo-config.toml"
+#: The two supported example update packages, in the order they are installed.
+PACKAGES = [EXAMPLES / "packages" / "os-hotfix.toml", EXAMPLES / "packages" / "orderdb-12.5.toml"]
+#: A package Active Upgrade may not install (firmware).
+UNSUPPORTED_PACKAGE = EXAMPLES / "packages" / "unsupported" / "bios-update.toml"
+#: The demo twin's software on its system disks before the upgrade, and after it.
+ORIGINAL = {"OrderDB": "12.4.1", "Windows Server 2022": "10.0.20348.2700"}
+UPGRADED = {"OrderDB": "12.5.0", "Windows Server 2022": "10.0.20348.2762"}
+#: The decisions of an upgrade that goes all the way to commit.
+DECISIONS = {"split": "proceed", "merge": "proceed", "commit": "commit"}
 
 
 @pytest.fixture(autouse=True)

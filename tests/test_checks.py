@@ -7,12 +7,16 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from conftest import PACKAGES as SUPPORTED
 
 from ftkit import checks
 from ftkit.checks import (
     COLUMNS,
+    CheckContext,
     CheckResult,
     CheckStatus,
+    Findings,
+    checks_frame,
     failed,
     merge_checks,
     readiness,
@@ -27,7 +31,6 @@ from ftkit.sim.driver import SimDriver, create_system
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"
-SUPPORTED = [EXAMPLES / "packages" / "os-hotfix.toml", EXAMPLES / "packages" / "orderdb-12.5.toml"]
 UNSUPPORTED = EXAMPLES / "packages" / "unsupported"
 
 PASS, WARN, FAIL = CheckStatus.PASS, CheckStatus.WARN, CheckStatus.FAIL
@@ -462,3 +465,46 @@ def test_merge_checks_fail_when_the_upgrade_side_hangs(
 
     assert result.status is FAIL
     assert "Hung: OS Booting" in result.detail
+
+
+# --- one context, the id given once, one way to a table ----------------------------------------
+
+
+def test_a_check_reads_one_context_and_names_its_id_once(
+    make_system: MakeSystem,
+    config: UpgradeConfig,
+    packages: list[UpdatePackage],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(checks, "_REGISTRY", dict(checks._REGISTRY))
+    monkeypatch.setattr(checks, "_STAGES", {k: list(v) for k, v in checks._STAGES.items()})
+    seen: list[CheckContext] = []
+
+    @checks.check("probe", "Probe", stages=("probe",))
+    def probe(ctx: CheckContext, found: Findings) -> str:
+        seen.append(ctx)
+        if ctx.stage_pending:
+            found.warn("staging pending", "nothing to do")
+        return f"{len(ctx.state.modules)} modules, {len(ctx.packages)} packages"
+
+    driver = make_system("demo")
+    entry = registry("probe")[0]
+    ctx = CheckContext(driver.status(), config, packages)
+    expected = f"{len(ctx.state.modules)} modules, 2 packages"
+    assert entry.run(ctx) == CheckResult("probe", "Probe", PASS, expected)
+    warned = entry.run(dataclasses.replace(ctx, stage_pending=True))
+    assert (warned.status, warned.detail) == (WARN, "staging pending")
+    assert warned.remedy == "nothing to do"
+    assert seen[0].config is config and seen[0].in_session is False
+
+
+def test_checks_frame_is_the_one_table_of_results() -> None:
+    results = [CheckResult("a", "A", PASS, "fine"), CheckResult("c", "C", FAIL, "bad", "fix")]
+    frame = checks_frame(results)
+    assert list(frame.columns) == list(COLUMNS)
+    assert frame.to_dict("records") == [
+        {"check": "a", "title": "A", "status": "pass", "detail": "fine", "remedy": ""},
+        {"check": "c", "title": "C", "status": "fail", "detail": "bad", "remedy": "fix"},
+    ]
+    assert checks_frame(frame) is frame
+    assert list(checks_frame([]).columns) == list(COLUMNS)

@@ -13,6 +13,7 @@ from typing import Any
 
 import nbformat
 import pytest
+from conftest import CONFIG, PACKAGES
 from nbformat.v4 import new_code_cell, new_notebook
 
 from ftkit.cli import main
@@ -23,8 +24,6 @@ from ftkit.sim.twin import TwinStore, scenario_names
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"
-CONFIG = EXAMPLES / "demo-config.toml"
-PACKAGES = [EXAMPLES / "packages" / "orderdb-12.5.toml", EXAMPLES / "packages" / "os-hotfix.toml"]
 HEAVY = ("pandas", "nbformat", "nbconvert", "papermill", "IPython", "ipywidgets")
 
 

@@ -9,12 +9,26 @@ import os
 import pickle
 import subprocess
 import sys
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from ftkit.config import CustomAction, UpgradeConfig, load_config, load_config_text
+from ftkit.config import (
+    MAX_INCLUDE_DEPTH,
+    MAX_INCLUDES,
+    MAX_TIMEOUT_S,
+    REQUESTS,
+    CustomAction,
+    UpgradeConfig,
+    load_config,
+    load_config_text,
+)
 from ftkit.errors import ConfigError, FtkitError
+from ftkit.model import Request
+from ftkit.redact import MASK, forget_secrets, scrub
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"
@@ -638,3 +652,196 @@ def test_example_actions_are_executable_and_print_their_environment(script: str)
     for name, value in env.items():
         if name.startswith("ACTIVE_UPGRADE_"):
             assert f"{name}={value}" in result.stdout
+
+
+# --- bounded input (issue 8: hostile files, values that crashed mid-upgrade) ----------------
+
+
+@pytest.mark.parametrize("value", ["1e308", "86400.5", "1e6", "nan", "inf", "-inf", "-1", "0"])
+def test_action_timeout_outside_its_bounds_is_refused(tmp_path: Path, value: str) -> None:
+    err = config_error(tmp_path, MINIMAL + ACTION + f"timeout_s = {value}\n")
+    assert ": custom_actions[0].timeout_s: must be " in err.message
+    assert "86400 seconds" in err.message + err.remedy
+    assert "timeout_s = 300" in err.remedy
+
+
+def test_action_timeout_of_a_day_is_the_largest_accepted(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, "c.toml", MINIMAL + ACTION + "timeout_s = 86400\n"))
+    assert config.custom_actions[0].timeout_s == MAX_TIMEOUT_S == 86400
+
+
+def _in_thread(function: Callable[[], object], timeout: float = 10) -> BaseException | None:
+    """The exception ``function`` raised within ``timeout`` s; fails if it is still running."""
+    outcome: list[BaseException | None] = []
+
+    def target() -> None:
+        try:
+            function()
+            outcome.append(None)
+        except BaseException as exc:  # handed back to the test
+            outcome.append(exc)
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    assert outcome, f"still running after {timeout} s"
+    return outcome[0]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX FIFOs")
+def test_a_fifo_is_refused_not_waited_on(tmp_path: Path) -> None:
+    fifo = tmp_path / "upgrade.toml"
+    os.mkfifo(fifo)
+    err = _in_thread(lambda: load_config(fifo))
+    assert isinstance(err, ConfigError)
+    assert err.message == f"{fifo}: is not a regular file (a pipe, socket or device)"
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX FIFOs")
+def test_an_included_fifo_is_refused(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe.toml")
+    path = write(tmp_path, "upgrade.toml", 'include = ["pipe.toml"]\n' + MINIMAL)
+    err = _in_thread(lambda: load_config(path))
+    assert isinstance(err, ConfigError) and "is not a regular file" in err.message
+
+
+@pytest.mark.skipif(not Path("/dev/zero").exists(), reason="needs /dev/zero")
+def test_dev_zero_is_refused_before_it_is_read() -> None:
+    err = _in_thread(lambda: load_config("/dev/zero"), timeout=5)
+    assert isinstance(err, ConfigError)
+    assert "/dev/zero: is not a regular file" in err.message
+
+
+def test_a_file_over_one_mebibyte_is_refused(tmp_path: Path) -> None:
+    err = config_error(tmp_path, MINIMAL + "# " + "x" * (1 << 20) + "\n")
+    assert "is larger than 1024 KiB" in err.message
+
+
+@pytest.mark.parametrize("depth", [17, 3000])
+def test_deeply_nested_toml_is_refused(tmp_path: Path, depth: int) -> None:
+    err = config_error(tmp_path, MINIMAL.replace('data = ["data0"]', "data = " + "[" * depth
+                                                 + '"x"' + "]" * depth))
+    assert "nested more than 16 deep" in err.message
+
+
+def _include_chain(tmp_path: Path, levels: int) -> Path:
+    """f0 includes f1 twice (two spellings), f1 includes f2 twice, ... : a diamond chain."""
+    write(tmp_path, f"f{levels}.toml", 'event_logs = ["Setup"]\n')
+    for level in range(levels - 1, 0, -1):
+        write(tmp_path, f"f{level}.toml",
+              f'include = ["f{level + 1}.toml", "./f{level + 1}.toml"]\n')
+    return write(tmp_path, "f0.toml", 'include = ["f1.toml", "./f1.toml"]\n' + MINIMAL)
+
+
+def test_a_diamond_of_includes_is_read_once_per_file(tmp_path: Path) -> None:
+    path = _include_chain(tmp_path, 16)  # 2**16 loads if each include were read again
+    started = time.monotonic()
+    config = load_config(path)
+    assert time.monotonic() - started < 5
+    assert config.event_logs == ("Setup",)
+    assert len(config.includes) == 16
+
+
+def test_includes_nested_too_deep_are_refused_quickly(tmp_path: Path) -> None:
+    path = _include_chain(tmp_path, 25)
+    started = time.monotonic()
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert time.monotonic() - started < 5
+    assert f"includes nest more than {MAX_INCLUDE_DEPTH} deep" in info.value.message
+    assert "\n" not in str(info.value)
+
+
+def test_more_than_64_included_files_are_refused(tmp_path: Path) -> None:
+    names = [f"part{i}.toml" for i in range(MAX_INCLUDES + 1)]
+    for name in names:
+        write(tmp_path, name, 'event_logs = ["Setup"]\n')
+    err = config_error(tmp_path, f"include = {json.dumps(names)}\n" + MINIMAL)
+    assert f"more than {MAX_INCLUDES} files included" in err.message
+
+
+def test_custom_action_requests_are_the_model_requests() -> None:
+    assert tuple(REQUESTS) == tuple(request.value for request in Request)
+
+
+# --- secrets by reference (issue 8: a secret in the journal, a literal in args) --------------
+
+
+@pytest.mark.parametrize(
+    ("args", "index"),
+    [
+        ('["--password", "hunter2"]', 1),
+        ('["-v", "--db-token", "hunter2"]', 2),
+        ('["--quiet", "token=hunter2"]', 1),
+        ('["PASSWORD: hunter2"]', 0),
+        ('["--client-secret", "hunter2", "--quiet"]', 1),
+    ],
+)
+def test_secret_literal_in_args_is_refused(tmp_path: Path, args: str, index: int) -> None:
+    err = config_error(tmp_path, MINIMAL + ACTION + f"args = {args}\n")
+    assert f": custom_actions[0].args[{index}]: a secret must not be written" in err.message
+    assert "hunter2" not in str(err)
+    assert "secret_env" in err.remedy and "environment variable" in err.remedy
+
+
+@pytest.mark.parametrize(
+    "args",
+    ['["--password-file", "/etc/orderdb/pw"]', '["--token-env", "DB_TOKEN"]', '["--password"]'],
+)
+def test_a_flag_naming_where_the_secret_is_passes(tmp_path: Path, args: str) -> None:
+    config = load_config(write(tmp_path, "c.toml", MINIMAL + ACTION + f"args = {args}\n"))
+    assert config.custom_actions[0].args == tuple(json.loads(args))
+
+
+ENV_ACTION = ACTION + 'env = ["ORACLE_HOME"]\nsecret_env = ["DB_PASSWORD"]\n'
+
+
+def test_action_environment_is_declared_not_inherited(tmp_path: Path) -> None:
+    config = load_config(
+        write(tmp_path, "c.toml", MINIMAL + '[remote]\npassword_env = "PW"\n' + ENV_ACTION)
+    )
+    action = config.custom_actions[0]
+    assert (action.env, action.secret_env) == (("ORACLE_HOME",), ("DB_PASSWORD",))
+    assert config.secret_env == ("PW", "DB_PASSWORD")
+    caller = {"PATH": "/bin", "HOME": "/root", "PW": "pw1", "ORACLE_HOME": "/opt/o",
+              "DB_PASSWORD": "dbpw", "AWS_SECRET_ACCESS_KEY": "nope"}
+    env = action.environment({"ACTIVE_UPGRADE_SIDE": "Production"}, environ=caller)
+    assert env == {"PATH": "/bin", "ORACLE_HOME": "/opt/o", "DB_PASSWORD": "dbpw",
+                   "ACTIVE_UPGRADE_SIDE": "Production"}
+    with pytest.raises(ConfigError, match="DB_PASSWORD is not set"):
+        action.environment({}, environ={"PATH": "/bin"})
+    assert action.environment({}, environ={"DB_PASSWORD": "x"}) == {"DB_PASSWORD": "x"}
+    data = config.to_dict()
+    assert data["custom_actions"][0]["secret_env"] == ["DB_PASSWORD"]
+    assert "dbpw" not in json.dumps(data)
+
+
+def test_actions_without_env_keep_their_digest(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, "c.toml", MINIMAL + ACTION))
+    assert "env" not in config.custom_actions[0].to_dict()
+    with_env = load_config(write(tmp_path, "d.toml", MINIMAL + ENV_ACTION))
+    assert with_env.digest != config.digest
+
+
+@pytest.mark.parametrize(
+    ("line", "key", "problem"),
+    [
+        ('env = ["ORACLE HOME"]', "env[0]", "is not an environment variable name"),
+        ('secret_env = ["1PW"]', "secret_env[0]", "is not an environment variable name"),
+        ('env = ["ACTIVE_UPGRADE_SIDE"]', "env[0]", "is set by ftkit"),
+        ('env = ["PATH", "DB_PASSWORD"]', "env[1]", "DB_PASSWORD looks like a secret"),
+    ],
+)
+def test_bad_action_environment(tmp_path: Path, line: str, key: str, problem: str) -> None:
+    err = config_error(tmp_path, MINIMAL + ACTION + line + "\n")
+    assert f": custom_actions[0].{key}: " in err.message and problem in err.message
+
+
+def test_remote_password_is_registered_for_masking(tmp_path: Path) -> None:
+    forget_secrets()
+    try:
+        config = load_config(write(tmp_path, "c.toml", MINIMAL + '[remote]\npassword_env = "PW"\n'))
+        assert config.remote_password({"PW": "pa55word"}) == "pa55word"
+        assert scrub("login pa55word ok") == f"login {MASK} ok"
+    finally:
+        forget_secrets()

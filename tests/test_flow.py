@@ -144,11 +144,11 @@ side = "Production"
 
 
 def test_auto_decisions_must_reach_an_end_or_a_declared_pause() -> None:
-    from ftkit.decisions import provider_for
     from ftkit.errors import DecisionError
+    from ftkit_widgets import check_mode
 
     with pytest.raises(DecisionError, match="stop at Split with no 'merge' answer"):
-        provider_for("auto", {"split": "proceed"}, operator="o", reason="r")
+        check_mode("auto", {"split": "proceed"}, operator="o", reason="r")
     assert flow.check_path(COMMIT).endswith("Commit → Finish")
     assert "paused before merge" in flow.check_path({"split": "proceed", "merge": "later"})
     assert flow.check_path({"split": "stop"}) == "PrepareSplit → Abort → Finish"

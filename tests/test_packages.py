@@ -5,14 +5,19 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import PACKAGES as SUPPORTED
 
 from ftkit.errors import PackageError
 from ftkit.packages import (
     KINDS,
+    MAX_DURATION_MIN,
+    MAX_TIMEOUT_MIN,
     SUPPORT_RULES,
     Installer,
     UpdatePackage,
@@ -25,7 +30,6 @@ from ftkit.packages import (
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGES = REPO / "examples" / "packages"
-SUPPORTED = [PACKAGES / "os-hotfix.toml", PACKAGES / "orderdb-12.5.toml"]
 UNSUPPORTED = {
     "bios-update.toml": "firmware",
     "cloud-agent.toml": "network-installer",
@@ -354,3 +358,60 @@ def test_example_unsupported_packages_are_refused_by_the_right_rule(
 
 def _version(text: str) -> tuple[int, ...]:
     return tuple(int(part) for part in text.split("."))
+
+
+# --- bounded input (issue 8: a duration that crashed mid-upgrade, hostile files) --------------
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        (manifest({"duration_min": 1e308}), "duration_min"),
+        (manifest({"duration_min": 1441}), "duration_min"),
+        (manifest(installer={"timeout_min": 1e308}), "installer.timeout_min"),
+        (manifest(installer={"timeout_min": MAX_TIMEOUT_MIN + 1}), "installer.timeout_min"),
+    ],
+)
+def test_durations_beyond_their_bounds_are_refused(tmp_path: Path, text: str, key: str) -> None:
+    err = package_error(tmp_path, text)
+    assert f": {key}: must be greater than 0 and at most " in err.message
+    assert "minutes, got " in err.message
+
+
+@pytest.mark.parametrize(("field", "value"), [("duration_min", "nan"), ("duration_min", "inf")])
+def test_non_finite_durations_are_refused(tmp_path: Path, field: str, value: str) -> None:
+    text = manifest().replace(f"{field} = 8", f"{field} = {value}")
+    err = package_error(tmp_path, text)
+    assert f": {field}: must be a finite number" in err.message
+
+
+def test_the_longest_durations_are_accepted() -> None:
+    pkg = load_package_text(
+        manifest({"duration_min": MAX_DURATION_MIN}, installer={"timeout_min": MAX_TIMEOUT_MIN})
+    )
+    assert (pkg.duration_min, pkg.timeout_min) == (1440, 4320)
+    assert load_package_text(manifest({"duration_min": MAX_DURATION_MIN})).timeout_min == 4320
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX FIFOs")
+def test_a_fifo_manifest_is_refused_not_waited_on(tmp_path: Path) -> None:
+    fifo = tmp_path / "pkg.toml"
+    os.mkfifo(fifo)
+    done: list[BaseException] = []
+
+    def load() -> None:
+        try:
+            load_package(fifo)
+        except PackageError as err:
+            done.append(err)
+
+    thread = threading.Thread(target=load, daemon=True)
+    thread.start()
+    thread.join(10)
+    assert done, "load_package(FIFO) still waiting after 10 s"
+    assert "is not a regular file" in str(done[0])
+
+
+def test_a_manifest_over_one_mebibyte_is_refused(tmp_path: Path) -> None:
+    err = package_error(tmp_path, manifest() + "# " + "x" * (1 << 20) + "\n")
+    assert "is larger than 1024 KiB" in err.message

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from conftest import CONFIG, ORIGINAL, PACKAGES, UPGRADED
+from conftest import DECISIONS as COMMIT
 
 from ftkit.decisions import ParameterDecisions
 from ftkit.errors import PackageError, SessionBusyError, StepFailedError, TransitionError
@@ -24,12 +26,6 @@ from ftkit.process import open_session
 from ftkit.sim.driver import create_system
 
 ROOT = Path(__file__).resolve().parent.parent
-CONFIG = ROOT / "examples" / "demo-config.toml"
-PACKAGES = [ROOT / "examples" / "packages" / "os-hotfix.toml",
-            ROOT / "examples" / "packages" / "orderdb-12.5.toml"]
-ORIGINAL = {"OrderDB": "12.4.1", "Windows Server 2022": "10.0.20348.2700"}
-UPGRADED = {"OrderDB": "12.5.0", "Windows Server 2022": "10.0.20348.2762"}
-COMMIT = {"split": "proceed", "merge": "proceed", "commit": "commit"}
 
 
 @pytest.fixture

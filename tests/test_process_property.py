@@ -16,6 +16,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from conftest import CONFIG, PACKAGES
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -26,10 +27,6 @@ from ftkit.process import REQUESTS, open_session
 from ftkit.sim.driver import SimDriver, create_system
 from ftkit.sim.faults import FAULTS as FAULT_CATALOGUE
 
-ROOT = Path(__file__).resolve().parent.parent
-CONFIG = ROOT / "examples" / "demo-config.toml"
-PACKAGES = [ROOT / "examples" / "packages" / "os-hotfix.toml",
-            ROOT / "examples" / "packages" / "orderdb-12.5.toml"]
 SOFTWARE = ("OrderDB", "Windows Server 2022")
 
 EDGES = {(r.target.value, r.target.value) for r in REQUESTS.values()}

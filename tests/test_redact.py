@@ -10,9 +10,12 @@ from hypothesis import strategies as st
 
 from ftkit.redact import (
     MASK,
+    env_secret_values,
     forget_secrets,
     is_secret_key,
+    mask_env,
     redact,
+    register_env_secrets,
     register_secret,
     scrub,
     secret_values,
@@ -107,3 +110,29 @@ def test_redact_never_leaks_a_registered_secret(value: object) -> None:
     register_secret(secret)
     wrapped = {"data": value, "note": f"the secret is {secret}", "password": secret}
     assert secret not in repr(redact(wrapped))
+
+
+# --- secret references (issue 8: the password of [remote] password_env in an action's stdout)
+
+
+def test_mask_env_masks_the_values_of_the_named_variables() -> None:
+    environ = {"DB_PASSWORD": "pw", "PW": "hunter22", "HOME": "/root"}
+    stdout = "DB_PASSWORD=pw\nPW=hunter22\nHOME=/root\nlogin hunter22 ok\n"
+    masked = mask_env(stdout, ["DB_PASSWORD", "PW", "UNSET"], environ=environ)
+    assert masked == f"DB_PASSWORD={MASK}\nPW={MASK}\nHOME=/root\nlogin {MASK} ok\n"
+    assert mask_env(stdout, [], environ=environ) == stdout, "only what is named is masked"
+    assert env_secret_values(["PW", "UNSET", "HOME"], environ) == ["hunter22", "/root"]
+
+
+def test_mask_env_reads_the_process_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FTKIT_TEST_TOKEN", "t0k3n-value")
+    assert mask_env("got t0k3n-value", ["FTKIT_TEST_TOKEN"]) == f"got {MASK}"
+
+
+def test_register_env_secrets_feeds_scrub_and_the_journal(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("FTKIT_TEST_PW", "s3cret-pw")
+    register_env_secrets(["FTKIT_TEST_PW", "FTKIT_TEST_UNSET"])
+    assert scrub("echo s3cret-pw") == f"echo {MASK}"
+    assert redact({"stdout": "s3cret-pw"}) == {"stdout": MASK}

@@ -16,6 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import CONFIG, ORIGINAL, PACKAGES, UPGRADED
+from conftest import DECISIONS as ALL
+from conftest import UNSUPPORTED_PACKAGE as UNSUPPORTED
 
 from ftkit.archive import result_from_notebook
 from ftkit.drivers import connect
@@ -28,13 +31,6 @@ pytestmark = pytest.mark.notebook
 
 REPO = Path(__file__).resolve().parents[1]
 RUNBOOKS = REPO / "runbooks"
-CONFIG = REPO / "examples" / "demo-config.toml"
-PACKAGES = [REPO / "examples" / "packages" / "os-hotfix.toml",
-            REPO / "examples" / "packages" / "orderdb-12.5.toml"]
-UNSUPPORTED = REPO / "examples" / "packages" / "unsupported" / "bios-update.toml"
-ALL = {"split": "proceed", "merge": "proceed", "commit": "commit"}
-ORIGINAL = {"OrderDB": "12.4.1", "Windows Server 2022": "10.0.20348.2700"}
-UPGRADED = {"OrderDB": "12.5.0", "Windows Server 2022": "10.0.20348.2762"}
 
 
 def run(runbook: str, tmp_path: Path, **parameters: Any) -> dict[str, Any]:

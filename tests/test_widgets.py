@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import CONFIG, PACKAGES
+from conftest import DECISIONS as ALL
 
 import ftkit_widgets as fw
 from ftkit.checks import CheckResult, CheckStatus
@@ -23,10 +25,6 @@ from ftkit.sim.driver import SimDriver
 from ftkit_widgets import decide, runbook
 
 REPO = Path(__file__).resolve().parents[1]
-CONFIG = REPO / "examples" / "demo-config.toml"
-PACKAGES = [REPO / "examples" / "packages" / "os-hotfix.toml",
-            REPO / "examples" / "packages" / "orderdb-12.5.toml"]
-ALL = {"split": "proceed", "merge": "proceed", "commit": "commit"}
 
 
 @pytest.fixture

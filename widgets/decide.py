@@ -27,7 +27,7 @@ from ftkit.decisions import (
     provider_for,
 )
 from ftkit.errors import DecisionError, FtkitError, StepFailedError
-from ftkit.flow import DECISIONS, RECOVERY
+from ftkit.flow import DECISIONS, RECOVERY, check_path
 from ftkit.process import Session
 
 from .render import GREEN, RED, YELLOW, esc, failure_html, note_html, status_html
@@ -242,11 +242,14 @@ def nobody_can_click() -> bool:
 
 
 def check_mode(mode: str, decisions: Mapping[str, str] | None, *, operator: str,
-               reason: str) -> DecisionProvider | None:
-    """Refuse, before anything changes, a bad mode or decision, and interactive mode in a
-    run where nobody could click (papermill): it would only wait for the panel's timeout.
+               reason: str, path: bool = True) -> DecisionProvider | None:
+    """Refuse, before anything changes, a bad mode or decision, auto decisions that do not
+    reach an end or a declared pause (``path``), and interactive mode in a run where
+    nobody could click (papermill): it would only wait for the panel's timeout.
     Returns the mode's provider (None for interactive: the panel decides)."""
     provider = provider_for(mode, decisions, operator=operator, reason=reason)
+    if mode == "auto" and path:
+        check_path({k: str(v) for k, v in (decisions or {}).items()})
     if mode == "interactive" and nobody_can_click():
         raise DecisionError(
             "mode is interactive, but this run has no frontend to click in (papermill)",
@@ -271,7 +274,7 @@ async def ask(session: Session | None, name: str, *, mode: str,
     A failure is shown with the session's state and the way on, then raised.
     """
     try:
-        provider = check_mode(mode, decisions, operator=operator, reason=reason)
+        provider = check_mode(mode, decisions, operator=operator, reason=reason, path=False)
         if session is None:
             return provider.decide(name) if provider is not None else None
         earlier = session.decision(name)

@@ -20,6 +20,7 @@ from IPython.display import HTML, display
 
 from ftkit import drivers
 from ftkit.archive import Outcome, RunResult
+from ftkit.checks import checks_frame
 from ftkit.decisions import provider_for
 from ftkit.drivers import Driver
 from ftkit.errors import FtkitError
@@ -163,12 +164,7 @@ def resume(session: Session | None, *, live: bool | None = None, mode: str = "in
 def require_ready(results: Any, *, session: Session | None = None, system: str = "") -> None:
     """Raise (after showing why) if a readiness check failed. RESULTS is the readiness
     DataFrame or a list of :class:`~ftkit.checks.CheckResult`; warnings pass."""
-    import pandas as pd
-
-    if not isinstance(results, pd.DataFrame):
-        results = pd.DataFrame([{"check": r.check, "title": r.title, "status": str(r.status),
-                                 "detail": r.detail, "remedy": r.remedy} for r in results],
-                               columns=["check", "title", "status", "detail", "remedy"])
+    results = checks_frame(results)
     bad = results[results["status"] == "fail"]
     if not len(bad):
         warned = int((results["status"] == "warn").sum())
