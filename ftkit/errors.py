@@ -37,6 +37,15 @@ class FtkitError(Exception):
             return f"{self.message} — {self.remedy}"
         return self.message
 
+    def _render_traceback_(self) -> list[str]:
+        """What IPython shows (and a notebook keeps) instead of a traceback: the message
+        and the remedy, no code, no paths of this machine. The error is ftkit's own, said
+        on purpose; a traceback would only bury the way on."""
+        lines = [self.message]
+        if self.remedy:
+            lines.append(f"What to do: {self.remedy}")
+        return lines
+
 
 class TargetError(FtkitError):
     """A target string is malformed, names an unknown scheme, or no such system exists."""

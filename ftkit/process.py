@@ -99,6 +99,10 @@ class Session:
     resumed: bool = False
     _listeners: list[Listener] = field(default_factory=list, repr=False)
     _came_from: UpgradeState = field(default=UpgradeState.IDLE, repr=False)
+    last_error: FtkitError | None = field(default=None, repr=False)
+    paused: Decision | None = field(default=None, repr=False)  # this run paused on purpose
+    """Why this run stopped (a failed request or decision, a refused check), if it did:
+    later steps of the run are not due, and the result says the run failed."""
 
     def __post_init__(self) -> None:
         self.journal.subscribe(self._heard)
@@ -212,9 +216,20 @@ class Session:
     def _succeeded(self, request: str) -> bool:
         return any(e.step == request and e.ok for e in self.entries(kinds=["outcome"]))
 
+    def halt(self, error: FtkitError) -> None:
+        """Stop this run here (a readiness check failed, a decision timed out…): later
+        steps are not due and :meth:`result` reports the run failed. Changes nothing on
+        the system or in the journal."""
+        self.last_error = error
+
     def next(self) -> Next:
-        """What the session needs next, derived from :mod:`ftkit.flow` (read-only)."""
+        """What the session needs next, derived from :mod:`ftkit.flow` (read-only).
+        ``Next("halted")`` once this run stopped on an error (Broken aside: Retry/Abort)."""
         broken = self.broken
+        if self.last_error is not None and not broken and not self.done:
+            return Next("halted", getattr(self.last_error, "step", "") or "")
+        if self.paused is not None and not self.done:
+            return Next("paused", self.paused.name)
         ok = {e.step for e in self.entries(kinds=["outcome"]) if e.ok}
         return next_step(started=self.record is not None, ended=self.done,
                          state=self.upgrade_state, operational=self.operational_state.value,
@@ -285,8 +300,14 @@ class Session:
     # --- decisions ---------------------------------------------------------------------
 
     def decide(self, name: str, provider: DecisionProvider) -> Decision:
-        """Ask ``provider`` and journal the answer."""
-        return self.record_decision(provider.decide(name))
+        """Ask ``provider`` and journal the answer (a provider that cannot answer stops
+        this run: :attr:`last_error`)."""
+        try:
+            decision = provider.decide(name)
+        except FtkitError as err:
+            self.last_error = err
+            raise
+        return self.record_decision(decision)
 
     def record_decision(self, decision: Decision) -> Decision:
         """Journal a decision made elsewhere (a widget click); who/what/why/when/where."""
@@ -327,6 +348,16 @@ class Session:
                 refusal = getattr(self, guard)()
                 if refusal is not None:
                     raise TransitionError(*refusal)
+
+    def release(self) -> None:
+        """Give up the controller lease (the end of a run that leaves the session open:
+        paused, failed, or driven step by step); the next run may take it. One transaction."""
+        self.journal.release()
+
+    def close(self) -> None:
+        """Release the lease and close the journal (the driver stays open)."""
+        self.journal.release()
+        self.journal.close()
 
     def _guard_something_to_install(self) -> tuple[str, str] | None:
         """An upgrade whose every package is installed already would split, merge (an
@@ -413,7 +444,11 @@ class Session:
         if request not in REQUESTS:
             raise TransitionError(f"unknown request {request!r}",
                                   f"use one of: {', '.join(REQUESTS)}")
-        getattr(self, REQUESTS[request].method)()
+        try:
+            getattr(self, REQUESTS[request].method)()
+        except FtkitError as err:
+            self.last_error = err
+            raise
 
     # --- custom actions ---------------------------------------------------------------
 
@@ -639,6 +674,7 @@ class Session:
                 "fix the cause, then run again with decisions broken: retry; or broken: "
                 "abort (or the abort runbook) to return to the original software",
                 step=step, reason=why) from None
+        self.last_error = None  # answered: this run carries on from here
         if decision.answer == "retry":
             self.retry()
         else:
@@ -716,6 +752,7 @@ class Session:
         who and why, and not recorded as the decision, so a later run asks it again."""
         assert self.record is not None
         self.control()
+        self.paused = decision
         meaning = DECISIONS[decision.name].pauses[decision.answer]
         self.journal.log(self.record.id, "info",
                          f"paused before the {decision.name} decision ({decision.name}: "
@@ -731,6 +768,14 @@ class Session:
         step is what :meth:`next` derives from the declared flow.
         """
         soak_minutes = check_soak_minutes(soak_minutes)  # before anything changes
+        self.last_error = self.paused = None  # a new run
+        try:
+            return self._drive(provider, soak_minutes)
+        finally:
+            if not self.done:
+                self.release()  # the run stops here; the next one may take over
+
+    def _drive(self, provider: DecisionProvider, soak_minutes: float) -> str:
         self.resume()
         while True:
             nxt = self.next()
@@ -785,14 +830,25 @@ class Session:
         from ftkit.archive import RunResult
 
         record = self.record
+        if self.last_error is not None and not self.done:
+            raise self.stopped()
+        if self.paused is not None and record is not None and not self.done:
+            how = ", ".join(a for a in DECISIONS[self.paused.name].answers)
+            return RunResult(
+                outcome="paused", system=self.target, change_id=record.change_id,
+                operator=record.operator or self.operator, outage_s=self.facts()["outage_s"],
+                message=f"session {record.id} paused on purpose in "
+                        f"{self.upgrade_state.value} ({self.paused.name}: "
+                        f"{self.paused.answer}); to go on, run again with "
+                        f"{self.paused.name}: {how.replace(', ', ' or ')}",
+                extra={"mode": mode, "session": record.id})
         if record is None:
             return RunResult(outcome="stopped", system=self.target, change_id=self.change_id,
                              operator=self.operator,
                              message="no session: nothing on the system changed",
                              extra={"mode": mode})
         if not self.done:
-            raise FtkitError(f"the session did not end (it is {self.upgrade_state.value})",
-                             "run the runbook again to carry on, or run abort.ipynb")
+            raise self.stopped()
         self.journal.check()  # the record is only as good as the journal it comes from
         facts = self.facts()
         if facts["lost_transactions"]:
@@ -809,6 +865,23 @@ class Session:
                    "lost_transactions": facts["lost_transactions"],
                    "acknowledged": facts["acknowledged"], "outages": facts["outages_s"]},
         )
+
+    def stopped(self) -> FtkitError:
+        """Why this run did not end the session, as one error: the failing step and
+        reason, the state the system is left in, and the way on (read-only)."""
+        state = f"{self.upgrade_state.value} / {self.operational_state.value}"
+        if self.broken:
+            step, why = self.broken
+            return StepFailedError(
+                f"the run stopped: Broken at {step} ({why}); the system is left in {state}",
+                "fix the cause, then Retry (or run again with decisions broken: retry), or "
+                "Abort (abort.ipynb) back to the original software", step=step, reason=why)
+        if self.last_error is not None:
+            err = self.last_error
+            return FtkitError(f"the run stopped: {err.message}; the system is left in "
+                              f"{state}", err.remedy or "fix it, then run again")
+        return FtkitError(f"the session did not end (it is {state})",
+                          "run the runbook again to carry on, or run abort.ipynb")
 
     def _note_outages(self, step: str) -> None:
         """Journal every outage of this session once: when it is seen ongoing, and with its

@@ -131,14 +131,16 @@ def test_plan_mode_changes_nothing(tmp_path: Path) -> None:
     assert sessions(system) == []
 
 
-def test_missing_decision_fails_the_run_and_leaves_the_system_safe(tmp_path: Path) -> None:
+def test_missing_decision_is_refused_before_anything_changes(tmp_path: Path) -> None:
+    from ftkit.sim.driver import system_path
+
     system = target()
     error = fails("active-upgrade", tmp_path, **upgrade(system, decisions={}))
-    assert error.ename == "DecisionError" and "no decision for 'split'" in error.evalue
-    driver = connect(system)
-    assert not driver.status().split and driver.lost_transactions() == 0
-    (record,) = sessions(system)
-    assert (record.upgrade_state, record.operational_state) == ("PrepareSplit", "Ready")
+    assert error.ename == "DecisionError" and "no 'split' answer" in error.evalue
+    assert not system_path(system.removeprefix("sim://")).exists()  # nothing at all
+    error = fails("active-upgrade", tmp_path, **upgrade(system, decisions={"split": "proceed"}))
+    assert "stop at Split with no 'merge' answer" in error.evalue  # would leave it split
+    assert not system_path(system.removeprefix("sim://")).exists()
 
 
 def test_interactive_mode_under_papermill_is_refused_before_anything_changes(
@@ -152,13 +154,14 @@ def test_interactive_mode_under_papermill_is_refused_before_anything_changes(
     assert not system_path(system.removeprefix("sim://")).exists()  # nothing was created
 
 
-def test_resume_after_a_failed_run_finishes_the_same_session(tmp_path: Path) -> None:
+def test_merge_later_pauses_at_split_and_the_next_run_finishes_the_same_session(
+        tmp_path: Path) -> None:
     system = target()
-    error = fails("active-upgrade", tmp_path,
-                  **upgrade(system, decisions={"split": "proceed"}))
-    assert error.ename == "DecisionError" and "'merge'" in error.evalue
+    paused = run("active-upgrade", tmp_path,
+                 **upgrade(system, decisions={"split": "proceed", "merge": "later"}))
+    assert paused["outcome"] == "paused" and "run again with merge: proceed" in paused["message"]
     driver = connect(system)
-    assert driver.status().split and driver.lost_transactions() == 0  # still split: safe
+    assert driver.status().split and driver.lost_transactions() == 0  # split on purpose
     (first,) = sessions(system)
     assert first.upgrade_state == "Split" and first.ended is None
 
@@ -295,7 +298,7 @@ def split_session(system: str) -> SimDriver:
     session.decide("split", ParameterDecisions(ALL, operator="ops"))
     session.execute_split()
     session.install()
-    session.journal.close()
+    session.close()  # as the process that split it would, ending: the lease is free
     return driver
 
 

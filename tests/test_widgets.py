@@ -231,13 +231,17 @@ def test_ask_auto_journals_a_parameter_decision(session: Session, shown: list[An
     assert len(decisions_in_journal(session)) == 1
 
 
-def test_ask_auto_missing_decision_raises_and_changes_nothing(
+def test_ask_auto_missing_decision_stops_the_run_and_changes_nothing(
         session: Session, sim: SimDriver, shown: list[Any]) -> None:
     session.prepare_split()
     version = sim.store.version()
-    with pytest.raises(DecisionError, match="no decision for 'split'"):
-        asyncio.run(fw.ask(session, "split", mode="auto", decisions={"merge": "proceed"},
-                           operator="x", reason="y"))
+    assert asyncio.run(fw.ask(session, "split", mode="auto", decisions={"merge": "proceed"},
+                              operator="x", reason="y")) is None
+    assert isinstance(session.last_error, DecisionError)
+    assert "no decision for 'split'" in session.last_error.message
+    assert not session.due("ExecuteSplit")  # the later steps skip
+    with pytest.raises(FtkitError, match="the run stopped: no decision for 'split'"):
+        fw.result(session, mode="auto", system=session.target)
     assert sim.store.version() == version
     assert session.upgrade_state is UpgradeState.PREPARE_SPLIT and not sim.status().split
     assert any("The system is left as it is" in text(str(getattr(o, "data", "")))
@@ -444,16 +448,20 @@ def test_request_runs_only_what_is_due(session: Session, shown: list[Any]) -> No
     assert any("ExecuteSplit: nothing to do here" in m for m in messages)
 
 
-def test_request_failure_shows_the_way_on_then_raises(session: Session, sim: SimDriver,
-                                                      shown: list[Any]) -> None:
+def test_request_failure_shows_the_way_on_and_the_result_fails_the_run(
+        session: Session, sim: SimDriver, shown: list[Any]) -> None:
     fw.request(session, "PrepareSplit")
     session.decide("split", ParameterDecisions(ALL, operator="t"))
     sim.inject("service-stop-refused", point="split")
-    with pytest.raises(StepFailedError):
-        fw.request(session, "ExecuteSplit")
+    fw.request(session, "ExecuteSplit")  # shown, not raised: the record goes on
     advice = " ".join(text(str(getattr(o, "data", ""))) for o in shown)
     assert "Broken at ExecuteSplit" in advice
     assert "Retry" in advice and "abort.ipynb" in advice
+    fw.request(session, "Install")
+    assert "Install: nothing to do here (the session is Broken at ExecuteSplit)" in " ".join(
+        text(str(getattr(o, "data", ""))) for o in shown)
+    with pytest.raises(StepFailedError, match="the run stopped: Broken at ExecuteSplit"):
+        fw.result(session, mode="auto", system=session.target)
 
 
 def test_result_reports_outcome_outage_and_lost_transactions(session: Session,

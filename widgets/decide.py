@@ -271,7 +271,8 @@ async def ask(session: Session | None, name: str, *, mode: str,
     - ``auto``: from DECISIONS (a missing one raises DecisionError: never a default);
       ``interactive``: a :class:`DecisionPanel`, awaited up to ``timeout_s``.
 
-    A failure is shown with the session's state and the way on, then raised.
+    A failure (a missing answer, a timed-out panel) is shown with the session's state and
+    the way on; this run stops there (later steps skip, the result cell fails the run).
     """
     try:
         provider = check_mode(mode, decisions, operator=operator, reason=reason, path=False)
@@ -282,22 +283,32 @@ async def ask(session: Session | None, name: str, *, mode: str,
             display(HTML(note_html(f"{name}: {earlier.answer} — decided earlier by "
                                    f"{earlier.who} ({earlier.source}, {earlier.when})")))
             return earlier
-        if session.broken:
-            step, why = session.broken
-            raise StepFailedError(f"the session is Broken at {step}: {why}",
-                                  "Retry or Abort", step=step, reason=why)
+        if session.broken or session.last_error is not None:
+            display(HTML(note_html(f"{name}: not asked — the run stopped above "
+                                   f"({session.next().kind} {session.next().name}).",
+                                   colour=YELLOW)))
+            return None
         if not session.needs_decision(name):
             return None
         if provider is None:
             panel = DecisionPanel(session, name)
             display(panel)
             return await panel.wait(timeout_s)
-        decision = session.decide(name, provider)
+        answer = provider.decide(name)
+        if answer.answer in DECISIONS[name].pauses:
+            session.pause(answer)
+            display(HTML(note_html(
+                f"{name}: {answer.answer} — paused here on purpose by {answer.who}: "
+                f"{DECISIONS[name].pauses[answer.answer]}. To go on, run again with "
+                f"{name}: {' or '.join(DECISIONS[name].answers)}.", colour=YELLOW)))
+            return None
+        decision = session.record_decision(answer)
     except FtkitError as err:
         display(HTML(failure_html(session, err)))
-        if session is not None and session.broken and mode == "interactive":
-            display(RecoveryPanel(session))
-        raise
+        if session is None:
+            raise  # a bad mode or answer, before anything: stop here
+        session.halt(err)  # later steps skip; the result cell fails the run
+        return None
     display(HTML(note_html(f"{name}: {decision.answer} — by {decision.who} "
                            f"({decision.source}): {decision.why}", colour=GREEN)))
     return decision

@@ -132,7 +132,8 @@ def resume(session: Session | None, *, live: bool | None = None, mode: str = "in
            reason: str = "") -> str | None:
     """Carry on an unfinished session: say so, re-run a step a killed process left half
     done. A Broken session is answered by ``decisions["broken"]`` in auto mode (``retry``
-    or ``abort``, journaled); otherwise the runbook stops here (raises) with the way on."""
+    or ``abort``, journaled); otherwise the run stops here with the way on (later steps are
+    skipped; the result cell fails the run)."""
     if session is None or not session.resumed or session.record is None:
         return None
     record = session.record
@@ -148,8 +149,9 @@ def resume(session: Session | None, *, live: bool | None = None, mode: str = "in
     try:
         step, answer = session.resume_with(provider)
     except FtkitError as err:
+        session.halt(err)
         show_failure(session, err, live=live)
-        raise
+        return None
     if answer:
         display(HTML(note_html(
             f"The session was Broken at {where}: {answer} (decisions: broken: {answer}) "
@@ -177,12 +179,14 @@ def require_ready(results: Any, *, session: Session | None = None, system: str =
         f"first: {first['title']}: {first['detail']}",
         str(first["remedy"]) or "fix it and run the check again")
     show_failure(session, error, system=system)
-    raise error
+    if session is None:
+        raise error
+    session.halt(error)  # nothing changed; the later steps skip, the result fails the run
 
 
 def check_readiness(session: Session | None) -> None:
-    """Run the readiness check before the session starts; show the table; raise if a
-    check fails (before anything changes). Skipped once the session has started."""
+    """Run the readiness check before the session starts; show the table; a failed check
+    stops the run before anything changes. Skipped once the session has started."""
     if session is None or session.started:
         if session is not None and session.record is not None:
             display(HTML(note_html("The readiness check ran at PrepareSplit of this session; "
@@ -210,7 +214,7 @@ def request(session: Session | None, name: str, *, picture: bool = False,
     """Run request NAME (PrepareSplit, ExecuteSplit, Install, …) if it is due, else say
     why not; with ``picture`` show the status and the system picture as they are after it
     ran (a snapshot, even when live: the live views stay at the top). A failure shows the
-    state and Retry/Abort, then raises."""
+    state and Retry/Abort; the run goes on to its log, timeline and result, which fails."""
     if session is None:
         return
     if not session.due(name):
@@ -225,7 +229,7 @@ def request(session: Session | None, name: str, *, picture: bool = False,
         if hasattr(progress, "close"):
             progress.close()
         show_failure(session, err, live=live)
-        raise
+        return  # the session records why; later steps skip; the result fails the run
     took = session.now() - before
     display(HTML(note_html(f"{name} done ({took / 60:.1f} simulated minutes); the session is "
                            f"{session.upgrade_state.value} / "
@@ -237,6 +241,10 @@ def request(session: Session | None, name: str, *, picture: bool = False,
 def _why_not(session: Session) -> str:
     if session.done and session.record is not None:
         return f"the session ended: {session.record.outcome}"
+    if session.broken:
+        return f"the session is Broken at {session.broken[0]}"
+    if session.last_error is not None:
+        return "the run stopped above"
     return f"the session is {session.upgrade_state.value}"
 
 
@@ -253,8 +261,9 @@ def soak(session: Session | None, minutes: float) -> None:
     try:
         served = session.soak(left)
     except FtkitError as err:
+        session.halt(err)
         show_failure(session, err)
-        raise
+        return
     display(HTML(note_html(f"Soaked {left:g} min on the upgraded software: {served} "
                            "transactions acknowledged meanwhile.", colour=GREEN)))
 
@@ -301,15 +310,16 @@ def result(session: Session | None, *, mode: str, system: str, change_id: str = 
            operator: str = "") -> RunResult:
     """The run's result for the report archive (display it last): outcome, measured
     outage, lost transactions (:meth:`ftkit.process.Session.result`). Shows the summary;
-    raises if the session did not end, or lost a transaction."""
+    a run that stopped (Broken, refused, not ended) or lost a transaction shows why and
+    where the system is left, then raises, so the run fails with its record complete."""
     if session is None:
         return RunResult(outcome=Outcome.PLANNED, system=system, change_id=change_id,
                          operator=operator, message="plan mode: nothing on the system changed",
                          extra={"mode": mode})
-    if session.record is not None and session.done:
+    if session.record is not None:
         facts = session.facts()
         rows = [
-            {"fact": "outcome", "value": facts["outcome"]},
+            {"fact": "outcome", "value": facts["outcome"] or "failed (the session did not end)"},
             {"fact": "outages", "value": "; ".join(
                 f"{s:.1f} s at t={t / 60:.1f} min"
                 for s, t in zip(facts["outages_s"], facts["outage_at_s"], strict=True))
@@ -325,5 +335,8 @@ def result(session: Session | None, *, mode: str, system: str, change_id: str = 
     try:
         return session.result(mode=mode)  # type: ignore[no-any-return]
     except FtkitError as err:
-        show_failure(session, err)
+        display(HTML(failure_html(session, err)))
         raise
+    finally:
+        if not session.done:
+            session.release()  # this run ends here; the next run may carry on
