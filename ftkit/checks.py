@@ -742,15 +742,15 @@ def _no_session(
     stage_pending: bool,
 ) -> list[CheckResult]:
     found = _Findings()
-    busy = state.split or state.merged or bool(state.phase)
+    busy = state.split or state.merged or state.unfinished is not None
     if busy and not in_session:
         what = []
         if state.split:
             what.append(f"system split, Production side enclosure {state.production}")
         if state.merged:
             what.append("merged")
-        if state.phase:
-            what.append(f"step {state.phase!r} unfinished")
+        if state.unfinished is not None:
+            what.append(f"{state.unfinished.value} unfinished")
         found.fail(
             f"a session is in progress ({'; '.join(what)})",
             "resume it (active-upgrade runbook) or abort it (abort runbook), then Finish",

@@ -69,9 +69,7 @@ def system_path(rest: str) -> Path:
     """The twin file a ``sim://`` target names: ``sim://NAME`` (NAME matches
     :data:`NAME_RULE`) is ``$FTKIT_HOME/systems/NAME.db``; ``sim:///abs/path.db`` is that
     file.  Anything else is a one-line TargetError naming the rule (read-only)."""
-    if any(ord(c) < 32 or c == "\x7f" for c in rest):
-        raise TargetError(f"malformed simulator target {rest!r}: it holds a control character",
-                          f"write sim://NAME (NAME is {NAME_RULE}) or sim:///abs/path.db")
+    _refuse_control_characters(rest)
     if rest.startswith("/"):
         path = Path(rest)
         if path.suffix != ".db" or ".." in path.parts or not _NAME.fullmatch(path.stem):
@@ -88,8 +86,15 @@ def system_path(rest: str) -> Path:
     return ftkit_home() / "systems" / f"{rest}.db"
 
 
+def _refuse_control_characters(text: str) -> None:
+    if any(ord(c) < 32 or c == "\x7f" for c in text):
+        raise TargetError(f"malformed simulator target {text!r}: it holds a control character",
+                          f"write sim://NAME (NAME is {NAME_RULE}) or sim:///abs/path/NAME.db")
+
+
 def open_sim(target: str, rest: str) -> SimDriver:
     """The driver of an existing twin (the ``sim`` scheme's factory)."""
+    _refuse_control_characters(target)  # e.g. a trailing newline the scheme match dropped
     return SimDriver(target, TwinStore(system_path(rest)))
 
 
@@ -100,6 +105,7 @@ def create_system(target: str, *, scenario: str = "demo", seed: int = 0,
     another process creates it at the same moment)."""
     from ftkit.drivers import split_target
 
+    _refuse_control_characters(target)
     scheme, rest = split_target(target)
     if scheme != "sim":
         raise TargetError(f"{target!r} is not a simulator target", "write sim://NAME")
@@ -204,7 +210,7 @@ class SimDriver:
         self._elapse(seconds, "soak", progress)
 
     def inject(self, name: str, *, point: str | None = None, side: str | None = None,
-               target: str = "", times: int = 1) -> dict[str, object]:
+               target: str = "", times: int = 1) -> dict[str, Any]:
         """Arm a fault; ``point='now'`` makes it happen at once (one transaction)."""
         return faults.inject(self.store, name, point=point, side=side, target=target,
                              times=times)

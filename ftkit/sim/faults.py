@@ -104,7 +104,7 @@ FAULTS: dict[str, FaultSpec] = {
 
 
 def arm(name: str, *, point: str | None = None, side: str | None = None,
-        target: str = "", times: int = 1) -> dict[str, object]:
+        target: str = "", times: int = 1) -> dict[str, Any]:
     """A validated armed-fault record; bad input is a one-line FaultError."""
     spec = FAULTS.get(name)
     if spec is None:
@@ -126,7 +126,7 @@ def arm(name: str, *, point: str | None = None, side: str | None = None,
 
 
 def inject(store: TwinStore, name: str, *, point: str | None = None, side: str | None = None,
-           target: str = "", times: int = 1) -> dict[str, object]:
+           target: str = "", times: int = 1) -> dict[str, Any]:
     """Arm a fault; ``point='now'`` makes it happen at once (one transaction)."""
     record = arm(name, point=point, side=side, target=target, times=times)
     with store.transaction() as txn:
