@@ -18,6 +18,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,7 @@ from ftkit.model import (
     SystemState,
 )
 from ftkit.sim import faults
-from ftkit.sim.parts import AbortPart, CommitPart, Marker, MergePart, Part, todo
+from ftkit.sim.parts import AbortPart, CommitPart, Marker, MergePart, todo
 from ftkit.sim.twin import (
     BOOT_S,
     POST_S,
@@ -199,7 +200,7 @@ class SimDriver:
 
     # --- time and faults ------------------------------------------------------
 
-    def _txn(self) -> Any:
+    def _txn(self) -> AbstractContextManager[Txn]:
         return self.store.transaction()
 
     def _elapse(self, seconds: float, label: str, progress: Progress | None,
@@ -233,9 +234,6 @@ class SimDriver:
 
     def _marker(self) -> Marker | None:
         return self.store.read()[1].marker
-
-    def _todo(self, request: Request) -> list[Part]:
-        return todo(self._marker(), request)
 
     def stage(self, label: str, digest: str) -> None:
         st = self.status()
@@ -370,8 +368,8 @@ class SimDriver:
     def merge(self, *, critical: Sequence[str], progress: Progress | None = None) -> None:
         """ExecuteMerge, part by part (:class:`~ftkit.sim.parts.MergePart`)."""
         st = self.status()
-        parts = self._todo(Request.EXECUTE_MERGE)
-        if st.merged and self._marker() is None:
+        marker = self._marker()
+        if st.merged and marker is None:
             return  # merged already
         up = self._upgrade_enclosure()
         prod = 1 - up
@@ -379,6 +377,9 @@ class SimDriver:
             raise StepFailedError(f"the Upgrade side is {st.sides[up].os.value}",
                                   "reboot it, then Retry", step="merge",
                                   reason="Upgrade side not up")
+        if marker is not None and marker.request is not Request.EXECUTE_MERGE:
+            return  # an Abort under way has superseded the merge
+        parts = todo(marker, Request.EXECUTE_MERGE)
         if MergePart.STOP_APPLICATIONS in parts:
             faults.fire(self.store, "merge")
             faults.refuse_service(self.store, "merge", "service-stop-refused", critical)
@@ -444,8 +445,8 @@ class SimDriver:
             if not st.split and marker is None:
                 return  # committed already, or nothing to commit
             raise TransitionError("commit needs a merged system", "merge first")
-        # merged with the original side still to shut down: commit goes on regardless
-        parts = self._todo(Request.COMMIT) if committing else list(CommitPart)
+        # (merged with the original side still to shut down: commit supersedes that part)
+        parts = todo(marker, Request.COMMIT)
         if CommitPart.REJOIN in parts:
             up = self._upgrade_enclosure()
             faults.fire(self.store, "commit")
@@ -484,7 +485,7 @@ class SimDriver:
                 "repair it first: its data disks hold the only up-to-date copy",
                 step="abort", reason="Production side down")
         faults.fire(self.store, "abort")
-        parts = self._todo(Request.ABORT) if request is Request.ABORT else list(AbortPart)
+        parts = todo(marker, Request.ABORT)
         if AbortPart.STOP_APPLICATIONS in parts:
             with self._txn() as txn:
                 if txn.state.apps_on == up:

@@ -79,17 +79,12 @@ class Marker:
             return cls(request, order[at + 1])
         return None if request is Request.EXECUTE_MERGE else cls(request, part)
 
-    def todo(self, request: Request) -> list[Part]:
-        """The parts of REQUEST still to do, in order (none if the marker is another
-        request's)."""
-        if request is not self.request:
-            return []
-        order: list[Part] = list(PARTS[request])
-        return order[order.index(PARTS[request](self.part)):]
-
 
 def todo(marker: Marker | None, request: Request) -> list[Part]:
-    """The parts of REQUEST still to do: all of them when no request is under way."""
-    if marker is None:
-        return list(PARTS[request])
-    return marker.todo(request)
+    """The parts of REQUEST still to do, in order: from MARKER on when it is REQUEST's;
+    all of them otherwise (none under way, or another request's that REQUEST supersedes,
+    as an Abort supersedes an unfinished ExecuteMerge)."""
+    order: list[Part] = list(PARTS[request])
+    if marker is None or marker.request is not request:
+        return order
+    return order[order.index(PARTS[request](marker.part)):]
