@@ -21,7 +21,6 @@ import json
 import math
 import os
 import sqlite3
-import tempfile
 import time
 import tomllib
 import uuid
@@ -448,10 +447,8 @@ class TwinStore:
         if path.exists():
             raise _exists(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".creating",
-                                    dir=path.parent)
-        os.close(fd)
-        tmp = Path(name)
+        # a name of its own (SQLite makes the file with the usual permissions)
+        tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.creating"
         try:
             conn = sqlite3.connect(tmp, isolation_level=None)  # rollback journal, no WAL
             try:
