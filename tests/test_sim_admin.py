@@ -5,7 +5,10 @@ targets refused up front, creation atomic under concurrency, resumable parts dec
 from __future__ import annotations
 
 import multiprocessing
+import os
 import sqlite3
+import subprocess
+import sys
 import uuid
 from contextlib import closing
 from pathlib import Path
@@ -224,8 +227,6 @@ WORKERS = 6
 def _race(home: str, rounds: int, barrier: Any, out: Any, worker: int) -> None:
     """Each round, create (even workers) or ensure (odd) one new name at the same moment
     as the others; report what happened (runs in a child process)."""
-    import os
-
     os.environ["FTKIT_HOME"] = home
     for r in range(rounds):
         name = f"race{r}"
@@ -314,3 +315,22 @@ def test_a_merge_killed_before_a_part_resumes_there(sim: SimDriver, part: MergeP
     assert sim.settings().marker is None
     stopped = [m for _t, _s, m in sim.events() if "applications stopped" in m]
     assert stopped == []  # the part done before the kill was not done again
+
+
+def test_concurrent_sim_create_commands_give_one_system_and_one_line_refusals(
+        ftkit_dirs: SimpleNamespace) -> None:
+    """Issue 8 #5 as an operator met it: four ``ftkit sim create x`` at once."""
+    env = {**os.environ, "FTKIT_HOME": str(ftkit_dirs.home)}
+    for r in range(3):
+        name = f"cli{r}"
+        procs = [subprocess.Popen([sys.executable, "-m", "ftkit", "sim", "create", name],
+                                  env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True)
+                 for _ in range(4)]
+        ends = [(*p.communicate(timeout=120), p.returncode) for p in procs]
+        assert sorted(code for _out, _err, code in ends) == [0, 2, 2, 2], ends
+        for _out, err, code in ends:
+            if code:
+                assert err.count("\n") == 1 and "already exists" in err, err
+    left = sorted(p.name for p in (ftkit_dirs.home / "systems").iterdir())
+    assert left == ["cli0.db", "cli1.db", "cli2.db"]
