@@ -47,7 +47,6 @@ __all__ = [
     "inject",
     "refuse_service",
     "repair",
-    "repairable",
     "resync",
     "take",
     "take_action_fault",
@@ -353,14 +352,6 @@ def _current_members(st: SystemState, mirror: Mirror) -> list[int]:
 
 
 # --- repair -------------------------------------------------------------------------
-
-
-def repairable(state: SystemState) -> list[str]:
-    """What a repair would replace: broken modules' ids and failed disks' names."""
-    found = [str(m.id) for m in state.modules.values() if m.state is not ModuleState.ONLINE]
-    found += [mirror.name for mirror in state.mirrors.values()
-              if not all(member.healthy for member in mirror.members.values())]
-    return found
 
 
 def repair(store: TwinStore, what: str = "all", *, progress: Progress | None = None
