@@ -420,7 +420,9 @@ class TwinStore:
                               "name a file made by ftkit sim create, or remove this one "
                               "with: ftkit sim remove NAME --force")
         self._conn = self._connect(path)
-        if not self.read()[0].system_id:
+        ident = self._conn.execute(
+            "SELECT json_extract(state, '$.system_id') FROM twin WHERE id = 1").fetchone()
+        if not (ident and ident[0]):
             self._give_identity()
 
     @staticmethod
