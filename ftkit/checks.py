@@ -669,15 +669,15 @@ def _rdr_resync(ctx: CheckContext, found: Findings) -> str:
 @check("no-session", "No Active Upgrade session in progress")
 def _no_session(ctx: CheckContext, found: Findings) -> str:
     state, in_session = ctx.state, ctx.in_session
-    busy = state.split or state.merged or bool(state.phase)
+    busy = state.split or state.merged or state.unfinished is not None
     if busy and not in_session:
         what = []
         if state.split:
             what.append(f"system split, Production side enclosure {state.production}")
         if state.merged:
             what.append("merged")
-        if state.phase:
-            what.append(f"step {state.phase!r} unfinished")
+        if state.unfinished is not None:
+            what.append(f"{state.unfinished.value} unfinished")
         found.fail(
             f"a session is in progress ({'; '.join(what)})",
             "resume it (active-upgrade runbook) or abort it (abort runbook), then Finish",

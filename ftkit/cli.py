@@ -183,8 +183,8 @@ def summary(st: SystemState) -> str:
         parts.append("applications duplex")
     else:
         parts.append(f"applications on enclosure {st.apps_on}")
-    if st.phase:
-        parts.append(f"in {st.phase}")
+    if st.unfinished is not None:
+        parts.append(f"{st.unfinished.value} unfinished")
     return ", ".join(parts)
 
 

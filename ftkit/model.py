@@ -273,7 +273,12 @@ class SystemState:
     critical: list[str] = field(default_factory=list)  # services that carry the workload
     staged: dict[str, str] = field(default_factory=dict)  # package label -> digest
     saved_startup: dict[str, StartupType] = field(default_factory=dict)  # kept at split
-    phase: str = ""  # driver's own progress marker inside a multi-part request
+    # the system's own identity, made once when it was set up and read from it (the
+    # twin's file, a real driver's site): the same whatever target spelling reached it
+    system_id: str = ""
+    # the Active Upgrade request the system is part-way through (a multi-part one:
+    # ExecuteMerge until it completes; Commit and Abort until Finish); None when none is
+    unfinished: Request | None = None
 
     @property
     def duplex(self) -> bool:

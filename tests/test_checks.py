@@ -26,8 +26,10 @@ from ftkit.checks import (
 )
 from ftkit.config import UpgradeConfig, load_config, load_config_text
 from ftkit.errors import ActionTimeoutError
+from ftkit.model import Request
 from ftkit.packages import UpdatePackage, load_package_text, load_packages
 from ftkit.sim.driver import SimDriver, create_system
+from ftkit.sim.parts import Marker, MergePart
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"
@@ -364,7 +366,7 @@ def test_a_session_in_progress_fails_unless_the_session_owns_the_check(
 ) -> None:
     driver = make_system("demo")
     with driver.store.transaction() as txn:  # a request part-way through
-        txn.state.phase = "merge:stopped"
+        txn.sim.marker = Marker(Request.EXECUTE_MERGE, MergePart.HAND_OVER)
 
     results = run_checks(driver, config, packages)
     assert not_passed(results) == {"no-session": FAIL}

@@ -23,6 +23,7 @@ from ftkit.model import (
     MirrorState,
     ModuleState,
     PartnerState,
+    Request,
     SideRole,
     StartupType,
     SystemState,
@@ -30,6 +31,7 @@ from ftkit.model import (
 )
 from ftkit.sim.driver import SimDriver, create_system, list_systems
 from ftkit.sim.faults import FAULTS
+from ftkit.sim.parts import CommitPart, Marker
 from ftkit.sim.twin import load_scenario, scenario_names
 
 CRITICAL = ["OrderDB", "WebFront"]
@@ -462,7 +464,8 @@ def test_hang_shutdown_at_merge_then_retry(sim: SimDriver) -> None:
     assert st.sides[0].os is PartnerState.HUNG_OS_SHUTTING_DOWN
     sim.merge(critical=CRITICAL)
     st = sim.status()
-    assert st.sides[0].os is PartnerState.OS_SHUT_DOWN and st.phase == ""
+    assert st.sides[0].os is PartnerState.OS_SHUT_DOWN and st.unfinished is None
+    assert sim.settings().marker is None
     assert len(sim.outages()) == 1
 
 
@@ -578,7 +581,8 @@ def test_resync_fail_at_commit_then_retry(sim: SimDriver) -> None:
         sim.commit()
     assert info.value.step == "commit"
     st = sim.status()
-    assert st.phase == "commit:resyncing" and not st.split
+    assert st.unfinished is Request.COMMIT and not st.split
+    assert sim.settings().marker == Marker(Request.COMMIT, CommitPart.RESYNC)
     assert any(m.state is MirrorState.RESYNCING for m in st.mirrors.values())
     with pytest.raises(TransitionError, match="abort is refused"):
         sim.abort()
@@ -724,7 +728,7 @@ def test_full_upgrade(sim: SimDriver) -> None:
     st = sim.status()
     assert software(sim) == {0: PACKAGE["version"], 1: PACKAGE["version"]}
     assert st.boot_disk().members[0].startup == st.boot_disk().members[1].startup
-    assert st.phase == "" and st.staged == {} and st.critical == []
+    assert st.unfinished is None and st.staged == {} and st.critical == []
     assert_duplex_and_whole(sim)
     assert [o.seconds for o in sim.outages()] == [outage.seconds]  # commit added none
     assert_ledger_contiguous(sim)

@@ -5,15 +5,26 @@ Guarantees: every change goes through :meth:`TwinStore.transaction`, which holds
 back with the transactions the workload acknowledged meanwhile, in one SQLite
 transaction.  A process killed at any instant leaves the twin as it was before or
 after a whole transaction; several processes may open the same file at once.
+
+A twin appears whole or not at all: :meth:`TwinStore.create` builds it in a private
+temporary file beside its final name and publishes it with ``os.link``, which fails if
+the name exists, so of several concurrent creators exactly one wins and no reader ever
+opens a half-built file.
+
+Time passes in :meth:`TwinStore.elapse`, in chunks that each commit, while the workload
+acknowledges transactions into the ledger.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import sqlite3
+import time
 import tomllib
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import resources
@@ -40,8 +51,33 @@ from ftkit.model import (
     from_dict,
     to_dict,
 )
+from ftkit.sim.parts import Marker
 
-__all__ = ["SimSettings", "TwinStore", "Txn", "build_state", "load_scenario", "scenario_names"]
+__all__ = [
+    "BOOT_S",
+    "POST_S",
+    "SHUTDOWN_S",
+    "SimSettings",
+    "SystemExistsError",
+    "TwinStore",
+    "Txn",
+    "automatic",
+    "build_state",
+    "is_twin",
+    "load_scenario",
+    "scenario_names",
+]
+
+# Realistic durations in simulated seconds, shared by the requests and the repairs.
+SHUTDOWN_S = 60.0
+POST_S = 120.0
+BOOT_S = 90.0
+
+Progress = Callable[[str, float, float], None]  # as ftkit.drivers.Progress
+
+
+class SystemExistsError(TargetError):
+    """A twin already exists under the name a creation asked for."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS twin (
@@ -80,6 +116,7 @@ class SimSettings:
     next_due: float = 0.0
     faults: list[dict[str, Any]] = field(default_factory=list)
     fired: int = 0  # faults fired so far (feeds the seeded RNG)
+    marker: Marker | None = None  # where an unfinished multi-part request stands
 
 
 # --- scenarios -------------------------------------------------------------
@@ -125,8 +162,9 @@ def load_scenario(name: str) -> dict[str, Any]:
     return base
 
 
-def build_state(name: str, scenario: dict[str, Any], *, epoch: str) -> SystemState:
-    """A fresh duplex system from scenario data."""
+def build_state(name: str, scenario: dict[str, Any], *, epoch: str,
+                system_id: str = "") -> SystemState:
+    """A fresh duplex system from scenario data, identified by SYSTEM_ID."""
     software = dict(scenario.get("software", {}))
     logs: dict[str, list[Any]] = {log: [] for log in scenario.get("event_logs", [])}
     startup = {
@@ -223,11 +261,19 @@ def build_state(name: str, scenario: dict[str, Any], *, epoch: str) -> SystemSta
         apps_on=up[0] if apps_up and up else None,
         apps_duplex=apps_up and not down,
         critical=critical,
+        system_id=system_id,
     )
 
 
 def _enc_ok(modules: dict[int, Module], enc: int) -> bool:
     return all(m.state is ModuleState.ONLINE for m in modules.values() if m.enclosure == enc)
+
+
+def automatic(st: SystemState, enc: int) -> list[str]:
+    """The services that start when enclosure ENC boots: automatic on its system disk."""
+    boot = st.boot_disk().members[enc]
+    return [s for s, t in boot.startup.items()
+            if t is StartupType.AUTOMATIC and st.services.get(s) and st.services[s].exists]
 
 
 # --- the store -------------------------------------------------------------
@@ -369,17 +415,15 @@ class TwinStore:
                 f"no simulated system at {path}", "create it with: ftkit sim create NAME"
             )
         # look before switching the file to WAL: never change a file that is not a twin
-        probe = sqlite3.connect(path, timeout=30.0, isolation_level=None)
-        try:
-            row = probe.execute("SELECT name FROM sqlite_master WHERE name='twin'").fetchone()
-        except sqlite3.DatabaseError:  # not SQLite at all
-            row = None
-        finally:
-            probe.close()
-        if row is None:
+        if not is_twin(path):
             raise TargetError(f"{path} is not an ftkit twin",
-                              "name a file made by ftkit sim create")
+                              "name a file made by ftkit sim create, or remove this one "
+                              "with: ftkit sim remove NAME --force")
         self._conn = self._connect(path)
+        ident = self._conn.execute(
+            "SELECT json_extract(state, '$.system_id') FROM twin WHERE id = 1").fetchone()
+        if not (ident and ident[0]):
+            self._give_identity()
 
     @staticmethod
     def _connect(path: Path) -> sqlite3.Connection:
@@ -387,27 +431,47 @@ class TwinStore:
         conn.execute("PRAGMA synchronous=NORMAL")
         return conn
 
+    def _give_identity(self) -> None:
+        """A twin made before systems had an id gets one, once (one transaction)."""
+        with self.transaction() as txn:
+            if not txn.state.system_id:
+                txn.state.system_id = str(uuid.uuid4())
+
     @classmethod
     def create(cls, path: Path, state: SystemState, sim: SimSettings) -> TwinStore:
-        """Write a new twin file; refuses to overwrite one (one transaction)."""
+        """Write a new twin file whole, or nothing: refuses to overwrite one.
+
+        The twin is built in a private temporary file in the same folder, then published
+        under PATH by ``os.link``, which fails when PATH exists: whatever the concurrency,
+        exactly one creator wins, the others get :class:`SystemExistsError`, and PATH
+        never names a half-built file.  The temporary file is removed either way.
+        """
         if path.exists():
-            raise TargetError(
-                f"a simulated system already exists at {path}",
-                "pick another name, or remove it with: ftkit sim remove NAME",
-            )
+            raise _exists(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".creating")
-        tmp.unlink(missing_ok=True)
-        conn = cls._connect(tmp)
-        conn.executescript(_SCHEMA)
-        conn.execute(
-            "INSERT INTO twin (id, state, sim, version) VALUES (1, ?, ?, 1)",
-            (json.dumps(to_dict(state)), json.dumps(to_dict(sim))),
-        )
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        conn.execute("PRAGMA journal_mode=DELETE")
-        conn.close()
-        tmp.replace(path)
+        # a name of its own (SQLite makes the file with the usual permissions)
+        tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.creating"
+        try:
+            conn = sqlite3.connect(tmp, isolation_level=None)  # rollback journal, no WAL
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute(
+                    "INSERT INTO twin (id, state, sim, version) VALUES (1, ?, ?, 1)",
+                    (_state_json(state, sim), json.dumps(to_dict(sim))),
+                )
+                conn.execute("COMMIT")
+            finally:
+                conn.close()
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                raise _exists(path) from None
+        finally:
+            tmp.unlink(missing_ok=True)
+            Path(f"{tmp}-journal").unlink(missing_ok=True)
         return cls(path)
 
     def close(self) -> None:
@@ -429,12 +493,31 @@ class TwinStore:
             yield txn
             self._conn.execute(
                 "UPDATE twin SET state = ?, sim = ?, version = version + 1 WHERE id = 1",
-                (json.dumps(to_dict(txn.state)), json.dumps(to_dict(txn.sim))),
+                (_state_json(txn.state, txn.sim), json.dumps(to_dict(txn.sim))),
             )
             self._conn.execute("COMMIT")
         except BaseException:
             self._conn.execute("ROLLBACK")
             raise
+
+    def elapse(self, seconds: float, label: str, progress: Progress | None,
+               *, chunks: int = 20) -> None:
+        """Let SECONDS of simulated time pass in CHUNKS transactions, each one committed
+        (a process killed meanwhile leaves only whole chunks done), sleeping in
+        proportion to the time scale; ``progress(label, done, total)`` after each."""
+        if seconds <= 0:
+            return
+        scale = self.read()[1].time_scale
+        step = seconds / chunks
+        done = 0.0
+        for _ in range(chunks):
+            with self.transaction() as txn:
+                txn.advance(step)
+            done += step
+            if progress is not None:
+                progress(label, min(done, seconds), seconds)
+            if scale > 0:
+                time.sleep(step * scale)
 
     def version(self) -> int:
         """How many transactions changed this twin (read-only)."""
@@ -455,3 +538,28 @@ class TwinStore:
             "SELECT t, source, message FROM events ORDER BY id DESC LIMIT ?", (limit,)
         ).fetchall()
         return [tuple(r) for r in reversed(rows)]
+
+
+def is_twin(path: Path) -> bool:
+    """Whether the existing file PATH is an SQLite file with a twin table (read-only)."""
+    probe = sqlite3.connect(path, timeout=30.0, isolation_level=None)
+    try:
+        row = probe.execute("SELECT name FROM sqlite_master WHERE name='twin'").fetchone()
+    except sqlite3.DatabaseError:  # not SQLite at all, or empty
+        row = None
+    finally:
+        probe.close()
+    return row is not None
+
+
+def _exists(path: Path) -> SystemExistsError:
+    return SystemExistsError(
+        f"a simulated system already exists at {path}",
+        "pick another name, or remove it with: ftkit sim remove NAME",
+    )
+
+
+def _state_json(state: SystemState, sim: SimSettings) -> str:
+    """The state as stored: its unfinished request is always the marker's."""
+    state.unfinished = sim.marker.request if sim.marker is not None else None
+    return json.dumps(to_dict(state))
