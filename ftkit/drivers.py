@@ -103,7 +103,9 @@ class Driver(Protocol):
 
     def run_custom_action(self, path: str, *, args: Sequence[str], env: Mapping[str, str],
                           timeout_s: float, request: str, side: str) -> ActionResult:
-        """Run one custom action executable on the given side."""
+        """Run one custom action executable on the given side, with exactly ENV as its
+        environment (the process declares it: ACTIVE_UPGRADE_*, PATH and what the
+        configuration names; never the caller's whole environment)."""
 
     def outages(self) -> list[Outage]:
         """Every gap in service measured from the transaction ledger (read-only)."""

@@ -354,8 +354,28 @@ class Journal:
 
     @classmethod
     def open(cls, target: str, *, clock: Callable[[], datetime] | None = None) -> Journal:
-        """The journal of TARGET under ``$FTKIT_HOME/journals`` (created if new)."""
-        return cls(home.journal_path(target), target=target, clock=clock)
+        """The journal of TARGET's system under ``$FTKIT_HOME/journals`` (created if new).
+
+        Keyed by the system's own id when the system can be reached (two spellings of one
+        system share one journal; a new system of an old name starts a new one), else by
+        the target string."""
+        return cls(journal_path_of(target), target=target, clock=clock)
+
+    @classmethod
+    def of(cls, driver: Any, *, clock: Callable[[], datetime] | None = None) -> Journal:
+        """The journal of DRIVER's system (keyed by its system id); created if new."""
+        return cls(home.journal_path(_key(driver.target, driver.status().system_id)),
+                   target=driver.target, clock=clock)
+
+    @classmethod
+    def find(cls, driver: Any) -> Journal | None:
+        """The journal of DRIVER's system if it has one, else None; creates nothing."""
+        key = _key(driver.target, driver.status().system_id)
+        folder = home.ftkit_home() / "journals"
+        if not folder.is_dir():
+            return None
+        path = home.journal_path(key)
+        return cls(path, target=driver.target) if path.is_file() else None
 
     # --- plumbing -------------------------------------------------------------------------
 
@@ -1080,6 +1100,25 @@ class Journal:
             )
         self._verified = (prev_id or 0, prev_hash)
         return len(rows)
+
+
+def _key(target: str, system_id: str) -> str:
+    return f"system:{system_id}" if system_id else target
+
+
+def journal_path_of(target: str) -> Path:
+    """Where TARGET's journal lives: keyed by its system's id when the system can be
+    opened, else by the target string (a malformed or unknown target)."""
+    from ftkit.drivers import connect
+
+    try:
+        driver = connect(target)
+    except FtkitError:
+        return home.journal_path(target)
+    try:
+        return home.journal_path(_key(driver.target, driver.status().system_id))
+    finally:
+        driver.close()
 
 
 def _busy(record: SessionRecord) -> SessionBusyError:

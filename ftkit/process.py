@@ -945,7 +945,7 @@ def open_session(system: str | Driver, config: UpgradeConfig | str | os.PathLike
     PrepareSplit. The journal is verified first: a tampered one is refused."""
     cfg, pkgs = _load(config, packages)
     driver = connect(system) if isinstance(system, str) else system
-    journal = Journal.open(driver.target)
+    journal = Journal.of(driver)
     journal.verify()  # a tampered journal is never resumed (nor added to)
     record = journal.current_session()
     if record is None and change_id:
@@ -978,7 +978,7 @@ def adopt(system: str | Driver, *, operator: str, reason: str) -> Session:
     unfinished session or the system is not split; one transaction."""
     driver = connect(system) if isinstance(system, str) else system
     st = driver.status()
-    journal = Journal.open(driver.target)
+    journal = Journal.of(driver)
     if journal.current_session() is not None:
         raise TransitionError(f"{driver.target} has an unfinished session in its journal",
                               "resume it or abort it; recover is for a lost journal")
@@ -1004,7 +1004,7 @@ def observe(system: str | Driver) -> Session:
     last one, else none. Writes nothing (unlike :func:`open_session`, which journals the
     reopening); call no request on it: it has no configuration or packages."""
     driver = connect(system) if isinstance(system, str) else system
-    journal = Journal.open(driver.target)
+    journal = Journal.of(driver)
     sessions = journal.sessions()
     record = journal.current_session() or (sessions[-1] if sessions else None)
     config = UpgradeConfig(description="status view (no configuration)", system_disks=())

@@ -47,17 +47,14 @@ def validate(data: dict[str, Any]) -> None:
                          f"{errors[0].message}", "fix the driver's status()")
 
 
-def session_of(target: str) -> dict[str, Any] | None:
-    """The unfinished session of TARGET, else its last one, else None; read-only (a target
-    with no journal has no session, and none is created)."""
-    from ftkit import home
-
-    path = home.journal_path(target)
-    if not path.is_file():
-        return None
+def session_of(driver: Driver) -> dict[str, Any] | None:
+    """The unfinished session of DRIVER's system, else its last one, else None; read-only
+    (a system with no journal has no session, and none is created)."""
     from ftkit.journal import Journal
 
-    journal = Journal(path, target=target)
+    journal = Journal.find(driver)
+    if journal is None:
+        return None
     try:
         sessions = journal.sessions()
         record = journal.current_session() or (sessions[-1] if sessions else None)
@@ -91,7 +88,7 @@ def system_status(driver: Driver, *, session: dict[str, Any] | bool | None = Tru
     st = driver.status()
     if session is True:
         try:
-            session = session_of(driver.target)
+            session = session_of(driver)
         except FtkitError as err:  # a damaged journal must not hide the system's state
             session = {"id": None, "upgrade_state": "Idle", "operational_state": "Broken",
                        "broken_step": "Journal", "broken_reason": err.message}

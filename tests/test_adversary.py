@@ -268,3 +268,25 @@ def test_a_journal_lost_mid_session_stops_the_run_and_recover_adopts_the_system(
     assert rescued.abort_and_finish(who="b", why="journal lost") == "aborted"
     st = driver.status()
     assert st.duplex and not st.split and driver.lost_transactions() == 0
+
+
+def test_two_spellings_of_one_system_share_one_session() -> None:
+    """#3: sim://NAME and sim:///path/NAME.db are one system: one journal, one session."""
+    from ftkit.sim.driver import system_path
+
+    name = f"a1-{uuid.uuid4().hex[:8]}"
+    driver = create_system(f"sim://{name}")
+    first = open_session(f"sim://{name}", CONFIG, PACKAGES, change_id="CHG-2S",
+                         operator="a", reason="r")
+    first.run_request("PrepareSplit")
+    first.close()
+    other = open_session(f"sim://{system_path(name)}", CONFIG, PACKAGES, change_id="CHG-2S",
+                         operator="a", reason="r")
+    assert other.resumed and other.record is not None and other.record.id == first.record.id
+    assert other.journal.path == first.journal.path
+    assert other.run(ParameterDecisions(COMMIT)) == "committed"
+    assert len(Journal.open(f"sim://{name}").sessions()) == 1
+    with pytest.raises(TransitionError, match="ran already"):  # under either spelling
+        Journal.open(f"sim://{name}").begin_session(change_id="CHG-2S", operator="a",
+                                                    reason="r")
+    driver.close()

@@ -12,7 +12,6 @@ the workload acknowledges transactions into the ledger (:mod:`ftkit.sim.twin`).
 from __future__ import annotations
 
 import itertools
-import os
 import re
 import subprocess
 import time
@@ -568,7 +567,7 @@ class SimDriver:
         started = time.monotonic()
         try:
             done = subprocess.run(
-                [path, *args], env={**os.environ, **env}, capture_output=True, text=True,
+                [path, *args], env=dict(env), capture_output=True, text=True,
                 timeout=timeout_s, check=False,
             )
         except subprocess.TimeoutExpired as exc:
