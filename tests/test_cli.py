@@ -186,8 +186,17 @@ def test_sim_fault_now_happens_and_repair_undoes_it(capsys: pytest.CaptureFixtur
     assert code == 0 and "repaired module 1" in out
     data = json.loads(run(capsys, "status", lab, "--json")[1])
     assert data["duplex"] and data["lost"] == 0 and data["outages"] == []
-    code, _, err = run(capsys, "sim", "repair", lab)
-    assert code == 2 and "nothing to repair" in one_line_error(err)
+    before = twin_version(lab)
+    code, out, err = run(capsys, "sim", "repair", lab)  # nothing left: success, no change
+    assert (code, err) == (0, "")
+    assert out == ("nothing to repair on sim://lab: every module is online and every disk "
+                   "healthy\n")
+    code, out, _ = run(capsys, "sim", "repair", lab, "data0")
+    assert code == 0 and out == "nothing to repair on sim://lab: data0 is healthy\n"
+    assert twin_version(lab) == before
+    code, _, err = run(capsys, "sim", "repair", lab, "nope")
+    assert code == 2 and "sim://lab has no module or disk 'nope'" in one_line_error(err)
+    assert "ftkit status lab" in err
 
 
 @pytest.mark.parametrize(
