@@ -125,17 +125,14 @@ def _declared(source: str, path: Path) -> dict[str, dict[str, Any]]:
             continue
         if not isinstance(target, ast.Name) or node.value is None:
             continue
-        default = ast.get_source_segment(source, node.value) or ""
-        if annotation is not None:
-            type_name = ast.get_source_segment(source, annotation) or "None"
-        else:
-            try:
-                type_name = type(ast.literal_eval(node.value)).__name__
-            except ValueError:
-                type_name = "None"
+        # as papermill: a value over several lines is joined, each line stripped
+        default = "".join(line.strip() for line in
+                          (ast.get_source_segment(source, node.value) or "").splitlines())
         declared[target.id] = {
             "name": target.id,
-            "inferred_type_name": type_name,
+            # as papermill: the annotation's text, else "None"
+            "inferred_type_name": (ast.get_source_segment(source, annotation) or "None")
+            if annotation is not None else "None",
             "default": default,
             "help": comments.get(node.end_lineno or node.lineno, ""),
         }
