@@ -101,12 +101,21 @@ def test_readme_runs_in_order(tmp_path: Path) -> None:
     work.mkdir()
     for name in ("examples", "runbooks"):
         (work / name).symlink_to(REPO / name)
+    # `ftkit` and `papermill` are this interpreter's, whatever else is on the PATH (so the
+    # kernels they start import this checkout)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for command in ("ftkit", "papermill"):
+        (bin_dir / command).write_text(
+            f'#!/bin/sh\nexec {shlex.quote(sys.executable)} -m {command} "$@"\n',
+            encoding="utf-8")
+        (bin_dir / command).chmod(0o755)
     env = dict(os.environ)
     env.pop("VIRTUAL_ENV", None)
     env.update(
         FTKIT_HOME=str(tmp_path / "home"),
         FTKIT_REPORTS=str(tmp_path / "reports"),
-        PATH=os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]),
+        PATH=os.pathsep.join([str(bin_dir), env.get("PATH", "")]),
         PYTHONPATH=os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]),
     )
     text, _ = script(sh_blocks(README))
@@ -116,7 +125,7 @@ def test_readme_runs_in_order(tmp_path: Path) -> None:
     # the runs were archived where $FTKIT_REPORTS says; nothing landed in the working folder
     assert sorted(p.name for p in work.iterdir()) == ["examples", "runbooks"]
     ledger = (tmp_path / "reports" / "ledger.jsonl").read_text(encoding="utf-8").splitlines()
-    assert len(ledger) == 7  # lab1, lab2 (papermill), lab4 twice, lab5 twice
+    assert len(ledger) == 6  # lab1, lab2 (papermill, then reports add), lab4 twice, lab5 twice
 
 
 def _subcommands(parser: argparse.ArgumentParser, prefix: str = "ftkit") -> list[str]:
