@@ -46,9 +46,14 @@ install: venv  ## the package, its runbook kernel and the test tools
 	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[test]"
 	@echo "$(WHERE)"
 
-shell: venv  ## a shell with the project's environment on the PATH (exit to leave)
-	@echo "$(WHERE)"; echo "(a new shell with $(BIN) first on the PATH; exit to leave)"
-	@exec "$${SHELL:-/bin/sh}" -i
+shell: venv  ## a bash with the project's environment active (exit to leave)
+ifeq ($(IN_VENV),1)
+	@echo "$(WHERE); this shell has it already"
+else
+	@printf '%s\n' '[ -f ~/.bashrc ] && . ~/.bashrc' '. "$(BIN)/activate"' >"$(VENV)/shellrc"
+	@echo "$(WHERE)"; echo "(a bash with .venv active; exit to leave)"
+	@exec bash --rcfile "$(VENV)/shellrc" -i
+endif
 
 browser-deps:  ## Debian's Chromium for the real-browser JupyterLab test
 	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
