@@ -163,16 +163,11 @@ def ensure_system(target: str, *, scenario: str = "demo",
     """Connect to TARGET; a ``sim://`` system that does not exist yet is created from
     SCENARIO first (so a fresh machine's first run works). Returns ``(driver, created)``;
     of processes racing to create one system, one creates it and the others open it."""
-    scheme, rest = split_target(target)
+    scheme, _rest = split_target(target)
     if scheme == "sim":
-        from ftkit.sim.driver import create_system, system_path
+        from ftkit.sim import admin
 
-        if not system_path(rest).exists():
-            try:
-                return create_system(target, scenario=scenario, time_scale=time_scale), True
-            except TargetError:
-                if not system_path(rest).exists():
-                    raise
+        return admin.ensure(target, scenario=scenario, time_scale=time_scale)
     return connect(target), False
 
 

@@ -843,9 +843,11 @@ class Session:
                         f"{self.paused.name}: {how.replace(', ', ' or ')}",
                 extra={"mode": mode, "session": record.id})
         if record is None:
+            what = ("nothing to abort: no unfinished session" if mode == "abort"
+                    else "no session")
             return RunResult(outcome="stopped", system=self.target, change_id=self.change_id,
                              operator=self.operator,
-                             message="no session: nothing on the system changed",
+                             message=f"{what}; nothing on the system changed",
                              extra={"mode": mode})
         if not self.done:
             raise self.stopped()

@@ -10,14 +10,17 @@ the ftkit package) or a path. Parameters are checked against the notebook's
 ``parameters`` cell before anything runs. Whether the run succeeds or fails, the executed
 notebook goes to the report archive (:func:`ftkit.archive.archive_run`); a failure is
 then raised as one-line :class:`~ftkit.errors.FtkitError`. papermill is imported only
-when a runbook is inspected or run.
+when a runbook is run: its parameters are read with ``json`` and ``ast``.
 """
 
 from __future__ import annotations
 
 import ast
+import io
+import json
 import os
 import tempfile
+import tokenize
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,11 +32,15 @@ from ftkit.errors import FtkitError
 from ftkit.redact import scrub, secret_values
 
 __all__ = [
+    "check_parameters",
+    "find_file",
     "now",
+    "parameter_value",
     "parse_cli_value",
     "resolve_runbook",
     "run_runbook",
     "runbook_parameters",
+    "runbook_title",
     "runbooks_folder",
 ]
 
@@ -75,10 +82,78 @@ def resolve_runbook(runbook: str | Path, *, runbooks_dir: Path | None = None) ->
 
 
 def runbook_parameters(path: Path) -> dict[str, dict[str, Any]]:
-    """The parameters a runbook declares (papermill.inspect_notebook); read-only."""
-    import papermill
+    """The parameters a runbook declares in its cell tagged ``parameters``; read-only.
 
-    return dict(papermill.inspect_notebook(str(path)))
+    ``{name: {"name", "inferred_type_name", "default", "help"}}`` in the cell's order, as
+    ``papermill.inspect_notebook`` gives them: ``default`` is the value's source text,
+    ``help`` the comment on its line. Read with ``json`` and ``ast`` only, so listing the
+    runbooks (``ftkit run --help``) and checking a run's parameters cost no notebook
+    machinery's start-up. A notebook that cannot be read is an FtkitError.
+    """
+    try:
+        notebook = json.loads(Path(path).read_text(encoding="utf-8"))
+        cells = notebook.get("cells", []) if isinstance(notebook, dict) else []
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise FtkitError(f"cannot read runbook {path}: {err}",
+                         "give a notebook (.ipynb) written by Jupyter") from None
+    for cell in cells:
+        tags = (cell.get("metadata") or {}).get("tags") or []
+        if cell.get("cell_type") == "code" and "parameters" in tags:
+            source = cell.get("source", "")
+            return _declared(source if isinstance(source, str) else "".join(source), path)
+    return {}
+
+
+def _declared(source: str, path: Path) -> dict[str, dict[str, Any]]:
+    """The assignments of a parameters cell's SOURCE, with the comment on each one's line."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as err:
+        raise FtkitError(f"runbook {path} has a parameters cell that is not Python ({err.msg}, "
+                         f"line {err.lineno})", "fix the cell tagged parameters") from None
+    comments: dict[int, str] = {}
+    for token in tokenize.generate_tokens(io.StringIO(source).readline):
+        if token.type == tokenize.COMMENT:
+            comments[token.start[0]] = token.string.lstrip("#").strip()
+    declared: dict[str, dict[str, Any]] = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target, annotation = node.targets[0], None
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            target, annotation = node.target, node.annotation
+        else:
+            continue
+        if not isinstance(target, ast.Name) or node.value is None:
+            continue
+        # as papermill: a value over several lines is joined, each line stripped
+        default = "".join(line.strip() for line in
+                          (ast.get_source_segment(source, node.value) or "").splitlines())
+        declared[target.id] = {
+            "name": target.id,
+            # as papermill: the annotation's text, else "None"
+            "inferred_type_name": (ast.get_source_segment(source, annotation) or "None")
+            if annotation is not None else "None",
+            "default": default,
+            "help": comments.get(node.end_lineno or node.lineno, ""),
+        }
+    return declared
+
+
+def runbook_title(path: Path) -> str:
+    """The first heading of a runbook's first markdown cell ("" if none); read-only."""
+    try:
+        notebook = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return ""
+    for cell in notebook.get("cells", []) if isinstance(notebook, dict) else []:
+        if cell.get("cell_type") == "markdown":
+            source = cell.get("source", "")
+            text = source if isinstance(source, str) else "".join(source)
+            for line in text.splitlines():
+                if line.startswith("#"):
+                    return line.lstrip("#").strip()
+            return ""
+    return ""
 
 
 def parse_cli_value(text: str) -> Any:
@@ -178,7 +253,8 @@ def run_runbook(
 
 def check_parameters(path: Path, params: Mapping[str, Any]) -> None:
     """Refuse, before anything runs, parameters the runbook at PATH does not declare, a
-    bad mode or decision, and interactive mode: a headless run cannot click a decision
+    ``config`` or ``packages`` file that is missing or does not load, a bad mode or
+    decision, and interactive mode: a headless run cannot click a decision
     panel, and would sit at the first decision until the panel timed out. Read-only."""
     declared = runbook_parameters(path)
     unknown = sorted(set(params) - set(declared))
@@ -188,9 +264,10 @@ def check_parameters(path: Path, params: Mapping[str, Any]) -> None:
             f"runbook {path.stem} has no parameter {', '.join(unknown)}",
             f"its parameters are: {known}",
         )
+    _check_files(params, declared)
     if "mode" not in declared:
         return
-    mode = str(_value(params, declared, "mode"))
+    mode = str(parameter_value(params, declared, "mode"))
     if mode == "interactive":
         raise FtkitError(
             f"runbook {path.stem} in interactive mode waits for clicks, and ftkit run has no "
@@ -199,11 +276,49 @@ def check_parameters(path: Path, params: Mapping[str, Any]) -> None:
             "commit: commit}\", or -p mode plan; or open the runbook in JupyterLab")
     from ftkit.decisions import provider_for
 
-    decisions = _value(params, declared, "decisions") if "decisions" in declared else {}
+    decisions = parameter_value(params, declared, "decisions") if "decisions" in declared else {}
     provider_for(mode, decisions, operator="", reason="")  # a bad mode or answer
 
 
-def _value(params: Mapping[str, Any], declared: Mapping[str, Any], name: str) -> Any:
+def _check_files(params: Mapping[str, Any], declared: Mapping[str, Any]) -> None:
+    """Refuse a ``config`` or ``packages`` parameter (given, else the runbook's default)
+    that names no file, or a file that does not load: a typo must not become a failed run
+    in the ledger. Read-only."""
+    if "config" in declared:
+        from ftkit.config import load_config
+
+        load_config(find_file(parameter_value(params, declared, "config"), parameter="config"))
+    if "packages" in declared:
+        from ftkit.packages import load_packages
+
+        given = parameter_value(params, declared, "packages")
+        names = [given] if isinstance(given, str | os.PathLike) else list(given or [])
+        load_packages([find_file(name, parameter="packages") for name in names])
+
+
+def find_file(name: str | os.PathLike[str], *, parameter: str = "file",
+              runbooks_dir: Path | None = None) -> Path:
+    """The file a runbook parameter names, found as the runbooks find it: from the current
+    folder, else the runbooks folder, else its parent (the repository root); read-only.
+
+    So ``"../examples/demo-config.toml"`` works whether a run starts from the repository
+    root or from ``runbooks/``.
+    """
+    given = Path(name).expanduser()
+    folder = runbooks_folder(runbooks_dir)
+    candidates = [given] if given.is_absolute() else [Path.cwd() / given, folder / given,
+                                                       folder.parent / given]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate.resolve()
+    raise FtkitError(
+        f"no file {str(name)!r} for parameter {parameter} (looked in the current folder, "
+        f"{folder.name}/ and the folder above)",
+        f"check -p {parameter}: a relative path starts from the current folder or the "
+        "repository root")
+
+
+def parameter_value(params: Mapping[str, Any], declared: Mapping[str, Any], name: str) -> Any:
     """PARAMS[NAME], else the runbook's default for it (a Python literal in its source)."""
     if name in params:
         return params[name]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +22,7 @@ from ftkit.drivers import connect
 from ftkit.sim.driver import SimDriver, system_path
 from ftkit.sim.faults import FAULTS
 from ftkit.sim.twin import TwinStore, scenario_names
+from ftkit.status import validate
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"
@@ -115,7 +117,7 @@ def test_sim_create_absolute_path(capsys: pytest.CaptureFixture[str], tmp_path: 
     path = tmp_path / "twins" / "x.db"
     assert run(capsys, "sim", "create", f"sim://{path}")[0] == 0
     code, out, _ = run(capsys, "status", f"sim://{path}", "--json")
-    assert code == 0 and json.loads(out)["name"] == "x"
+    assert code == 0 and json.loads(out)["system"] == f"sim://{path}"
     assert run(capsys, "sim", "remove", f"sim://{path}")[0] == 0
     assert not path.exists()
 
@@ -166,13 +168,13 @@ def test_sim_fault_arms_and_clear_disarms(capsys: pytest.CaptureFixture[str], la
     code, out, _ = run(capsys, "sim", "fault", f"sim://{lab}", "installer-fail")
     assert code == 0
     status = json.loads(run(capsys, "status", lab, "--json")[1])
-    assert [(f["name"], f["point"], f["times"]) for f in status["armed_faults"]] == [
+    assert [(f["name"], f["point"], f["times"]) for f in status["sim"]["armed_faults"]] == [
         ("module-fail", "merge", 2), ("installer-fail", "install", 1)]
     code, out, _ = run(capsys, "sim", "clear", lab, "installer-fail")
     assert code == 0 and "disarmed 1 fault(s)" in out
     code, out, _ = run(capsys, "sim", "clear", lab)
     assert code == 0 and "module-fail at merge" in out
-    assert json.loads(run(capsys, "status", lab, "--json")[1])["armed_faults"] == []
+    assert json.loads(run(capsys, "status", lab, "--json")[1])["sim"]["armed_faults"] == []
 
 
 def test_sim_fault_now_happens_and_repair_undoes_it(capsys: pytest.CaptureFixture[str],
@@ -180,13 +182,24 @@ def test_sim_fault_now_happens_and_repair_undoes_it(capsys: pytest.CaptureFixtur
     code, out, _ = run(capsys, "sim", "fault", lab, "module-fail", "--side", "1")
     assert code == 0 and "happened" in out and "module 1 BROKEN" in out
     data = json.loads(run(capsys, "status", lab, "--json")[1])
-    assert data["modules"]["1"]["state"] == "BROKEN" and not data["duplex"]
+    modules = {m["id"]: m for m in data["modules"]}
+    assert modules[1]["state"] == "BROKEN" and not data["duplex"]
     code, out, _ = run(capsys, "sim", "repair", lab, "1")
     assert code == 0 and "repaired module 1" in out
     data = json.loads(run(capsys, "status", lab, "--json")[1])
-    assert data["duplex"] and data["lost"] == 0 and data["outages"] == []
-    code, _, err = run(capsys, "sim", "repair", lab)
-    assert code == 2 and "nothing to repair" in one_line_error(err)
+    assert data["duplex"] and data["transactions"]["lost"] == 0 and data["outages"] == []
+    before = twin_version(lab)
+    code, out, err = run(capsys, "sim", "repair", lab)  # nothing left: success, no change
+    assert (code, err) == (0, "")
+    assert out == ("nothing to repair on sim://lab: every module is ONLINE and every disk "
+                   "member healthy\n")
+    code, out, _ = run(capsys, "sim", "repair", lab, "data0")
+    assert code == 0 and out == ("nothing to repair on sim://lab: disk data0 is healthy on "
+                                 "both enclosures\n")
+    assert twin_version(lab) == before
+    code, _, err = run(capsys, "sim", "repair", lab, "nope")
+    assert code == 2 and "no module or disk named 'nope' on sim://lab" in one_line_error(err)
+    assert "ftkit status lab" in err
 
 
 @pytest.mark.parametrize(
@@ -247,12 +260,16 @@ def test_status_json_is_the_model_plus_facts(capsys: pytest.CaptureFixture[str],
     code, out, _ = run(capsys, "status", f"sim://{lab}", "--json")
     assert code == 0
     data = json.loads(out)
-    assert data["target"] == "sim://lab" and data["name"] == "lab"
-    assert data["acknowledged"] == acknowledged and data["lost"] == 0
-    assert data["outages"] == [{"start": outage.start, "end": outage.end,
-                                "seconds": outage.seconds, "before": 0, "after": 1}]
-    assert data["split"] and data["merged"] and data["apps_on"] == 1
-    assert set(data["modules"]) == {"0", "1", "10", "11"}
+    validate(data)  # the documented, driver-neutral schema
+    assert data["system"] == "sim://lab" and data["schema"] == "ftkit.status/1"
+    assert (data["upgrade_state"], data["operational_state"]) == ("Idle", "Ready")
+    assert data["transactions"] == {"acknowledged": acknowledged, "lost": 0}
+    assert data["outages"] == [{"start_s": outage.start, "end_s": outage.end,
+                                "seconds": outage.seconds}]
+    assert data["split"] and data["merged"] and data["applications"]["enclosure"] == 1
+    assert (data["production_enclosure"], data["upgrade_enclosure"]) == (0, 1)
+    assert data["applications"]["where"] == "upgrade side"
+    assert {m["id"] for m in data["modules"]} == {0, 1, 10, 11}
     assert data["session"] is None
     assert run(capsys, "status", lab, "--json")[1] == out  # bare name = sim://name
 
@@ -288,8 +305,12 @@ def test_status_shows_the_unfinished_session(capsys: pytest.CaptureFixture[str],
     journal.close()
     code, out, _ = run(capsys, "status", lab)
     assert code == 0
-    assert "CHG-7: Split, Broken at Install: installer exit code 1603" in out
-    session = json.loads(run(capsys, "status", lab, "--json")[1])["session"]
+    assert ("upgrade state Split, operational state Broken at Install: installer exit code "
+            "1603") in out
+    assert "CHG-7" in out
+    data = json.loads(run(capsys, "status", lab, "--json")[1])
+    assert data["broken"] == {"step": "Install", "reason": "installer exit code 1603"}
+    session = data["session"]
     assert session["upgrade_state"] == "Split" and session["change_id"] == "CHG-7"
 
 
@@ -312,7 +333,7 @@ def test_status_shows_an_ongoing_outage(capsys: pytest.CaptureFixture[str], lab:
     out = run(capsys, "status", lab)[1]
     assert "applications DOWN" in out and "ongoing" in out
     data = json.loads(run(capsys, "status", lab, "--json")[1])
-    assert data["outages"][0]["end"] is None and data["apps_on"] is None
+    assert data["outages"][0]["end_s"] is None and data["applications"]["where"] == "down"
 
 
 @pytest.mark.parametrize(
@@ -379,7 +400,8 @@ RUNBOOK_BODY = """\
 from ftkit.archive import RunResult
 if fail:
     raise RuntimeError("the check failed on purpose")
-RunResult(outcome="checked", system=system, change_id=change_id, operator=operator)
+RunResult(outcome="checked", system=system, change_id=change_id, operator=operator,
+          message="tiny checked " + system + "\\nsecond line")
 """
 
 
@@ -406,12 +428,13 @@ def runbooks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.mark.notebook
-def test_run_list_verify(capsys: pytest.CaptureFixture[str], runbooks: Path,
+def test_run_list_verify(capsys: pytest.CaptureFixture[str], runbooks: Path, lab: str,
                          ftkit_dirs: SimpleNamespace) -> None:
     code, out, err = run(capsys, "run", "tiny", "-p", "change_id", "CHG-1", "-p", "operator",
                          "alice", "--kernel", "python3")
     assert code == 0, err
-    assert "outcome: checked" in out
+    # the one-line outcome carries the first line of the result's message
+    assert out.splitlines()[0] == "outcome: checked — tiny checked sim://lab"
     reports = ftkit_dirs.reports
     html = [line.split("report:")[1].strip() for line in out.splitlines()
             if line.startswith("report:") and line.endswith(".html")]
@@ -485,6 +508,126 @@ def test_run_refuses_interactive_mode_and_bad_decisions_up_front(capsys: pytest.
     assert not ftkit_dirs.reports.exists() and not ftkit_dirs.home.exists()
 
 
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (["status", "-p", "system", "sim://../../etc/x"], "malformed simulator name '../../etc/x'"),
+        (["status", "-p", "system", "SIM://v1"], "malformed target 'SIM://v1'"),
+        (["status", "-p", "system", "lab9"], "malformed target 'lab9' — write -p system sim://lab9"),
+        (["status", "-p", "system", "nosuch://x"], "no driver for scheme 'nosuch'"),
+        (["status", "-p", "system", "sim://ghost"],
+         "no simulated system sim://ghost, and runbook status creates none — create it with: "
+         "ftkit sim create sim://ghost"),
+        (["abort", "-p", "system", "sim://ghost"], "runbook abort creates none"),
+        (["active-upgrade", "-p", "system", "sim://ghost", "-p", "mode", "plan"],
+         "no simulated system sim://ghost, and plan mode creates none"),
+        (["active-upgrade", "-p", "system", "sim://new", "-p", "mode", "auto", "-p", "config",
+          "no-such.toml", "-p", "decisions", "{split: stop}"],
+         "no file 'no-such.toml' for parameter config"),
+        (["active-upgrade", "-p", "system", "sim://new", "-p", "mode", "plan", "-p", "packages",
+          f"[{PACKAGES[0]}, missing-pkg.toml]"],
+         "no file 'missing-pkg.toml' for parameter packages"),
+        (["readiness-check", "-p", "packages", str(EXAMPLES / "demo-config.toml")],
+         "demo-config.toml"),  # a file that is there but is no package manifest
+        (["abort", "-p", "config", "typo.toml"], "no file 'typo.toml' for parameter config"),
+    ],
+)
+def test_run_refuses_bad_systems_and_files_before_a_kernel_starts(
+        capsys: pytest.CaptureFixture[str], ftkit_dirs: SimpleNamespace, argv: list[str],
+        words: str) -> None:
+    code, out, err = run(capsys, "run", *argv)
+    assert code == 2 and out == ""
+    assert words in one_line_error(err)
+    assert not ftkit_dirs.reports.exists()  # nothing archived
+    assert not (ftkit_dirs.home / "systems").exists()  # no system created, plan mode or not
+
+
+def test_run_help_lists_every_runbook_with_its_parameters(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    import papermill
+
+    code, out, _ = run(capsys, "run", "--help")
+    assert code == 0
+    listing = out.split("\nrunbooks (in ")[1]
+    books = sorted((REPO / "runbooks").glob("*.ipynb"))
+    assert [b.stem for b in books] == ["abort", "active-upgrade", "readiness-check", "status"]
+    for book in books:
+        section = re.split(r"\n  (?=\S)", listing.split(f"\n  {book.stem} — ")[1])[0]
+        # the json + ast reader says what papermill says, name by name
+        for name, info in papermill.inspect_notebook(str(book)).items():
+            line = next(x for x in section.splitlines() if x.split()[0] == name)
+            assert info["default"] in line
+            if info["help"]:
+                assert line.endswith(f"# {info['help']}")
+    for words in ("-p NAME VALUE", "RUNBOOK", "--kernel", "--reports", "--progress"):
+        assert words in out
+
+
+def test_runbook_parameters_agree_with_papermill(tmp_path: Path) -> None:
+    import papermill
+
+    from ftkit.runner import runbook_parameters
+
+    for book in sorted((REPO / "runbooks").glob("*.ipynb")):
+        assert runbook_parameters(book) == dict(papermill.inspect_notebook(str(book)))
+    nb = new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    nb.cells = [new_code_cell('a: int = 3  # three\nb = [1,\n     2]  # a list\nc, d = 1, 2\n'
+                              'e = f"{a}"\n', metadata={"tags": ["parameters"]})]
+    path = tmp_path / "typed.ipynb"
+    nbformat.write(nb, str(path))
+    assert runbook_parameters(path) == dict(papermill.inspect_notebook(str(path)))
+
+
+def _actions(parser: Any) -> list[tuple[str, Any]]:
+    import argparse
+
+    found = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                found += [(f"{name} {where}", a) for where, a in _actions(sub)]
+        else:
+            found.append((parser.prog, action))
+    return found
+
+
+def test_every_argument_and_command_has_help() -> None:
+    import argparse
+
+    from ftkit.cli.parser import build_parser
+
+    parser = build_parser()
+    actions = _actions(parser)
+    assert len(actions) > 40
+    for where, action in actions:
+        assert action.help and action.help is not argparse.SUPPRESS, (where, action.dest)
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            assert all(choice.help for choice in action._choices_actions)
+
+
+def test_hints_use_the_names_typed(capsys: pytest.CaptureFixture[str], lab: str) -> None:
+    code, _, err = run(capsys, "status", "lab7")
+    assert code == 2 and one_line_error(err).endswith("create it with: ftkit sim create lab7")
+    code, _, err = run(capsys, "sim", "fault", "sim://lab8", "module-fail")
+    assert code == 2 and one_line_error(err).endswith("ftkit sim create sim://lab8")
+    code, _, err = run(capsys, "sim", "create", lab)
+    assert code == 2 and one_line_error(err).endswith("ftkit sim remove lab")
+    assert "NAME" not in err
+
+
+def test_status_primary_io_agrees_with_the_module_table(capsys: pytest.CaptureFixture[str],
+                                                        lab: str) -> None:
+    out = run(capsys, "status", lab)[1]
+    modules = out.split("\nModules\n")[1].split("\n\n")[0].splitlines()[2:]
+    [primary] = [row.split() for row in modules if row.split()[4] == "yes"]
+    module, enclosure = primary[0], primary[2]
+    assert (f"Applications: duplex (both enclosures in lockstep, primary I/O module {module} "
+            f"in enclosure {enclosure})") in out
+
+
 def test_reports_on_an_empty_archive(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "reports", "list")
     assert code == 0 and out.startswith("no reports in")
@@ -514,7 +657,7 @@ def test_python_m_ftkit(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     done = subprocess.run([sys.executable, "-m", "ftkit", "status", "sim://p", "--json"],
                           env=env, capture_output=True, text=True, check=False)
-    assert done.returncode == 0 and json.loads(done.stdout)["name"] == "p"
+    assert done.returncode == 0 and json.loads(done.stdout)["system"] == "sim://p"
 
 
 @pytest.mark.parametrize(
@@ -541,12 +684,12 @@ print(json.dumps({{"codes": codes, "heavy": heavy}}))
 """
 
 
-def test_status_and_sim_do_not_import_heavy_modules(tmp_path: Path) -> None:
+def test_status_sim_and_run_help_do_not_import_heavy_modules(tmp_path: Path) -> None:
     env = subprocess_env(FTKIT_HOME=str(tmp_path / "home"))
     argvs = [["sim", "create", "fast"], ["sim", "list"], ["sim", "scenarios"],
              ["sim", "faults"], ["sim", "fault", "fast", "module-fail", "--side", "1"],
              ["sim", "repair", "fast"], ["status", "sim://fast"],
-             ["status", "sim://fast", "--json"], ["sim", "remove", "fast"]]
+             ["status", "sim://fast", "--json"], ["sim", "remove", "fast"], ["run", "--help"]]
     done = subprocess.run(
         [sys.executable, "-c", IMPORT_PROBE.format(heavy=set(HEAVY)), json.dumps(argvs)],
         env=env, capture_output=True, text=True, check=False,

@@ -1,0 +1,480 @@
+"""The ``ftkit`` subcommands: each gathers what it needs, acts, and prints through
+:mod:`ftkit.cli.render`; bad input raises :class:`~ftkit.cli.codes.BadInput` before
+anything changes.
+
+Two seams are kept narrow on purpose: every simulator administration call (create, list,
+fault, clear, repair, remove) sits in its one ``cmd_sim_*`` function, and everything
+``ftkit status`` shows is gathered by :func:`gather_status` alone.
+
+Start-up stays fast: this module imports only the standard library and ftkit's light
+modules; ``status`` and ``sim`` never import pandas, nbformat, nbconvert, papermill,
+IPython or ipywidgets (``check``, ``run`` and ``reports add`` do, lazily).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ftkit.cli import render
+from ftkit.cli.codes import EXIT_OK, BadInput, Failed
+from ftkit.errors import FtkitError, TargetError
+
+if TYPE_CHECKING:
+    from ftkit.archive import LedgerEntry
+    from ftkit.drivers import Driver
+    from ftkit.sim.driver import SimDriver
+
+__all__ = [
+    "cmd_check",
+    "cmd_reports_add",
+    "cmd_reports_list",
+    "cmd_reports_verify",
+    "cmd_run",
+    "cmd_sim_clear",
+    "cmd_sim_create",
+    "cmd_sim_fault",
+    "cmd_sim_faults",
+    "cmd_sim_list",
+    "cmd_sim_remove",
+    "cmd_sim_repair",
+    "cmd_sim_scenarios",
+    "cmd_status",
+    "gather_status",
+    "target_of",
+]
+
+
+# --- names and targets ------------------------------------------------------------------
+
+
+def target_of(name: str) -> str:
+    """``lab1`` → ``sim://lab1``; a ``SCHEME://…`` target is kept as it is."""
+    return name if "://" in name else f"sim://{name}"
+
+
+def _sim_target(name: str) -> tuple[str, Path]:
+    """The ``sim://`` target NAME means and its twin file; a malformed name is bad input."""
+    from ftkit.drivers import split_target
+    from ftkit.sim.driver import system_path
+
+    target = target_of(name)
+    scheme, rest = split_target(target)
+    if scheme != "sim":
+        raise BadInput(f"{target!r} is not a simulated system",
+                       f"write a name or sim://NAME, for example sim://{rest.rsplit('/', 1)[-1]}")
+    return target, system_path(rest)
+
+
+def _no_system(target: str, path: Path, name: str) -> BadInput:
+    return BadInput(f"no simulated system {target} ({path})",
+                    f"create it with: ftkit sim create {name}")
+
+
+def _existing_sim(name: str) -> tuple[str, Path]:
+    """The target and twin file of NAME, which must exist (the hint names it as typed)."""
+    target, path = _sim_target(name)
+    if not path.is_file():
+        raise _no_system(target, path, name)
+    return target, path
+
+
+def _connect(name: str) -> Driver:
+    """The driver of NAME; a ``sim://`` system that does not exist is bad input."""
+    from ftkit.drivers import connect, split_target
+
+    target = target_of(name)
+    if split_target(target)[0] == "sim":
+        _existing_sim(name)
+    return connect(target)
+
+
+def _open_sim(name: str) -> SimDriver:
+    """The SimDriver of NAME (a bare name or a ``sim://`` target), which must exist."""
+    from ftkit.sim.driver import open_sim
+
+    target, _path = _existing_sim(name)
+    return open_sim(target, target.removeprefix("sim://"))
+
+
+# --- ftkit sim: one function per command holds its simulator administration ---------------
+
+
+def cmd_sim_create(args: argparse.Namespace) -> int:
+    """Create a twin from a scenario, whole or not at all; refuses a name in use."""
+    from ftkit.sim import admin
+
+    target, path = _sim_target(args.name)
+    if args.time_scale < 0:
+        raise BadInput(f"--time-scale {args.time_scale:g} is negative",
+                       "use 0 (instant) up to 1 (real time)")
+    if path.exists():
+        raise BadInput(f"{target} already exists ({path})",
+                       f"pick another name, or remove it with: ftkit sim remove {args.name}")
+    made = admin.create(target, scenario=args.scenario, seed=args.seed,
+                        time_scale=args.time_scale)
+    print(f"created {target} ({args.scenario}, seed {args.seed}, time scale "
+          f"{args.time_scale:g}) at {made.path}")
+    if made.state is not None:
+        print(f"  {render.summary(made.state)}")
+    return EXIT_OK
+
+
+def cmd_sim_list(args: argparse.Namespace) -> int:
+    """The twins under ``$FTKIT_HOME`` with their scenario, time and state; read-only."""
+    from ftkit.home import ftkit_home
+    from ftkit.sim.driver import list_systems
+
+    rows = []
+    for name in list_systems():
+        row: dict[str, Any] = {"name": name, "target": f"sim://{name}"}
+        try:
+            driver = _open_sim(name)
+        except FtkitError as err:
+            row.update(scenario="?", state=f"unreadable: {err.message}", time=None)
+        else:
+            try:
+                st, sim = driver.store.read()
+                row.update(scenario=sim.scenario, state=render.summary(st), time=st.now,
+                           time_scale=sim.time_scale, faults_armed=len(sim.faults))
+            finally:
+                driver.close()
+        rows.append(row)
+    if args.json:
+        render.print_json(rows)
+    elif not rows:
+        print(f"no simulated systems under {ftkit_home() / 'systems'} "
+              "(create one: ftkit sim create lab1)")
+    else:
+        print(render.sim_list_text(rows))
+    return EXIT_OK
+
+
+def cmd_sim_scenarios(args: argparse.Namespace) -> int:
+    """The scenarios a twin can be created from; read-only."""
+    from ftkit.sim.twin import load_scenario, scenario_names
+
+    rows = [[name, load_scenario(name).get("description", "")] for name in scenario_names()]
+    print(render.table(["scenario", "description"], rows, indent=""))
+    return EXIT_OK
+
+
+def cmd_sim_faults(args: argparse.Namespace) -> int:
+    """The fault catalogue; read-only."""
+    from ftkit.sim.faults import FAULTS
+
+    print(render.faults_text(FAULTS))
+    return EXIT_OK
+
+
+def cmd_sim_fault(args: argparse.Namespace) -> int:
+    """Arm a fault at a step, or make it happen now; checked before the twin is opened."""
+    from ftkit.sim import admin, faults
+
+    faults.arm(args.fault, point=args.at, side=args.side, target=args.target or "",
+               times=args.times)  # bad input is refused before the system is opened
+    target, _path = _existing_sim(args.name)
+    done = admin.arm_fault(target, args.fault, point=args.at, side=args.side,
+                           target=args.target or "", times=args.times)
+    what = f"{done.name}" + (f" ({done.target})" if done.target else "")
+    if done.point == "now":
+        print(f"{what} happened on the {done.side} side (enclosure {done.enclosure}) of "
+              f"{target}")
+        print(f"  {render.summary(done.state)}")
+    else:
+        times = "once" if done.times == 1 else f"{done.times} times"
+        print(f"armed {what} at {done.point} on the {done.side} side of {target} "
+              f"(fires {times})")
+    return EXIT_OK
+
+
+def cmd_sim_clear(args: argparse.Namespace) -> int:
+    """Disarm the armed faults (all, or one fault's) before they fire."""
+    from ftkit.sim import admin
+    from ftkit.sim.faults import FAULTS
+
+    if args.fault is not None and args.fault not in FAULTS:
+        raise BadInput(f"unknown fault {args.fault!r}", f"choose one of: {', '.join(FAULTS)}")
+    target, _path = _existing_sim(args.name)
+    cleared = admin.clear_faults(target, args.fault)
+    print(f"disarmed {len(cleared)} fault(s) on {target}"
+          + (": " + ", ".join(f"{f['name']} at {f['point']}" for f in cleared) if cleared
+             else ""))
+    return EXIT_OK
+
+
+def cmd_sim_repair(args: argparse.Namespace) -> int:
+    """Replace broken modules and failed disks; with nothing broken, say so and change
+    nothing (success)."""
+    from ftkit.errors import FaultError
+    from ftkit.sim import admin
+
+    target, _path = _existing_sim(args.name)
+    try:
+        done = admin.repair(target, args.what, progress=render.progress_printer())
+    except FaultError as err:
+        raise BadInput(err.message, f"give all, a module id or a disk name (see: ftkit "
+                                    f"status {args.name})") from None
+    if not done.repaired:
+        print(done.message.replace("nothing to repair:", f"nothing to repair on {target}:", 1))
+        return EXIT_OK
+    print(f"{done.message} on {target}")
+    print(f"  {render.summary(done.state)}")
+    return EXIT_OK
+
+
+def cmd_sim_remove(args: argparse.Namespace) -> int:
+    """Delete a twin file; refuses one that is missing, or not a twin unless --force.
+    Its journal stays (the record of what was done to it); a new system of the same name
+    has a new system id, so it starts with a journal of its own."""
+    from ftkit.sim import admin
+
+    target, _path = _existing_sim(args.name)
+    path = admin.remove(target, force=args.force)
+    print(f"removed {target} ({path})")
+    return EXIT_OK
+
+def gather_status(name: str) -> dict[str, Any]:
+    """Everything ``ftkit status`` shows of NAME, read-only: ``target``, ``state`` (the
+    SystemState), ``acknowledged``, ``lost``, ``outages``, ``faults`` (the simulator's armed
+    faults, None for other drivers) and ``session`` (the unfinished one, or None)."""
+    from ftkit.status import system_status
+
+    target = target_of(name)
+    driver = _connect(name)
+    try:
+        settings = getattr(driver, "settings", None)
+        status: dict[str, Any] = {
+            "target": target,
+            "state": driver.status(),
+            "acknowledged": driver.acknowledged(),
+            "lost": driver.lost_transactions(),
+            "outages": driver.outages(),
+            "faults": None if settings is None else [dict(f) for f in settings().faults],
+            "status": system_status(driver),  # what --json prints (the schema)
+        }
+    finally:
+        driver.close()
+    status["session"] = status["status"]["session"]
+    return status
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """State, inventory, transactions, outages and the session of a system; read-only."""
+    status = gather_status(args.target)
+    if not args.json:
+        print(render.status_text(status))
+        return EXIT_OK
+    data = status["status"]  # driver-neutral; follows ftkit/schemas/status.schema.json
+    render.print_json(data)
+    return EXIT_OK
+
+
+# --- ftkit check ------------------------------------------------------------------------
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """The readiness check; read-only (exit 1 when a check fails)."""
+    from ftkit.config import load_config
+    from ftkit.packages import load_packages
+
+    config = load_config(args.config)
+    packages = load_packages(args.package or [])
+    target = target_of(args.target)
+    driver = _connect(args.target)
+    try:
+        from ftkit.checks import readiness
+
+        # ftkit's PrepareSplit stages the packages itself: unstaged ones only warn,
+        # unless the operator stages by other means (--require-staged)
+        table = readiness(driver, config, packages, stage_pending=not args.require_staged)
+    finally:
+        driver.close()
+    rows = table.to_dict("records")
+    failed = [r for r in rows if r["status"] == "fail"]
+    if args.json:
+        render.print_json(rows)
+    else:
+        print(render.check_text(target, rows))
+    if failed:
+        raise Failed(
+            f"readiness check failed: {', '.join(r['check'] for r in failed)}",
+            "fix what the table says, then check again",
+        )
+    return EXIT_OK
+
+
+# --- ftkit run ----------------------------------------------------------------------------
+
+
+def _parameters(pairs: Sequence[Sequence[str]] | None) -> dict[str, Any]:
+    from ftkit.runner import parse_cli_value
+
+    params: dict[str, Any] = {}
+    for name, value in pairs or []:
+        if not name.isidentifier():
+            raise BadInput(f"parameter name {name!r} is not a Python identifier",
+                           "write -p NAME VALUE, for example -p mode auto")
+        try:
+            params[name] = parse_cli_value(value)
+        except FtkitError as err:
+            raise BadInput(err.message, err.remedy) from None
+    return params
+
+
+def _check_system(runbook: Path, params: Mapping[str, Any]) -> None:
+    """Refuse, before a kernel starts, the ``system`` of a run that could not reach it: a
+    malformed target, a scheme no driver serves, and a ``sim://`` system that does not
+    exist when the runbook would not create it (it declares no ``scenario``, or runs in
+    plan mode, which changes nothing). Read-only."""
+    from ftkit.drivers import schemes, split_target
+    from ftkit.runner import parameter_value, runbook_parameters
+
+    declared = runbook_parameters(runbook)
+    if "system" not in declared:
+        return
+    system = parameter_value(params, declared, "system")
+    if not isinstance(system, str):
+        raise BadInput(f"system {system!r} is not a target", "write -p system sim://NAME")
+    try:
+        scheme, rest = split_target(system)
+    except TargetError as err:
+        remedy = f"write -p system sim://{system}" if "://" not in system else err.remedy
+        raise BadInput(err.message, remedy) from None
+    if scheme not in schemes():
+        raise BadInput(f"no driver for scheme {scheme!r} in {system!r}",
+                       f"use one of: {', '.join(s + '://' for s in schemes())}")
+    if scheme != "sim":
+        return
+    from ftkit.sim.driver import system_path
+
+    path = system_path(rest)
+    mode = parameter_value(params, declared, "mode") if "mode" in declared else None
+    creates = "scenario" in declared and mode != "plan"
+    if not creates and not path.is_file():
+        why = "plan mode creates none" if mode == "plan" else (
+            f"runbook {runbook.stem} creates none")
+        raise BadInput(f"no simulated system {system}, and {why}",
+                       f"create it with: ftkit sim create {system}")
+
+
+def _result_message(reports: Path, entry: LedgerEntry) -> str:
+    """The one-line message of the result the archived run displayed ("" if none)."""
+    if not entry.notebook:
+        return ""
+    from ftkit.archive import result_from_notebook
+
+    try:
+        notebook = json.loads((reports / entry.notebook).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return ""
+    lines = str((result_from_notebook(notebook) or {}).get("message") or "").splitlines()
+    return lines[0].strip() if lines else ""
+
+
+def _reports(args: argparse.Namespace) -> Path:
+    from ftkit.home import reports_dir
+
+    return Path(args.reports) if getattr(args, "reports", None) else reports_dir()
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run a runbook headless through papermill and archive it; its parameters, files and
+    system are checked before a kernel starts (bad input archives nothing)."""
+    from ftkit.runner import check_parameters, resolve_runbook, run_runbook
+
+    params = _parameters(args.param)
+    try:
+        path = resolve_runbook(args.runbook)
+        check_parameters(path, params)
+        _check_system(path, params)
+    except BadInput:
+        raise
+    except FtkitError as err:
+        raise BadInput(err.message, err.remedy) from None
+    reports = _reports(args)
+    entry = run_runbook(str(path), params, reports=reports, kernel_name=args.kernel,
+                        progress=args.progress)
+    print(render.entry_text(entry, reports, message=_result_message(reports, entry)))
+    if entry.outcome == "failed":
+        raise Failed(f"runbook {path.stem} ended {entry.outcome}",
+                     f"see the report {reports / (entry.html or entry.notebook or '')}")
+    return EXIT_OK
+
+
+# --- ftkit reports ------------------------------------------------------------------------
+
+
+def cmd_reports_list(args: argparse.Namespace) -> int:
+    """The ledger, one run a line; read-only."""
+    from ftkit.archive import read_ledger
+
+    reports = _reports(args)
+    entries = read_ledger(reports)
+    if args.json:
+        render.print_json([e.to_dict() for e in entries])
+    elif not entries:
+        print(f"no reports in {reports}")
+    else:
+        print(render.ledger_text(entries))
+    return EXIT_OK
+
+
+def cmd_reports_verify(args: argparse.Namespace) -> int:
+    """Find edited, removed or reordered records; read-only (exit 1 on a problem)."""
+    from ftkit.archive import read_ledger, verify_reports
+
+    reports = _reports(args)
+    problems = verify_reports(reports)
+    if problems:
+        for problem in problems:
+            print(f"  {problem}")
+        raise Failed(f"{len(problems)} problem(s) in {reports}: {problems[0]}",
+                     "restore the reports and ledger from a backup")
+    count = len(read_ledger(reports))
+    print(f"{reports}: {count} ledger entr{'y' if count == 1 else 'ies'} and their reports "
+          "verified")
+    return EXIT_OK
+
+
+def cmd_reports_add(args: argparse.Namespace) -> int:
+    """Archive a notebook that plain papermill executed (one ledger line)."""
+    from datetime import UTC, datetime
+
+    from ftkit.archive import archive_run
+
+    notebook = Path(args.notebook)
+    if not notebook.is_file():
+        raise BadInput(f"no notebook {notebook}", "give the output notebook papermill wrote")
+    try:
+        meta = json.loads(notebook.read_text(encoding="utf-8")).get("metadata", {})
+    except (OSError, ValueError) as err:
+        raise BadInput(f"{notebook} is not a notebook ({err})",
+                       "give the output notebook papermill wrote") from None
+    pm = meta.get("papermill") if isinstance(meta, dict) else None
+    pm = pm if isinstance(pm, dict) else {}
+    mtime = datetime.fromtimestamp(notebook.stat().st_mtime, UTC)
+
+    def when(key: str) -> datetime:
+        text = pm.get(key)
+        if isinstance(text, str):
+            try:
+                moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+            except ValueError:
+                return mtime
+            return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        return mtime
+
+    params = dict(pm.get("parameters") or {})
+    params.update(_parameters(args.param))
+    runbook = args.runbook or (Path(str(pm["input_path"])).stem if pm.get("input_path")
+                               else notebook.stem)
+    error = "the notebook raised an exception (papermill)" if pm.get("exception") else None
+    reports = _reports(args)
+    entry = archive_run(notebook, runbook=runbook, parameters=params, started=when("start_time"),
+                        ended=when("end_time"), reports=reports, error=error)
+    print(render.entry_text(entry, reports))
+    return EXIT_OK
