@@ -60,10 +60,12 @@ _CONTROLLER = textwrap.dedent("""
     import sys
     from ftkit.decisions import ParameterDecisions
     from ftkit.errors import FtkitError
+    from ftkit.drivers import ensure_system
     from ftkit.process import open_session
     target, change, config, *packages = sys.argv[1:]
     try:
-        session = open_session(target, config, packages, change_id=change, operator="op",
+        driver, _created = ensure_system(target)  # as the runbook does: first use creates
+        session = open_session(driver, config, packages, change_id=change, operator="op",
                                reason="race")
         print("OUTCOME", session.run(ParameterDecisions(
             {"split": "proceed", "merge": "proceed", "commit": "commit"})))
@@ -77,9 +79,10 @@ _CONTROLLER = textwrap.dedent("""
 def test_concurrent_runs_have_one_controller(rounds: int) -> None:
     """#2: four runs of one system at once: exactly one drives each change, the others are
     refused (SessionBusy) or report the change that ran; no step is written twice."""
-    target = f"sim://race-{uuid.uuid4().hex[:8]}"
-    create_system(target).close()
     for n in range(rounds):
+        target = f"sim://race-{uuid.uuid4().hex[:8]}"  # a fresh system: nothing installed
+        if n % 2 == 0:
+            create_system(target).close()  # odd rounds: the four race to create it too
         change = f"CHG-R{n}"
         procs = [subprocess.Popen([sys.executable, "-c", _CONTROLLER, target, change, CONFIG,
                                    *PACKAGES], stdout=subprocess.PIPE, text=True,
