@@ -304,12 +304,12 @@ def _check_line(walk: _Walk, number: int, raw: str, *, rehash: bool,
     """Verify one ledger line against the line before it; problems go to WALK."""
     where = f"{LEDGER} line {number}"
     problems = walk.problems
+    duplicated = ""
     try:
         data = canonical.loads_strict(raw)
     except canonical.DuplicateKeyError as err:
-        problems.append(f"{where} has a {err}: it was edited")
-        walk.prev_hash, walk.prev_seq = "", walk.prev_seq + 1
-        return
+        duplicated = str(err)  # read on as JSON would (the last value wins) for the chain
+        data = json.loads(raw)
     except ValueError:
         data = None
     if not isinstance(data, dict) or not data.keys() >= _REQUIRED:
@@ -317,9 +317,13 @@ def _check_line(walk: _Walk, number: int, raw: str, *, rehash: bool,
         walk.prev_hash, walk.prev_seq = "", walk.prev_seq + 1
         return
     seq = data.get("seq")
-    where += f" (seq {seq})"
     digest = _entry_hash(data)
-    if digest != data["hash"]:
+    if duplicated:
+        problems.append(f"{where} has a {duplicated}: it was edited")
+    where += f" (seq {seq})"
+    if duplicated:
+        pass
+    elif digest != data["hash"]:
         problems.append(f"{where} was edited: its hash does not match its content")
     elif not canonical.is_canonical(raw, data):
         problems.append(f"{where} was edited: it is not written in canonical form")
