@@ -400,7 +400,12 @@ def test_timeline_displays_and_closes(session: Session, monkeypatch: pytest.Monk
     shown: list[Any] = []
     monkeypatch.setattr(IPython.display, "display", lambda obj: shown.append(obj))
     fig = fw.timeline(session)
-    assert shown == [fig] and not plt.fignum_exists(fig.number)
+    # shown once, as SVG with its text kept as text; no pyplot figure left open
+    [image] = shown
+    assert isinstance(image, IPython.display.SVG)
+    (outage,) = session.outages()
+    assert f"outage {outage.seconds:.0f} s</text>" in image.data
+    assert fig.axes and plt.get_fignums() == []
 
 
 # --- runbook helpers -------------------------------------------------------------------
