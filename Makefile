@@ -21,9 +21,8 @@ demo: install  ## an Active Upgrade end to end on the simulator, leaving a repor
 test: install browser-deps  ## every test: unit, contract, notebooks (papermill), browser
 	$(PYTHON) -m pytest
 
-bench: install  ## speed and memory figures (not a test)
-	$(PYTHON) benchmarks/bench_sim.py
-	$(PYTHON) benchmarks/bench_process.py
+bench: install  ## speed, size and memory figures beside their baselines (a report: exits 0)
+	$(PYTHON) benchmarks/bench.py
 
 lint:  ## ruff (also run by the tests) and mypy over ftkit/
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check -e ".[dev]"

@@ -3,18 +3,28 @@
 Each run leaves under ``reports/`` (SPEC §8 "Reports")::
 
     20250301T020000Z-active-upgrade-CHG-42.ipynb   executed notebook, facts in metadata.ftkit
-    20250301T020000Z-active-upgrade-CHG-42.html    its rendering (nbconvert, template "lab")
+    20250301T020000Z-active-upgrade-CHG-42.html    its page (:mod:`ftkit.report_html`:
+                                                   self-contained, tens of KB)
     ledger.jsonl                                   one line per run, chained by hash
+    .verified.json                                 where the last incremental verify ended
 
 A ledger line holds ``seq``, the files' SHA-256, the runbook, its parameters (redacted),
-change id, operator, system, start and end (ISO UTC), outcome, measured outage, ``error``,
-``prev`` (the previous line's hash, 64 zeros for the first) and ``hash`` (SHA-256 of the
-canonical JSON of the line without ``hash``). :func:`verify_reports` finds a line that
-was edited, removed or reordered and a report file that was edited or removed.
+change id, operator, system, start and end (ISO UTC, :mod:`ftkit.canonical`), outcome,
+measured outage, ``error``, ``source`` (SHA-256 of the notebook as handed in),
+optionally ``journal_entry``/``journal_hash`` (the session's journal, where the run is
+anchored) and ``signature`` (Ed25519 over ``hash``), ``prev`` (the previous line's
+hash, 64 zeros for the first) and ``hash`` (SHA-256 of the canonical JSON of the line
+without ``hash`` and ``signature``). A line is written in canonical form, so a line
+that is not (a duplicated key, other spacing) was edited. :func:`verify_reports` finds a
+line that was edited, removed or reordered, an entry listing no file or another's,
+and a report file that was edited or removed; what it cannot find without a key is
+:func:`verify_limits`; :func:`cross_check` compares the ledger with what the systems'
+journals recorded of it.
 
 A runbook reports its result by displaying a :class:`RunResult` (mimetype
-``application/vnd.ftkit.result+json``); the last one in the notebook wins. nbformat and
-nbconvert are imported only when a notebook is read or written.
+``application/vnd.ftkit.result+json``); the last one in the notebook wins. nbformat is
+imported only when a notebook is read or written, cryptography only to sign or check a
+signature.
 """
 
 from __future__ import annotations
@@ -60,6 +70,7 @@ ZERO_HASH = "0" * 64
 # report files archive_run writes: verify_reports flags one the ledger does not list
 _REPORT_NAME = re.compile(r"^\d{8}T\d{6}Z-.+\.(ipynb|html)$")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
 class Outcome(StrEnum):
@@ -508,8 +519,13 @@ def _write_checkpoint(mark: Path, ledger: Path, seq: int, digest: str, offset: i
                            "path") from None
 
 
-def verify_limits(*, keyed: bool, since_checkpoint: bool = False) -> list[str]:
-    """What :func:`verify_reports` cannot detect, as lines for its output (read-only)."""
+def verify_limits(*, keyed: bool | None = None, since_checkpoint: bool = False) -> list[str]:
+    """What :func:`verify_reports` cannot detect, as lines for its output (read-only).
+
+    KEYED: whether it was given a public key (None: whether ``$FTKIT_VERIFY_KEY`` is set).
+    """
+    if keyed is None:
+        keyed = bool(os.environ.get(VERIFY_KEY_ENV))
     limits: list[str] = []
     if not keyed:
         limits += [
@@ -780,7 +796,8 @@ def archive_run(
     notebook (secrets masked, facts in ``metadata.ftkit``) and its HTML are written
     tmp-then-rename; the ledger line is appended under a file lock, so concurrent runs
     keep the chain. JOURNAL_ENTRY and JOURNAL_HASH (the id and hash of the session's last
-    journal entry) go into the line; with SIGNING_KEY (a PEM file outside REPORTS, else
+    journal entry; else the result's ``journal_entry``/``journal_hash``, when the runbook
+    reports them) go into the line; with SIGNING_KEY (a PEM file outside REPORTS, else
     ``$FTKIT_SIGNING_KEY``) the line is signed with Ed25519.
 
     Refused with :class:`ArchiveError`, with nothing written: a notebook that was
@@ -852,10 +869,13 @@ def archive_run(
         "error": scrub("; ".join(notes), extra=secrets) if notes else None,
     }
     anchor: dict[str, Any] = {"source": source}
-    if journal_entry is not None:
-        anchor["journal_entry"] = int(journal_entry)
-    if journal_hash is not None:
-        anchor["journal_hash"] = str(journal_hash)
+    # the anchor comes from the caller, else from the runbook's result (the kernel knows it)
+    entry_id = journal_entry if journal_entry is not None else result.get("journal_entry")
+    entry_hash = journal_hash if journal_hash is not None else result.get("journal_hash")
+    if isinstance(entry_id, int) and not isinstance(entry_id, bool):
+        anchor["journal_entry"] = entry_id
+    if isinstance(entry_hash, str) and _HEX64.fullmatch(entry_hash):
+        anchor["journal_hash"] = entry_hash
     stamp = started.replace(tzinfo=started.tzinfo or UTC).astimezone(UTC)
     base = f"{stamp:%Y%m%dT%H%M%SZ}-{_safe(runbook_stem) or 'runbook'}"
     if _safe(facts["change_id"]):

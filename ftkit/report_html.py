@@ -169,13 +169,16 @@ def _header(facts: Mapping[str, Any], title: str) -> str:
     return f"<header><h1>{html.escape(title)}</h1>{table}</header>"
 
 
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
 def notebook_html(nb: Mapping[str, Any]) -> str:
     """The self-contained HTML page of notebook NB (a NotebookNode or its JSON dict)."""
     md = _markdown()
     metadata = nb.get("metadata") or {}
-    facts = metadata.get("ftkit") if isinstance(metadata.get("ftkit"), Mapping) else {}
-    papermill = metadata.get("papermill") if isinstance(metadata.get("papermill"),
-                                                         Mapping) else {}
+    facts = _mapping(metadata.get("ftkit"))
+    papermill = _mapping(metadata.get("papermill"))
     fallback = str(papermill.get("input_path") or "notebook").rsplit("/", 1)[-1]
     title = _title(facts, fallback.removesuffix(".ipynb"))
     body: list[str] = [_header(facts, title)]

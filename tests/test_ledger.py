@@ -236,6 +236,22 @@ def test_signed_entries_detect_a_recomputed_chain(tmp_path: Path,
         f"{LEDGER} line 4 (seq 4) is signed by another key than the given one"
 
 
+def test_the_journal_anchor_comes_from_the_caller_or_the_result(tmp_path: Path) -> None:
+    result = RunResult("committed", system="sim://lab", change_id="CHG-1",
+                       extra={"journal_entry": 57, "journal_hash": "c" * 64})
+    nb = new_notebook(cells=[new_code_cell("x", execution_count=1, outputs=[
+        new_output("display_data", data=result._repr_mimebundle_())])])
+    nbformat.write(nb, str(tmp_path / "a.ipynb"))
+    entry = archive_run(tmp_path / "a.ipynb", runbook="active-upgrade", parameters={},
+                        started=T0, ended=T0, reports=tmp_path / "reports")
+    assert (entry.journal_entry, entry.journal_hash) == (57, "c" * 64)
+    given = archive(tmp_path, 2, journal_entry=3, journal_hash="d" * 64)
+    assert (given.journal_entry, given.journal_hash) == (3, "d" * 64)
+    assert archive(tmp_path, 3).journal_entry is None  # none known: none written
+    assert '"journal_hash":"' + "d" * 64 in lines_of(tmp_path / "reports")[1]
+    assert verify_reports(tmp_path / "reports") == []
+
+
 def test_a_signing_key_beside_the_reports_or_not_a_key_is_refused(tmp_path: Path) -> None:
     (tmp_path / "reports").mkdir()
     inside = ed25519_pem(tmp_path / "reports" / "key.pem")
