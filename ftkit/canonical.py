@@ -6,7 +6,7 @@ thing the same way::
 
     dumps({"b": 1, "a": "é"})        # '{"a":"é","b":1}'
     sha256_hex(dumps(entry))         # the hash of a journal entry or a ledger line
-    iso(utc_now())                   # '2025-03-01T02:00:00.123Z'
+    iso(utc_now())                   # '2025-03-01T02:00:00.123456Z'
 
 - **JSON**: keys sorted, separators ``","`` and ``":"`` (no spaces), non-ASCII kept as
   UTF-8 (``ensure_ascii=False``: a name like "Müller" reads as written in the journal and
@@ -14,9 +14,10 @@ thing the same way::
   value JSON does not know becomes its ``str()``. The hash of a text is SHA-256 of its
   UTF-8 bytes, as 64 lowercase hex digits.
 - **Time**: UTC, ISO 8601 with the zero offset written ``Z`` (RFC 3339), to the
-  **millisecond**. A naive datetime is taken as UTC. Stored timestamps are hashed as
-  the text they were stored with, so entries written with another precision (the journal
-  used microseconds before) still verify; :func:`parse_iso` reads both.
+  **microsecond** (what the journal has always written; a journal's entries can be
+  microseconds apart). A naive datetime is taken as UTC. Stored timestamps are hashed as
+  the text they were stored with, so ledger lines written with milliseconds before still
+  verify; :func:`parse_iso` reads any precision.
 - **Reading**: :func:`loads_strict` refuses a duplicated key (``{"a":1,"a":2}`` would
   otherwise silently mean 2), and :func:`is_canonical` says whether a stored line is
   exactly the canonical form of what it parses to.
@@ -43,7 +44,7 @@ __all__ = [
 ]
 
 # the one precision of every timestamp ftkit writes (datetime.isoformat's timespec)
-TIMESPEC = "milliseconds"
+TIMESPEC = "microseconds"
 
 
 def dumps(value: Any) -> str:
@@ -65,7 +66,7 @@ def utc_now() -> datetime:
 
 
 def iso(moment: datetime) -> str:
-    """MOMENT as ISO 8601 UTC to the millisecond with ``Z``; a naive datetime is UTC."""
+    """MOMENT as ISO 8601 UTC to the microsecond with ``Z``; a naive datetime is UTC."""
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC).isoformat(timespec=TIMESPEC).replace("+00:00", "Z")

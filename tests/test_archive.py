@@ -320,7 +320,8 @@ def test_no_result_or_an_error_means_failed(tmp_path: Path) -> None:
     assert entry.error == "the runbook reported no result"
     assert entry.system == "sim://lab", "facts fall back to the parameters"
     assert entry.notebook == "20250301T020000Z-status-C-1.ipynb"
-    assert (entry.started, entry.ended) == ("2025-03-01T02:00:00.000Z", "2025-03-01T02:00:03.000Z")
+    assert (entry.started, entry.ended) == ("2025-03-01T02:00:00.000000Z",
+                                            "2025-03-01T02:00:03.000000Z")
 
     good = executed_notebook(tmp_path / "good.ipynb", result_output("committed", outage_s=20))
     entry = archive_run(

@@ -98,8 +98,8 @@ def test_canonical_json_hash_and_time() -> None:
     assert canonical.dumps({"b": 1, "a": "Müller", "c": T0}) == (
         '{"a":"Müller","b":1,"c":"2025-03-01 02:00:00+00:00"}')
     assert canonical.sha256_hex("é") == hashlib.sha256("é".encode()).hexdigest()
-    assert canonical.iso(T0.replace(microsecond=123456)) == "2025-03-01T02:00:00.123Z"
-    assert canonical.iso(datetime(2025, 3, 1, 3, 0)) == "2025-03-01T03:00:00.000Z"  # naive=UTC
+    assert canonical.iso(T0.replace(microsecond=123456)) == "2025-03-01T02:00:00.123456Z"
+    assert canonical.iso(datetime(2025, 3, 1, 3, 0)) == "2025-03-01T03:00:00.000000Z"  # UTC
     for text in ("2025-03-01T02:00:00.123456Z", "2025-03-01T02:00:00.123Z",
                  "2025-03-01T03:00:00.123+01:00"):
         assert canonical.parse_iso(text).astimezone(UTC).replace(microsecond=0) == T0
@@ -113,13 +113,27 @@ def test_journal_and_archive_share_one_time_format_and_old_hashes_hold() -> None
     from ftkit import archive
 
     moment = T0.replace(microsecond=987654)
-    assert journal_iso(moment) == archive._iso(moment) == "2025-03-01T02:00:00.987Z"
-    # an entry stored before (microsecond timestamp): its hash input is byte-identical
+    assert journal_iso(moment) == archive._iso(moment) == "2025-03-01T02:00:00.987654Z"
+    # an entry stored before: its hash input is byte-identical
     fields = {"id": 7, "session_id": 1, "ts": "2025-03-01T02:00:00.987654Z", "sim_time": 1.5,
               "log": "local", "kind": "info", "step": "", "message": "Schön", "detail": "{}",
               "intent_id": None, "prev_hash": "ab" * 32}
     old = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     assert journal_entry_hash(fields) == hashlib.sha256(old.encode("utf-8")).hexdigest()
+
+
+def test_a_ledger_written_before_still_verifies(reports: Path) -> None:
+    # lines as archive_run wrote them before: no source, timestamps to the millisecond
+    entries = [json.loads(line) for line in lines_of(reports)]
+    prev = "0" * 64
+    for entry in entries:
+        del entry["source"]
+        entry["started"] = entry["ended"] = "2025-03-01T02:00:00.000Z"
+        entry["prev"] = prev
+        prev = rehash(entry)["hash"]
+    write(reports, [canonical.dumps(e) for e in entries])
+    assert verify_reports(reports) == []
+    assert [e.source for e in read_ledger(reports)] == [None, None, None]
 
 
 # --- the ledger's limits (issue 8 #12) --------------------------------------------------
