@@ -309,6 +309,7 @@ class _Walk:
     problems: list[str] = field(default_factory=list)
     last: tuple[int, str, int] | None = None  # seq, hash, byte offset after its line
     lines: int = 0  # lines before the first one this walk reads (blank ones included)
+    jobs: list[tuple[int, str, str, str]] = field(default_factory=list)  # files to hash
 
 
 def _check_line(walk: _Walk, number: int, raw: str, *, rehash: bool,
@@ -365,8 +366,9 @@ def _check_line(walk: _Walk, number: int, raw: str, *, rehash: bool,
             continue
         if name not in walk.present:
             problems.append(f"report {name} ({where}) is missing")
-        elif rehash and _file_sha256(os.path.join(walk.folder, name)) != digest_of_file:
-            problems.append(f"report {name} ({where}) was edited: SHA-256 mismatch")
+        elif rehash:  # hashed after the walk, in parallel; its problem goes here
+            walk.jobs.append((len(problems), os.path.join(walk.folder, name),
+                              str(digest_of_file), f"report {name} ({where})"))
     walk.prev_hash = str(data["hash"])
     walk.prev_seq = this_seq
 
@@ -391,9 +393,43 @@ def _hash_of_dumped(full: str, data: Mapping[str, Any]) -> str:
     return _sha256(text.encode("utf-8"))
 
 
-def _file_sha256(path: str) -> str:
-    with open(path, "rb") as handle:  # report files are small: one read
-        return hashlib.sha256(handle.read()).hexdigest()
+def _file_sha256(path: str) -> str | None:
+    """SHA-256 of the file at PATH, None if it cannot be read."""
+    try:
+        with open(path, "rb") as handle:  # report files are small: one read
+            return hashlib.sha256(handle.read()).hexdigest()
+    except OSError:
+        return None
+
+
+_HASH_THREADS = min(4, os.cpu_count() or 1)
+
+
+def _hash_files(walk: _Walk) -> None:
+    """Hash the report files WALK queued (hashlib and reads release the GIL, so a few
+    threads use the cores) and put each mismatch among WALK's problems where its line
+    would have put it."""
+    jobs = walk.jobs
+    if not jobs:
+        return
+    size = -(-len(jobs) // _HASH_THREADS)
+    chunks = [jobs[i:i + size] for i in range(0, len(jobs), size)]
+
+    def digests(chunk: list[tuple[int, str, str, str]]) -> list[str | None]:
+        return [_file_sha256(path) for _at, path, _want, _what in chunk]
+
+    if len(chunks) == 1:
+        found = digests(chunks[0])
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=len(chunks)) as pool:
+            found = [d for part in pool.map(digests, chunks) for d in part]
+    for (at, _path, want, what), got in reversed(list(zip(jobs, found, strict=True))):
+        if got is None:
+            walk.problems.insert(at, f"{what} cannot be read")
+        elif got != want:
+            walk.problems.insert(at, f"{what} was edited: SHA-256 mismatch")
 
 
 def verify_reports(
@@ -446,10 +482,12 @@ def verify_reports(
                     continue
                 _check_line(walk, number, raw, rehash=True, trusted=trusted)
                 walk.last = (walk.prev_seq, walk.prev_hash, offset)
+    _hash_files(walk)
     for name in sorted(present):
         if _REPORT_NAME.match(name) and name not in walk.listed:
             walk.problems.append(f"report {name} is not in the ledger: its entry was removed")
-    if since_checkpoint and not walk.problems and walk.last is not None:
+    if since_checkpoint and not walk.problems and walk.last is not None \
+            and walk.last[2] != start:  # nothing new: the checkpoint stands as it is
         _write_checkpoint(mark, path, *walk.last)
     return walk.problems
 

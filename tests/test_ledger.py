@@ -285,8 +285,11 @@ def test_a_signing_key_beside_the_reports_or_not_a_key_is_refused(tmp_path: Path
 def test_incremental_verify_checks_what_was_added_since_the_checkpoint(
         tmp_path: Path, reports: Path) -> None:
     assert verify_reports(reports, since_checkpoint=True) == []  # no checkpoint: in full
-    point = json.loads((reports / CHECKPOINT).read_text(encoding="utf-8"))
+    written = (reports / CHECKPOINT).read_text(encoding="utf-8")
+    point = json.loads(written)
     assert point["seq"] == 3 and point["hash"] == read_ledger(reports)[-1].hash
+    assert verify_reports(reports, since_checkpoint=True) == []  # nothing new: not rewritten
+    assert (reports / CHECKPOINT).read_text(encoding="utf-8") == written
     archive(tmp_path, 4)
     # an old report edited after its verification is not hashed again (a stated limit) …
     old = reports / str(read_ledger(reports)[0].html)

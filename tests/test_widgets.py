@@ -353,6 +353,7 @@ def test_readiness_table_colours_and_remedies(make_sim: Callable[..., SimDriver]
         CheckResult("a", "A", CheckStatus.WARN, "careful", "prefer static"),
     ]).to_html()
     assert "#fff8e1" in from_results and "prefer static" in from_results
+    assert repr(fw.readiness_table(frame)).startswith("Readiness check: ")  # no address
 
 
 # --- progress and timeline -------------------------------------------------------------

@@ -150,14 +150,22 @@ class ReadinessTable:
     def __init__(self, rows: Sequence[dict[str, str]]) -> None:
         self.rows = list(rows)
 
+    @property
+    def caption(self) -> str:
+        """``Readiness check: 12 pass, 2 warn, 0 fail``."""
+        counts = {s: sum(1 for r in self.rows if r["status"] == s) for s in _STATUS_COLOURS}
+        return "Readiness check: " + ", ".join(f"{counts[s]} {s}"
+                                               for s in ("pass", "warn", "fail"))
+
+    def __repr__(self) -> str:
+        return self.caption
+
     def to_html(self) -> str:
         """The table as an HTML fragment."""
-        counts = {s: sum(1 for r in self.rows if r["status"] == s) for s in _STATUS_COLOURS}
-        caption = ", ".join(f"{counts[s]} {s}" for s in ("pass", "warn", "fail"))
         table = table_html(self.rows, _READINESS_COLUMNS, colours=_STATUS_COLOURS,
                            colour_key="status", wrap=("title", "detail", "remedy"))
         head = (f"<caption style='text-align:left;font-weight:600;padding:2px 8px'>"
-                f"Readiness check: {esc(caption)}</caption>")
+                f"{esc(self.caption)}</caption>")
         return table.replace("<thead>", head + "<thead>", 1)
 
     def _repr_html_(self) -> str:
