@@ -137,13 +137,23 @@ def verify_figures(scratch: Path, notebooks: list[Path]) -> None:
 
 
 def _nbconvert_lab_size(nb: object) -> int | None:
-    try:
-        from nbconvert import HTMLExporter
+    """Size of NB through nbconvert's "lab" template (what ftkit used before), or None."""
+    import os
 
-        body, _ = HTMLExporter(template_name="lab").from_notebook_node(nb)
-    except Exception:  # templates not installed beside this Python: no baseline
-        return None
-    return len(str(body).encode("utf-8"))
+    from nbconvert import HTMLExporter
+
+    # a virtualenv made with --system-site-packages has nbconvert but not its templates
+    shared = Path(sys.base_prefix) / "share" / "jupyter"
+    for attempt in range(2):
+        try:
+            body, _ = HTMLExporter(template_name="lab").from_notebook_node(nb)
+            return len(str(body).encode("utf-8"))
+        except Exception:
+            if attempt or not shared.is_dir():
+                return None
+            os.environ["JUPYTER_PATH"] = os.pathsep.join(
+                p for p in (os.environ.get("JUPYTER_PATH"), str(shared)) if p)
+    return None
 
 
 def html_figures(notebooks: list[Path]) -> None:
