@@ -37,6 +37,7 @@ _ON_ATTR = re.compile(r"""\son[a-z]+\s*=\s*("[^"]*"|'[^']*'|[^\s>]+)""", re.IGNO
 _TAG = re.compile(r"<[a-zA-Z][^>]*>")
 _XML_PROLOG = re.compile(r"^\s*(<\?xml[^>]*\?>\s*)?(<!DOCTYPE[^>]*>\s*)?", re.IGNORECASE)
 _WIDGET = "application/vnd.jupyter.widget-view+json"
+_PAPERMILL_ERROR = "papermill-error-cell-tag"
 
 STYLE = """\
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#212121;
@@ -185,7 +186,12 @@ def notebook_html(nb: Mapping[str, Any]) -> str:
     for cell in nb.get("cells") or []:
         kind = cell.get("cell_type")
         source = _text(cell.get("source"))
-        if kind == "markdown":
+        tags = (cell.get("metadata") or {}).get("tags") or []
+        if kind == "markdown" and _PAPERMILL_ERROR in tags:
+            # papermill's banners are raw HTML: keep their words, as a plain note
+            text = html.unescape(re.sub(r"<[^>]*>", "", source)).strip()
+            body.append(f"<div class='err'><b>{html.escape(text)}</b></div>")
+        elif kind == "markdown":
             body.append(f"<section class='md'>{md(source)}</section>")
         elif kind == "code":
             if source.strip():

@@ -421,4 +421,10 @@ def test_the_html_report_is_complete_self_contained_and_named(tmp_path: Path) ->
     assert page == notebook_html(nbformat.read(str(tmp_path / "reports" / str(entry.notebook)),
                                                as_version=4))
     assert len(page.encode()) < 8_000
+    banner = new_markdown_cell('<span style="color:red">An Exception was encountered at '
+                               '\'<a href="#papermill-error-cell">In [2]</a>\'.</span>',
+                               metadata={"tags": ["papermill-error-cell-tag"]})
+    text = notebook_html(new_notebook(cells=[banner]))
+    assert "<b>An Exception was encountered at &#x27;In [2]&#x27;.</b>" in text
+    assert "&lt;span" not in text and "href" not in text
     assert strip_ansi("\x1b]8;;http://x\x07link\x1b]8;;\x07 \x1b[1;31mred\x1b[0m") == "link red"
