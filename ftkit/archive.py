@@ -121,7 +121,7 @@ class RunResult:
         data = self.to_dict()
         rows = "".join(
             f"<tr><th style='text-align:left'>{html.escape(str(k))}</th>"
-            f"<td style='text-align:left'>{html.escape('' if v is None else str(v))}</td></tr>"
+            f"<td style='text-align:left'>{html.escape(_shown(v))}</td></tr>"
             for k, v in data.items()
             if v not in (None, "", {})
         )
@@ -134,6 +134,15 @@ class RunResult:
             "text/plain": plain,
             "text/html": f"<table class='ftkit-result'>{rows}</table>",
         }
+
+
+def _shown(value: Any) -> str:
+    """VALUE as a person reads it: floats to 0.1 (``44.99999999999932`` → ``45``)."""
+    if isinstance(value, float):
+        return f"{round(value, 1):g}"
+    if isinstance(value, list):
+        return ", ".join(_shown(v) for v in value)
+    return "" if value is None else str(value)
 
 
 def result_from_notebook(nb: Any) -> dict[str, Any] | None:

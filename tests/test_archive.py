@@ -268,6 +268,11 @@ def test_run_result_mimebundle() -> None:
     assert json.loads(json.dumps(data)) == data
     assert bundle["text/plain"] == "committed: sim://lab CHG-1 (outage 31.2 s)"
     assert "al&lt;i&gt;ce" in bundle["text/html"] and "<table" in bundle["text/html"]
+    shown = RunResult("committed", outage_s=44.99999999999932,
+                      extra={"outages": [44.99999999999932, 2.04]})._repr_mimebundle_()
+    assert "<td style='text-align:left'>45</td>" in shown["text/html"]
+    assert "45, 2</td>" in shown["text/html"] and "4.99999" not in shown["text/html"]
+    assert shown[RESULT_MIME]["outage_s"] == 44.99999999999932  # the data keeps its figures
 
 
 def result_output(outcome: str, **extra: Any) -> Any:
