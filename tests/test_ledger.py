@@ -358,6 +358,17 @@ def test_a_notebook_archived_already_or_never_executed_is_refused(tmp_path: Path
     assert entry.outcome == "failed" and verify_reports(reports) == []
 
 
+def test_archiving_onto_a_damaged_last_line_writes_the_report_but_no_entry(
+        tmp_path: Path, reports: Path) -> None:
+    lines = lines_of(reports)
+    write(reports, [*lines[:2], lines[2][:-9]])
+    with pytest.raises(ArchiveError, match=r"ledger\.jsonl:3 is not a ledger entry .*"
+                                           r"not entered in the ledger") as info:
+        archive(tmp_path, 7)
+    assert "\n" not in str(info.value)
+    assert len(lines_of(reports)) == 3
+
+
 # --- the HTML report (issue 11) ----------------------------------------------------------
 
 
