@@ -321,8 +321,7 @@ class _Walk:
     jobs: list[tuple[int, str, str, str]] = field(default_factory=list)  # files to hash
 
 
-def _check_line(walk: _Walk, number: int, raw: str, *, rehash: bool,
-                trusted: Any | None) -> None:
+def _check_line(walk: _Walk, number: int, raw: str, *, trusted: Any | None) -> None:
     """Verify one ledger line against the line before it; problems go to WALK."""
     where = f"{LEDGER} line {number}"
     problems = walk.problems
@@ -375,7 +374,7 @@ def _check_line(walk: _Walk, number: int, raw: str, *, rehash: bool,
             continue
         if name not in walk.present:
             problems.append(f"report {name} ({where}) is missing")
-        elif rehash:  # hashed after the walk, in parallel; its problem goes here
+        else:  # hashed after the walk, in parallel; its problem goes here
             walk.jobs.append((len(problems), os.path.join(walk.folder, name),
                               str(digest_of_file), f"report {name} ({where})"))
     walk.prev_hash = str(data["hash"])
@@ -489,7 +488,7 @@ def verify_reports(
                 raw = line.decode("utf-8", errors="replace")
                 if not raw.strip():
                     continue
-                _check_line(walk, number, raw, rehash=True, trusted=trusted)
+                _check_line(walk, number, raw, trusted=trusted)
                 walk.last = (walk.prev_seq, walk.prev_hash, offset)
     _hash_files(walk)
     for name in sorted(present):
