@@ -68,9 +68,8 @@ demo: install  ## an Active Upgrade end to end on a new simulated system; its re
 test: install browser-deps  ## the tests: a representative subset, or every test when CI is set
 	$(PY) -m pytest $(PYTEST_SELECT) $(PYTEST_ARGS)
 
-bench: install  ## speed and memory figures (not a test)
-	$(PYTHON) benchmarks/bench_sim.py
-	$(PYTHON) benchmarks/bench_process.py
+bench: install  ## speed, size and memory figures beside their baselines (a report: exits 0)
+	$(PYTHON) benchmarks/bench.py
 
 lint: venv  ## ruff (also run by the tests) and mypy over ftkit/
 	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[dev]"

@@ -3,22 +3,34 @@
 Each run leaves under ``reports/`` (SPEC §8 "Reports")::
 
     20250301T020000Z-active-upgrade-CHG-42.ipynb   executed notebook, facts in metadata.ftkit
-    20250301T020000Z-active-upgrade-CHG-42.html    its rendering (nbconvert, template "lab")
+    20250301T020000Z-active-upgrade-CHG-42.html    its page (:mod:`ftkit.report_html`:
+                                                   self-contained, tens of KB)
     ledger.jsonl                                   one line per run, chained by hash
+    .verified.json                                 where the last incremental verify ended
 
 A ledger line holds ``seq``, the files' SHA-256, the runbook, its parameters (redacted),
-change id, operator, system, start and end (ISO UTC), outcome, measured outage, ``error``,
-``prev`` (the previous line's hash, 64 zeros for the first) and ``hash`` (SHA-256 of the
-canonical JSON of the line without ``hash``). :func:`verify_reports` finds a line that
-was edited, removed or reordered and a report file that was edited or removed.
+change id, operator, system, start and end (ISO UTC, :mod:`ftkit.canonical`), outcome,
+measured outage, ``error``, ``source`` (SHA-256 of the notebook as handed in),
+optionally ``journal_entry``/``journal_hash`` (the session's journal, where the run is
+anchored) and ``signature`` (Ed25519 over ``hash``), ``prev`` (the previous line's
+hash, 64 zeros for the first) and ``hash`` (SHA-256 of the canonical JSON of the line
+without ``hash`` and ``signature``). A line is written in canonical form, so a line
+that is not (a duplicated key, other spacing) was edited. :func:`verify_reports` finds a
+line that was edited, removed or reordered, an entry listing no file or another's,
+and a report file that was edited or removed; what it cannot find without a key is
+:func:`verify_limits`; :func:`cross_check` compares the ledger with what the systems'
+journals recorded of it.
 
 A runbook reports its result by displaying a :class:`RunResult` (mimetype
-``application/vnd.ftkit.result+json``); the last one in the notebook wins. nbformat and
-nbconvert are imported only when a notebook is read or written.
+``application/vnd.ftkit.result+json``); the last one in the notebook wins. nbformat is
+imported only when a notebook is read or written, cryptography only to sign or check a
+signature.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import hashlib
 import html
@@ -27,13 +39,14 @@ import os
 import re
 import sys
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from ftkit import canonical
 from ftkit.errors import ArchiveError
 from ftkit.redact import MASK, is_secret_key, redact, scrub, secret_values
 
@@ -57,6 +70,7 @@ ZERO_HASH = "0" * 64
 # report files archive_run writes: verify_reports flags one the ledger does not list
 _REPORT_NAME = re.compile(r"^\d{8}T\d{6}Z-.+\.(ipynb|html)$")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
 class Outcome(StrEnum):
@@ -107,7 +121,7 @@ class RunResult:
         data = self.to_dict()
         rows = "".join(
             f"<tr><th style='text-align:left'>{html.escape(str(k))}</th>"
-            f"<td style='text-align:left'>{html.escape('' if v is None else str(v))}</td></tr>"
+            f"<td style='text-align:left'>{html.escape(_shown(v))}</td></tr>"
             for k, v in data.items()
             if v not in (None, "", {})
         )
@@ -120,6 +134,15 @@ class RunResult:
             "text/plain": plain,
             "text/html": f"<table class='ftkit-result'>{rows}</table>",
         }
+
+
+def _shown(value: Any) -> str:
+    """VALUE as a person reads it: floats to 0.1 (``44.99999999999932`` → ``45``)."""
+    if isinstance(value, float):
+        return f"{round(value, 1):g}"
+    if isinstance(value, list):
+        return ", ".join(_shown(v) for v in value)
+    return "" if value is None else str(value)
 
 
 def result_from_notebook(nb: Any) -> dict[str, Any] | None:
@@ -142,28 +165,35 @@ def result_from_notebook(nb: Any) -> dict[str, Any] | None:
 
 
 def _json(value: Any) -> str:
-    """Canonical JSON: sorted keys, no spaces, UTF-8; unknown types become their str()."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    """Canonical JSON (:func:`ftkit.canonical.dumps`)."""
+    return canonical.dumps(value)
 
 
 def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+    return canonical.sha256_hex(data)
 
 
 def _entry_hash(entry: Mapping[str, Any]) -> str:
-    return _sha256(_json({k: v for k, v in entry.items() if k != "hash"}).encode("utf-8"))
+    """SHA-256 of the canonical JSON of ENTRY without its ``hash`` and ``signature``."""
+    return _sha256(_json({k: v for k, v in entry.items() if k not in _UNHASHED}).encode("utf-8"))
 
 
 def _iso(moment: datetime) -> str:
-    """ISO 8601 UTC with a Z; a naive datetime is taken as UTC."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """ISO 8601 UTC with a Z (:func:`ftkit.canonical.iso`); a naive datetime is UTC."""
+    return canonical.iso(moment)
 
 
 @dataclass(frozen=True)
 class LedgerEntry:
-    """One line of ``reports/ledger.jsonl``."""
+    """One line of ``reports/ledger.jsonl``.
+
+    ``source`` is the SHA-256 of the executed notebook as it was handed in (so the same
+    notebook is not archived twice); ``journal_entry``/``journal_hash`` anchor the entry
+    in the system's journal (the id and hash of the session's last journal entry when it
+    was archived); ``signature`` is ``{"alg": "ed25519", "key": public key (hex),
+    "sig": base64}`` over ``hash`` when a signing key was given. All four are absent
+    (None) in entries written before they existed.
+    """
 
     seq: int
     files: dict[str, str] = field(hash=False)
@@ -179,6 +209,10 @@ class LedgerEntry:
     error: str | None
     prev: str
     hash: str
+    source: str | None = None
+    journal_entry: int | None = None
+    journal_hash: str | None = None
+    signature: dict[str, str] | None = field(default=None, hash=False)
 
     @property
     def notebook(self) -> str | None:
@@ -191,12 +225,15 @@ class LedgerEntry:
         return next((n for n in self.files if n.endswith(".html")), None)
 
     def to_dict(self) -> dict[str, Any]:
-        """The ledger line as a dict."""
-        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+        """The ledger line as a dict (the optional fields only where set)."""
+        data = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        return {k: v for k, v in data.items() if k not in _OPTIONAL or v is not None}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> LedgerEntry:
         """Build from a parsed ledger line (missing optional fields become None)."""
+        journal_entry = data.get("journal_entry")
+        signature = data.get("signature")
         return cls(
             seq=int(data["seq"]),
             files=dict(data["files"]),
@@ -212,19 +249,31 @@ class LedgerEntry:
             error=data.get("error"),
             prev=str(data["prev"]),
             hash=str(data["hash"]),
+            source=None if data.get("source") is None else str(data["source"]),
+            journal_entry=None if journal_entry is None else int(journal_entry),
+            journal_hash=None if data.get("journal_hash") is None else str(data["journal_hash"]),
+            signature=dict(signature) if isinstance(signature, Mapping) else None,
         )
 
 
+_OPTIONAL = frozenset({"source", "journal_entry", "journal_hash", "signature"})
+_UNHASHED = frozenset({"hash", "signature"})
+_REQUIRED = frozenset({"seq", "prev", "hash", "files"})
+
+
 def _parse_lines(path: Path) -> Iterator[tuple[int, dict[str, Any] | None, str]]:
-    """(line number, parsed dict or None, raw text) for each non-blank ledger line."""
+    """(line number, parsed dict or None, raw text) for each non-blank ledger line.
+
+    A line with a duplicated key parses to None (the strict reader refuses it).
+    """
     if not path.exists():
         return
-    with path.open(encoding="utf-8") as handle:
+    with path.open(encoding="utf-8", newline="") as handle:
         for number, raw in enumerate(handle, start=1):
             if not raw.strip():
                 continue
             try:
-                data = json.loads(raw)
+                data = canonical.loads_strict(raw)
             except ValueError:
                 data = None
             yield number, data if isinstance(data, dict) else None, raw
@@ -241,7 +290,7 @@ def read_ledger(reports: Path) -> list[LedgerEntry]:
     for number, data, _raw in _parse_lines(path):
         try:
             if data is None:
-                raise ValueError("not a JSON object")
+                raise ValueError("not a JSON object with distinct keys")
             entries.append(LedgerEntry.from_dict(data))
         except (KeyError, TypeError, ValueError) as err:
             raise ArchiveError(
@@ -251,49 +300,311 @@ def read_ledger(reports: Path) -> list[LedgerEntry]:
     return entries
 
 
-def verify_reports(reports: Path) -> list[str]:
-    """Every problem found in the ledger and report files of REPORTS ([] = fine); read-only.
+# --- verification ----------------------------------------------------------------------
 
-    Finds an edited line (hash mismatch), a removed or reordered line (``seq`` gap or
-    ``prev`` not the previous line's hash), an edited or missing report file (SHA-256),
-    and a report file no line lists (its line was removed).
+CHECKPOINT = ".verified.json"
+
+
+@dataclass
+class _Walk:
+    """What verification carries from one ledger line to the next."""
+
+    reports: Path
+    present: set[str]
+    folder: str = ""
+    listed: dict[str, int] = field(default_factory=dict)
+    prev_hash: str = ZERO_HASH
+    prev_seq: int = 0
+    problems: list[str] = field(default_factory=list)
+    last: tuple[int, str, int] | None = None  # seq, hash, byte offset after its line
+    lines: int = 0  # lines before the first one this walk reads (blank ones included)
+    jobs: list[tuple[int, str, str, str]] = field(default_factory=list)  # files to hash
+
+
+def _check_line(walk: _Walk, number: int, raw: str, *, trusted: Any | None) -> None:
+    """Verify one ledger line against the line before it; problems go to WALK."""
+    where = f"{LEDGER} line {number}"
+    problems = walk.problems
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        data = None
+    if not isinstance(data, dict) or not data.keys() >= _REQUIRED:
+        problems.append(f"{where} is not a ledger entry (edited or damaged)")
+        walk.prev_hash, walk.prev_seq = "", walk.prev_seq + 1
+        return
+    seq = data.get("seq")
+    full = canonical.dumps(data)
+    digest = _hash_of_dumped(full, data)
+    where_seq = f"{where} (seq {seq})"
+    if raw.rstrip("\r\n") != full:
+        # a canonical line cannot repeat a key (its parse would be shorter); this one may
+        try:
+            canonical.loads_strict(raw)
+        except canonical.DuplicateKeyError as err:
+            problems.append(f"{where} has a {err}: it was edited")
+        else:
+            if digest == data["hash"]:
+                problems.append(f"{where_seq} was edited: it is not written in canonical form")
+            else:
+                problems.append(f"{where_seq} was edited: its hash does not match its content")
+    elif digest != data["hash"]:
+        problems.append(f"{where_seq} was edited: its hash does not match its content")
+    where = where_seq
+    if not isinstance(seq, int) or isinstance(seq, bool) or seq != walk.prev_seq + 1:
+        problems.append(f"{where} follows seq {walk.prev_seq}: an entry was removed or reordered")
+    elif data["prev"] != walk.prev_hash and walk.prev_hash:
+        problems.append(
+            f"{where} does not chain to the line before it: an entry was removed, "
+            "reordered or edited"
+        )
+    _check_signature(where, data, digest, trusted, problems)
+    files = data["files"] if isinstance(data["files"], dict) else {}
+    if not files:
+        problems.append(f"{where} lists no report files")
+    this_seq = seq if isinstance(seq, int) else walk.prev_seq + 1
+    for name, digest_of_file in sorted(files.items()):
+        if not isinstance(name, str) or not _REPORT_NAME.match(name) or "/" in name \
+                or "\\" in name:
+            problems.append(f"{where} lists {name!r}, which is not a report file name")
+            continue
+        other = walk.listed.setdefault(name, this_seq)
+        if other != this_seq:
+            problems.append(f"report {name} ({where}) is also listed by seq {other}")
+            continue
+        if name not in walk.present:
+            problems.append(f"report {name} ({where}) is missing")
+        else:  # hashed after the walk, in parallel; its problem goes here
+            walk.jobs.append((len(problems), os.path.join(walk.folder, name),
+                              str(digest_of_file), f"report {name} ({where})"))
+    walk.prev_hash = str(data["hash"])
+    walk.prev_seq = this_seq
+
+
+def _hash_of_dumped(full: str, data: Mapping[str, Any]) -> str:
+    """:func:`_entry_hash` of DATA, given FULL = ``canonical.dumps(DATA)``: the unhashed
+    items are cut out of FULL (each occurs once, at the top level, or the slow way)."""
+    text = full
+    for key in _UNHASHED:
+        if key not in data:
+            continue
+        item = f'"{key}":{canonical.dumps(data[key])}'
+        if text.count(item) != 1:
+            return _entry_hash(data)
+        at = text.index(item)
+        if text[at + len(item)] == ",":
+            text = text[:at] + text[at + len(item) + 1:]
+        elif text[at - 1] == ",":
+            text = text[:at - 1] + text[at + len(item):]
+        else:
+            text = text[:at] + text[at + len(item):]
+    return _sha256(text.encode("utf-8"))
+
+
+def _file_sha256(path: str) -> str | None:
+    """SHA-256 of the file at PATH, None if it cannot be read."""
+    try:
+        with open(path, "rb") as handle:  # report files are small: one read
+            return hashlib.sha256(handle.read()).hexdigest()
+    except OSError:
+        return None
+
+
+_HASH_THREADS = min(4, os.cpu_count() or 1)
+
+
+def _hash_files(walk: _Walk) -> None:
+    """Hash the report files WALK queued (hashlib and reads release the GIL, so a few
+    threads use the cores) and put each mismatch among WALK's problems where its line
+    would have put it."""
+    jobs = walk.jobs
+    if not jobs:
+        return
+    size = -(-len(jobs) // _HASH_THREADS)
+    chunks = [jobs[i:i + size] for i in range(0, len(jobs), size)]
+
+    def digests(chunk: list[tuple[int, str, str, str]]) -> list[str | None]:
+        return [_file_sha256(path) for _at, path, _want, _what in chunk]
+
+    if len(chunks) == 1:
+        found = digests(chunks[0])
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=len(chunks)) as pool:
+            found = [d for part in pool.map(digests, chunks) for d in part]
+    for (at, _path, want, what), got in reversed(list(zip(jobs, found, strict=True))):
+        if got is None:
+            walk.problems.insert(at, f"{what} cannot be read")
+        elif got != want:
+            walk.problems.insert(at, f"{what} was edited: SHA-256 mismatch")
+
+
+def verify_reports(
+    reports: Path,
+    *,
+    since_checkpoint: bool = False,
+    checkpoint: Path | None = None,
+    public_key: Path | str | None = None,
+) -> list[str]:
+    """Every problem found in the ledger and report files of REPORTS ([] = fine).
+
+    Finds an edited line (hash mismatch, a duplicated key, a line not in canonical form),
+    a removed or reordered line (``seq`` gap or ``prev`` not the previous line's hash), an
+    entry listing no files or a file another entry lists, an edited or missing report
+    file (SHA-256), and a report file no line lists (its line was removed). With
+    PUBLIC_KEY (a PEM file, else ``$FTKIT_VERIFY_KEY``) every entry must carry a valid
+    Ed25519 signature by that key, which detects a chain recomputed after an edit; without
+    one, signatures present are checked against the key they name (see
+    :func:`verify_limits` for what that leaves undetected). Time is linear in entries.
+
+    Read-only, except that with ``since_checkpoint`` the lines up to the checkpoint
+    (CHECKPOINT, default ``REPORTS/.verified.json``) are checked only for being unchanged
+    since that verification (one SHA-256 of the ledger's prefix, and the checkpoint must
+    match the ledger's entry at its seq), their report files for being present; the lines
+    after it are verified in full, and when nothing is wrong the checkpoint moves to the
+    last entry (written tmp-then-rename). Without a checkpoint the whole ledger is
+    verified and the checkpoint written.
     """
     reports = Path(reports)
     path = reports / LEDGER
-    problems: list[str] = []
-    prev_hash, prev_seq = ZERO_HASH, 0
-    listed: set[str] = set()
-    for number, data, _raw in _parse_lines(path):
-        where = f"{LEDGER} line {number}"
-        if data is None or not {"seq", "prev", "hash", "files"} <= data.keys():
-            problems.append(f"{where} is not a ledger entry (edited or damaged)")
-            prev_hash, prev_seq = "", prev_seq + 1
-            continue
-        seq = data.get("seq")
-        where += f" (seq {seq})"
-        if _entry_hash(data) != data["hash"]:
-            problems.append(f"{where} was edited: its hash does not match its content")
-        if not isinstance(seq, int) or seq != prev_seq + 1:
-            problems.append(f"{where} follows seq {prev_seq}: an entry was removed or reordered")
-        elif data["prev"] != prev_hash and prev_hash:
-            problems.append(
-                f"{where} does not chain to the line before it: an entry was removed, "
-                "reordered or edited"
-            )
-        files = data["files"] if isinstance(data["files"], dict) else {}
-        for name, digest in sorted(files.items()):
-            listed.add(name)
-            file = reports / name
-            if not file.is_file():
-                problems.append(f"report {name} ({where}) is missing")
-            elif _sha256(file.read_bytes()) != digest:
-                problems.append(f"report {name} ({where}) was edited: SHA-256 mismatch")
-        prev_hash = str(data["hash"])
-        prev_seq = seq if isinstance(seq, int) else prev_seq + 1
-    if reports.is_dir():
-        for file in sorted(reports.iterdir()):
-            if _REPORT_NAME.match(file.name) and file.name not in listed:
-                problems.append(f"report {file.name} is not in the ledger: its entry was removed")
+    trusted = _trusted_key(public_key)
+    present = _present_files(reports)
+    walk = _Walk(reports=reports, present=present, folder=str(reports))
+    start = 0
+    mark = Path(checkpoint) if checkpoint is not None else reports / CHECKPOINT
+    if since_checkpoint and mark.exists():
+        start = _resume_from_checkpoint(walk, path, mark)
+        if walk.problems:
+            return walk.problems
+    if path.exists():
+        with path.open("rb") as handle:
+            handle.seek(start)
+            number = walk.lines
+            offset = start
+            for line in handle:
+                offset += len(line)
+                number += 1
+                raw = line.decode("utf-8", errors="replace")
+                if not raw.strip():
+                    continue
+                _check_line(walk, number, raw, trusted=trusted)
+                walk.last = (walk.prev_seq, walk.prev_hash, offset)
+    _hash_files(walk)
+    for name in sorted(present):
+        if _REPORT_NAME.match(name) and name not in walk.listed:
+            walk.problems.append(f"report {name} is not in the ledger: its entry was removed")
+    if since_checkpoint and not walk.problems and walk.last is not None \
+            and walk.last[2] != start:  # nothing new: the checkpoint stands as it is
+        _write_checkpoint(mark, path, *walk.last)
+    return walk.problems
+
+
+def _present_files(reports: Path) -> set[str]:
+    """Names of the regular files directly in REPORTS (one directory scan)."""
+    if not reports.is_dir():
+        return set()
+    with os.scandir(reports) as scan:
+        return {item.name for item in scan if item.is_file()}
+
+
+def _resume_from_checkpoint(walk: _Walk, ledger: Path, mark: Path) -> int:
+    """Check the ledger up to checkpoint MARK is as it was verified; return its end offset.
+
+    Reads the prefix once: its SHA-256 must match, and the last line must be the entry
+    the checkpoint names. Fills WALK with the files listed so far and the chain's end.
+    """
+    try:
+        point = canonical.loads_strict(mark.read_text(encoding="utf-8"))
+        seq, digest = int(point["seq"]), str(point["hash"])
+        offset, prefix_sha = int(point["offset"]), str(point["prefix_sha256"])
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        walk.problems.append(f"checkpoint {mark.name} is unreadable ({err}): verify in full")
+        return 0
+    data = ledger.read_bytes() if ledger.exists() else b""
+    prefix = data[:offset]
+    if len(data) < offset:
+        walk.problems.append(
+            f"{LEDGER} is shorter than when seq {seq} was verified: entries were removed")
+        return 0
+    if _sha256(prefix) != prefix_sha:
+        walk.problems.append(
+            f"{LEDGER} changed at or before seq {seq} since it was verified: an entry was "
+            "edited, removed or reordered")
+        return 0
+    lines = [line for line in prefix.decode("utf-8").split("\n") if line.strip()]
+    last = canonical.loads_strict(lines[-1]) if lines else {}
+    if not isinstance(last, dict) or last.get("seq") != seq or last.get("hash") != digest:
+        walk.problems.append(
+            f"checkpoint {mark.name} (seq {seq}) does not match the ledger's entry at that "
+            "seq: verify in full")
+        return 0
+    for line in lines:
+        entry = json.loads(line)
+        for name in entry.get("files") or {}:
+            walk.listed.setdefault(name, int(entry["seq"]))
+            if name not in walk.present:
+                walk.problems.append(
+                    f"report {name} ({LEDGER} seq {entry['seq']}) is missing")
+    walk.prev_seq, walk.prev_hash = seq, digest
+    walk.last = (seq, digest, offset)
+    walk.lines = prefix.count(b"\n")
+    return offset
+
+
+def _write_checkpoint(mark: Path, ledger: Path, seq: int, digest: str, offset: int) -> None:
+    with ledger.open("rb") as handle:
+        prefix = handle.read(offset)
+    point = {"seq": seq, "hash": digest, "offset": offset, "prefix_sha256": _sha256(prefix),
+             "verified": canonical.iso(canonical.utc_now())}
+    try:
+        _write_atomic(mark, (_json(point) + "\n").encode("utf-8"))
+    except OSError as err:
+        raise ArchiveError(f"cannot write the verification checkpoint {mark}: {err}",
+                           "make the reports folder writable, or pass another checkpoint "
+                           "path") from None
+
+
+def verify_limits(*, keyed: bool | None = None, since_checkpoint: bool = False) -> list[str]:
+    """What :func:`verify_reports` cannot detect, as lines for its output (read-only).
+
+    KEYED: whether it was given a public key (None: whether ``$FTKIT_VERIFY_KEY`` is set).
+    """
+    if keyed is None:
+        keyed = bool(os.environ.get(VERIFY_KEY_ENV))
+    limits: list[str] = []
+    if not keyed:
+        limits += [
+            "without a public key it cannot detect the last entries dropped together with "
+            "their report files, nor an entry edited with every later hash recomputed: "
+            "sign the entries ($FTKIT_SIGNING_KEY) and verify with the public key, and "
+            "cross-check the ledger with the systems' journals",
+        ]
+    if since_checkpoint:
+        limits.append("report files of entries verified before the checkpoint were checked "
+                      "for presence only, not hashed again: run a full verify now and then")
+    return limits
+
+
+def cross_check(reports: Path, anchors: Iterable[tuple[int, str]]) -> list[str]:
+    """Problems found comparing the ledger with ANCHORS, the (seq, hash) of ledger
+    entries as a system's journal recorded them when they were archived ([] = fine).
+
+    An anchored entry missing from the ledger means a dropped tail (or line); one whose
+    hash differs means an edit with the chain recomputed. Read-only.
+    """
+    by_seq: dict[int, str] = {}
+    for _number, data, _raw in _parse_lines(Path(reports) / LEDGER):
+        if data is not None and isinstance(data.get("seq"), int):
+            by_seq[data["seq"]] = str(data.get("hash"))
+    problems = []
+    for seq, digest in anchors:
+        if seq not in by_seq:
+            problems.append(f"seq {seq} is journaled with its system but missing from the "
+                            f"{LEDGER}: entries were dropped")
+        elif by_seq[seq] != digest:
+            problems.append(f"seq {seq} differs from the hash its system journaled: the "
+                            "entry was edited and the chain recomputed")
     return problems
 
 
@@ -306,6 +617,112 @@ def ensure_verified(reports: Path) -> None:
             f"{Path(reports)}: {problems[0]}{more}",
             "run `ftkit reports verify` to list them; restore the reports from a backup",
         )
+
+
+# --- signatures ------------------------------------------------------------------------
+
+SIGNING_KEY_ENV = "FTKIT_SIGNING_KEY"
+VERIFY_KEY_ENV = "FTKIT_VERIFY_KEY"
+
+
+def _load_pem(path: Path, *, private: bool) -> Any:
+    """The Ed25519 key in PEM file PATH (a private key also gives its public key)."""
+    try:
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+            Ed25519PrivateKey,
+            Ed25519PublicKey,
+        )
+    except ImportError:
+        raise ArchiveError("signing the ledger needs the cryptography package",
+                           "pip install cryptography") from None
+    what = "signing" if private else "public"
+    try:
+        data = Path(path).expanduser().read_bytes()
+    except OSError as err:
+        raise ArchiveError(f"cannot read the {what} key {path}: {err.strerror or err}",
+                           f"give the path of an Ed25519 PEM file (${SIGNING_KEY_ENV} or "
+                           f"${VERIFY_KEY_ENV})") from None
+    try:
+        if b"PRIVATE KEY" in data:
+            key: Any = serialization.load_pem_private_key(data, password=None)
+            if not isinstance(key, Ed25519PrivateKey):
+                raise ValueError("not an Ed25519 key")
+            return key if private else key.public_key()
+        if private:
+            raise ValueError("a public key cannot sign")
+        key = serialization.load_pem_public_key(data)
+        if not isinstance(key, Ed25519PublicKey):
+            raise ValueError("not an Ed25519 key")
+        return key
+    except (ValueError, TypeError) as err:
+        raise ArchiveError(f"{path} is not an Ed25519 {what} key ({err})",
+                           "make one with `openssl genpkey -algorithm ed25519 -out KEY.pem`"
+                           ) from None
+
+
+def _public_hex(public: Any) -> str:
+    from cryptography.hazmat.primitives import serialization
+
+    raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return bytes(raw).hex()
+
+
+def _trusted_key(public_key: Path | str | None) -> Any | None:
+    ref = public_key if public_key is not None else os.environ.get(VERIFY_KEY_ENV) or None
+    return None if ref is None else _load_pem(Path(ref), private=False)
+
+
+def _signer(signing_key: Path | str | None, reports: Path) -> Any | None:
+    """The private key SIGNING_KEY (else ``$FTKIT_SIGNING_KEY``) names, or None; refused
+    when it lies inside REPORTS (a key stored beside the reports protects nothing)."""
+    ref = signing_key if signing_key is not None else os.environ.get(SIGNING_KEY_ENV) or None
+    if ref is None:
+        return None
+    path = Path(ref).expanduser().resolve()
+    if path.is_relative_to(Path(reports).resolve()):
+        raise ArchiveError(f"the signing key {path} is inside the reports folder",
+                           "keep the key elsewhere (a key beside the reports protects "
+                           "nothing) and give its path in $FTKIT_SIGNING_KEY")
+    return _load_pem(path, private=True)
+
+
+def _sign(key: Any, digest: str) -> dict[str, str]:
+    signature = key.sign(digest.encode("ascii"))
+    return {"alg": "ed25519", "key": _public_hex(key.public_key()),
+            "sig": base64.b64encode(signature).decode("ascii")}
+
+
+def _check_signature(where: str, data: Mapping[str, Any], digest: str, trusted: Any | None,
+                     problems: list[str]) -> None:
+    signature = data.get("signature")
+    if signature is None:
+        if trusted is not None:
+            problems.append(f"{where} is not signed by the given key")
+        return
+    try:
+        from cryptography.exceptions import InvalidSignature
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    except ImportError:
+        problems.append(f"{where} is signed, and checking it needs the cryptography package")
+        return
+    try:
+        named = Ed25519PublicKey.from_public_bytes(bytes.fromhex(str(signature["key"])))
+        raw = base64.b64decode(str(signature["sig"]), validate=True)
+        if signature.get("alg") != "ed25519":
+            raise ValueError(signature.get("alg"))
+    except (KeyError, TypeError, ValueError, binascii.Error):
+        problems.append(f"{where} has a malformed signature")
+        return
+    key = trusted if trusted is not None else named
+    if trusted is not None and _public_hex(trusted) != str(signature["key"]):
+        problems.append(f"{where} is signed by another key than the given one")
+        return
+    try:
+        key.verify(raw, digest.encode("ascii"))
+    except InvalidSignature:
+        problems.append(f"{where} has a signature that does not match its hash: it was "
+                        "edited and its hash recomputed")
 
 
 @contextlib.contextmanager
@@ -414,6 +831,9 @@ def archive_run(
     ended: datetime,
     reports: Path,
     error: str | None = None,
+    journal_entry: int | None = None,
+    journal_hash: str | None = None,
+    signing_key: Path | str | None = None,
 ) -> LedgerEntry:
     """Archive the executed notebook EXECUTED under REPORTS and append its ledger line.
 
@@ -421,20 +841,40 @@ def archive_run(
     outcome is ``failed`` when ERROR is given or the notebook reported no result. The
     notebook (secrets masked, facts in ``metadata.ftkit``) and its HTML are written
     tmp-then-rename; the ledger line is appended under a file lock, so concurrent runs
-    keep the chain. Raises :class:`ArchiveError` if the existing ledger is unreadable
-    (the report files are written first, and named in the error).
+    keep the chain. JOURNAL_ENTRY and JOURNAL_HASH (the id and hash of the session's last
+    journal entry; else the result's ``journal_entry``/``journal_hash``, when the runbook
+    reports them) go into the line; with SIGNING_KEY (a PEM file outside REPORTS, else
+    ``$FTKIT_SIGNING_KEY``) the line is signed with Ed25519.
+
+    Refused with :class:`ArchiveError`, with nothing written: a notebook that was
+    already archived (an archived copy, or the same notebook handed in twice; the error
+    names its entry), one that was never executed (unless ERROR says why), a signing key
+    that cannot be used. Raises :class:`ArchiveError` if the existing ledger is
+    unreadable (the report files are written first, and named in the error).
     """
     import nbformat
 
     reports = Path(reports)
-    reports.mkdir(parents=True, exist_ok=True)
     try:
-        nb = nbformat.read(str(executed), as_version=4)
+        raw = Path(executed).read_bytes()
+        nb = nbformat.reads(raw.decode("utf-8"), as_version=4)
     except (OSError, ValueError) as err:  # NotJSONError, NBFormatError are ValueErrors
         raise ArchiveError(
             f"cannot read executed notebook {executed}: {type(err).__name__}: {err}",
             "give the output notebook papermill wrote",
         ) from err
+    if error is None and not _was_executed(nb):
+        raise ArchiveError(f"{executed} was never executed (no cell ran)",
+                           "run it first: ftkit run RUNBOOK, or papermill")
+    signer = _signer(signing_key, reports)
+    source = _sha256(raw)
+    archived = nb.metadata.get("ftkit")
+    if isinstance(archived, Mapping) and "seq" in archived:
+        raise ArchiveError(
+            f"{executed} is already archived: it is the report of ledger entry seq "
+            f"{archived.get('seq')} ({archived.get('runbook')}, {archived.get('started')})",
+            "nothing to do; `ftkit reports list` shows the archive")
+    reports.mkdir(parents=True, exist_ok=True)
     result = result_from_notebook(nb) or {}
     params = dict(parameters)
     secrets = secret_values(params)  # literals to mask wherever they were echoed
@@ -474,6 +914,14 @@ def archive_run(
         "outage_s": outage_s,
         "error": scrub("; ".join(notes), extra=secrets) if notes else None,
     }
+    anchor: dict[str, Any] = {"source": source}
+    # the anchor comes from the caller, else from the runbook's result (the kernel knows it)
+    entry_id = journal_entry if journal_entry is not None else result.get("journal_entry")
+    entry_hash = journal_hash if journal_hash is not None else result.get("journal_hash")
+    if isinstance(entry_id, int) and not isinstance(entry_id, bool):
+        anchor["journal_entry"] = entry_id
+    if isinstance(entry_hash, str) and _HEX64.fullmatch(entry_hash):
+        anchor["journal_hash"] = entry_hash
     stamp = started.replace(tzinfo=started.tzinfo or UTC).astimezone(UTC)
     base = f"{stamp:%Y%m%dT%H%M%SZ}-{_safe(runbook_stem) or 'runbook'}"
     if _safe(facts["change_id"]):
@@ -488,10 +936,14 @@ def archive_run(
         ledger = reports / LEDGER
         damaged: ArchiveError | None = None
         try:
-            previous = read_ledger(reports)
+            last, twin = _ledger_tail(reports, source)
         except ArchiveError as err:
-            previous, damaged = [], err
-        seq = previous[-1].seq + 1 if previous else 1
+            last, twin, damaged = None, None, err
+        if twin is not None:
+            raise ArchiveError(
+                f"{executed} is already archived as ledger entry seq {twin.seq} "
+                f"({twin.notebook})", "nothing to do; `ftkit reports list` shows the archive")
+        seq = last.seq + 1 if last else 1
         nb.metadata["ftkit"] = {"seq": seq, **facts}
         nb_bytes = nbformat.writes(nb).encode("utf-8")
         html_bytes = _render_html(nb).encode("utf-8")
@@ -508,16 +960,58 @@ def archive_run(
             "seq": seq,
             "files": files,
             **facts,
-            "prev": previous[-1].hash if previous else ZERO_HASH,
+            **anchor,
+            "prev": last.hash if last else ZERO_HASH,
         }
         entry = json.loads(_json(entry))
         entry["hash"] = _entry_hash(entry)
+        if signer is not None:
+            entry["signature"] = _sign(signer, entry["hash"])
         _append_line(ledger, _json(entry))
     return LedgerEntry.from_dict(entry)
 
 
-def _render_html(nb: Any) -> str:
-    from nbconvert import HTMLExporter
+def _ledger_tail(reports: Path, source: str) -> tuple[LedgerEntry | None, LedgerEntry | None]:
+    """(the last entry, the entry of the notebook whose SHA-256 is SOURCE) of REPORTS'
+    ledger, from one read and two byte searches: what appending needs, in the same time
+    for ten entries as for a hundred thousand (lines are canonical, so each ``source``
+    is spelt one way). Read-only; :class:`ArchiveError` if either line is not an entry.
+    """
+    path = reports / LEDGER
+    if not path.exists():
+        return None, None
+    data = path.read_bytes()
 
-    body, _resources = HTMLExporter(template_name="lab").from_notebook_node(nb)
-    return str(body)
+    def entry_at(at: int) -> LedgerEntry:
+        start = data.rfind(b"\n", 0, at) + 1
+        end = data.find(b"\n", at)
+        raw = data[start:end if end >= 0 else len(data)]
+        try:
+            parsed = canonical.loads_strict(raw)
+            if not isinstance(parsed, dict):
+                raise ValueError("not a JSON object")
+            return LedgerEntry.from_dict(parsed)
+        except (KeyError, TypeError, ValueError) as err:
+            number = data.count(b"\n", 0, start) + 1
+            raise ArchiveError(
+                f"{path}:{number} is not a ledger entry ({err})",
+                "run `ftkit reports verify` and restore the ledger from a backup",
+            ) from None
+
+    body = data.rstrip()
+    last = entry_at(body.rfind(b"\n") + 1) if body else None
+    found = data.find(f'"source":"{source}"'.encode("ascii"))
+    return last, entry_at(found) if found >= 0 else None
+
+
+def _was_executed(nb: Any) -> bool:
+    """Whether any code cell of NB ran (an execution count or an output)."""
+    return any(cell.get("cell_type") == "code"
+               and (cell.get("execution_count") is not None or cell.get("outputs"))
+               for cell in nb.get("cells", []))
+
+
+def _render_html(nb: Any) -> str:
+    from ftkit.report_html import notebook_html
+
+    return notebook_html(nb)

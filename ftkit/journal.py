@@ -20,7 +20,6 @@ timeout), and every message and detail goes through :mod:`ftkit.redact` before s
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import sqlite3
@@ -28,12 +27,12 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ftkit import home, store
+from ftkit import canonical, home, store
 from ftkit.errors import ArchiveError, FtkitError, SessionBusyError, TransitionError
 from ftkit.redact import redact, scrub
 
@@ -133,13 +132,11 @@ _HASHED = (
 
 
 def _utc_now() -> datetime:
-    return datetime.now(UTC)
+    return canonical.utc_now()
 
 
 def _iso(moment: datetime) -> str:
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return canonical.iso(moment)
 
 
 def _text(value: Any) -> str:
@@ -153,19 +150,19 @@ def _opt_text(value: Any) -> str | None:
 
 
 def _json(value: Any) -> str:
-    """Canonical JSON: sorted keys, no spaces; unknown types become their str()."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    """Canonical JSON (:func:`ftkit.canonical.dumps`)."""
+    return canonical.dumps(value)
 
 
 def _clean_json(value: Any) -> str:
     """VALUE made JSON (so that str() of odd objects is scrubbed too), redacted, canonical."""
-    plain = json.loads(_json(value))
-    return _json(redact(plain))
+    plain = json.loads(canonical.dumps(value))
+    return canonical.dumps(redact(plain))
 
 
 def _entry_hash(fields: dict[str, Any]) -> str:
     payload = {name: fields[name] for name in _HASHED}
-    return hashlib.sha256(_json(payload).encode("utf-8")).hexdigest()
+    return canonical.sha256_hex(canonical.dumps(payload))
 
 
 @dataclass(frozen=True)

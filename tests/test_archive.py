@@ -105,8 +105,13 @@ def reports(run: tuple[Path, LedgerEntry], tmp_path: Path) -> Path:
     source, entry = run
     copy = tmp_path / "reports"
     shutil.copytree(source, copy)
-    executed = copy / str(entry.notebook)
     for n in range(1, 4):
+        # the executed notebook as papermill left it (no ledger facts), once per run
+        nb = nbformat.read(str(copy / str(entry.notebook)), as_version=4)
+        del nb.metadata["ftkit"]
+        nb.metadata["papermill"]["start_time"] = (T0 + timedelta(hours=n)).isoformat()
+        executed = tmp_path / f"executed-{n}.ipynb"
+        nbformat.write(nb, str(executed))
         archive_run(
             executed,
             runbook="tiny-check",
@@ -263,6 +268,11 @@ def test_run_result_mimebundle() -> None:
     assert json.loads(json.dumps(data)) == data
     assert bundle["text/plain"] == "committed: sim://lab CHG-1 (outage 31.2 s)"
     assert "al&lt;i&gt;ce" in bundle["text/html"] and "<table" in bundle["text/html"]
+    shown = RunResult("committed", outage_s=44.99999999999932,
+                      extra={"outages": [44.99999999999932, 2.04]})._repr_mimebundle_()
+    assert "<td style='text-align:left'>45</td>" in shown["text/html"]
+    assert "45, 2</td>" in shown["text/html"] and "4.99999" not in shown["text/html"]
+    assert shown[RESULT_MIME]["outage_s"] == 44.99999999999932  # the data keeps its figures
 
 
 def result_output(outcome: str, **extra: Any) -> Any:
@@ -294,7 +304,9 @@ def test_the_last_result_in_a_notebook_wins() -> None:
 
 
 def executed_notebook(path: Path, *outputs: Any) -> Path:
-    nb = new_notebook(cells=[new_code_cell("x", outputs=list(outputs))])
+    """A notebook as papermill leaves it: one cell that ran (its own, by PATH's name)."""
+    nb = new_notebook(cells=[new_code_cell(f"x  # {path.name}", outputs=list(outputs),
+                                           execution_count=1)])
     nbformat.write(nb, str(path))
     return path
 
@@ -313,7 +325,8 @@ def test_no_result_or_an_error_means_failed(tmp_path: Path) -> None:
     assert entry.error == "the runbook reported no result"
     assert entry.system == "sim://lab", "facts fall back to the parameters"
     assert entry.notebook == "20250301T020000Z-status-C-1.ipynb"
-    assert (entry.started, entry.ended) == ("2025-03-01T02:00:00.000Z", "2025-03-01T02:00:03.000Z")
+    assert (entry.started, entry.ended) == ("2025-03-01T02:00:00.000000Z",
+                                            "2025-03-01T02:00:03.000000Z")
 
     good = executed_notebook(tmp_path / "good.ipynb", result_output("committed", outage_s=20))
     entry = archive_run(
@@ -335,24 +348,25 @@ def test_no_result_or_an_error_means_failed(tmp_path: Path) -> None:
 
 
 def test_same_second_same_change_gets_a_distinct_name(tmp_path: Path) -> None:
-    nb = executed_notebook(tmp_path / "x.ipynb", result_output("planned"))
     names = [
         archive_run(
-            nb, runbook="plan", parameters={}, started=T0, ended=T0, reports=tmp_path / "r"
+            executed_notebook(tmp_path / f"x{n}.ipynb", result_output("planned")),
+            runbook="plan", parameters={}, started=T0, ended=T0, reports=tmp_path / "r"
         ).notebook
-        for _ in range(2)
+        for n in range(2)
     ]
     assert names == ["20250301T020000Z-plan-C.ipynb", "20250301T020000Z-plan-C-2.ipynb"]
 
 
 def test_concurrent_archiving_keeps_the_chain(tmp_path: Path) -> None:
-    nb = executed_notebook(tmp_path / "x.ipynb", result_output("checked"))
+    notebooks = [executed_notebook(tmp_path / f"x{n}.ipynb", result_output("checked"))
+                 for n in range(4)]
     errors: list[BaseException] = []
 
     def one(n: int) -> None:
         try:
             archive_run(
-                nb,
+                notebooks[n],
                 runbook="check",
                 parameters={"n": n},
                 started=T0 + timedelta(seconds=n),
@@ -421,7 +435,8 @@ def test_an_edited_line_with_a_recomputed_hash_breaks_the_chain(reports: Path) -
     body = {k: v for k, v in entry.items() if k != "hash"}
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     entry["hash"] = hashlib.sha256(canonical.encode()).hexdigest()
-    lines[1] = json.dumps(entry)
+    # written canonically, as a careful forger would (a non-canonical line is caught alone)
+    lines[1] = json.dumps(entry, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     write_lines(reports, lines)
     assert verify_reports(reports) == [
         f"{LEDGER} line 3 (seq 3) does not chain to the line before it: an entry was removed, "

@@ -355,6 +355,7 @@ def test_readiness_table_colours_and_remedies(make_sim: Callable[..., SimDriver]
         CheckResult("a", "A", CheckStatus.WARN, "careful", "prefer static"),
     ]).to_html()
     assert "#fff8e1" in from_results and "prefer static" in from_results
+    assert repr(fw.readiness_table(frame)).startswith("Readiness check: ")  # no address
 
 
 # --- progress and timeline -------------------------------------------------------------
@@ -379,30 +380,42 @@ def test_progress_bar_one_bar_per_label_closed_at_total(capsys: pytest.CaptureFi
 
 
 def test_timeline_draws_phases_and_the_measured_outage(session: Session) -> None:
-    import matplotlib.pyplot as plt
-
     session.run(ParameterDecisions(ALL, operator="t"), soak_minutes=30)
     names = [p[0] for p in fw.timeline.__globals__["phases"](session)]
     assert names[:5] == ["PrepareSplit", "Split", "PrepareMerge", "Merge", "Commit"]
-    fig = fw.timeline(session, show=False)
-    (ax,) = fig.axes
-    texts = [t.get_text() for t in ax.texts]
+    figure = fw.timeline(session, show=False)
+    assert [p[0] for p in figure.phases][:5] == names[:5]
     (outage,) = session.outages()
-    assert f"outage {outage.seconds:.0f} s" in texts
-    assert "committed" in ax.get_title()
-    plt.close(fig)
+    assert f"outage {outage.seconds:.0f} s" in figure.labels
+    assert "committed" in figure.title and figure.title in figure.labels
+    assert "Split" in figure.labels and "simulated minutes since the session started" in \
+        figure.labels
+    assert figure.svg == fw.timeline(session, show=False).svg  # same data, same bytes
+    assert len(figure.svg) < 8_000
 
 
-def test_timeline_displays_and_closes(session: Session, monkeypatch: pytest.MonkeyPatch
-                                      ) -> None:
+def test_timeline_displays_once_as_svg_without_a_plotting_library(
+        session: Session, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+    from xml.dom import minidom
+
     import IPython.display
-    import matplotlib.pyplot as plt
 
     session.run(ParameterDecisions(ALL, operator="t"))
     shown: list[Any] = []
-    monkeypatch.setattr(IPython.display, "display", lambda obj: shown.append(obj))
-    fig = fw.timeline(session)
-    assert shown == [fig] and not plt.fignum_exists(fig.number)
+    monkeypatch.setattr(IPython.display, "display",
+                        lambda obj, **options: shown.append((obj, options)))
+    mpl = {name: sys.modules.pop(name) for name in list(sys.modules)
+           if name == "matplotlib" or name.startswith("matplotlib.")}
+    try:
+        figure = fw.timeline(session)
+        assert "matplotlib" not in sys.modules
+    finally:
+        sys.modules.update(mpl)
+    assert shown == [({"image/svg+xml": figure.svg, "text/plain": figure.title}, {"raw": True})]
+    (outage,) = session.outages()
+    assert f"outage {outage.seconds:.0f} s</text>" in figure.svg
+    minidom.parseString(figure.svg)  # well-formed
 
 
 # --- runbook helpers -------------------------------------------------------------------

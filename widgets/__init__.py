@@ -17,26 +17,52 @@ Status: :func:`inventory`, :func:`show_inventory`.
 
 from __future__ import annotations
 
-from .decide import DecisionPanel, RecoveryPanel, ask, check_mode
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# ipywidgets (decide, runbook, views) loads on first use of a name that needs it; the
+# modules whose name is also a function's (timeline, inventory) load now, so that the
+# function, not the submodule, is what ``fw.timeline`` names.
 from .inventory import inventory, show_inventory
 from .progress import Progress, progress_bar
-from .runbook import (
-    abort_session,
-    check_readiness,
-    ensure_system,
-    overview,
-    request,
-    require_ready,
-    resolve,
-    result,
-    resume,
-    show_failure,
-    show_log,
-    show_plan,
-    soak,
-)
 from .timeline import timeline
-from .views import ActivityLog, StatusBar, SystemView, readiness_table
+
+if TYPE_CHECKING:
+    from .decide import DecisionPanel, RecoveryPanel, ask, check_mode
+    from .runbook import (
+        abort_session,
+        check_readiness,
+        ensure_system,
+        overview,
+        request,
+        require_ready,
+        resolve,
+        result,
+        resume,
+        show_failure,
+        show_log,
+        show_plan,
+        soak,
+    )
+    from .views import ActivityLog, StatusBar, SystemView, readiness_table
+
+_LAZY = {
+    **dict.fromkeys(("DecisionPanel", "RecoveryPanel", "ask", "check_mode"), "decide"),
+    **dict.fromkeys(("abort_session", "check_readiness", "ensure_system", "overview",
+                     "request", "require_ready", "resolve", "result", "resume",
+                     "show_failure", "show_log", "show_plan", "soak"), "runbook"),
+    **dict.fromkeys(("ActivityLog", "StatusBar", "SystemView", "readiness_table"), "views"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import the submodule that defines NAME on first use (PEP 562)."""
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "ActivityLog",
@@ -66,3 +92,7 @@ __all__ = [
     "soak",
     "timeline",
 ]
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

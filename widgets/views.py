@@ -20,7 +20,7 @@ from ftkit.process import Session
 
 from .render import GREEN, RED, YELLOW, esc, note_html, status_html, system_html, table_html
 
-__all__ = ["ActivityLog", "StatusBar", "SystemView", "readiness_table"]
+__all__ = ["ActivityLog", "ReadinessTable", "StatusBar", "SystemView", "readiness_table"]
 
 
 class _HTMLView(w.VBox):
@@ -138,37 +138,54 @@ class ActivityLog(_HTMLView):
 
 
 _STATUS_COLOURS = {"pass": GREEN, "warn": YELLOW, "fail": RED}
+_READINESS_COLUMNS = ("check", "title", "status", "detail", "remedy")
 
 
-def readiness_table(results: Any) -> Any:
+class ReadinessTable:
+    """The readiness check as an HTML table (``_repr_html_``, ``to_html()``): one row per
+    check tinted by its status, the counts in its caption. Plain HTML, so showing it
+    loads no pandas and the report stays small."""
+
+    def __init__(self, rows: Sequence[dict[str, str]]) -> None:
+        self.rows = list(rows)
+
+    @property
+    def caption(self) -> str:
+        """``Readiness check: 12 pass, 2 warn, 0 fail``."""
+        counts = {s: sum(1 for r in self.rows if r["status"] == s) for s in _STATUS_COLOURS}
+        return "Readiness check: " + ", ".join(f"{counts[s]} {s}"
+                                               for s in ("pass", "warn", "fail"))
+
+    def __repr__(self) -> str:
+        return self.caption
+
+    def to_html(self) -> str:
+        """The table as an HTML fragment."""
+        table = table_html(self.rows, _READINESS_COLUMNS, colours=_STATUS_COLOURS,
+                           colour_key="status", wrap=("title", "detail", "remedy"))
+        head = (f"<caption style='text-align:left;font-weight:600;padding:2px 8px'>"
+                f"{esc(self.caption)}</caption>")
+        return table.replace("<thead>", head + "<thead>", 1)
+
+    def _repr_html_(self) -> str:
+        return self.to_html()
+
+
+def readiness_table(results: Any) -> ReadinessTable:
     """The readiness check with pass/warn/fail colours and remedies, ready to display.
 
-    RESULTS is the DataFrame of :func:`ftkit.checks.readiness` (columns check, title,
-    status, detail, remedy) or a list of :class:`~ftkit.checks.CheckResult`. Returns a
-    pandas Styler (it renders as HTML in the notebook and the report).
+    RESULTS is a list of :class:`~ftkit.checks.CheckResult` or the DataFrame of
+    :func:`ftkit.checks.readiness` (columns check, title, status, detail, remedy; read
+    through ``to_dict``, so pandas is not imported here). Read-only.
     """
-    import pandas as pd
-
-    if isinstance(results, pd.DataFrame):
-        frame = results
+    if hasattr(results, "to_dict") and hasattr(results, "columns"):
+        records = results.to_dict("records")
     else:
-        frame = pd.DataFrame([{"check": r.check, "title": r.title, "status": str(r.status),
-                               "detail": r.detail, "remedy": r.remedy}
-                              for r in _sequence(results)],
-                             columns=["check", "title", "status", "detail", "remedy"])
-    counts = frame["status"].value_counts().to_dict() if len(frame) else {}
-    caption = ", ".join(f"{counts.get(s, 0)} {s}" for s in ("pass", "warn", "fail"))
-
-    def colour(row: pd.Series) -> list[str]:
-        tint = _STATUS_COLOURS.get(str(row["status"]), "")
-        bg = {GREEN: "#e8f5e9", YELLOW: "#fff8e1", RED: "#ffebee"}.get(tint, "")
-        return [f"background-color: {bg}; color: {tint}" if tint else "" for _ in row]
-
-    return (frame.style.apply(colour, axis=1)
-            .set_caption(f"Readiness check: {esc(caption)}")
-            .set_properties(**{"text-align": "left", "white-space": "pre-wrap"})
-            .set_table_styles([{"selector": "th", "props": [("text-align", "left")]}])
-            .hide(axis="index"))
+        records = [{"check": r.check, "title": r.title, "status": str(r.status),
+                    "detail": r.detail, "remedy": r.remedy} for r in _sequence(results)]
+    rows = [{c: "" if r.get(c) is None else str(r.get(c)) for c in _READINESS_COLUMNS}
+            for r in records]
+    return ReadinessTable(rows)
 
 
 def _sequence(results: Any) -> Sequence[Any]:
