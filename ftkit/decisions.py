@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import getpass
 import math
+import os
 import socket
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -69,6 +70,7 @@ class Decision:
     source: str  # "parameter" | "widget" | "plan"
     where: str
     when: str
+    account: str = ""  # the authenticated account that recorded it (beside ``who``)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -99,6 +101,7 @@ def make_decision(name: str, answer: str, *, who: str, why: str, source: str,
         source=source,
         where=where or _where(source),
         when=datetime.now(UTC).isoformat(timespec="seconds"),
+        account=account(),
     )
 
 
@@ -159,6 +162,25 @@ def provider_for(mode: str, decisions: Mapping[str, str] | None, *, operator: st
     if mode == "interactive":
         return None
     raise DecisionError(f"unknown mode {mode!r}", "use mode interactive | auto | plan")
+
+
+def account() -> str:
+    """The authenticated account running this: ``$JUPYTERHUB_USER`` where JupyterHub set
+    it, else the operating system's user. Recorded beside the operator who is claimed."""
+    return os.environ.get("JUPYTERHUB_USER") or getpass.getuser()
+
+
+def check_identity(*, operator: str, change_id: str, what: str = "this run") -> None:
+    """A run that can change a system says who runs it and for which change: a one-line
+    DecisionError when ``operator`` or ``change_id`` is empty (read-only; before anything
+    changes)."""
+    for name, value, hint in (("operator", operator, "YOUR-NAME (recorded with every "
+                                                     "decision)"),
+                              ("change_id", change_id, "CHG-… (the change this run "
+                                                       "belongs to)")):
+        if not str(value or "").strip():
+            raise DecisionError(f"{what} changes the system, and no {name} was given",
+                                f"pass -p {name} {hint}")
 
 
 def parse_decisions(text: str) -> dict[str, str]:

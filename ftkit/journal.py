@@ -630,11 +630,14 @@ class Journal:
             conn,
             session_id,
             "info",
-            f"session {session_id} started by {record.operator or 'unknown'}"
+            f"session {session_id} (change {record.change_id or '-'}) started by "
+            f"{record.operator or 'unknown'}"
+            + (f" (account {record.data['account']})" if record.data.get("account") else "")
             + (f": {record.reason}" if record.reason else ""),
             detail={
                 "change_id": record.change_id,
                 "operator": record.operator,
+                "account": record.data.get("account", ""),
                 "reason": record.reason,
                 "target": record.target,
             },
@@ -970,6 +973,7 @@ class Journal:
         where: str,
         step: str = "",
         sim_time: float | None = None,
+        account: str = "",
     ) -> int:
         """Record a decision (who, what, why, when, source, where); one transaction."""
         when = _iso(self._clock())
@@ -981,6 +985,7 @@ class Journal:
             "when": when,
             "source": source,
             "where": where,
+            "account": account,
         }
         message = f"decision {_text(name)}: {_text(answer)} by {_text(who)} ({_text(source)})"
         if why:
@@ -1031,6 +1036,21 @@ class Journal:
         frame = pd.DataFrame([asdict(e) for e in self.entries(session_id)], columns=columns)
         frame["ts"] = pd.to_datetime(frame["ts"], utc=True, format="ISO8601")
         return frame
+
+    def head_entry(self) -> dict[str, Any]:
+        """``{"journal_entry": id, "journal_hash": hash}`` of the last entry (read-only)."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT id, hash FROM entries ORDER BY id DESC LIMIT 1").fetchone()
+        return {"journal_entry": row["id"] if row else 0,
+                "journal_hash": row["hash"] if row else GENESIS}
+
+    def anchors(self) -> list[tuple[int, str]]:
+        """The (seq, hash) of every ledger entry this system's runs were archived as, as
+        journaled then (read-only): ``ftkit reports verify`` cross-checks the ledger."""
+        return [(int(e.detail["ledger_seq"]), str(e.detail["ledger_hash"]))
+                for e in self.entries(kinds=["info"])
+                if isinstance(e.detail, dict) and "ledger_seq" in e.detail]
 
     def head(self) -> str:
         """The hash of the last entry (GENESIS for an empty journal); read-only."""

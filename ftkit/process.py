@@ -28,7 +28,7 @@ from typing import Any
 from ftkit import flow
 from ftkit.checks import CheckResult, failed, merge_checks, run_checks
 from ftkit.config import UpgradeConfig, load_config
-from ftkit.decisions import Decision, DecisionProvider, check_soak_minutes
+from ftkit.decisions import Decision, DecisionProvider, account, check_soak_minutes
 from ftkit.drivers import Driver, Outage, Progress, connect
 from ftkit.errors import (
     ActionTimeoutError,
@@ -284,18 +284,18 @@ class Session:
 
     # --- readiness ---------------------------------------------------------------------
 
-    def readiness(self) -> Any:
-        """The readiness check as a DataFrame; changes nothing, may run any number of times."""
-        from ftkit.checks import readiness
+    def readiness(self) -> list[CheckResult]:
+        """The readiness check (a list of results; ``checks_frame`` makes it a table);
+        changes nothing on the system, may run any number of times; journaled."""
+        from ftkit.checks import summary
 
-        in_session = self.record is not None
-        df = readiness(self.driver, self.config, self.packages, in_session=in_session,
-                       stage_pending=self.upgrade_state is UpgradeState.IDLE)
+        results = run_checks(self.driver, self.config, self.packages,
+                             in_session=self.record is not None,
+                             stage_pending=self.upgrade_state is UpgradeState.IDLE)
         self.journal.log(self.record.id if self.record else None, "info",
-                         f"readiness check: {int((df['status'] == 'fail').sum())} failed, "
-                         f"{int((df['status'] == 'warn').sum())} warnings",
-                         step="CheckReadiness", sim_time=self.now())
-        return df
+                         f"readiness check: {summary(results)}", step="CheckReadiness",
+                         sim_time=self.now())
+        return results
 
     # --- decisions ---------------------------------------------------------------------
 
@@ -320,7 +320,8 @@ class Session:
         else:
             self.journal.decision(sid, name=decision.name, answer=decision.answer,
                                   who=decision.who, why=decision.why, source=decision.source,
-                                  where=decision.where, sim_time=self.now())
+                                  where=decision.where, sim_time=self.now(),
+                                  account=decision.account)
         return decision
 
     # --- the state machine ------------------------------------------------------------
@@ -408,7 +409,8 @@ class Session:
             ensure_supported(self.packages)  # refused before the split, naming the rule
             begin = {"change_id": self.change_id, "operator": self.operator,
                      "reason": self.reason,
-                     "data": {"config": self.config.to_dict(),
+                     "data": {"account": account(),  # the authenticated one, beside the claim
+                              "config": self.config.to_dict(),
                               "packages": [p.to_dict() for p in self.packages],
                               "sim_start": self.now()}}
         self.record, intent = self.journal.start(
@@ -865,7 +867,9 @@ class Session:
                     f"{facts['lost_transactions']} transactions lost",
             extra={"mode": mode, "session": record.id,
                    "lost_transactions": facts["lost_transactions"],
-                   "acknowledged": facts["acknowledged"], "outages": facts["outages_s"]},
+                   "acknowledged": facts["acknowledged"], "outages": facts["outages_s"],
+                   # the journal's head: the ledger entry carries it (cross-checked)
+                   **self.journal.head_entry()},
         )
 
     def stopped(self) -> FtkitError:

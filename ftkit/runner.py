@@ -209,6 +209,7 @@ def run_runbook(
     params = dict(parameters)
     check_parameters(path, params)
     reports = Path(reports) if reports is not None else home.reports_dir()
+    preflight_archive(reports)  # before anything changes: the record can be kept
 
     import papermill
     from papermill.exceptions import PapermillExecutionError
@@ -241,7 +242,7 @@ def run_runbook(
             entry = _archive_failure(output, path, params, started, reports, reason)
             remedy = _see(entry) if entry else "check the kernel (--kernel) and the runbook"
             raise FtkitError(f"runbook {path.stem} did not run: {reason}", remedy) from err
-        return archive_run(
+        entry = archive_run(
             output,
             runbook=path.stem,
             parameters=params,
@@ -249,6 +250,56 @@ def run_runbook(
             ended=now(),
             reports=reports,
         )
+        anchor(entry)
+        return entry
+
+
+def preflight_archive(reports: Path) -> None:
+    """Before a run changes anything: REPORTS can be written (a file is created and
+    removed there) and its ledger verifies (incrementally, from its checkpoint). Raises a
+    one-line FtkitError otherwise; an upgrade never commits only to find that its record
+    cannot be kept."""
+    from ftkit.archive import verify_reports
+
+    try:
+        reports.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=reports, prefix=".ftkit-preflight-"):
+            pass
+    except OSError as err:
+        raise FtkitError(f"the reports folder {reports} cannot be written ({err.strerror})",
+                         "fix its permissions or set $FTKIT_REPORTS elsewhere, then run "
+                         "again; nothing was changed") from None
+    problems = verify_reports(reports, since_checkpoint=True)
+    if problems:
+        raise FtkitError(f"the archive in {reports} does not verify: {problems[0]}",
+                         "run ftkit reports verify, restore it from a backup, then run "
+                         "again; nothing was changed")
+
+
+def anchor(entry: LedgerEntry) -> None:
+    """Journal the archived run's ledger entry (seq and hash) with its system, so that a
+    dropped tail or an edited, re-chained ledger is found by cross-checking (``ftkit
+    reports verify``). A system that cannot be reached is skipped (nothing is created)."""
+    if not entry.system:
+        return
+    from ftkit.drivers import connect
+    from ftkit.journal import Journal
+
+    try:
+        driver = connect(entry.system)
+    except FtkitError:
+        return
+    try:
+        journal = Journal.find(driver)
+        if journal is None:
+            return
+        with journal:
+            journal.log(None, "info", f"archived {entry.runbook} ({entry.outcome}) as ledger "
+                        f"entry {entry.seq}", detail={"ledger_seq": entry.seq,
+                                                       "ledger_hash": entry.hash,
+                                                       "change_id": entry.change_id})
+    finally:
+        driver.close()
 
 
 def check_parameters(path: Path, params: Mapping[str, Any]) -> None:
@@ -274,10 +325,23 @@ def check_parameters(path: Path, params: Mapping[str, Any]) -> None:
             "browser to click in",
             "pass -p mode auto with -p decisions \"{split: proceed, merge: proceed, "
             "commit: commit}\", or -p mode plan; or open the runbook in JupyterLab")
-    from ftkit.decisions import provider_for
+    from ftkit.decisions import check_soak_minutes, provider_for
+    from ftkit.flow import check_path
 
     decisions = parameter_value(params, declared, "decisions") if "decisions" in declared else {}
     provider_for(mode, decisions, operator="", reason="")  # a bad mode or answer
+    if mode == "auto":  # the decisions reach an end, or a declared pause
+        check_path({str(k): str(v) for k, v in (decisions or {}).items()})
+    if "soak_minutes" in declared:
+        check_soak_minutes(parameter_value(params, declared, "soak_minutes"))
+    if mode != "plan":
+        from ftkit.decisions import check_identity
+
+        check_identity(operator=str(parameter_value(params, declared, "operator") or "")
+                       if "operator" in declared else "x",
+                       change_id=str(parameter_value(params, declared, "change_id") or "")
+                       if "change_id" in declared and path.stem != "abort" else "x",
+                       what=f"runbook {path.stem}")
 
 
 def _check_files(params: Mapping[str, Any], declared: Mapping[str, Any]) -> None:
@@ -351,7 +415,7 @@ def _archive_failure(
     """Archive a failed run if papermill left an output notebook; else None."""
     if not output.is_file():
         return None
-    return archive_run(
+    entry = archive_run(
         output,
         runbook=runbook.stem,
         parameters=params,
@@ -360,3 +424,5 @@ def _archive_failure(
         reports=reports,
         error=reason,
     )
+    anchor(entry)
+    return entry

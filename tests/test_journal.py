@@ -287,6 +287,7 @@ def test_decision_records_who_what_why_when_source_where(tmp_path: Path) -> None
             why="soak clean",
             source="widget",
             where="host-7 / JupyterLab",
+            account="alice@hub",
         )
         entry = j.entries(record.id, kinds=["decision"])[0]
     assert entry.detail == {
@@ -297,6 +298,7 @@ def test_decision_records_who_what_why_when_source_where(tmp_path: Path) -> None
         "when": "2025-03-01T02:00:00.000000Z",
         "source": "widget",
         "where": "host-7 / JupyterLab",
+        "account": "alice@hub",
     }
     assert entry.ts == "2025-03-01T02:00:00.000000Z"
     assert entry.message == "decision merge: proceed by alice (widget): soak clean"

@@ -349,8 +349,8 @@ def test_readiness_table_colours_and_remedies(make_sim: Callable[..., SimDriver]
     html = fw.readiness_table(frame).to_html()
     assert "#ffebee" in html and "#e8f5e9" in html  # fail red, pass green
     assert "BROKEN" in html and "Readiness check:" in html
-    failing = frame[frame["status"] == "fail"]
-    assert all(r in html for r in failing["remedy"] if r)
+    failing = [r for r in frame if str(r.status) == "fail"]
+    assert failing and all(r.remedy in html for r in failing if r.remedy)
     from_results = fw.readiness_table([
         CheckResult("a", "A", CheckStatus.WARN, "careful", "prefer static"),
     ]).to_html()

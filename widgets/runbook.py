@@ -20,7 +20,6 @@ from IPython.display import HTML, display
 
 from ftkit import drivers
 from ftkit.archive import Outcome, RunResult
-from ftkit.checks import checks_frame
 from ftkit.decisions import provider_for
 from ftkit.drivers import Driver
 from ftkit.errors import FtkitError
@@ -164,18 +163,21 @@ def resume(session: Session | None, *, live: bool | None = None, mode: str = "in
 
 
 def require_ready(results: Any, *, session: Session | None = None, system: str = "") -> None:
-    """Raise (after showing why) if a readiness check failed. RESULTS is the readiness
-    DataFrame or a list of :class:`~ftkit.checks.CheckResult`; warnings pass."""
-    results = checks_frame(results)
-    bad = results[results["status"] == "fail"]
-    if not len(bad):
-        warned = int((results["status"] == "warn").sum())
-        display(HTML(note_html(f"Readiness check passed: {len(results)} checks, {warned} "
+    """Stop (after showing why) if a readiness check failed: raise without a session (the
+    readiness-check runbook), else stop this run (:meth:`Session.halt`). RESULTS is a
+    list of :class:`~ftkit.checks.CheckResult` (or their DataFrame); warnings pass."""
+    rows = (results.to_dict("records") if hasattr(results, "to_dict")
+            else [{"check": r.check, "title": r.title, "status": str(r.status),
+                   "detail": r.detail, "remedy": r.remedy} for r in results])
+    bad = [r for r in rows if r["status"] == "fail"]
+    if not bad:
+        warned = sum(r["status"] == "warn" for r in rows)
+        display(HTML(note_html(f"Readiness check passed: {len(rows)} checks, {warned} "
                                "warning(s).", colour=GREEN)))
         return
-    first = bad.iloc[0]
+    first = bad[0]
     error = FtkitError(
-        f"readiness check: {len(bad)} check(s) fail ({', '.join(bad['check'])}); "
+        f"readiness check: {len(bad)} check(s) fail ({', '.join(r['check'] for r in bad)}); "
         f"first: {first['title']}: {first['detail']}",
         str(first["remedy"]) or "fix it and run the check again")
     show_failure(session, error, system=system)
@@ -192,9 +194,9 @@ def check_readiness(session: Session | None) -> None:
             display(HTML(note_html("The readiness check ran at PrepareSplit of this session; "
                                    "it is not repeated.", colour=GREY)))
         return
-    frame = session.readiness()
-    display(readiness_table(frame))
-    require_ready(frame, session=session)
+    results = session.readiness()
+    display(readiness_table(results))
+    require_ready(results, session=session)
 
 
 def show_log(session: Session | None, *, live: bool | None = None) -> None:

@@ -319,7 +319,12 @@ def _parameters(pairs: Sequence[Sequence[str]] | None) -> dict[str, Any]:
             raise BadInput(f"parameter name {name!r} is not a Python identifier",
                            "write -p NAME VALUE, for example -p mode auto")
         try:
-            params[name] = parse_cli_value(value)
+            if name == "decisions":
+                from ftkit.decisions import parse_decisions
+
+                params[name] = parse_decisions(value)  # no aliases, no key twice, as typed
+            else:
+                params[name] = parse_cli_value(value)
         except FtkitError as err:
             raise BadInput(err.message, err.remedy) from None
     return params
@@ -425,19 +430,49 @@ def cmd_reports_list(args: argparse.Namespace) -> int:
 
 def cmd_reports_verify(args: argparse.Namespace) -> int:
     """Find edited, removed or reordered records; read-only (exit 1 on a problem)."""
-    from ftkit.archive import read_ledger, verify_reports
+    from ftkit.archive import cross_check, read_ledger, verify_limits, verify_reports
 
     reports = _reports(args)
-    problems = verify_reports(reports)
+    problems = verify_reports(reports, since_checkpoint=args.incremental,
+                              checkpoint=Path(args.checkpoint) if args.checkpoint else None,
+                              public_key=args.public_key)
+    entries = read_ledger(reports) if not problems else []
+    problems += cross_check(reports, _journal_anchors({e.system for e in entries}))
     if problems:
         for problem in problems:
             print(f"  {problem}")
         raise Failed(f"{len(problems)} problem(s) in {reports}: {problems[0]}",
                      "restore the reports and ledger from a backup")
-    count = len(read_ledger(reports))
+    count = len(entries)
     print(f"{reports}: {count} ledger entr{'y' if count == 1 else 'ies'} and their reports "
-          "verified")
+          + ("verified since the checkpoint" if args.incremental else "verified")
+          + "; cross-checked with the journals of the systems still here")
+    for limit in verify_limits(keyed=True if args.public_key else None,
+                               since_checkpoint=args.incremental):
+        print(f"  note: {limit}")
     return EXIT_OK
+
+
+def _journal_anchors(systems: set[str]) -> list[tuple[int, str]]:
+    """The (seq, hash) pairs the systems' journals recorded when their runs were archived
+    (systems that cannot be reached any more are skipped); read-only."""
+    from ftkit.drivers import connect
+    from ftkit.journal import Journal
+
+    anchors: list[tuple[int, str]] = []
+    for system in sorted(s for s in systems if s):
+        try:
+            driver = connect(system)
+        except FtkitError:
+            continue
+        try:
+            journal = Journal.find(driver)
+        finally:
+            driver.close()
+        if journal is not None:
+            with journal:
+                anchors += journal.anchors()
+    return anchors
 
 
 def cmd_reports_add(args: argparse.Namespace) -> int:
@@ -474,7 +509,15 @@ def cmd_reports_add(args: argparse.Namespace) -> int:
                                else notebook.stem)
     error = "the notebook raised an exception (papermill)" if pm.get("exception") else None
     reports = _reports(args)
-    entry = archive_run(notebook, runbook=runbook, parameters=params, started=when("start_time"),
-                        ended=when("end_time"), reports=reports, error=error)
+    from ftkit.errors import ArchiveError
+    from ftkit.runner import anchor
+
+    try:
+        entry = archive_run(notebook, runbook=runbook, parameters=params,
+                            started=when("start_time"), ended=when("end_time"),
+                            reports=reports, error=error)
+    except ArchiveError as err:  # archived already, never executed: bad input, nothing written
+        raise BadInput(err.message, err.remedy) from None
+    anchor(entry)
     print(render.entry_text(entry, reports))
     return EXIT_OK

@@ -123,6 +123,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=commands.cmd_reports_list)
     p = repc.add_parser("verify", help="find edited, removed or reordered records (exit 1)")
     p.add_argument("--reports", metavar="DIR", help=REPORTS_HELP)
+    p.add_argument("--incremental", action="store_true",
+                   help="check only what was added since the last verified entry (a "
+                        "checkpoint beside the ledger, itself checked); for a nightly job")
+    p.add_argument("--checkpoint", metavar="FILE",
+                   help="where the incremental checkpoint lives (default: beside the ledger)")
+    p.add_argument("--public-key", metavar="PEM",
+                   help="require every entry signed by this Ed25519 key (default: "
+                        "$FTKIT_VERIFY_KEY); detects a chain recomputed after an edit")
     p.set_defaults(func=commands.cmd_reports_verify)
     p = repc.add_parser("add", help="archive a notebook executed by plain papermill")
     p.add_argument("notebook", metavar="NOTEBOOK", help="the output notebook papermill wrote")
