@@ -131,6 +131,18 @@ def test_plan_mode_changes_nothing(tmp_path: Path) -> None:
     assert sessions(system) == []
 
 
+def test_a_run_without_operator_or_change_id_is_refused_before_anything_changes(
+        tmp_path: Path) -> None:
+    from ftkit.sim.driver import system_path
+
+    system = target()
+    for missing in ("operator", "change_id"):
+        params = {**upgrade(system, decisions=ALL), missing: ""}
+        error = fails("active-upgrade", tmp_path, **params)
+        assert error.ename == "DecisionError" and f"no {missing} was given" in error.evalue
+    assert not system_path(system.removeprefix("sim://")).exists()  # nothing at all
+
+
 def test_missing_decision_is_refused_before_anything_changes(tmp_path: Path) -> None:
     from ftkit.sim.driver import system_path
 
@@ -149,7 +161,7 @@ def test_interactive_mode_under_papermill_is_refused_before_anything_changes(
 
     system = target()
     # mode defaults to interactive: refused at once, not after the panel's one-hour timeout
-    error = fails("active-upgrade", tmp_path, system=system)
+    error = fails("active-upgrade", tmp_path, system=system, change_id="CHG-I", operator="o")
     assert error.ename == "DecisionError" and "no frontend to click in" in error.evalue
     assert not system_path(system.removeprefix("sim://")).exists()  # nothing was created
 
@@ -204,6 +216,7 @@ def test_resume_after_the_first_run_was_killed_mid_install(tmp_path: Path) -> No
         [sys.executable, "-m", "papermill", str(RUNBOOKS / "active-upgrade.ipynb"),
          str(tmp_path / "killed.ipynb"), "--cwd", str(RUNBOOKS), "--no-progress-bar",
          "-p", "system", system, "-p", "mode", "auto", "-p", "operator", "nb-test",
+         "-p", "change_id", "CHG-NB",
          "-y", "decisions: {split: proceed, merge: proceed, commit: commit}"],
         env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -275,7 +288,8 @@ def test_readme_one_liner_from_the_repository_root(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "papermill", "runbooks/active-upgrade.ipynb", str(out),
          "-p", "mode", "auto", "-y", "decisions: {split: proceed, merge: proceed, "
-         "commit: commit}", "--no-progress-bar"],
+         "commit: commit}", "-p", "change_id", "CHG-README", "-p", "operator", "nb-test",
+         "--no-progress-bar"],
         cwd=REPO, env=os.environ.copy(), capture_output=True, text=True, timeout=300,
         check=False)
     assert done.returncode == 0, done.stderr[-2000:]
