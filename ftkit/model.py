@@ -9,6 +9,8 @@ them.  ``to_dict``/``from_dict`` give a JSON-safe round trip.
 from __future__ import annotations
 
 import dataclasses
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -301,8 +303,9 @@ class SystemState:
 
 def to_dict(obj: Any) -> Any:
     """JSON-safe copy of a model dataclass (enums as values, int keys as strings)."""
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    names = _names(type(obj))
+    if names is not None:
+        return {name: to_dict(getattr(obj, name)) for name in names}
     if isinstance(obj, dict):
         return {str(k): to_dict(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
@@ -312,42 +315,68 @@ def to_dict(obj: Any) -> Any:
     return obj
 
 
-_NESTED: dict[type, dict[str, Any]] = {}
+@functools.cache
+def _names(cls: type) -> tuple[str, ...] | None:
+    """The field names of a dataclass type, else None (computed once per type)."""
+    if not dataclasses.is_dataclass(cls):
+        return None
+    return tuple(f.name for f in dataclasses.fields(cls))
 
 
-def _field_types(cls: type) -> dict[str, Any]:
-    if cls not in _NESTED:
-        import typing
-
-        _NESTED[cls] = typing.get_type_hints(cls)
-    return _NESTED[cls]
+def _same(value: Any) -> Any:
+    return value
 
 
-def _convert(tp: Any, value: Any) -> Any:
+@functools.cache
+def _converter(tp: Any) -> Callable[[Any], Any]:
+    """A function turning stored JSON into a value of type TP (built once per type)."""
     import types
     import typing
 
     origin = typing.get_origin(tp)
-    if value is None:
-        return None
+    convert: Callable[[Any], Any] = _same
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
-        return _convert(args[0], value) if len(args) == 1 else value
-    if origin is dict:
+        convert = _converter(args[0]) if len(args) == 1 else _same
+    elif origin is dict:
         kt, vt = typing.get_args(tp)
-        return {(int(k) if kt is int else k): _convert(vt, v) for k, v in value.items()}
-    if origin is list:
+        inner = _converter(vt)
+        if kt is int:
+            def convert(value: Any) -> Any:
+                return {int(k): inner(v) for k, v in value.items()}
+        else:
+            def convert(value: Any) -> Any:
+                return {k: inner(v) for k, v in value.items()}
+    elif origin is list:
         (vt,) = typing.get_args(tp)
-        return [_convert(vt, v) for v in value]
-    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
-        return from_dict(tp, value)
-    if isinstance(tp, type) and issubclass(tp, StrEnum):
-        return tp(value)
-    return value
+        item = _converter(vt)
+
+        def convert(value: Any) -> Any:
+            return [item(v) for v in value]
+    elif isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        def convert(value: Any) -> Any:
+            return from_dict(tp, value)
+    elif isinstance(tp, type) and issubclass(tp, StrEnum):
+        convert = tp
+    if convert is _same:
+        return _same
+    final = convert
+
+    def or_none(value: Any) -> Any:
+        return None if value is None else final(value)
+
+    return or_none
+
+
+@functools.cache
+def _plan(cls: type) -> dict[str, Callable[[Any], Any]]:
+    import typing
+
+    hints = typing.get_type_hints(cls)
+    return {f.name: _converter(hints[f.name]) for f in dataclasses.fields(cls)}
 
 
 def from_dict(cls: type, data: dict[str, Any]) -> Any:
     """Inverse of :func:`to_dict` for the model dataclasses."""
-    hints = _field_types(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    return cls(**{k: _convert(hints[k], v) for k, v in data.items() if k in names})
+    plan = _plan(cls)
+    return cls(**{k: plan[k](v) for k, v in data.items() if k in plan})

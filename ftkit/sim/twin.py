@@ -419,6 +419,7 @@ class TwinStore:
             raise TargetError(f"{path} is not an ftkit twin",
                               "name a file made by ftkit sim create, or remove this one "
                               "with: ftkit sim remove NAME --force")
+        self._cache: tuple[int, SystemState, SimSettings] | None = None
         self._conn = self._connect(path)
         ident = self._conn.execute(
             "SELECT json_extract(state, '$.system_id') FROM twin WHERE id = 1").fetchone()
@@ -478,17 +479,28 @@ class TwinStore:
         self._conn.close()
 
     def read(self) -> tuple[SystemState, SimSettings]:
-        """The current state (read-only)."""
-        row = self._conn.execute("SELECT state, sim FROM twin WHERE id = 1").fetchone()
-        state = from_dict(SystemState, json.loads(row[0]))
-        return state, from_dict(SimSettings, json.loads(row[1]))
+        """The current state (read-only: callers must not change what it returns). Decoded
+        once per version of the twin: reading an unchanged twin again costs one query."""
+        row = self._conn.execute("SELECT version, state, sim FROM twin WHERE id = 1").fetchone()
+        cached = self._cache
+        if cached is not None and cached[0] == row[0]:
+            return cached[1], cached[2]
+        state, sim = self._decode(row[1], row[2])
+        self._cache = (row[0], state, sim)
+        return state, sim
+
+    @staticmethod
+    def _decode(state: str, sim: str) -> tuple[SystemState, SimSettings]:
+        return (from_dict(SystemState, json.loads(state)),
+                from_dict(SimSettings, json.loads(sim)))
 
     @contextmanager
     def transaction(self) -> Iterator[Txn]:
         """Read, change and write the twin in one IMMEDIATE transaction."""
         self._conn.execute("BEGIN IMMEDIATE")
         try:
-            state, sim = self.read()
+            row = self._conn.execute("SELECT state, sim FROM twin WHERE id = 1").fetchone()
+            state, sim = self._decode(row[0], row[1])  # a copy of its own: it changes
             txn = Txn(self._conn, state, sim)
             yield txn
             self._conn.execute(
