@@ -277,6 +277,7 @@ def test_fault_breaks_the_step_and_retry_recovers(rig: tuple[Path, HostDriver],
                 driver.reboot_upgrade_side()
             driver.install(package())
             driver.reboot_upgrade_side()
+            driver.merge(critical=["orderdesk"])
         else:
             driver.install(package())
             driver.reboot_upgrade_side()
