@@ -206,5 +206,5 @@ def _from_entry_point(scheme: str) -> Callable[[str, str], Driver] | None:
                 "reinstall the package that provides it, or remove it",
             ) from None
         register(scheme, factory)
-        return factory  # type: ignore[no-any-return]
+        return factory
     return None

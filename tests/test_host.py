@@ -156,7 +156,7 @@ def test_third_party_driver_found_by_entry_point(monkeypatch: pytest.MonkeyPatch
 
 @on_host
 def test_split_isolates_the_upgrade_side(rig: tuple[Path, HostDriver]) -> None:
-    site, driver = rig
+    _site, driver = rig
     driver.split(critical=["orderdesk"], upgrade_ip=str(driver.site.upgrade_ip))
     st = driver.status()
     up = 1 - st.production  # type: ignore[operator]

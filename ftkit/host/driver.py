@@ -173,7 +173,8 @@ class HostDriver:
 
     def events(self, limit: int = 200) -> list[tuple[float, str, str]]:
         """The driver's activity log, newest last (read-only)."""
-        return [tuple(e) for e in self._read()["events"][-limit:]]  # type: ignore[misc]
+        return [(float(t), str(source), str(text))
+                for t, source, text in self._read()["events"][-limit:]]
 
     # --- places --------------------------------------------------------------------
 

@@ -82,7 +82,7 @@ class Site:
     @property
     def host_ip(self) -> ipaddress.IPv4Address:
         """The host's end of the veth pair: the first address of the upgrade-side network."""
-        network = ipaddress.ip_network(f"{self.upgrade_ip}/{self.prefix}", strict=False)
+        network = ipaddress.IPv4Network(f"{self.upgrade_ip}/{self.prefix}", strict=False)
         first = next(network.hosts())
         return first if first != self.upgrade_ip else first + 1
 
