@@ -171,13 +171,15 @@ def host_site(folder: Path | None = None, **options: object) -> Iterator[tuple[P
     """A site brought up in FOLDER (a temporary one if None) and torn down afterwards,
     whatever happens: services, front, agent, namespace and files."""
     from ftkit.drivers import connect
-    from ftkit.host.driver import HostDriver
+    from ftkit.host.driver import HostDriver, prerequisites
     from ftkit.host.site import load_site
 
     own = folder is None
     folder = folder or Path(tempfile.mkdtemp(prefix="ftkit-host-"))
     site = make_site(folder, **options)
     try:
+        assert not prerequisites()
+        HostDriver(f"host://{site}", load_site(site)).bring_up()
         driver = connect(f"host://{site}")
         yield site, driver
     finally:

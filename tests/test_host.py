@@ -97,6 +97,18 @@ def test_refuses_without_iproute2(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         connect(f"host://{site}")
 
 
+@on_host
+def test_a_site_must_be_brought_up_first(tmp_path: Path) -> None:
+    from ftkit.host.__main__ import main
+
+    site = write_site(tmp_path)
+    with pytest.raises(TargetError, match=r"not up .* python -m ftkit.host up"):
+        connect(f"host://{site}")
+    assert not (tmp_path / "run").exists()  # connecting changed nothing
+    assert main(["up", str(site)]) == 1  # no system tree yet: refused, named
+    assert not (tmp_path / "run" / "state" / "state.json").exists()
+
+
 def test_site_file_problems_are_named(tmp_path: Path) -> None:
     with pytest.raises(TargetError, match="not absolute"):
         connect("host://relative/site.toml")
@@ -174,6 +186,21 @@ def test_split_isolates_the_upgrade_side(rig: tuple[Path, HostDriver]) -> None:
         capture_output=True, text=True, check=False)
     assert probe.returncode != 0 and "refused" in probe.stderr.lower()
     assert health(driver)["version"] == "1.0.0"  # production kept serving
+
+
+@on_host
+def test_faults_are_armed_and_disarmed_from_the_command_line(
+        rig: tuple[Path, HostDriver], capsys: pytest.CaptureFixture[str]) -> None:
+    from ftkit.host.__main__ import main
+
+    site, driver = rig
+    assert main(["fault", str(site), "installer-fail"]) == 0
+    assert main(["fault", str(site), "installer-fail", "--at", "merge"]) == 1
+    assert "cannot fire at 'merge'" in capsys.readouterr().err
+    state = json.loads((driver.site.state_dir / "state.json").read_text())
+    assert state["faults"] == [{"name": "installer-fail", "point": "install", "times": 1}]
+    assert main(["disarm", str(site)]) == 0
+    assert json.loads((driver.site.state_dir / "state.json").read_text())["faults"] == []
 
 
 @on_host

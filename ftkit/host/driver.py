@@ -113,7 +113,10 @@ def open_host(target: str, rest: str) -> HostDriver:
         raise TargetError(f"the host driver cannot work here: it needs {'; '.join(missing)}",
                           "run as root on Linux with iproute2 installed (make host-deps)")
     driver = HostDriver(target, site)
-    driver.bring_up()
+    if not driver._file.exists():
+        raise TargetError(f"the site {site.file} is not up",
+                          f"bring it up first: python -m ftkit.host up {site.file}")
+    driver.keep_front()
     return driver
 
 
@@ -191,9 +194,9 @@ class HostDriver:
     # --- bringing the site up and down -------------------------------------------------
 
     def bring_up(self) -> None:
-        """Create the state on first use (the trees mirrored, the service running from
-        enclosure 0's tree, the front routing to it); later, restart the front if it died.
-        One transaction."""
+        """Bring the site up: on first use create the state (the trees mirrored, the service
+        running from enclosure 0's tree, the front routing to it); later only restart the
+        front if it died. One transaction."""
         python = self.site.tree / "bin" / "python"
         if not python.exists():
             raise TargetError(f"no system tree at {self.site.tree} (no bin/python)",
@@ -202,6 +205,11 @@ class HostDriver:
         with self._lock():
             if not self._file.exists():
                 self._initialise()
+        self.keep_front()
+
+    def keep_front(self) -> None:
+        """Restart the front (ftkit's own plumbing, not the system) if it is not running:
+        clients reach the service only through it."""
         state = self._read()
         if not daemons.alive(self._pidfile("front")):
             enclosure = state["apps_on"] if state["apps_on"] is not None else 0
