@@ -418,3 +418,35 @@ def test_controller_killed_mid_merge_then_rerun_commits(tmp_path: Path,
         assert session.outcome == "committed" and result["session"] == session.id
         assert driver.lost_transactions() == 0 and summary["failed"] == 0
         assert health(driver)["version"] == "2.0.0"
+
+
+@on_host
+@pytest.mark.notebook
+def test_runbook_broken_by_a_failed_merge_is_retried(rig: tuple[Path, HostDriver],
+                                                     tmp_path: Path, ftkit_dirs: Any) -> None:
+    """The upgraded service refuses to start: ExecuteMerge goes Broken while the original
+    software keeps serving; a later run told `broken: retry` merges and commits."""
+    from papermill.exceptions import PapermillExecutionError
+
+    from ftkit.journal import Journal
+
+    site, driver = rig
+    driver.inject("service-start-refused", point="merge")
+    parameters = runbook_parameters(site, host_config(tmp_path, driver))
+    load = Load(site, rate=20)
+    try:
+        load.wait_for_acks(driver)
+        with pytest.raises(PapermillExecutionError) as info:
+            run_upgrade(tmp_path, parameters)
+        assert info.value.ename == "StepFailedError" and "refused to start" in info.value.evalue
+        with Journal.open(f"host://{site}") as journal:
+            (record,) = journal.sessions()
+        assert record.operational_state == "Broken"
+        assert health(driver)["version"] == "1.0.0"  # the Production side serves on
+        result = run_upgrade(tmp_path, {**parameters,
+                                        "decisions": {**ALL, "broken": "retry"}})
+    finally:
+        summary = load.stop()
+    assert result["outcome"] == "committed" and result["session"] == record.id
+    assert summary["failed"] == 0 and driver.lost_transactions() == 0
+    assert health(driver)["version"] == "2.0.0"

@@ -409,7 +409,7 @@ class HostDriver:
             k: StartupType(v) for k, v in state["startup"][str(e)].items()}) for e in (0, 1)}
         mirrors = {
             "tree": _mirror("tree", DiskRole.SYSTEM, state["mirrors"]["tree"], tree_members,
-                            physical=str(site.tree.parent)),
+                            physical=str(site.tree)),
             "data": _mirror("data", DiskRole.DATA, state["mirrors"]["data"],
                             {e: DiskMember(e) for e in (0, 1)}, physical=str(site.data)),
         }
@@ -586,7 +586,10 @@ class HostDriver:
             if pid is None:
                 raise FaultError("the Upgrade side is not running", "split first")
             os.kill(pid, signal.SIGKILL)
+            daemons.stop(self._pidfile("agent"), timeout_s=5)  # waits until it is gone
             with self._txn() as state:
+                if state["production"] is not None:
+                    state["os"][str(1 - state["production"])] = PartnerState.OS_CRASHED.value
                 self._event(state, "fault", "the Upgrade side's agent was killed")
 
     def _upgrade_side_dies(self, point: str) -> None:
@@ -1095,9 +1098,22 @@ def _mirrored() -> dict[str, Any]:
 
 def _mirror(name: str, role: DiskRole, data: Mapping[str, Any],
             members: dict[int, DiskMember], *, physical: str) -> Mirror:
-    return Mirror(name=name, role=role, size_gb=0.0, physical=f"{role.value}:{physical}",
+    # the data directory grows with every order: its size would make each snapshot differ
+    size = _size_gb(Path(physical)) if role is DiskRole.SYSTEM else 0.0
+    return Mirror(name=name, role=role, size_gb=size,
+                  physical=f"{role.value}:{physical}",
                   state=MirrorState(data["state"]), progress=float(data["progress"]),
                   source=data["source"], members=members)
+
+
+def _size_gb(path: Path) -> float:
+    """What a tree or data directory holds, in GB (read-only)."""
+    total = 0
+    for folder, _dirs, files in os.walk(path):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(folder, name)).st_size
+    return round(total / 1e9, 6)
 
 
 def _versions(tree: Path) -> dict[str, str]:
