@@ -325,6 +325,28 @@ def test_fault_breaks_the_step_and_retry_recovers(rig: tuple[Path, HostDriver],
     assert versions(driver) == ["2.0.0", "2.0.0"]
 
 
+@on_host
+def test_abort_after_merge_retried_when_the_original_will_not_start(
+        rig: tuple[Path, HostDriver]) -> None:
+    site, driver = rig
+    load = Load(site, rate=20)
+    try:
+        load.wait_for_acks(driver)
+        upgrade_side(driver)
+        driver.merge(critical=["orderdesk"])
+        driver.inject("service-start-refused", point="abort")
+        with pytest.raises(StepFailedError, match="refused to start") as info:
+            driver.abort()
+        assert info.value.step == "abort" and driver.status().apps_on is None
+        driver.abort()  # Retry
+        driver.finish()
+        assert health(driver)["version"] == "1.0.0"
+    finally:
+        summary = load.stop()
+    assert summary["failed"] == 0 and driver.lost_transactions() == 0
+    assert len(driver.outages()) == 2 and versions(driver) == ["1.0.0", "1.0.0"]
+
+
 # --- the runbook ------------------------------------------------------------------------------
 
 

@@ -78,7 +78,7 @@ __all__ = ["FAULTS", "HostDriver", "open_host", "prerequisites"]
 AGENT = Path(__file__).with_name("agent.py")
 #: Faults a drill may arm: name -> the points it can fire at (the first is the default).
 FAULTS: dict[str, tuple[str, ...]] = {
-    "service-stop-refused": ("merge", "abort"),
+    "service-stop-refused": ("merge",),
     "service-start-refused": ("merge", "abort"),
     "installer-fail": ("install",),
     "upgrade-side-dies": ("now", "install", "reboot", "merge"),
@@ -1015,6 +1015,9 @@ class HostDriver:
             self._front(state, f"drain {self.site.stop_timeout_s}")
             if not self._stop_service(up, "abort"):
                 daemons.stop(self._pidfile(f"service-{up}"), timeout_s=0)  # abort must win
+                with self._txn() as st:
+                    self._event(st, "active-upgrade", f"abort: {self.site.service} did not "
+                                "stop in time on the Upgrade side and was killed")
             _fsync_tree(self.site.data)
             _report(progress, f"abort: start {self.site.service} from the original tree", 2, 4)
             self._serve_again(prod, "abort", faults=True)
