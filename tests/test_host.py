@@ -13,6 +13,7 @@ import importlib.metadata
 import json
 import os
 import shutil
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -30,6 +31,7 @@ from host_rig import (
     host_site,
     host_skip_reason,
     kill_tree,
+    make_site,
     package,
     write_site,
 )
@@ -107,6 +109,17 @@ def test_a_site_must_be_brought_up_first(tmp_path: Path) -> None:
     assert not (tmp_path / "run").exists()  # connecting changed nothing
     assert main(["up", str(site)]) == 1  # no system tree yet: refused, named
     assert not (tmp_path / "run" / "state" / "state.json").exists()
+    ready = make_site(tmp_path / "ready")  # orderdesk 1.0.0 installed
+    try:
+        assert main(["up", str(ready)]) == 0
+        driver = connect(f"host://{ready}")
+        assert isinstance(driver, HostDriver) and health(driver)["version"] == "1.0.0"
+        assert main(["up", str(ready)]) == 0  # up again: nothing to do
+    finally:
+        assert main(["down", str(ready)]) == 0
+    with pytest.raises(OSError):  # nothing listens at the production address any more
+        socket.create_connection((driver.site.production_host,
+                                  driver.site.production_port), timeout=2).close()
 
 
 def test_site_file_problems_are_named(tmp_path: Path) -> None:

@@ -7,8 +7,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from ftkit.errors import FtkitError
-from ftkit.host.driver import FAULTS, HostDriver, open_host
+from ftkit.errors import FtkitError, TargetError
+from ftkit.host.driver import FAULTS, HostDriver, open_host, prerequisites
 from ftkit.host.site import load_site
 
 
@@ -35,6 +35,12 @@ def main(argv: list[str] | None = None) -> int:
             HostDriver(target, load_site(site_file)).teardown()
             print(f"{target}: down")
             return 0
+        if args.command == "up":
+            missing = prerequisites()
+            if missing:
+                raise TargetError(f"the host driver cannot work here: it needs "
+                                  f"{'; '.join(missing)}", "run as root (make host-deps)")
+            HostDriver(target, load_site(site_file)).bring_up()
         driver = open_host(target, str(site_file))
         if args.command == "up":
             st = driver.status()
