@@ -1057,15 +1057,19 @@ class HostDriver:
 
     def run_custom_action(self, path: str, *, args: Sequence[str], env: Mapping[str, str],
                           timeout_s: float, request: str, side: str) -> ActionResult:
-        """Run the executable for real: on the Upgrade side (inside its namespace) while it
-        is isolated, otherwise on the host."""
+        """Run the executable for real: on the Upgrade side (inside its namespace, its tree
+        first on PATH, the data directory hidden) while it is isolated, otherwise on the
+        host. Besides ENV it gets ``FTKIT_SITE``, ``FTKIT_DATA`` and ``FTKIT_PRODUCTION``
+        (the front's HOST:PORT)."""
         state = self._read()
         command = [path, *args]
-        run_env = {**os.environ, **env}
+        site = {"FTKIT_SITE": str(self.site.file), "FTKIT_DATA": str(self.site.data),
+                "FTKIT_PRODUCTION": f"{self.site.production_host}:{self.site.production_port}"}
+        run_env = {**os.environ, **site, **env}
         if side == "Upgrade" and state["split"] and not state["merged"] and state["isolated"]:
             up = 1 - state["production"]
             command = self._ns(state, *command)
-            run_env = {**self._ns_env(up), **env}
+            run_env = {**self._ns_env(up), **site, **env}
         started = time.monotonic()
         try:
             done = subprocess.run(command, env=run_env, capture_output=True, text=True,
