@@ -38,7 +38,7 @@ $(VENV_PYTHON):
 	PATH="$(subst $(BIN):,,$(PATH))" $(PYTHON) -m venv $(VENV)
 endif
 
-.PHONY: install venv shell browser-deps demo test bench lint
+.PHONY: install venv shell browser-deps host-deps demo test bench lint
 
 venv: $(VENV_PYTHON)  ## the project's virtual environment (.venv), unless one is active
 
@@ -59,17 +59,24 @@ browser-deps:  ## Debian's Chromium for the real-browser JupyterLab test
 	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
 
+host-deps:  ## Debian's iproute2 (ip netns, veth) and util-linux (unshare) for host://
+	@command -v ip >/dev/null 2>&1 && command -v unshare >/dev/null 2>&1 || { \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq iproute2 util-linux \
+	  >/dev/null; }
+
 demo: install  ## an Active Upgrade end to end on a new simulated system; its report in reports/
 	$(BIN)/ftkit run active-upgrade -p system sim://demo-$(STAMP) -p mode auto \
 	  -p decisions "$(DECISIONS)" -p change_id CHG-DEMO-$(STAMP) \
 	  -p operator "$${USER:-demo}" -p reason "make demo"
 	@echo "every report so far: $(BIN)/ftkit reports list"
 
-test: install browser-deps  ## the tests: a representative subset, or every test when CI is set
+test: install browser-deps host-deps  ## the tests: a representative subset, or every test when CI is set
 	$(PY) -m pytest $(PYTEST_SELECT) $(PYTEST_ARGS)
 
 bench: install  ## speed, size and memory figures beside their baselines (a report: exits 0)
-	$(PYTHON) benchmarks/bench.py
+	$(PY) benchmarks/bench.py
+	$(PY) benchmarks/bench_host.py
 
 lint: venv  ## ruff (also run by the tests) and mypy over ftkit/
 	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[dev]"

@@ -4,12 +4,14 @@ A driver speaks at the level of the vendor's Active Upgrade requests: split, ins
 reboot the Upgrade side, merge, commit, abort, finish.  Each request is *resumable*:
 called again after a failure or a killed process it carries on from where the system
 is, and a request that already happened does nothing the second time.  The simulator
-(``sim://``) is the first driver; a driver for real hardware registers its own scheme
-and passes the same contract tests (``tests/test_driver_contract.py``).
+(``sim://``) is the first driver and ``host://`` upgrades a real service on a Linux host;
+a driver for real hardware registers its own scheme through the ``ftkit.drivers``
+entry-point group and passes the same contract tests (``tests/test_driver_contract.py``).
 """
 
 from __future__ import annotations
 
+import importlib
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -19,6 +21,7 @@ from ftkit.errors import TargetError
 from ftkit.model import SystemState
 
 __all__ = [
+    "ENTRY_POINT_GROUP",
     "ActionResult",
     "Driver",
     "Outage",
@@ -122,6 +125,13 @@ class Driver(Protocol):
 
 _REGISTRY: dict[str, Callable[[str, str], Driver]] = {}
 _TARGET = re.compile(r"^(?P<scheme>[a-z][a-z0-9+.-]*)://(?P<rest>.+)$")
+#: The drivers that ship with ftkit, imported only when a target of theirs is opened.
+_BUILTIN = {
+    "sim": "ftkit.sim.driver:open_sim",
+    "host": "ftkit.host.driver:open_host",
+}
+#: Third-party drivers register a factory ``(target, rest) -> Driver`` in this group.
+ENTRY_POINT_GROUP = "ftkit.drivers"
 
 
 def register(scheme: str, factory: Callable[[str, str], Driver]) -> None:
@@ -130,8 +140,10 @@ def register(scheme: str, factory: Callable[[str, str], Driver]) -> None:
 
 
 def schemes() -> list[str]:
+    """Every scheme a target may use: built in, registered, or from an installed package's
+    ``ftkit.drivers`` entry point (read-only)."""
     _load_builtin()
-    return sorted(_REGISTRY)
+    return sorted(set(_REGISTRY) | {ep.name for ep in _entry_points()})
 
 
 def split_target(target: str) -> tuple[str, str]:
@@ -146,14 +158,18 @@ def split_target(target: str) -> tuple[str, str]:
 
 
 def connect(target: str) -> Driver:
-    """Open the system a target names through its scheme's driver."""
+    """Open the system a target names through its scheme's driver.
+
+    Built-in schemes never scan the installed packages; only a scheme ftkit does not know
+    looks for an ``ftkit.drivers`` entry point of that name."""
     scheme, rest = split_target(target)
     _load_builtin()
-    factory = _REGISTRY.get(scheme)
+    factory = _REGISTRY.get(scheme) or _from_entry_point(scheme)
     if factory is None:
         raise TargetError(
             f"no driver for scheme {scheme!r} in {target!r}",
-            f"use one of: {', '.join(s + '://' for s in sorted(_REGISTRY))}",
+            f"use one of: {', '.join(s + '://' for s in schemes())}, or install the "
+            f"package whose {ENTRY_POINT_GROUP!r} entry point provides {scheme}://",
         )
     return factory(target, rest)
 
@@ -172,7 +188,39 @@ def ensure_system(target: str, *, scenario: str = "demo",
 
 
 def _load_builtin() -> None:
-    if "sim" not in _REGISTRY:
-        from ftkit.sim.driver import open_sim
+    for scheme, spec in _BUILTIN.items():
+        if scheme not in _REGISTRY:
+            register(scheme, _lazy(spec))
 
-        register("sim", open_sim)
+
+def _lazy(spec: str) -> Callable[[str, str], Driver]:
+    def factory(target: str, rest: str) -> Driver:
+        module, _, name = spec.partition(":")
+        opened: Driver = getattr(importlib.import_module(module), name)(target, rest)
+        return opened
+
+    return factory
+
+
+def _entry_points() -> list[Any]:
+    from importlib.metadata import entry_points
+
+    return [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name not in _BUILTIN]
+
+
+def _from_entry_point(scheme: str) -> Callable[[str, str], Driver] | None:
+    """The factory an installed package registers for SCHEME, registered on first use."""
+    for ep in _entry_points():
+        if ep.name != scheme:
+            continue
+        try:
+            factory = ep.load()
+        except Exception as exc:  # a broken plug-in must say so, not crash the CLI
+            raise TargetError(
+                f"the driver for {scheme}:// ({ep.value}) cannot be loaded: "
+                f"{type(exc).__name__}: {exc}",
+                "reinstall the package that provides it, or remove it",
+            ) from None
+        register(scheme, factory)
+        return factory
+    return None
