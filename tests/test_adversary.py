@@ -297,3 +297,49 @@ def test_two_spellings_of_one_system_share_one_session() -> None:
         Journal.open(f"sim://{name}").begin_session(change_id="CHG-2S", operator="a",
                                                     reason="r")
     driver.close()
+
+
+def test_a_secret_never_reaches_the_journal_and_actions_get_a_declared_environment(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """#6: an action that prints its environment: the referenced secret is masked before
+    it is journaled, and the caller's other variables never reach the action."""
+    monkeypatch.setenv("FTKIT_TEST_DB_PASSWORD", "s3cr3t-Value-42")
+    monkeypatch.setenv("FTKIT_TEST_UNRELATED", "caller-only-value")
+    script = tmp_path / "dump-env.sh"
+    script.write_text("#!/bin/sh\nenv\necho \"password is $FTKIT_TEST_DB_PASSWORD\" >&2\n")
+    script.chmod(0o755)
+    cfg = tmp_path / "cfg.toml"
+    cfg.write_text(f'description = "secrets"\ninclude = ["{CONFIG}"]\n'
+                   f'[[custom_actions]]\nname = "dump-env"\npath = "{script}"\n'
+                   'request = "ExecuteSplit"\nwhen = "before"\nside = "Production"\n'
+                   'secret_env = ["FTKIT_TEST_DB_PASSWORD"]\n')
+    driver = create_system(f"sim://secret-{uuid.uuid4().hex[:8]}")
+    session = open_session(driver, str(cfg), PACKAGES, change_id="CHG-SEC", operator="a",
+                           reason="r")
+    session.run(ParameterDecisions(ABORT_BEFORE))
+    raw = session.journal.path.read_bytes() + b"".join(
+        p.read_bytes() for p in session.journal.path.parent.glob("*-wal"))
+    assert b"s3cr3t-Value-42" not in raw
+    [action] = [e for e in session.entries(kinds=["action"]) if e.detail["action"] == "dump-env"]
+    assert "FTKIT_TEST_DB_PASSWORD=***" in action.detail["stdout"]
+    assert "password is ***" in action.detail["stderr"]
+    assert "FTKIT_TEST_UNRELATED" not in action.detail["stdout"]  # not declared: not passed
+    assert "ACTIVE_UPGRADE_REQUEST=ExecuteSplit" in action.detail["stdout"]
+
+
+def test_a_reports_folder_that_is_a_file_refuses_the_run(tmp_path: Path) -> None:
+    """#8: an archive that cannot be written (here a file where the folder should be: as
+    root, permissions do not bite) refuses the run before anything changes."""
+    from ftkit.errors import FtkitError
+    from ftkit.runner import run_runbook
+
+    target = f"sim://arch-{uuid.uuid4().hex[:8]}"
+    driver = create_system(target)
+    version = driver.store.version()
+    reports = tmp_path / "reports"
+    reports.write_text("not a folder")
+    with pytest.raises(FtkitError, match="cannot be written"):
+        run_runbook("active-upgrade", {"system": target, "mode": "auto", "decisions": COMMIT,
+                                       "change_id": "CHG-A", "operator": "a"},
+                    reports=reports)
+    assert driver.store.version() == version and not driver.status().split

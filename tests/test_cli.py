@@ -733,3 +733,26 @@ def test_a_file_that_is_not_a_twin_is_refused_and_left_alone(
     assert text.read_text(encoding="utf-8") == "hello"
     assert other.read_bytes() == before  # not even switched to WAL
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.db", "other.db"]
+
+
+def test_recover_adopts_a_split_system_whose_journal_was_lost(
+        capsys: pytest.CaptureFixture[str], lab: str) -> None:
+    from ftkit.journal import Journal
+
+    code, _, err = run(capsys, "recover", lab, "--operator", "bob", "--reason", "r")
+    assert code == 2 and "is not split: there is nothing to recover" in one_line_error(err)
+    driver = connect(f"sim://{lab}")
+    try:
+        driver.split(critical=["OrderDB", "WebFront"], upgrade_ip="192.0.2.50")
+    finally:
+        driver.close()
+    code, out, _ = run(capsys, "recover", lab, "--operator", "bob", "--reason", "journal lost")
+    assert code == 0 and "recovered sim://lab: session 1 in Split / Ready" in out
+    assert "ftkit run abort -p system sim://lab -p operator bob" in out
+    data = json.loads(run(capsys, "status", lab, "--json")[1])
+    assert (data["upgrade_state"], data["operational_state"]) == ("Split", "Ready")
+    code, _, err = run(capsys, "recover", lab, "--operator", "bob", "--reason", "again")
+    assert code == 2 and "has an unfinished session" in one_line_error(err)
+    with Journal.open(f"sim://{lab}") as journal:
+        assert "recovered from the system's own state" in journal.entries(
+            kinds=["state"])[-1].message

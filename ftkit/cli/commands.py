@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "cmd_check",
+    "cmd_recover",
     "cmd_reports_add",
     "cmd_reports_list",
     "cmd_reports_verify",
@@ -407,6 +408,33 @@ def cmd_run(args: argparse.Namespace) -> int:
     if entry.outcome == "failed":
         raise Failed(f"runbook {path.stem} ended {entry.outcome}",
                      f"see the report {reports / (entry.html or entry.notebook or '')}")
+    return EXIT_OK
+
+
+# --- ftkit recover ------------------------------------------------------------------------
+
+
+def cmd_recover(args: argparse.Namespace) -> int:
+    """Adopt a system left split with no readable journal: a new session from the system's
+    own state (Split or Merge, Ready), so that the abort runbook or the upgrade runbook can
+    take it to a correct end. Refused when the journal has an unfinished session or the
+    system is not split (nothing changes then)."""
+    from ftkit.process import adopt
+
+    driver = _connect(args.target)
+    try:
+        session = adopt(driver, operator=args.operator, reason=args.reason)
+        state = f"{session.upgrade_state.value} / {session.operational_state.value}"
+        session.close()
+    except FtkitError as err:
+        raise BadInput(err.message, err.remedy) from None
+    finally:
+        driver.close()
+    target = target_of(args.target)
+    print(f"recovered {target}: session {session.record.id if session.record else '?'} "
+          f"in {state}, from the system's own state")
+    print(f"  next: ftkit run abort -p system {target} -p operator {args.operator} "
+          f"-p reason \"...\"  (or the upgrade runbook, whose steps are resumable)")
     return EXIT_OK
 
 

@@ -112,6 +112,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="show papermill's cell-by-cell progress bar")
     p.set_defaults(func=commands.cmd_run)
 
+    p = subcommands.add_parser(
+        "recover", help="adopt a split system whose journal was lost (a new session from its "
+        "own state)",
+        description="A system left split (or merged) with no readable journal gets a new "
+        "session from its own state, in Split (or Merge) and Ready, so that the abort "
+        "runbook, or the upgrade runbook, takes it to a correct end. Refused, changing "
+        "nothing, when its journal has an unfinished session or it is not split.")
+    p.add_argument("target", metavar="TARGET", help=TARGET_HELP)
+    p.add_argument("--operator", required=True, help="who recovers it (journaled)")
+    p.add_argument("--reason", required=True, help="why (journaled)")
+    p.set_defaults(func=commands.cmd_recover)
+
     rep = subcommands.add_parser("reports", help="the report archive and its ledger",
                                  description="The executed notebooks, their HTML and the "
                                  "hash-chained ledger (reports/ledger.jsonl).")

@@ -77,6 +77,13 @@ def run_upgrade_runbook(jupyterlab_factory: JupyterLabFactory, page: Page,
                               "FTKIT_REPORTS": str(home.parent / "reports")})
     for folder in ("runbooks", "examples"):
         shutil.copytree(ROOT / folder, lab.root / folder, dirs_exist_ok=True)
+    # the operator fills in the parameters cell first: who runs it, for which change
+    runbook = lab.root / "runbooks" / "active-upgrade.ipynb"
+    text = runbook.read_text()
+    for name, value in (("change_id", "CHG-BROWSER-1"), ("operator", "alice")):
+        text, found = re.subn(rf'"{name} = \\"\\"', f'"{name} = \\"{value}\\"', text)
+        assert found == 1, f"no empty {name} in the parameters cell"
+    runbook.write_text(text)
     panel = open_notebook(page, lab, "runbooks/active-upgrade.ipynb")
     run_all(page)
     return panel
