@@ -276,6 +276,8 @@ def _pid_start(pid: int) -> str:
 
 
 def _alive(pid: int, started: str) -> bool:
+    """Whether PID still runs the process that took the lease: it exists, is not a zombie
+    (killed, not yet reaped: an orphan may stay one a while) and started when it did."""
     import os
 
     try:
@@ -284,7 +286,13 @@ def _alive(pid: int, started: str) -> bool:
         return False
     except PermissionError:
         return True
-    return not started or not Path("/proc").is_dir() or _pid_start(pid) == started
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0]
+    except (OSError, IndexError):
+        return not Path("/proc").is_dir()  # gone meanwhile, or no /proc to ask
+    if state in ("Z", "X", "x"):
+        return False
+    return not started or _pid_start(pid) == started
 
 
 @dataclass(frozen=True)

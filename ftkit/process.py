@@ -868,6 +868,8 @@ class Session:
             extra={"mode": mode, "session": record.id,
                    "lost_transactions": facts["lost_transactions"],
                    "acknowledged": facts["acknowledged"], "outages": facts["outages_s"],
+                   "decisions": "; ".join(f"{d.name}: {d.answer} by {d.who} ({d.source})"
+                                          for d in facts["decisions"]),
                    # the journal's head: the ledger entry carries it (cross-checked)
                    **self.journal.head_entry()},
         )
@@ -944,11 +946,15 @@ def _load(config: UpgradeConfig | str | os.PathLike[str],
 def open_session(system: str | Driver, config: UpgradeConfig | str | os.PathLike[str],
                  packages: Iterable[UpdatePackage | str | os.PathLike[str]] = (), *,
                  change_id: str = "", operator: str = "", reason: str = "",
-                 progress: Progress | None = None) -> Session:
+                 progress: Progress | None = None, handover: bool = False) -> Session:
     """The session of ``system``: the unfinished one if there is one (resumed, never a
     second); else, when CHANGE_ID names a session that ended, that one (a rerun of a
     finished change reports it and runs nothing); else a new one that starts at
-    PrepareSplit. The journal is verified first: a tampered one is refused."""
+    PrepareSplit. The journal is verified first: a tampered one is refused.
+
+    Resuming the unfinished session under another change id or operator is a handover:
+    refused (TransitionError, nothing changed) unless ``handover`` is True, and then
+    journaled with both."""
     cfg, pkgs = _load(config, packages)
     driver = connect(system) if isinstance(system, str) else system
     journal = Journal.of(driver)
@@ -969,6 +975,29 @@ def open_session(system: str | Driver, config: UpgradeConfig | str | os.PathLike
                       change_id=change_id, operator=operator, reason=reason,
                       progress=progress, record=record, resumed=record is not None)
     if record is not None:
+        differs = [f"{what} {mine!r} (the session's is {theirs!r})"
+                   for what, mine, theirs in (("change", change_id, record.change_id),
+                                              ("operator", operator, record.operator))
+                   if mine and theirs and mine != theirs]
+        if differs and not handover:
+            journal.close()
+            raise TransitionError(
+                f"session {record.id} of {driver.target} belongs to change "
+                f"{record.change_id or '-'} run by {record.operator or 'unknown'}; resuming "
+                f"it as {', '.join(differs)} is a handover",
+                "give the session's change id and operator, or take it over explicitly "
+                "with -p handover True (journaled with both)")
+        if differs:
+            journal.log(record.id, "warning",
+                        f"handover of session {record.id}: change {record.change_id or '-'} / "
+                        f"{record.operator or 'unknown'} → change {change_id or '-'} / "
+                        f"{operator or 'unknown'} (account {account()})",
+                        detail={"handover": {"from": {"change_id": record.change_id,
+                                                      "operator": record.operator},
+                                             "to": {"change_id": change_id,
+                                                    "operator": operator},
+                                             "account": account()}},
+                        sim_time=session.now())
         journal.log(record.id, "info",
                     f"session {record.id} (change {record.change_id or '-'}) reopened by "
                     f"{operator or 'unknown'} in {record.upgrade_state}/"

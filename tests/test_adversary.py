@@ -343,3 +343,50 @@ def test_a_reports_folder_that_is_a_file_refuses_the_run(tmp_path: Path) -> None
                                        "change_id": "CHG-A", "operator": "a"},
                     reports=reports)
     assert driver.store.version() == version and not driver.status().split
+
+
+@pytest.mark.parametrize("where", ["PrepareSplit", "Split", "PrepareMerge", "Merge",
+                                   "Broken at Install", "Broken at ExecuteMerge",
+                                   "Abort, Broken"])
+def test_the_abort_path_ends_correct_from_every_state_abort_is_allowed_in(where: str) -> None:
+    """#4: the abort runbook's path (abort_and_finish) from every state SPEC §3 allows."""
+    from ftkit.errors import FtkitError
+
+    driver = create_system(f"sim://ab-{uuid.uuid4().hex[:8]}")
+    original = driver.status().boot_disk().members[0].software.copy()
+    session = open_session(driver, CONFIG, PACKAGES, change_id="CHG-AB", operator="a",
+                           reason="r")
+    decide = ParameterDecisions(COMMIT)
+    session.run_request("PrepareSplit")
+    if where != "PrepareSplit":
+        session.decide("split", decide)
+        if where == "Broken at Install":
+            driver.inject("installer-fail")
+        session.run_request("ExecuteSplit")
+        try:
+            session.run_request("Install")
+        except FtkitError:
+            assert where == "Broken at Install"
+    if where in ("PrepareMerge", "Merge", "Broken at ExecuteMerge", "Abort, Broken"):
+        session.decide("merge", decide)
+        if where == "Broken at ExecuteMerge":
+            driver.inject("service-start-refused", point="merge")
+        session.run_request("PrepareMerge")
+        if where != "PrepareMerge":
+            try:
+                session.run_request("ExecuteMerge")
+            except FtkitError:
+                assert where == "Broken at ExecuteMerge"
+    if where == "Abort, Broken":
+        driver.inject("service-start-refused", point="abort")  # fires once
+        with pytest.raises(FtkitError):
+            session.run_request("Abort")
+        assert session.broken is not None and session.broken[0] == "Abort"
+    session.close()
+    other = open_session(driver, CONFIG, PACKAGES, operator="b", reason="abort it",
+                         handover=True)  # as the abort runbook opens it
+    assert other.abort_and_finish(who="b", why="abort it") == "aborted"
+    st = driver.status()
+    assert st.duplex and not st.split and driver.lost_transactions() == 0
+    assert {enc: m.software for enc, m in st.boot_disk().members.items()} == {
+        0: original, 1: original}

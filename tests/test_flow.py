@@ -177,3 +177,25 @@ def test_an_upgrade_with_nothing_to_install_is_refused_before_the_split(sim) -> 
     with pytest.raises(TransitionError, match="nothing to install"):
         again.run(ParameterDecisions(COMMIT))
     assert again.record is None and not sim.status().split and len(sim.outages()) == outages
+
+
+def test_resuming_under_another_change_id_or_operator_is_an_explicit_handover(sim) -> None:  # type: ignore[no-untyped-def]
+    from ftkit.errors import TransitionError
+
+    first = open_session(sim, CONFIG, PACKAGES, change_id="CHG-1234", operator="alice",
+                         reason="monthly")
+    first.run(ParameterDecisions({"split": "proceed", "merge": "later"}))
+    first.close()
+    for change, operator in (("CHG-1235", "alice"), ("CHG-1234", "bob")):
+        with pytest.raises(TransitionError, match="is a handover"):
+            open_session(sim, CONFIG, PACKAGES, change_id=change, operator=operator)
+    same = open_session(sim, CONFIG, PACKAGES, change_id="CHG-1234", operator="alice")
+    assert not any("handover" in e.message for e in same.entries())  # refused: nothing
+    same.close()
+    taken = open_session(sim, CONFIG, PACKAGES, change_id="CHG-1235", operator="bob",
+                         reason="window moved", handover=True)
+    [note] = [e for e in taken.entries(kinds=["warning"]) if "handover" in e.message]
+    assert "change CHG-1234 / alice → change CHG-1235 / bob" in note.message
+    assert note.detail["handover"]["from"] == {"change_id": "CHG-1234", "operator": "alice"}
+    assert taken.run(ParameterDecisions(COMMIT)) == "committed"
+    assert taken.decision("merge").who == "bob"

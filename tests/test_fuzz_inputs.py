@@ -323,3 +323,36 @@ def test_many_generated_manifests(text: str, tmp_path: Path) -> None:
 @given(text=decisions_texts())
 def test_many_generated_decisions(text: str) -> None:
     _check_decisions(text)
+
+
+# --- targets --------------------------------------------------------------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_TARGETS = st.one_of(
+    st.text(max_size=40),
+    st.builds(lambda s, r: f"{s}://{r}", st.sampled_from(["sim", "SIM", "host", "nosuch", ""]),
+              st.text(max_size=40)),
+    st.sampled_from(["sim://../../etc/x", "SIM://v1", "sim://a\\nb", "sim:///etc/passwd",
+                     "sim://a/b", "sim://" + "x" * 300, "sim://\\x00", "host:///nonexistent.toml"]),
+)
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(target=_TARGETS)
+def test_any_target_either_works_or_is_refused_in_one_line_changing_nothing(
+        target: str, ftkit_dirs: object) -> None:
+    """#11: malformed targets are refused with one line, and nothing is created."""
+    import os
+
+    from ftkit.cli import main
+
+    home = ftkit_dirs.home
+    before = sorted(str(p) for p in home.rglob("*")) if home.exists() else []
+    code = main(["status", target])
+    assert code in (0, 2)
+    after = sorted(str(p) for p in home.rglob("*")) if home.exists() else []
+    assert after == before, f"status {target!r} changed {set(after) - set(before)}"
+    assert not os.path.exists("/etc/x")

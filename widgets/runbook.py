@@ -220,8 +220,8 @@ def request(session: Session | None, name: str, *, picture: bool = False,
     if session is None:
         return
     if not session.due(name):
-        display(HTML(note_html(f"{name}: nothing to do here "
-                               f"({_why_not(session)}).", colour=GREY)))
+        if session.broken or session.last_error is not None:  # say why the step is skipped
+            display(HTML(note_html(f"{name}: skipped ({_why_not(session)}).", colour=GREY)))
         return
     before = session.now()
     try:
@@ -318,27 +318,34 @@ def result(session: Session | None, *, mode: str, system: str, change_id: str = 
         return RunResult(outcome=Outcome.PLANNED, system=system, change_id=change_id,
                          operator=operator, message="plan mode: nothing on the system changed",
                          extra={"mode": mode})
-    if session.record is not None:
-        facts = session.facts()
-        rows = [
-            {"fact": "outcome", "value": facts["outcome"] or "failed (the session did not end)"},
-            {"fact": "outages", "value": "; ".join(
-                f"{s:.1f} s at t={t / 60:.1f} min"
-                for s, t in zip(facts["outages_s"], facts["outage_at_s"], strict=True))
-                or "none"},
-            {"fact": "total outage", "value": f"{facts['outage_s']:g} s"},
-            {"fact": "acknowledged transactions", "value": facts["acknowledged"]},
-            {"fact": "lost transactions", "value": facts["lost_transactions"]},
-            *({"fact": f"decision {d.name}",
-               "value": f"{d.answer} by {d.who} ({d.source}): {d.why}"}
-              for d in facts["decisions"]),
-        ]
-        display(HTML("<b>Summary</b>" + table_html(rows, ["fact", "value"])))
     try:
         return session.result(mode=mode)  # type: ignore[no-any-return]
     except FtkitError as err:
+        _facts_table(session)
         display(HTML(failure_html(session, err)))
         raise
     finally:
         if not session.done:
             session.release()  # this run ends here; the next run may carry on
+
+
+def _facts_table(session: Session) -> None:
+    """What the record states of a run that did not end well: outcome, each outage, the
+    transactions and the decisions (a run that ended well shows its RunResult instead)."""
+    if session.record is None:
+        return
+    facts = session.facts()
+    rows = [
+        {"fact": "outcome", "value": facts["outcome"] or "failed (the session did not end)"},
+        {"fact": "outages", "value": "; ".join(
+            f"{s:.1f} s at t={t / 60:.1f} min"
+            for s, t in zip(facts["outages_s"], facts["outage_at_s"], strict=True))
+            or "none"},
+        {"fact": "total outage", "value": f"{facts['outage_s']:g} s"},
+        {"fact": "acknowledged transactions", "value": facts["acknowledged"]},
+        {"fact": "lost transactions", "value": facts["lost_transactions"]},
+        *({"fact": f"decision {d.name}",
+           "value": f"{d.answer} by {d.who} ({d.source}): {d.why}"}
+          for d in facts["decisions"]),
+    ]
+    display(HTML("<b>Summary</b>" + table_html(rows, ["fact", "value"])))

@@ -84,10 +84,15 @@ _KIND_COLOURS = {"error": RED, "warning": YELLOW, "decision": "#1565c0", "outcom
 LOG_COLUMNS = ("time", "sim time", "side", "kind", "step", "message")
 
 
+def _when(ts: str) -> str:
+    """An entry's time as a person reads it: date, time and the UTC offset."""
+    return f"{ts[:10]} {ts[11:19]} UTC" if ts.endswith("Z") and len(ts) >= 19 else ts
+
+
 def _log_row(entry: Entry) -> dict[str, str]:
     failed = entry.kind == "outcome" and entry.ok is False
     return {
-        "time": entry.ts[11:19] if len(entry.ts) > 19 else entry.ts,
+        "time": _when(entry.ts),
         "sim time": "" if entry.sim_time is None else f"{entry.sim_time / 60:.1f} min",
         "side": "remote (Upgrade side)" if entry.remote else "local",
         "kind": "error" if failed else entry.kind,

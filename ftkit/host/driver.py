@@ -1060,16 +1060,19 @@ class HostDriver:
         """Run the executable for real: on the Upgrade side (inside its namespace, its tree
         first on PATH, the data directory hidden) while it is isolated, otherwise on the
         host. Besides ENV it gets ``FTKIT_SITE``, ``FTKIT_DATA`` and ``FTKIT_PRODUCTION``
-        (the front's HOST:PORT)."""
+        (the front's HOST:PORT); nothing else of the caller's environment. On the isolated
+        Upgrade side its tree comes first on PATH."""
         state = self._read()
         command = [path, *args]
         site = {"FTKIT_SITE": str(self.site.file), "FTKIT_DATA": str(self.site.data),
                 "FTKIT_PRODUCTION": f"{self.site.production_host}:{self.site.production_port}"}
-        run_env = {**os.environ, **site, **env}
+        run_env = {**env, **site}
         if side == "Upgrade" and state["split"] and not state["merged"] and state["isolated"]:
             up = 1 - state["production"]
             command = self._ns(state, *command)
-            run_env = {**self._ns_env(up), **site, **env}
+            tree = self.site.tree_of(up)
+            run_env = {**env, **site, "VIRTUAL_ENV": str(tree),
+                       "PATH": f"{tree / 'bin'}:{env.get('PATH', '/usr/bin:/bin')}"}
         started = time.monotonic()
         try:
             done = subprocess.run(command, env=run_env, capture_output=True, text=True,
