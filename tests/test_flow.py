@@ -197,5 +197,5 @@ def test_resuming_under_another_change_id_or_operator_is_an_explicit_handover(si
     [note] = [e for e in taken.entries(kinds=["warning"]) if "handover" in e.message]
     assert "change CHG-1234 / alice → change CHG-1235 / bob" in note.message
     assert note.detail["handover"]["from"] == {"change_id": "CHG-1234", "operator": "alice"}
-    assert taken.run(ParameterDecisions(COMMIT)) == "committed"
+    assert taken.run(ParameterDecisions(COMMIT, operator="bob")) == "committed"
     assert taken.decision("merge").who == "bob"

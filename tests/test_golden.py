@@ -65,3 +65,32 @@ def test_status_reads_as_its_golden_file(split_system: str, form: str,
         out = json.dumps(json.loads(out), indent=1, sort_keys=True) + "\n"
     check(f"status-split.{'json' if form == 'json' else 'txt'}",
           normalise(out, ftkit_dirs.home))
+
+
+@pytest.mark.notebook
+def test_the_html_report_of_a_readiness_check_reads_as_its_golden_file(
+        tmp_path: Path, ftkit_dirs: SimpleNamespace) -> None:
+    """The archived HTML of one executed runbook, whole, as a change manager reads it
+    (nbclient's habit: compare normalised outputs, not fifty substrings)."""
+    from datetime import UTC, datetime
+
+    import papermill
+
+    from ftkit.archive import archive_run
+
+    create_system("sim://golden-html", scenario="demo", seed=0).close()
+    out = tmp_path / "readiness-check.ipynb"
+    papermill.execute_notebook(str(REPO / "runbooks" / "readiness-check.ipynb"), str(out),
+                               parameters={"system": "sim://golden-html"},
+                               kernel_name="python3", cwd=str(REPO / "runbooks"),
+                               progress_bar=False, log_output=False)
+    moment = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+    entry = archive_run(out, runbook="readiness-check", parameters={"system":
+                        "sim://golden-html"}, started=moment, ended=moment,
+                        reports=ftkit_dirs.reports)
+    assert entry.html is not None
+    html = (ftkit_dirs.reports / entry.html).read_text()
+    html = re.sub(r"[0-9a-f]{64}", "<sha256>", html)  # file and chain hashes
+    html = re.sub(r"\b\d+(\.\d+)? ?(ms|s)\b(?= *(<|\)|$))", "<duration>", html)
+    check("readiness-check.html", normalise(html, ftkit_dirs.home).replace(
+        str(REPO), "<repo>"))
