@@ -370,3 +370,33 @@ def test_readiness_check_fails_on_a_bad_scenario(tmp_path: Path) -> None:
     system = target()
     error = fails("readiness-check", tmp_path, system=system, scenario="module-broken")
     assert "readiness check" in error.evalue and "module-health" in error.evalue
+
+
+def test_a_failed_run_leaves_a_complete_record_without_machine_paths(tmp_path: Path,
+                                                                     ftkit_dirs: Any) -> None:
+    """The run fails (exit non-zero, outcome failed) and its HTML still has the failing step
+    with its way on, the timeline, the activity log and the facts; no traceback, no path
+    of this machine, nothing loaded from the network."""
+    import re
+
+    from ftkit.archive import read_ledger
+    from ftkit.errors import FtkitError
+    from ftkit.runner import run_runbook
+
+    system = target()
+    driver = create_system(system)
+    driver.inject("installer-fail")
+    with pytest.raises(FtkitError, match="the run stopped: Broken at Install"):
+        run_runbook("active-upgrade", upgrade(system, decisions=ALL),
+                    reports=ftkit_dirs.reports)
+    [entry] = read_ledger(ftkit_dirs.reports)
+    assert entry.outcome == "failed" and entry.change_id == "CHG-NB"
+    page = (ftkit_dirs.reports / str(entry.html)).read_text()
+    text = re.sub(r"<[^>]+>", " ", page)
+    for shown in ("Broken at Install", "exited with code 1603", "Retry",
+                  "Timeline and activity log", "Install failed", "lost transactions"):
+        assert shown in text, shown
+    assert "Traceback" not in text and "site-packages" not in text
+    for path in (str(REPO), str(Path.home()), str(tmp_path), "/tmp/"):
+        assert path not in page, path
+    assert not re.search(r"""(src|href)=["']https?://""", page)
