@@ -34,6 +34,7 @@ if TYPE_CHECKING:
         check_readiness,
         ensure_system,
         overview,
+        record_header,
         request,
         require_ready,
         resolve,
@@ -49,7 +50,7 @@ if TYPE_CHECKING:
 _LAZY = {
     **dict.fromkeys(("DecisionPanel", "RecoveryPanel", "ask", "check_mode"), "decide"),
     **dict.fromkeys(("abort_session", "check_readiness", "ensure_system", "overview",
-                     "request", "require_ready", "resolve", "result", "resume",
+                     "record_header", "request", "require_ready", "resolve", "result", "resume",
                      "show_failure", "show_log", "show_plan", "soak"), "runbook"),
     **dict.fromkeys(("ActivityLog", "StatusBar", "SystemView", "readiness_table"), "views"),
 }
@@ -80,6 +81,7 @@ __all__ = [
     "overview",
     "progress_bar",
     "readiness_table",
+    "record_header",
     "request",
     "require_ready",
     "resolve",

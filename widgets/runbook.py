@@ -44,6 +44,7 @@ __all__ = [
     "check_readiness",
     "ensure_system",
     "overview",
+    "record_header",
     "request",
     "require_ready",
     "resolve",
@@ -95,6 +96,73 @@ def ensure_system(system: str, *, scenario: str = "demo", time_scale: float = 0.
             f"Created the simulated system {system} from scenario {scenario!r} "
             f"(time scale {time_scale:g}).")))
     return driver
+
+
+_HEADER = "ftkit-record-header"  # display id: the result cell fills in how it ended
+_HEADERS: dict[int, dict[str, Any]] = {}  # per session: the facts known at the start
+
+
+def _versions(source: Session | Driver, names: Sequence[str]) -> dict[str, str]:
+    st = source.system() if isinstance(source, Session) else source.status()
+    try:
+        members = st.boot_disk().members
+    except LookupError:
+        return {}
+    seen: dict[str, set[str]] = {}
+    for member in members.values():
+        for name in names:
+            seen.setdefault(name, set()).add(member.software.get(name, "-"))
+    return {name: " / ".join(sorted(v)) for name, v in seen.items()}
+
+
+def _header_html(facts: Mapping[str, Any]) -> str:
+    rows = [{"": k, "record": v} for k, v in facts.items() if v not in (None, "")]
+    return ("<b>Change record</b> (what a change manager reads first; the result at the "
+            "end fills in how it ended)" + table_html(rows, ["", "record"]))
+
+
+def record_header(source: Session | Driver, *, system: str, mode: str, change_id: str,
+                  operator: str, reason: str, packages: Sequence[Any] = ()) -> None:
+    """The record's header, shown first: change id, system, operator and account, reason,
+    window (started; ended), packages before → after, outcome, outage, transactions lost.
+    Shown now with what is known; :func:`result` fills in the rest in the same place."""
+    from datetime import UTC, datetime
+
+    from ftkit.decisions import account
+
+    names = [getattr(p, "name", str(p)) for p in packages]
+    labels = [getattr(p, "label", str(p)) for p in packages]
+    facts: dict[str, Any] = {
+        "change": change_id or "-", "system": system, "mode": mode,
+        "operator": f"{operator or '-'} (account {account()})", "reason": reason,
+        "started": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"), "ended": "running",
+        "packages": ", ".join(labels) or "-",
+        "installed before": "; ".join(f"{k} {v}" for k, v in
+                                      _versions(source, names).items()) or "-",
+        "outcome": "running",
+    }
+    key = id(source)
+    _HEADERS[key] = {"facts": facts, "names": names}
+    display(HTML(_header_html(facts)), display_id=_HEADER)
+
+
+def _finish_header(session: Session, outcome: str, facts: Mapping[str, Any] | None) -> None:
+    from datetime import UTC, datetime
+
+    from IPython.display import update_display
+
+    known = _HEADERS.get(id(session))
+    if known is None:
+        return
+    header = dict(known["facts"])
+    header["ended"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    header["installed after"] = "; ".join(
+        f"{k} {v}" for k, v in _versions(session, known["names"]).items()) or "-"
+    header["outcome"] = outcome
+    if facts is not None:
+        header["outage"] = f"{facts['outage_s']:g} s"
+        header["transactions lost"] = facts["lost_transactions"]
+    update_display(HTML(_header_html(header)), display_id=_HEADER)
 
 
 def _live(session: Session | None, live: bool | None) -> bool:
@@ -319,11 +387,17 @@ def result(session: Session | None, *, mode: str, system: str, change_id: str = 
                          operator=operator, message="plan mode: nothing on the system changed",
                          extra={"mode": mode})
     try:
-        return session.result(mode=mode)  # type: ignore[no-any-return]
+        outcome = session.result(mode=mode)
     except FtkitError as err:
         _facts_table(session)
         display(HTML(failure_html(session, err)))
+        _finish_header(session, f"failed: {err.message}",
+                       session.facts() if session.record is not None else None)
         raise
+    else:
+        _finish_header(session, str(outcome.to_dict()["outcome"]),
+                       session.facts() if session.record is not None else None)
+        return outcome  # type: ignore[no-any-return]
     finally:
         if not session.done:
             session.release()  # this run ends here; the next run may carry on
