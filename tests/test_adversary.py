@@ -120,7 +120,7 @@ def test_a_live_controller_is_never_called_interrupted(tmp_path: Path) -> None:
                 break
             time.sleep(0.05)
         late = open_session(target, CONFIG, PACKAGES, change_id="CHG-L", operator="late",
-                            reason="r")
+                            reason="r", handover=True)  # even taking over explicitly
         with pytest.raises(SessionBusyError, match=r"driven by op .*pid"):
             late.run(ParameterDecisions(COMMIT))
         assert not any("interrupted" in e.message for e in journal.entries())

@@ -125,7 +125,8 @@ def test_abort_is_refused_once_commit_started(home: Path) -> None:
 def test_one_session_per_system(home: Path) -> None:
     driver, session = new_session(home)
     session.prepare_split()
-    again = open_session(driver.target, CONFIG, PACKAGES, operator="other")
+    again = open_session(driver.target, CONFIG, PACKAGES, operator="other",
+                         handover=True)  # another operator takes it over, explicitly
     assert again.resumed and again.record.id == session.record.id
     with pytest.raises(SessionBusyError):
         again.journal.begin_session(change_id="x", operator="y", reason="z")
@@ -311,7 +312,7 @@ def test_killed_process_is_resumed_to_a_correct_end(home: Path, kill_after: floa
     child.join()
     with driver.store.transaction() as txn:  # finish the rest instantly
         txn.sim.time_scale = 0.0
-    session = open_session(target, CONFIG, PACKAGES, operator="resumer")
+    session = open_session(target, CONFIG, PACKAGES, operator="resumer", handover=True)
     outcome = session.run(ParameterDecisions(COMMIT), soak_minutes=10)
     assert outcome == "committed"
     assert_end(driver, session, outcome="committed", outages=1)
