@@ -29,6 +29,7 @@ __all__ = [
     "connect",
     "ensure_system",
     "register",
+    "run_executable",
     "schemes",
     "split_target",
 ]
@@ -121,6 +122,30 @@ class Driver(Protocol):
 
     def close(self) -> None:
         """Release the connection."""
+
+
+def run_executable(command: Sequence[str], *, env: Mapping[str, str],
+                   timeout_s: float) -> ActionResult:
+    """Run a custom action's COMMAND with exactly ENV, capturing its output: a timeout is
+    ``timed_out`` (exit -9), a command that cannot start is exit 127 with the reason. What
+    every driver's ``run_custom_action`` does once it knows where to run it."""
+    import subprocess
+    import time
+
+    def text(value: str | bytes | None) -> str:
+        return value.decode(errors="replace") if isinstance(value, bytes) else (value or "")
+
+    started = time.monotonic()
+    try:
+        done = subprocess.run(list(command), env=dict(env), capture_output=True, text=True,
+                              timeout=timeout_s, check=False)
+    except subprocess.TimeoutExpired as exc:
+        return ActionResult(-9, text(exc.stdout), text(exc.stderr),
+                            time.monotonic() - started, timed_out=True)
+    except OSError as exc:
+        return ActionResult(127, "", f"cannot run {command[0]}: {exc.strerror}",
+                            time.monotonic() - started)
+    return ActionResult(done.returncode, done.stdout, done.stderr, time.monotonic() - started)
 
 
 _REGISTRY: dict[str, Callable[[str, str], Driver]] = {}

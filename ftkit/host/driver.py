@@ -46,7 +46,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ftkit.drivers import ActionResult, Outage, Progress
+from ftkit.drivers import ActionResult, Outage, Progress, run_executable
 from ftkit.errors import (
     ActionTimeoutError,
     FaultError,
@@ -1073,18 +1073,7 @@ class HostDriver:
             tree = self.site.tree_of(up)
             run_env = {**env, **site, "VIRTUAL_ENV": str(tree),
                        "PATH": f"{tree / 'bin'}:{env.get('PATH', '/usr/bin:/bin')}"}
-        started = time.monotonic()
-        try:
-            done = subprocess.run(command, env=run_env, capture_output=True, text=True,
-                                  timeout=timeout_s, check=False)
-        except subprocess.TimeoutExpired as exc:
-            return ActionResult(-9, _text(exc.stdout), _text(exc.stderr),
-                                time.monotonic() - started, timed_out=True)
-        except OSError as exc:
-            return ActionResult(127, "", f"cannot run {path}: {exc.strerror}",
-                                time.monotonic() - started)
-        return ActionResult(done.returncode, done.stdout, done.stderr,
-                            time.monotonic() - started)
+        return run_executable(command, env=run_env, timeout_s=timeout_s)
 
     def close(self) -> None:
         """Nothing to release: every request opens and closes what it uses."""
@@ -1216,9 +1205,3 @@ def _first_from(times: list[float], t: float) -> float | None:
 
     i = bisect.bisect_left(times, t)
     return times[i] if i < len(times) else None
-
-
-def _text(value: str | bytes | None) -> str:
-    if value is None:
-        return ""
-    return value.decode(errors="replace") if isinstance(value, bytes) else value

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import itertools
 import re
-import subprocess
-import time
 import uuid
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -22,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ftkit.drivers import ActionResult, Outage, Progress
+from ftkit.drivers import ActionResult, Outage, Progress, run_executable
 from ftkit.errors import (
     ActionTimeoutError,
     FaultError,
@@ -564,27 +562,11 @@ class SimDriver:
         if record is not None and record["name"] == "action-timeout":
             return ActionResult(-9, "", f"killed after {timeout_s:.0f} s (injected)",
                                 timeout_s, timed_out=True)
-        started = time.monotonic()
-        try:
-            done = subprocess.run(
-                [path, *args], env=dict(env), capture_output=True, text=True,
-                timeout=timeout_s, check=False,
-            )
-        except subprocess.TimeoutExpired as exc:
-            return ActionResult(-9, _text(exc.stdout), _text(exc.stderr),
-                                time.monotonic() - started, timed_out=True)
-        except OSError as exc:
-            return ActionResult(127, "", f"cannot run {path}: {exc.strerror}",
-                                time.monotonic() - started)
-        code = 1 if record is not None else done.returncode
-        return ActionResult(code, done.stdout, done.stderr + (
-            "injected failure\n" if record is not None else ""), time.monotonic() - started)
-
-
-def _text(value: str | bytes | None) -> str:
-    if value is None:
-        return ""
-    return value.decode(errors="replace") if isinstance(value, bytes) else value
+        done = run_executable([path, *args], env=env, timeout_s=timeout_s)
+        if record is None or done.timed_out:
+            return done
+        return ActionResult(1, done.stdout, done.stderr + "injected failure\n",
+                            done.duration_s)
 
 
 def _count(ranges: list[list[int]], upto: int) -> int:
