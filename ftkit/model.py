@@ -303,7 +303,8 @@ class SystemState:
 
 def to_dict(obj: Any) -> Any:
     """JSON-safe copy of a model dataclass (enums as values, int keys as strings)."""
-    names = _names(type(obj))
+    cls: type = type(obj)
+    names = _names(cls)
     if names is not None:
         return {name: to_dict(getattr(obj, name)) for name in names}
     if isinstance(obj, dict):
