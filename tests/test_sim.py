@@ -816,7 +816,7 @@ def test_backup_event_logs(sim: SimDriver) -> None:
 def slept(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     """The wall-clock sleeps the simulator asks for (recorded, not slept: no timing)."""
     asked: list[float] = []
-    monkeypatch.setattr("ftkit.sim.driver.time.sleep", asked.append)
+    monkeypatch.setattr("ftkit.sim.twin.time.sleep", asked.append)
     return asked
 
 
