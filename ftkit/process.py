@@ -880,8 +880,11 @@ class Session:
         state = f"{self.upgrade_state.value} / {self.operational_state.value}"
         if self.broken:
             step, why = self.broken
+            said = (f" — {self.last_error.message}" if self.last_error is not None
+                    and self.last_error.message != why else "")
             return StepFailedError(
-                f"the run stopped: Broken at {step} ({why}); the system is left in {state}",
+                f"the run stopped: Broken at {step} ({why}{said}); the system is left in "
+                f"{state}",
                 "fix the cause, then Retry (or run again with decisions broken: retry), or "
                 "Abort (abort.ipynb) back to the original software", step=step, reason=why)
         if self.last_error is not None:
