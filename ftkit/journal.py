@@ -20,6 +20,7 @@ timeout), and every message and detail goes through :mod:`ftkit.redact` before s
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import sqlite3
@@ -261,6 +262,7 @@ class SessionRecord:
 
 Listener = Callable[[Entry], None]
 
+LEASE_RENEW_S = 30.0  # a held lease's heartbeat is written at most this often
 LEASE_EXPIRY_S = 900.0  # a lease held from another host is taken over only this long after
                         # its last heartbeat (on the same host, only once its process is gone)
 
@@ -273,6 +275,13 @@ def _pid_start(pid: int) -> str:
     except OSError:
         return ""
     return stat.rsplit(")", 1)[-1].split()[19]
+
+
+@functools.cache
+def _me(pid: int) -> Owner:
+    import socket
+
+    return Owner(socket.gethostname(), pid, _pid_start(pid))
 
 
 def _alive(pid: int, started: str) -> bool:
@@ -305,10 +314,10 @@ class Owner:
 
     @classmethod
     def me(cls) -> Owner:
+        """This process (read once per process: a fork is another process)."""
         import os
-        import socket
 
-        return cls(socket.gethostname(), os.getpid(), _pid_start(os.getpid()))
+        return _me(os.getpid())
 
     def __str__(self) -> str:
         return f"pid {self.pid} on {self.host}"
@@ -537,6 +546,11 @@ class Journal:
 
         me = Owner.me()
         beat = time.time() if now is None else now
+        with self._lock:  # held and fresh: nothing to write (a heartbeat every 30 s at most)
+            held = self._conn.execute("SELECT * FROM lease WHERE id = 1").fetchone()
+        if (held is not None and Owner(held["host"], held["pid"], held["pid_start"]) == me
+                and beat - held["heartbeat"] < LEASE_RENEW_S):
+            return False
         with self._write() as conn:
             row = conn.execute("SELECT * FROM lease WHERE id = 1").fetchone()
             if row is not None:
