@@ -394,7 +394,7 @@ def state_machine_doc() -> str:
         f"{', '.join(g.removeprefix('_guard_').replace('_', ' ') for g in r.guards) or '-'} |\n"
         for r in REQUESTS.values())
     decisions = "".join(
-        f"| {d.name} | {d.asked_in.value} | "
+        f"| {d.name} | {'any, while Broken' if d is RECOVERY else d.asked_in.value} | "
         f"{', '.join(f'{a} → {r}' for a, r in d.answers.items())} | "
         f"{', '.join(d.pauses) or '-'} | {', '.join(d.requires) or '-'} |\n"
         for d in (*DECISIONS.values(), RECOVERY))

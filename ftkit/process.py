@@ -141,9 +141,9 @@ class Session:
 
     def partner_state(self) -> PartnerState:
         """The other side's health as the running side sees it."""
-        st = self.driver.status()
-        running = st.apps_on if st.apps_on is not None else (st.production or 0)
-        return st.sides[1 - running].os
+        from ftkit.status import partner_state
+
+        return partner_state(self.driver.status())
 
     def apps_side(self) -> str:
         """Which side runs the critical applications, in the operator's words."""
@@ -363,8 +363,9 @@ class Session:
     def _guard_something_to_install(self) -> tuple[str, str] | None:
         """An upgrade whose every package is installed already would split, merge (an
         outage) and commit for no change: refused before the split."""
-        disks = [m for m in self.driver.status().mirrors.values()
-                 if m.name in set(self.config.system_disks)] or [self.driver.status().boot_disk()]
+        st = self.driver.status()
+        disks = [m for m in st.mirrors.values()
+                 if m.name in set(self.config.system_disks)] or [st.boot_disk()]
         pending = [p for p in self.packages
                    if {mem.software.get(p.name) for d in disks for mem in d.members.values()}
                    != {p.version}]

@@ -20,9 +20,10 @@ from typing import Any
 
 from ftkit.drivers import Driver
 from ftkit.errors import FtkitError
-from ftkit.model import DiskRole, SideRole, SystemState
+from ftkit.model import DiskRole, PartnerState, SideRole, SystemState
 
-__all__ = ["SCHEMA_PATH", "schema", "session_of", "system_status", "validate"]
+__all__ = ["SCHEMA_PATH", "partner_state", "schema", "session_of", "system_status",
+           "validate"]
 
 SCHEMA_PATH = Path(__file__).with_name("schemas") / "status.schema.json"
 SCHEMA_ID = "ftkit.status/1"
@@ -69,6 +70,14 @@ def session_of(driver: Driver) -> dict[str, Any] | None:
             "broken_step": record.broken_step, "broken_reason": record.broken_reason}
 
 
+def partner_state(st: SystemState) -> PartnerState:
+    """The other side's health as the side running the applications sees it (the
+    Production side's partner while nothing runs)."""
+    running = st.apps_on if st.apps_on is not None else (st.production or 0)
+    side = st.sides.get(1 - running)
+    return side.os if side is not None else PartnerState.DC_OFF
+
+
 def _roles(st: SystemState) -> tuple[int | None, int | None]:
     """(Production enclosure, Upgrade enclosure) while a session has them, else Nones."""
     prod = next((s.enclosure for s in st.sides.values() if s.role is SideRole.PRODUCTION),
@@ -98,8 +107,7 @@ def system_status(driver: Driver, *, session: dict[str, Any] | bool | None = Tru
     operational = str(record["operational_state"]) if active and record else "Ready"
     broken = ({"step": record.get("broken_step") or "", "reason": record.get("broken_reason")
                or ""} if active and record and operational == "Broken" else None)
-    running = st.apps_on if st.apps_on is not None else (st.production or 0)
-    partner = st.sides[1 - running].os.value if (1 - running) in st.sides else "DC Off"
+    partner = partner_state(st).value
     prod, upg = _roles(st)
     if st.apps_on is None:
         apps = "down"

@@ -178,11 +178,11 @@ def test_entries_listing_no_files_or_another_entrys_files_fail(reports: Path) ->
 
 def test_a_file_name_outside_the_folder_is_refused(reports: Path) -> None:
     entries = [json.loads(line) for line in lines_of(reports)]
-    entries[2]["files"] = {"../../etc/passwd": "0" * 64}
+    entries[2]["files"] = {"../../outside/report.html": "0" * 64}
     write(reports, [*lines_of(reports)[:2], canonical.dumps(rehash(entries[2]))])
     problems = verify_reports(reports)
-    assert f"{LEDGER} line 3 (seq 3) lists '../../etc/passwd', which is not a report file " \
-           "name" in problems
+    assert (f"{LEDGER} line 3 (seq 3) lists '../../outside/report.html', which is not a "
+            "report file name") in problems
 
 
 def test_verify_says_what_it_cannot_detect_without_a_key(reports: Path) -> None:
@@ -412,7 +412,7 @@ def test_the_html_report_is_complete_self_contained_and_named(tmp_path: Path) ->
         new_output("display_data", data={"image/png": PNG + "\n", "text/plain": "fig"}),
         new_output("display_data", data={"image/svg+xml": svg}),
         new_output("error", ename="StepFailedError", evalue="exited with code 1603",
-                   traceback=["\x1b[31mTraceback\x1b[0m", "  File /home/x/y.py"]),
+                   traceback=["\x1b[31mTraceback\x1b[0m", "  File x/y.py"]),
     ]
     nb_path = executed(tmp_path / "nb.ipynb", *outputs)
     entry = archive_run(nb_path, runbook="check", parameters={"change_id": "CHG-9"},

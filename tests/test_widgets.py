@@ -429,7 +429,7 @@ def test_resolve_from_the_repo_root_or_the_runbooks_folder(
     assert fw.resolve("examples/demo-config.toml") == want  # from the repository root
     assert fw.resolve(str(CONFIG)) == want
     assert fw.resolve(["examples/demo-config.toml"]) == [want]
-    with pytest.raises(FtkitError, match=r"no file nowhere\.toml"):
+    with pytest.raises(FtkitError, match=r"no file 'nowhere\.toml'"):
         fw.resolve("nowhere.toml")
 
 

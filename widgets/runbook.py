@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any, overload
 
 from IPython.display import HTML, display
@@ -72,19 +71,9 @@ def resolve(path: Any) -> Any:
     """
     if isinstance(path, list | tuple):
         return [resolve(p) for p in path]
-    from ftkit.runner import runbooks_folder
+    from ftkit.runner import find_file
 
-    given = Path(path).expanduser()
-    folder = runbooks_folder()
-    candidates = [given] if given.is_absolute() else [Path.cwd() / given, folder / given,
-                                                       folder.parent / given]
-    for candidate in candidates:
-        if candidate.exists():
-            return str(candidate.resolve())
-    raise FtkitError(
-        f"no file {path} (looked in the current folder, {folder.name}/ and the folder above)",
-        "give a path relative to the repository root or the runbooks folder, or an "
-        "absolute one")
+    return str(find_file(path))
 
 
 def ensure_system(system: str, *, scenario: str = "demo", time_scale: float = 0.0) -> Driver:
