@@ -81,6 +81,7 @@ class Outcome(StrEnum):
     COMMITTED = "committed"
     ABORTED = "aborted"
     STOPPED = "stopped"  # the operator stopped before the split; nothing changed
+    PAUSED = "paused"  # paused on purpose by a decision (merge: later); the next run goes on
     FAILED = "failed"
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,6 +51,8 @@ __all__ = [
     "RequestSpec",
     "Session",
     "adopt",
+    "handover_refusal",
+    "nothing_to_install",
     "observe",
     "open_session",
     "plan",
@@ -363,17 +365,7 @@ class Session:
     def _guard_something_to_install(self) -> tuple[str, str] | None:
         """An upgrade whose every package is installed already would split, merge (an
         outage) and commit for no change: refused before the split."""
-        st = self.driver.status()
-        disks = [m for m in st.mirrors.values()
-                 if m.name in set(self.config.system_disks)] or [st.boot_disk()]
-        pending = [p for p in self.packages
-                   if {mem.software.get(p.name) for d in disks for mem in d.members.values()}
-                   != {p.version}]
-        if self.packages and not pending:
-            return (f"nothing to install: {', '.join(p.label for p in self.packages)} "
-                    "already installed on every system disk; an upgrade would only cost an "
-                    "outage", "leave the installed packages out, or name newer ones")
-        return None
+        return nothing_to_install(self.driver.status(), self.config, self.packages)
 
     def _guard_enclosures_up(self) -> tuple[str, str] | None:
         """Commit resyncs onto the old side and cannot be aborted once started."""
@@ -827,6 +819,13 @@ class Session:
             "decisions": self.decisions(),
         }
 
+    def _handed_over(self) -> str:
+        """" (taken over from …)" when this run's operator is not the session's starter."""
+        record = self.record
+        if record is None or not record.operator or self.operator in ("", record.operator):
+            return ""
+        return f" (taken over from {record.operator})"
+
     def result(self, *, mode: str) -> Any:
         """The run's :class:`~ftkit.archive.RunResult` (outcome, measured outage, lost
         transactions). Raises if the session did not end, or lost a transaction."""
@@ -839,8 +838,8 @@ class Session:
             how = ", ".join(a for a in DECISIONS[self.paused.name].answers)
             return RunResult(
                 outcome="paused", system=self.target, change_id=record.change_id,
-                operator=record.operator or self.operator, outage_s=self.facts()["outage_s"],
-                message=f"session {record.id} paused on purpose in "
+                operator=self.operator or record.operator, outage_s=self.facts()["outage_s"],
+                message=f"session {record.id}{self._handed_over()} paused on purpose in "
                         f"{self.upgrade_state.value} ({self.paused.name}: "
                         f"{self.paused.answer}); to go on, run again with "
                         f"{self.paused.name}: {how.replace(', ', ' or ')}",
@@ -863,9 +862,9 @@ class Session:
         return RunResult(
             outcome=str(record.outcome), system=self.target,
             change_id=record.change_id or self.change_id,
-            operator=record.operator or self.operator, outage_s=facts["outage_s"],
-            message=f"session {record.id}: {record.outcome}, outage {facts['outage_s']:g} s, "
-                    f"{facts['lost_transactions']} transactions lost",
+            operator=self.operator or record.operator, outage_s=facts["outage_s"],
+            message=f"session {record.id}{self._handed_over()}: {record.outcome}, outage "
+                    f"{facts['outage_s']:g} s, {facts['lost_transactions']} transactions lost",
             extra={"mode": mode, "session": record.id,
                    "lost_transactions": facts["lost_transactions"],
                    "acknowledged": facts["acknowledged"], "outages": facts["outages_s"],
@@ -947,6 +946,44 @@ def _load(config: UpgradeConfig | str | os.PathLike[str],
     return cfg, [p for p in items if isinstance(p, UpdatePackage)] + loaded
 
 
+def nothing_to_install(status: SystemState, config: UpgradeConfig,
+                       packages: Sequence[UpdatePackage]) -> tuple[str, str] | None:
+    """(why, remedy) when every one of PACKAGES is installed already on every system disk
+    of STATUS (an upgrade would split, merge — an outage — and commit for no change), else
+    None. Pure: the PrepareSplit guard and ``ftkit run``'s check before a kernel starts
+    say the same."""
+    disks = [m for m in status.mirrors.values()
+             if m.name in set(config.system_disks)] or [status.boot_disk()]
+    pending = [p for p in packages
+               if {mem.software.get(p.name) for d in disks for mem in d.members.values()}
+               != {p.version}]
+    if packages and not pending:
+        return (f"nothing to install: {', '.join(p.label for p in packages)} already "
+                "installed on every system disk; an upgrade would only cost an outage",
+                "leave the installed packages out, or name newer ones")
+    return None
+
+
+def handover_refusal(record: SessionRecord, target: str, *, change_id: str,
+                     operator: str) -> TransitionError | None:
+    """Why resuming RECORD, TARGET's unfinished session, as CHANGE_ID by OPERATOR is a
+    handover (the error to raise unless it is asked for explicitly), or None when it is
+    the same change and operator. Pure: ``open_session`` and ``ftkit run``'s check before
+    a kernel starts say the same."""
+    differs = [f"{what} {mine!r} (the session's is {theirs!r})"
+               for what, mine, theirs in (("change", change_id, record.change_id),
+                                          ("operator", operator, record.operator))
+               if mine and theirs and mine != theirs]
+    if not differs:
+        return None
+    return TransitionError(
+        f"session {record.id} of {target} belongs to change {record.change_id or '-'} run "
+        f"by {record.operator or 'unknown'}; resuming it as {', '.join(differs)} is a "
+        "handover",
+        "give the session's change id and operator, or take it over explicitly with "
+        "-p handover True (journaled with both)")
+
+
 def open_session(system: str | Driver, config: UpgradeConfig | str | os.PathLike[str],
                  packages: Iterable[UpdatePackage | str | os.PathLike[str]] = (), *,
                  change_id: str = "", operator: str = "", reason: str = "",
@@ -979,18 +1016,12 @@ def open_session(system: str | Driver, config: UpgradeConfig | str | os.PathLike
                       change_id=change_id, operator=operator, reason=reason,
                       progress=progress, record=record, resumed=record is not None)
     if record is not None:
-        differs = [f"{what} {mine!r} (the session's is {theirs!r})"
-                   for what, mine, theirs in (("change", change_id, record.change_id),
-                                              ("operator", operator, record.operator))
-                   if mine and theirs and mine != theirs]
-        if differs and not handover:
+        refusal = handover_refusal(record, driver.target, change_id=change_id,
+                                   operator=operator)
+        differs = refusal is not None
+        if refusal is not None and not handover:
             journal.close()
-            raise TransitionError(
-                f"session {record.id} of {driver.target} belongs to change "
-                f"{record.change_id or '-'} run by {record.operator or 'unknown'}; resuming "
-                f"it as {', '.join(differs)} is a handover",
-                "give the session's change id and operator, or take it over explicitly "
-                "with -p handover True (journaled with both)")
+            raise refusal
         if differs:
             journal.log(record.id, "warning",
                         f"handover of session {record.id}: change {record.change_id or '-'} / "

@@ -10,6 +10,9 @@ An archive keeps these by the thousand, for years, and opens them offline, so th
   returns collapsed, a traceback folded under its one-line ``ename: evalue``);
 - names the run in its ``<title>`` and header (change id, system, outcome, from the
   notebook's ``metadata.ftkit``);
+- leaves out the sections that did not apply to this run: cells tagged ``if-output`` (a
+  conditional section's prose and its code, such as the plan of plan mode or the abort
+  of an upgrade) are shown only when one of their code cells produced an output;
 - is small: about 1.5 KB of inline CSS instead of JupyterLab's 300 KB stylesheet.
 
 It renders the notebook's JSON directly (nbformat 4 is simple), Markdown with mistune,
@@ -38,6 +41,7 @@ _TAG = re.compile(r"<[a-zA-Z][^>]*>")
 _XML_PROLOG = re.compile(r"^\s*(<\?xml[^>]*\?>\s*)?(<!DOCTYPE[^>]*>\s*)?", re.IGNORECASE)
 _WIDGET = "application/vnd.jupyter.widget-view+json"
 _PAPERMILL_ERROR = "papermill-error-cell-tag"
+CONDITIONAL = "if-output"  # the tag of a section shown only when its code said something
 
 STYLE = """\
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#212121;
@@ -47,7 +51,7 @@ header table{border-collapse:collapse;margin:.5em 0}
 header th{text-align:left;padding:1px 12px 1px 0;color:#555;font-weight:600}
 header td{padding:1px 0}
 .o-committed,.o-checked,.o-planned{color:#2e7d32}.o-failed{color:#c62828}
-.o-aborted,.o-stopped{color:#ef6c00}
+.o-aborted,.o-stopped,.o-paused{color:#ef6c00}
 .md h1{font-size:1.6em}.md h2{font-size:1.3em}.md h3{font-size:1.1em}
 pre{background:#f5f5f5;padding:6px 8px;overflow-x:auto;white-space:pre-wrap;
 font:12px/1.4 ui-monospace,Menlo,Consolas,monospace;margin:.3em 0}
@@ -174,6 +178,27 @@ def _mapping(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
+def _tags(cell: Mapping[str, Any]) -> list[str]:
+    return list((cell.get("metadata") or {}).get("tags") or [])
+
+
+def _applicable(cells: list[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """CELLS without the conditional sections that did not apply: a run of consecutive
+    cells tagged ``if-output`` is dropped when none of its code cells has an output."""
+    kept: list[Mapping[str, Any]] = []
+    group: list[Mapping[str, Any]] = []
+    for cell in [*cells, {}]:  # a sentinel closes the last group
+        if CONDITIONAL in _tags(cell):
+            group.append(cell)
+            continue
+        if any(c.get("cell_type") == "code" and c.get("outputs") for c in group):
+            kept.extend(group)
+        group = []
+        if cell:
+            kept.append(cell)
+    return kept
+
+
 def notebook_html(nb: Mapping[str, Any]) -> str:
     """The self-contained HTML page of notebook NB (a NotebookNode or its JSON dict)."""
     md = _markdown()
@@ -183,11 +208,10 @@ def notebook_html(nb: Mapping[str, Any]) -> str:
     fallback = str(papermill.get("input_path") or "notebook").rsplit("/", 1)[-1]
     title = _title(facts, fallback.removesuffix(".ipynb"))
     body: list[str] = [_header(facts, title)]
-    for cell in nb.get("cells") or []:
+    for cell in _applicable(nb.get("cells") or []):
         kind = cell.get("cell_type")
         source = _text(cell.get("source"))
-        tags = (cell.get("metadata") or {}).get("tags") or []
-        if kind == "markdown" and _PAPERMILL_ERROR in tags:
+        if kind == "markdown" and _PAPERMILL_ERROR in _tags(cell):
             # papermill's banners are raw HTML: keep their words, as a plain note
             text = html.unescape(re.sub(r"<[^>]*>", "", source)).strip()
             body.append(f"<div class='err'><b>{html.escape(text)}</b></div>")

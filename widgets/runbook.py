@@ -121,8 +121,15 @@ def record_header(source: Session | Driver, *, system: str, mode: str, change_id
 
     names = [getattr(p, "name", str(p)) for p in packages]
     labels = [getattr(p, "label", str(p)) for p in packages]
+    change = change_id or "-"
+    record = source.record if isinstance(source, Session) else None
+    if record is not None and record.change_id and (record.change_id, record.operator) != (
+            change_id or record.change_id, operator or record.operator):
+        # a handover: the session's change goes on; who took it over, under what, is said
+        change = (f"{record.change_id} (session {record.id}, started by "
+                  f"{record.operator or 'unknown'}; taken over as {change_id or '-'})")
     facts: dict[str, Any] = {
-        "change": change_id or "-", "system": system, "mode": mode,
+        "change": change, "system": system, "mode": mode,
         "operator": f"{operator or '-'} (account {account()})", "reason": reason,
         "started": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"), "ended": "running",
         "packages": ", ".join(labels) or "-",

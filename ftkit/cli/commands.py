@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -367,6 +368,60 @@ def _check_system(runbook: Path, params: Mapping[str, Any]) -> None:
                        f"create it with: ftkit sim create {system}")
 
 
+def _check_session(runbook: Path, params: Mapping[str, Any]) -> None:
+    """Refuse, before a kernel starts, an upgrade run the session would refuse anyway: one
+    that would resume the system's unfinished session under another change id or operator
+    without ``-p handover True``, and one with nothing to install (every package there
+    already). The session refuses both too; here they cost no kernel and no failed ledger
+    row. Only for a runbook that declares ``handover`` and ``packages``, not in plan mode;
+    a system that cannot be reached is left to the run to report. Read-only."""
+    from ftkit.runner import find_file, parameter_value, runbook_parameters
+
+    declared = runbook_parameters(runbook)
+    if not {"handover", "packages", "system", "change_id", "operator"} <= set(declared):
+        return
+
+    def value(name: str) -> Any:
+        return parameter_value(params, declared, name)
+
+    if "mode" in declared and value("mode") == "plan":
+        return
+    from ftkit.drivers import connect
+    from ftkit.journal import Journal
+    from ftkit.process import handover_refusal, nothing_to_install
+
+    target, change_id = str(value("system")), str(value("change_id"))
+    try:
+        driver = connect(target)
+    except FtkitError:
+        return  # not there yet (created by the run) or not reachable from here
+    journal = Journal.find(driver)
+    sessions = []
+    if journal is not None:
+        with journal:
+            record, sessions = journal.current_session(), journal.sessions()
+        if record is not None:
+            if value("handover") is True:
+                return
+            refusal = handover_refusal(record, target, change_id=change_id,
+                                       operator=str(value("operator")))
+            if refusal is not None:
+                raise BadInput(refusal.message, refusal.remedy)
+            return  # the unfinished session goes on
+    if any(s.change_id == change_id and s.ended for s in sessions):
+        return  # a rerun of an ended change reports it and runs nothing
+    from ftkit.config import load_config
+    from ftkit.packages import load_packages
+
+    given = value("packages")
+    names = [given] if isinstance(given, str | os.PathLike) else list(given or [])
+    refusal_why = nothing_to_install(
+        driver.status(), load_config(find_file(value("config"), parameter="config")),
+        load_packages([find_file(n, parameter="packages") for n in names]))
+    if refusal_why is not None:
+        raise BadInput(*refusal_why)
+
+
 def _result_message(reports: Path, entry: LedgerEntry) -> str:
     """The one-line message of the result the archived run displayed ("" if none)."""
     if not entry.notebook:
@@ -397,6 +452,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         path = resolve_runbook(args.runbook)
         check_parameters(path, params)
         _check_system(path, params)
+        _check_session(path, params)
     except BadInput:
         raise
     except FtkitError as err:

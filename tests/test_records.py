@@ -1,0 +1,155 @@
+"""Change records an auditor accepts, through ``ftkit run`` as a user types it: who and
+which change, refused before anything changes when missing; a handover only when asked
+for, journaled with both; auto mode that plans its whole path; a no-op upgrade refused
+before a kernel starts; and every archived page self-contained and named."""
+
+from __future__ import annotations
+
+from html.parser import HTMLParser
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from conftest import DECISIONS
+
+from ftkit.archive import read_ledger
+from ftkit.cli import main
+from ftkit.journal import Journal
+
+pytestmark = pytest.mark.notebook
+
+ALL = "{split: proceed, merge: proceed, commit: commit}"
+
+
+def ftkit_run(capsys: pytest.CaptureFixture[str], *params: str) -> tuple[int, str, str]:
+    argv = ["run", "active-upgrade", "-p", "mode", "auto"]
+    for pair in zip(params[::2], params[1::2], strict=True):
+        argv += ["-p", *pair]
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_line(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ftkit: "), err
+    return lines[0]
+
+
+class Page(HTMLParser):
+    """What an archived page would load, and its title."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loads: list[str] = []
+        self.tags: set[str] = set()
+        self.title = ""
+        self._in_title = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.add(tag)
+        self._in_title = tag == "title"
+        for name, value in attrs:
+            if name in ("src", "href", "srcset", "action", "xlink:href") and value and not (
+                    value.startswith(("#", "data:"))):
+                self.loads.append(f"<{tag} {name}={value}>")
+
+    def handle_endtag(self, tag: str) -> None:
+        self._in_title = False if tag == "title" else self._in_title
+
+    def handle_data(self, data: str) -> None:
+        if self._in_title:
+            self.title += data
+
+
+def page(path: Path) -> tuple[Page, str]:
+    text = path.read_text(encoding="utf-8")
+    parsed = Page()
+    parsed.feed(text)
+    return parsed, text
+
+
+def test_identity_and_auto_paths_are_refused_before_a_kernel_starts(
+        capsys: pytest.CaptureFixture[str], ftkit_dirs: SimpleNamespace) -> None:
+    for missing in ("operator", "change_id"):
+        given = {"system": "sim://rec", "decisions": ALL, "operator": "alice",
+                 "change_id": "CHG-1", missing: ""}
+        code, out, err = ftkit_run(capsys, *[x for kv in given.items() for x in kv])
+        assert code == 2 and out == "" and f"no {missing} was given" in one_line(err)
+    # the decisions must lead to an end (or a declared pause) before anything changes
+    code, _, err = ftkit_run(capsys, "system", "sim://rec", "decisions", "{split: proceed}",
+                             "operator", "alice", "change_id", "CHG-1")
+    assert code == 2 and "no 'merge' answer" in one_line(err)
+    assert not ftkit_dirs.reports.exists() and not (ftkit_dirs.home / "systems").exists()
+
+
+def test_a_paused_session_is_handed_over_only_when_asked_and_no_op_upgrades_are_refused(
+        capsys: pytest.CaptureFixture[str], ftkit_dirs: SimpleNamespace) -> None:
+    system = "sim://rec"
+    code, out, _ = ftkit_run(capsys, "system", system, "change_id", "CHG-1", "operator",
+                             "alice", "decisions", "{split: proceed, merge: later}")
+    assert code == 0 and "paused on purpose in Split" in out
+    assert "run again with merge: proceed or abort" in out
+
+    with Journal.open(system) as journal:
+        before = len(journal.entries())
+    code, out, err = ftkit_run(capsys, "system", system, "change_id", "CHG-2", "operator",
+                               "bob", "decisions", ALL)
+    line = one_line(err)
+    assert code == 2 and out == "" and "belongs to change CHG-1 run by alice" in line
+    assert "-p handover True" in line
+    with Journal.open(system) as journal:
+        assert len(journal.entries()) == before  # refused: nothing journaled, no ledger row
+    assert [e.outcome for e in read_ledger(ftkit_dirs.reports)] == ["paused"]
+
+    code, out, _ = ftkit_run(capsys, "system", system, "change_id", "CHG-2", "operator", "bob",
+                             "handover", "True", "decisions", ALL)
+    assert code == 0 and "taken over from alice" in out
+    with Journal.open(system) as journal:
+        (session,) = journal.sessions()
+        [note] = [e for e in journal.entries(session.id, kinds=["warning"])
+                  if "handover" in e.message]
+        whos = [e.detail["who"] for e in journal.entries(session.id, kinds=["decision"])]
+    assert session.outcome == "committed"
+    assert note.detail["handover"]["from"] == {"change_id": "CHG-1", "operator": "alice"}
+    assert note.detail["handover"]["to"] == {"change_id": "CHG-2", "operator": "bob"}
+    assert whos == ["alice", "bob", "bob"]  # split before the handover, merge and commit after
+    paused, committed = read_ledger(ftkit_dirs.reports)
+    assert (paused.change_id, paused.operator, paused.outcome) == ("CHG-1", "alice", "paused")
+    assert (committed.change_id, committed.operator) == ("CHG-1", "bob")
+    assert committed.outcome == "committed"
+    header = page(ftkit_dirs.reports / str(committed.html))[1]
+    assert "taken over as CHG-2" in header
+
+    # everything is installed now: another change with the same packages only costs an outage
+    code, out, err = ftkit_run(capsys, "system", system, "change_id", "CHG-3", "operator",
+                               "alice", "decisions", ALL)
+    assert code == 2 and out == "" and "nothing to install" in one_line(err)
+    assert len(read_ledger(ftkit_dirs.reports)) == 2
+    with Journal.open(system) as journal:
+        assert len(journal.sessions()) == 1
+
+
+def test_every_archived_page_is_self_contained_named_and_without_empty_sections(
+        capsys: pytest.CaptureFixture[str], ftkit_dirs: SimpleNamespace) -> None:
+    system = "sim://pages"
+    runs = [["run", "readiness-check", "-p", "system", system],
+            ["run", "active-upgrade", "-p", "system", system, "-p", "mode", "plan"],
+            ["run", "active-upgrade", "-p", "system", system, "-p", "mode", "auto",
+             "-p", "decisions", "{" + ", ".join(f"{k}: {v}" for k, v in DECISIONS.items())
+             + "}", "-p", "change_id", "CHG-P", "-p", "operator", "carol"],
+            ["run", "status", "-p", "system", system]]
+    for argv in runs:
+        assert main(argv) == 0, capsys.readouterr()
+    capsys.readouterr()
+    entries = read_ledger(ftkit_dirs.reports)
+    assert [e.outcome for e in entries] == ["checked", "planned", "committed", "checked"]
+    for entry in entries:
+        parsed, text = page(ftkit_dirs.reports / str(entry.html))
+        assert parsed.loads == [], entry.runbook  # nothing from the network, or from disk
+        assert not parsed.tags & {"script", "link", "iframe"}, entry.runbook
+        assert system in parsed.title and entry.outcome in parsed.title
+        shows_plan = "Plan (plan mode only)" in text
+        assert shows_plan == (entry.outcome == "planned"), entry.outcome
+        assert "14. Abort" not in text  # no section that did not apply
+    assert "CHG-P" in page(ftkit_dirs.reports / str(entries[2].html))[0].title
