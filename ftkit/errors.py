@@ -18,6 +18,7 @@ __all__ = [
     "StepFailedError",
     "TargetError",
     "TransitionError",
+    "is_ftkit_error",
 ]
 
 
@@ -93,3 +94,10 @@ class ArchiveError(FtkitError):
 
 class ActionTimeoutError(StepFailedError, TimeoutError):
     """A custom action, installer or partner side did not finish within its timeout."""
+
+
+def is_ftkit_error(name: str) -> bool:
+    """Whether NAME (an exception's class name, as a kernel reports it) is one of ftkit's
+    own errors: they say what failed and the way on, so their class name is noise."""
+    found = globals().get(name)
+    return isinstance(found, type) and issubclass(found, FtkitError)

@@ -29,6 +29,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from ftkit.errors import is_ftkit_error
+
 __all__ = ["notebook_html", "strip_ansi"]
 
 _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
@@ -48,7 +50,7 @@ body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#
 max-width:1100px;margin:1.5em auto;padding:0 1em}
 header{border-bottom:2px solid #1565c0;margin-bottom:1em}
 header table{border-collapse:collapse;margin:.5em 0}
-header th{text-align:left;padding:1px 12px 1px 0;color:#555;font-weight:600}
+header th{text-align:left;padding:1px 12px 1px 0;color:#555;font-weight:600;white-space:nowrap}
 header td{padding:1px 0}
 .o-committed,.o-checked,.o-planned{color:#2e7d32}.o-failed{color:#c62828}
 .o-aborted,.o-stopped,.o-paused{color:#ef6c00}
@@ -135,7 +137,8 @@ def _output(output: Mapping[str, Any], md: Any) -> str:
         name = "stderr" if output.get("name") == "stderr" else "stdout"
         return _pre(_text(output.get("text")), name)
     if kind == "error":
-        head = html.escape(strip_ansi(f"{output.get('ename', '')}: {output.get('evalue', '')}"))
+        ename, evalue = str(output.get("ename", "")), str(output.get("evalue", ""))
+        head = html.escape(strip_ansi(evalue if is_ftkit_error(ename) else f"{ename}: {evalue}"))
         trace = strip_ansi("\n".join(_text(line) for line in output.get("traceback") or []))
         folded = (f"<details><summary>traceback</summary><pre>{html.escape(trace)}</pre>"
                   "</details>") if trace.strip() else ""
@@ -178,6 +181,18 @@ def _mapping(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
+def _banner(text: str) -> str:
+    """Papermill's error banner in words a change manager reads (others kept as given)."""
+    found = re.match(r"An Exception was encountered at .In \[(\d+)\].\.?$", text)
+    if found:
+        return (f"This run stopped with an error at cell [{found[1]}]: what failed, why and "
+                "the way on are shown there; the record still ends with the activity log, "
+                "the timeline and the result.")
+    if text.startswith("Execution using papermill encountered an exception here"):
+        return "The run stopped at the cell below."
+    return text
+
+
 def _tags(cell: Mapping[str, Any]) -> list[str]:
     return list((cell.get("metadata") or {}).get("tags") or [])
 
@@ -212,8 +227,8 @@ def notebook_html(nb: Mapping[str, Any]) -> str:
         kind = cell.get("cell_type")
         source = _text(cell.get("source"))
         if kind == "markdown" and _PAPERMILL_ERROR in _tags(cell):
-            # papermill's banners are raw HTML: keep their words, as a plain note
-            text = html.unescape(re.sub(r"<[^>]*>", "", source)).strip()
+            # papermill's banners are raw HTML: a plain note in an operator's words
+            text = _banner(html.unescape(re.sub(r"<[^>]*>", "", source)).strip())
             body.append(f"<div class='err'><b>{html.escape(text)}</b></div>")
         elif kind == "markdown":
             body.append(f"<section class='md'>{md(source)}</section>")

@@ -231,7 +231,10 @@ def run_runbook(
                 extra_arguments=["--IPKernelApp.log_level=ERROR"],
             )
         except PapermillExecutionError as err:
-            reason = f"{err.ename}: {_first_line(err.evalue, secrets)}"
+            from ftkit.errors import is_ftkit_error
+
+            said = _first_line(err.evalue, secrets)
+            reason = said if is_ftkit_error(err.ename) else f"{err.ename}: {said}"
             entry = _archive_failure(output, path, params, started, reports, reason)
             raise FtkitError(f"runbook {path.stem} failed: {reason}", _see(entry)) from err
         except KeyboardInterrupt:
