@@ -103,6 +103,8 @@ class RunResult:
     outage_s: float | None = None
     message: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    #: the authenticated account that produced it (the kernel's), beside the claimed operator
+    account: str = field(default_factory=lambda: _account())
 
     def to_dict(self) -> dict[str, Any]:
         """The result as plain JSON-able data (redacted)."""
@@ -114,6 +116,7 @@ class RunResult:
             "system": self.system,
             "change_id": self.change_id,
             "operator": self.operator,
+            "account": self.account,
             "message": self.message,
         }
         return json.loads(_json(redact(data)))
@@ -174,6 +177,12 @@ def _sha256(data: bytes) -> str:
     return canonical.sha256_hex(data)
 
 
+def _account() -> str:
+    from ftkit.decisions import account
+
+    return account()
+
+
 def _entry_hash(entry: Mapping[str, Any]) -> str:
     """SHA-256 of the canonical JSON of ENTRY without its ``hash`` and ``signature``."""
     return _sha256(_json({k: v for k, v in entry.items() if k not in _UNHASHED}).encode("utf-8"))
@@ -192,8 +201,9 @@ class LedgerEntry:
     notebook is not archived twice); ``journal_entry``/``journal_hash`` anchor the entry
     in the system's journal (the id and hash of the session's last journal entry when it
     was archived); ``signature`` is ``{"alg": "ed25519", "key": public key (hex),
-    "sig": base64}`` over ``hash`` when a signing key was given. All four are absent
-    (None) in entries written before they existed.
+    "sig": base64}`` over ``hash`` when a signing key was given; ``account`` is the
+    authenticated account beside the claimed ``operator``. All five are absent (None) in
+    entries written before they existed.
     """
 
     seq: int
@@ -214,6 +224,7 @@ class LedgerEntry:
     journal_entry: int | None = None
     journal_hash: str | None = None
     signature: dict[str, str] | None = field(default=None, hash=False)
+    account: str | None = None  # the authenticated account beside the claimed operator
 
     @property
     def notebook(self) -> str | None:
@@ -254,10 +265,11 @@ class LedgerEntry:
             journal_entry=None if journal_entry is None else int(journal_entry),
             journal_hash=None if data.get("journal_hash") is None else str(data["journal_hash"]),
             signature=dict(signature) if isinstance(signature, Mapping) else None,
+            account=None if data.get("account") is None else str(data["account"]),
         )
 
 
-_OPTIONAL = frozenset({"source", "journal_entry", "journal_hash", "signature"})
+_OPTIONAL = frozenset({"source", "journal_entry", "journal_hash", "signature", "account"})
 _UNHASHED = frozenset({"hash", "signature"})
 _REQUIRED = frozenset({"seq", "prev", "hash", "files"})
 
@@ -908,6 +920,8 @@ def archive_run(
         "parameters": json.loads(_json(redact(params, extra=secrets))),
         "change_id": fact("change_id"),
         "operator": fact("operator"),
+        # who ran it, as authenticated (the kernel's account, else this process's)
+        "account": scrub(str(result.get("account") or _account()), extra=secrets),
         "system": fact("system"),
         "started": _iso(started),
         "ended": _iso(ended),

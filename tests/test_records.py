@@ -14,6 +14,7 @@ from conftest import DECISIONS
 
 from ftkit.archive import read_ledger
 from ftkit.cli import main
+from ftkit.decisions import account
 from ftkit.journal import Journal
 
 pytestmark = pytest.mark.notebook
@@ -117,6 +118,7 @@ def test_a_paused_session_is_handed_over_only_when_asked_and_no_op_upgrades_are_
     paused, committed = read_ledger(ftkit_dirs.reports)
     assert (paused.change_id, paused.operator, paused.outcome) == ("CHG-1", "alice", "paused")
     assert (committed.change_id, committed.operator) == ("CHG-1", "bob")
+    assert committed.account == paused.account == account()  # beside the claimed operator
     assert committed.outcome == "committed"
     header = page(ftkit_dirs.reports / str(committed.html))[1]
     assert "taken over as CHG-2" in header
