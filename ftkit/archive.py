@@ -123,11 +123,13 @@ class RunResult:
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
         data = self.to_dict()
+        # what a change manager reads first comes first, in words; the rest after, as named
+        first = [k for k in _RESULT_LABELS if k in data]
         rows = "".join(
-            f"<tr><th style='text-align:left'>{html.escape(str(k))}</th>"
-            f"<td style='text-align:left'>{html.escape(_shown(v))}</td></tr>"
-            for k, v in data.items()
-            if v not in (None, "", {})
+            f"<tr><th style='text-align:left'>{html.escape(_RESULT_LABELS.get(k, k))}</th>"
+            f"<td style='text-align:left'>{html.escape(_shown(data[k]))}</td></tr>"
+            for k in [*first, *sorted(set(data) - set(first))]
+            if data[k] not in (None, "", {})
         )
         outage = "no outage measured" if self.outage_s is None else f"outage {self.outage_s:g} s"
         plain = f"{data['outcome']}: {data['system'] or '?'} {data['change_id']} ({outage})"
@@ -138,6 +140,17 @@ class RunResult:
             "text/plain": plain,
             "text/html": f"<table class='ftkit-result'>{rows}</table>",
         }
+
+
+#: The result's fields a person reads first, in order, with their labels.
+_RESULT_LABELS = {
+    "outcome": "outcome", "message": "summary", "system": "system", "change_id": "change",
+    "operator": "operator", "account": "account", "outage_s": "total outage (s)",
+    "outages": "outages (s)", "lost_transactions": "transactions lost",
+    "acknowledged": "transactions acknowledged", "decisions": "decisions",
+    "session": "session", "mode": "mode", "journal_entry": "journal entry",
+    "journal_hash": "journal hash",
+}
 
 
 def _shown(value: Any) -> str:

@@ -908,11 +908,13 @@ class Session:
             key = (round(outage.start, 3), outage.seconds is not None)
             if key in seen:
                 continue
+            # moments in minutes of the session's time, as the activity log shows them
             message = (f"outage {outage.seconds:.1f} s (last transaction before at "
-                       f"t={outage.start:.1f} s, first after at t={outage.end:.1f} s)"
+                       f"t={outage.start / 60:.1f} min, first after at "
+                       f"t={outage.end / 60:.1f} min)"
                        if outage.seconds is not None and outage.end is not None else
-                       f"outage ongoing since t={outage.start:.1f} s: the applications "
-                       "are down")
+                       f"outage ongoing since t={outage.start / 60:.1f} min: the "
+                       "applications are down")
             self.journal.log(
                 self.record.id, "warning", message, step=step, sim_time=self.now(),
                 detail={"outage_s": outage.seconds, "outage_start": outage.start,

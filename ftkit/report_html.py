@@ -157,7 +157,8 @@ def _title(facts: Mapping[str, Any], fallback: str) -> str:
 
 _HEADER_FIELDS = (
     ("runbook", "Runbook"), ("change_id", "Change"), ("system", "System"),
-    ("operator", "Operator"), ("outcome", "Outcome"), ("outage_s", "Outage (s)"),
+    ("operator", "Operator"), ("account", "Account"), ("outcome", "Outcome"),
+    ("outage_s", "Outage (s)"),
     ("started", "Started (UTC)"), ("ended", "Ended (UTC)"), ("seq", "Ledger seq"),
     ("error", "Error"),
 )

@@ -69,10 +69,12 @@ def test_status_reads_as_its_golden_file(split_system: str, form: str,
 
 @pytest.mark.notebook
 def test_the_html_report_of_a_readiness_check_reads_as_its_golden_file(
-        tmp_path: Path, ftkit_dirs: SimpleNamespace) -> None:
+        tmp_path: Path, ftkit_dirs: SimpleNamespace, monkeypatch: pytest.MonkeyPatch) -> None:
     """The archived HTML of one executed runbook, whole, as a change manager reads it
     (nbclient's habit: compare normalised outputs, not fifty substrings)."""
     from datetime import UTC, datetime
+
+    monkeypatch.setenv("JUPYTERHUB_USER", "golden")  # the account, here and in the kernel
 
     import papermill
 
