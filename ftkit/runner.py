@@ -319,31 +319,37 @@ def check_parameters(path: Path, params: Mapping[str, Any]) -> None:
             f"its parameters are: {known}",
         )
     _check_files(params, declared)
-    if "mode" not in declared:
-        return
-    mode = str(parameter_value(params, declared, "mode"))
+    if "handover" in declared and not isinstance(
+            parameter_value(params, declared, "handover"), bool):
+        raise FtkitError(f"handover {parameter_value(params, declared, 'handover')!r} is not "
+                         "True or False", "write -p handover True to take over an unfinished "
+                         "session of another change id or operator, else leave it out")
+    mode = str(parameter_value(params, declared, "mode")) if "mode" in declared else None
     if mode == "interactive":
         raise FtkitError(
             f"runbook {path.stem} in interactive mode waits for clicks, and ftkit run has no "
             "browser to click in",
             "pass -p mode auto with -p decisions \"{split: proceed, merge: proceed, "
             "commit: commit}\", or -p mode plan; or open the runbook in JupyterLab")
-    from ftkit.decisions import check_soak_minutes, provider_for
-    from ftkit.flow import check_path
+    if mode is not None:
+        from ftkit.decisions import check_soak_minutes, provider_for
+        from ftkit.flow import check_path
 
-    decisions = parameter_value(params, declared, "decisions") if "decisions" in declared else {}
-    provider_for(mode, decisions, operator="", reason="")  # a bad mode or answer
-    if mode == "auto":  # the decisions reach an end, or a declared pause
-        check_path({str(k): str(v) for k, v in (decisions or {}).items()})
-    if "soak_minutes" in declared:
-        check_soak_minutes(parameter_value(params, declared, "soak_minutes"))
-    if mode != "plan":
+        decisions = (parameter_value(params, declared, "decisions")
+                     if "decisions" in declared else {})
+        provider_for(mode, decisions, operator="", reason="")  # a bad mode or answer
+        if mode == "auto":  # the decisions reach an end, or a declared pause
+            check_path({str(k): str(v) for k, v in (decisions or {}).items()})
+        if "soak_minutes" in declared:
+            check_soak_minutes(parameter_value(params, declared, "soak_minutes"))
+    if mode != "plan" and "operator" in declared:  # a run that can change the system
         from ftkit.decisions import check_identity
 
-        check_identity(operator=str(parameter_value(params, declared, "operator") or "")
-                       if "operator" in declared else "x",
+        # the abort keeps the session's own change id; every other run names its change
+        needs_change = "change_id" in declared and path.stem != "abort"
+        check_identity(operator=str(parameter_value(params, declared, "operator") or ""),
                        change_id=str(parameter_value(params, declared, "change_id") or "")
-                       if "change_id" in declared and path.stem != "abort" else "x",
+                       if needs_change else "-",
                        what=f"runbook {path.stem}")
 
 

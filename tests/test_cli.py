@@ -440,7 +440,8 @@ def test_run_list_verify(capsys: pytest.CaptureFixture[str], runbooks: Path, lab
             if line.startswith("report:") and line.endswith(".html")]
     assert html and Path(html[0]).is_file() and Path(html[0]).parent == reports
 
-    code, out, err = run(capsys, "run", "tiny", "-p", "fail", "True", "--kernel", "python3")
+    code, out, err = run(capsys, "run", "tiny", "-p", "fail", "True", "--kernel", "python3",
+                         "-p", "change_id", "CHG-2", "-p", "operator", "alice")
     assert code == 1
     assert "RuntimeError: the check failed on purpose" in one_line_error(err)
 
@@ -518,7 +519,12 @@ def test_run_refuses_interactive_mode_and_bad_decisions_up_front(capsys: pytest.
         (["status", "-p", "system", "sim://ghost"],
          "no simulated system sim://ghost, and runbook status creates none — create it with: "
          "ftkit sim create sim://ghost"),
-        (["abort", "-p", "system", "sim://ghost"], "runbook abort creates none"),
+        (["abort", "-p", "system", "sim://ghost", "-p", "operator", "o"],
+         "runbook abort creates none"),
+        (["abort", "-p", "system", "sim://ghost"], "runbook abort changes the system, and no "
+         "operator was given"),
+        (["active-upgrade", "-p", "mode", "auto", "-p", "decisions", "{split: stop}", "-p",
+          "handover", "yes"], "handover 'yes' is not True or False"),
         (["active-upgrade", "-p", "system", "sim://ghost", "-p", "mode", "plan"],
          "no simulated system sim://ghost, and plan mode creates none"),
         (["active-upgrade", "-p", "system", "sim://new", "-p", "mode", "auto", "-p", "config",
@@ -529,7 +535,8 @@ def test_run_refuses_interactive_mode_and_bad_decisions_up_front(capsys: pytest.
          "no file 'missing-pkg.toml' for parameter packages"),
         (["readiness-check", "-p", "packages", str(EXAMPLES / "demo-config.toml")],
          "demo-config.toml"),  # a file that is there but is no package manifest
-        (["abort", "-p", "config", "typo.toml"], "no file 'typo.toml' for parameter config"),
+        (["abort", "-p", "config", "typo.toml", "-p", "operator", "o"],
+         "no file 'typo.toml' for parameter config"),
     ],
 )
 def test_run_refuses_bad_systems_and_files_before_a_kernel_starts(

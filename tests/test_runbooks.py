@@ -319,6 +319,12 @@ def split_session(system: str) -> SimDriver:
 def test_abort_runbook_aborts_and_finishes(tmp_path: Path) -> None:
     system = target()
     driver = split_session(system)
+    with Journal.open(system) as journal:
+        before = len(journal.entries())
+    error = fails("abort", tmp_path, system=system, reason="window closed")  # who aborts?
+    assert error.ename == "DecisionError" and "no operator was given" in error.evalue
+    with Journal.open(system) as journal:
+        assert len(journal.entries()) == before  # refused before anything changed
     result = run("abort", tmp_path, system=system, operator="erin", reason="window closed")
     assert result["outcome"] == "aborted" and result["lost_transactions"] == 0
     assert result["outages"] == []  # aborted before merge
@@ -329,7 +335,7 @@ def test_abort_runbook_aborts_and_finishes(tmp_path: Path) -> None:
         notes = [e.message for e in journal.entries(record.id, kinds=["info"])]
     assert "Abort requested by erin (abort runbook): window closed" in notes
 
-    again = run("abort", tmp_path, system=system)  # nothing left to abort
+    again = run("abort", tmp_path, system=system, operator="erin")  # nothing left to abort
     assert again["outcome"] == "stopped" and len(sessions(system)) == 1
 
 
