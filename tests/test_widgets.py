@@ -22,7 +22,7 @@ from ftkit.errors import DecisionError, FtkitError, StepFailedError
 from ftkit.model import UpgradeState
 from ftkit.process import Session, open_session
 from ftkit.sim.driver import SimDriver
-from ftkit_widgets import decide, runbook
+from ftkit_widgets import decide, runbook, views
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -39,7 +39,7 @@ def session(sim: SimDriver) -> Iterator[Session]:
 def shown(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     """What the runbook helpers display (instead of printing reprs to stdout)."""
     out: list[Any] = []
-    for module in (decide, runbook):
+    for module in (decide, runbook, views):
         monkeypatch.setattr(module, "display", lambda *objs, **_kw: out.extend(objs))
     return out
 
@@ -75,8 +75,13 @@ def fill(panel: Any, operator: str = "alice", reason: str = "change window open"
 def test_decision_panel_click_journals_who_why_and_source(session: Session) -> None:
     session.prepare_split()
     panel = fw.DecisionPanel(session, "split")
-    assert [b.description for b in panel.buttons.values()] == ["Proceed", "Stop"]
+    # each answer says what it costs, from the declared estimates
+    assert [b.description for b in panel.buttons.values()] == [
+        "Proceed — no outage, about 26 min", "Stop — no outage"]
+    assert "runs ExecuteSplit, Install" in text(panel.help.value)
     assert "Split the system" in panel.question.value
+    assert panel.reason.value == "widget test"  # pre-filled from the session's reason
+    assert "upgrade state PrepareSplit" in text(panel.state.value)
     assert not panel.done
     fill(panel)
     panel.buttons["proceed"].click()
@@ -89,6 +94,9 @@ def test_decision_panel_click_journals_who_why_and_source(session: Session) -> N
     assert entry["name"] == "split" and entry["answer"] == "proceed"
     assert entry["who"] == "alice" and entry["why"] == "change window open"
     assert entry["source"] == "widget" and entry["where"].startswith("widget on ")
+    assert re.search(r"Status at decision, \d\d:\d\d \(UTC[+-]\d\d:\d\d\)",
+                     text(panel.state.value))
+    assert panel.operator.disabled and panel.reason.disabled
     journaled = session.decision("split")
     assert journaled is not None and journaled.who == "alice" and journaled.source == "widget"
     assert session.due("ExecuteSplit") and not session.needs_decision("split")
@@ -175,10 +183,14 @@ def test_retry_failure_is_shown_in_the_panel_not_swallowed(session: Session,
 def test_recovery_panel_needs_operator_and_reason(session: Session, sim: SimDriver) -> None:
     split_broken(session, sim)
     panel = fw.RecoveryPanel(session)
-    panel.operator.value = ""
+    assert panel.reason.value == "widget test"  # pre-filled from the session's reason
+    panel.operator.value = panel.reason.value = ""
     panel.abort_button.click()
     assert "enter the operator and the reason first" in text(panel.message.value)
+    assert "not recorded" in text(panel.message.value)
     assert session.upgrade_state is UpgradeState.PREPARE_SPLIT and session.broken
+    panel.operator.value, panel.reason.value = "bob", "window closing"
+    assert panel.message.value == ""  # typed: the refusal goes
 
 
 def test_wait_times_out_safely_with_a_way_on(session: Session, sim: SimDriver) -> None:
@@ -268,7 +280,8 @@ def test_ask_in_plan_mode_without_session_changes_nothing() -> None:
 
 def test_status_bar_and_system_view_follow_the_session(session: Session) -> None:
     bar, view = fw.StatusBar(session), fw.SystemView(session)
-    assert "Idle" in text(bar.html()) and "duplex system" in text(bar.html())
+    assert "Idle" in text(bar.html())
+    assert "applications on both enclosures" in text(bar.html())
     assert "mirrored ★ current" in text(view.html())
 
     session.prepare_split()
@@ -291,7 +304,7 @@ def test_status_bar_and_system_view_follow_the_session(session: Session) -> None
     assert "Upgrade side reachable at 192.0.2.50" in picture
     assert "applications on enclosure 0 (Production side)" in picture
     # the widget offers its rendering as text/html for frontends without widgets
-    assert bar._repr_mimebundle_()["text/html"] == bar.html()
+    assert bar.html() in bar._repr_mimebundle_()["text/html"]
 
 
 def test_status_bar_shows_broken_step_and_reason_in_red(session: Session,
@@ -317,9 +330,12 @@ def test_system_view_shows_resync_progress_and_merge(session: Session) -> None:
     fresh.execute_merge()
     view.refresh()
     picture = text(view.html())
-    assert "Upgrade side (now in production)" in picture
+    assert "Enclosure 1: new side (serving)" in picture
+    assert "Enclosure 0: old side (kept for abort)" in picture
+    assert "applications on the new side (serving), enclosure 1" in picture
     assert "original software, kept for abort" in picture
     assert "upgraded software ★ current" in picture
+    assert "(Upgrade side (" not in picture and "min —" not in picture
 
 
 def test_activity_log_lists_the_session_live(session: Session) -> None:

@@ -4,26 +4,100 @@ Each view is an ipywidgets container around HTML from :mod:`ftkit_widgets.render
 refreshes on every entry the session hears (``session.subscribe``, the one observer
 channel). ``html()`` gives the current rendering as a string, which is
 also offered as the ``text/html`` fallback of the widget (shown where widgets cannot be).
+
+A saved notebook keeps widget views only as references to models that live in the
+kernel: reopened without them, JupyterLab shows "Error displaying widget: model not
+found" and does not fall back to the ``text/html`` beside the view (the widget renderer
+wins on rank and does not hand over). So :func:`show` displays a live widget under a
+display id, keeps the ``text/html`` of that display current as the widget changes, and
+:meth:`LiveHTML.finish` replaces the display by its last static rendering once nothing
+will change (a decided panel, an ended session): what the saved notebook keeps.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
 import ipywidgets as w
+from IPython.display import display
 
 from ftkit.drivers import Driver
 from ftkit.errors import FtkitError
 from ftkit.journal import Entry
 from ftkit.process import Session
 
-from .render import GREEN, RED, YELLOW, esc, note_html, status_html, system_html, table_html
+from .render import (
+    GREEN,
+    RED,
+    YELLOW,
+    clock,
+    esc,
+    mask_paths,
+    note_html,
+    status_html,
+    system_html,
+    table_html,
+)
 
-__all__ = ["ActivityLog", "ReadinessTable", "StatusBar", "SystemView", "readiness_table"]
+__all__ = ["ActivityLog", "LiveHTML", "ReadinessTable", "StatusBar", "SystemView",
+           "readiness_table", "show"]
+
+_WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
 
-class _HTMLView(w.VBox):
+class LiveHTML:
+    """A widget that also carries a static ``text/html`` rendering of itself (``html()``),
+    kept current in its display (:func:`show`) and left alone once :meth:`finish` ran."""
+
+    display_id: str | None = None
+    finished: bool = False
+
+    def html(self) -> str:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def static_bundle(self) -> dict[str, Any]:
+        """The display as a reopened notebook shows it: ``text/html`` and ``text/plain``."""
+        return {"text/html": f"<div class='ftkit-static'>{self.html()}</div>",
+                "text/plain": type(self).__name__}
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
+        bundle = w.Widget._repr_mimebundle_(self, **kwargs) or {}  # type: ignore[arg-type]
+        if self.finished:
+            bundle.pop(_WIDGET_VIEW, None)
+        bundle.update(self.static_bundle())
+        return bundle
+
+    def changed(self) -> None:
+        """Keep the display's static rendering current (a no-op outside :func:`show`)."""
+        if self.display_id is not None and not self.finished:
+            _update(self._repr_mimebundle_(), self.display_id)
+
+    def finish(self) -> None:
+        """Nothing will change any more: the display becomes its static rendering (what a
+        saved notebook keeps, readable without the kernel)."""
+        if self.finished:
+            return
+        self.finished = True
+        if self.display_id is not None:
+            _update(self.static_bundle(), self.display_id)
+
+
+def _update(bundle: dict[str, Any], display_id: str) -> None:
+    from IPython.display import update_display
+
+    update_display(bundle, raw=True, display_id=display_id)
+
+
+def show(widget: LiveHTML) -> None:
+    """Display WIDGET live, with its static rendering in the same display, kept current
+    (see :class:`LiveHTML`)."""
+    widget.display_id = f"ftkit-{uuid.uuid4().hex}"
+    display(widget, display_id=widget.display_id)
+
+
+class _HTMLView(LiveHTML, w.VBox):
     """A VBox holding one HTML widget that ``refresh()`` re-renders."""
 
     def __init__(self) -> None:
@@ -43,11 +117,10 @@ class _HTMLView(w.VBox):
             self._html.value = self.render()
         except FtkitError as err:
             self._html.value = note_html(str(err), colour=RED, title="cannot read the system")
-
-    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
-        bundle = super()._repr_mimebundle_(**kwargs) or {}
-        bundle["text/html"] = self.html()
-        return bundle
+        self.changed()
+        session = getattr(self, "session", None)
+        if isinstance(session, Session) and session.done:
+            self.finish()  # the session ended: nothing more to show live
 
 
 class StatusBar(_HTMLView):
@@ -93,11 +166,11 @@ def _log_row(entry: Entry) -> dict[str, str]:
     failed = entry.kind == "outcome" and entry.ok is False
     return {
         "time": _when(entry.ts),
-        "sim time": "" if entry.sim_time is None else f"{entry.sim_time / 60:.1f} min",
+        "sim time": "" if entry.sim_time is None else clock(entry.sim_time),
         "side": "remote (Upgrade side)" if entry.remote else "local",
         "kind": "error" if failed else entry.kind,
         "step": entry.step,
-        "message": entry.message,
+        "message": mask_paths(entry.message),
     }
 
 
