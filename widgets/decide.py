@@ -29,7 +29,7 @@ from ftkit.decisions import (
     provider_for,
 )
 from ftkit.errors import DecisionError, FtkitError, StepFailedError
-from ftkit.flow import DECISIONS, RECOVERY, check_path
+from ftkit.flow import DECISIONS, RECOVERY, REQUESTS, check_path
 from ftkit.process import Session
 
 from .render import (
@@ -72,6 +72,12 @@ def at_decision() -> str:
 
 def _runs(rows: list[tuple[str, Any]]) -> str:
     return ", ".join(dict.fromkeys(r for r, _e in rows if r != "Finish")) or "nothing more"
+
+
+def _no_way_back(request: str) -> bool:
+    """True when REQUEST leads where Abort is refused (Commit): the point of no return."""
+    target = REQUESTS[request].target if request in REQUESTS else None
+    return target in REQUESTS["Abort"].refusals
 
 
 class _Answered:
@@ -135,6 +141,14 @@ class RecoveryPanel(LiveHTML, w.VBox):
         self.reason.observe(self._typed, names="value")
         self.operator.observe(self._typed, names="value")
 
+    @property
+    def settled(self) -> bool:
+        """Answered, and its next step (if it offers one) taken."""
+        if self.last is None:
+            return False
+        offered = self.next_button.layout.display != "none"
+        return not offered or (self._next_action == "continue" and self.next_button.disabled)
+
     def _label_buttons(self) -> None:
         try:
             costs = self.session.costs(RECOVERY.name) if self.session.broken else {}
@@ -163,11 +177,13 @@ class RecoveryPanel(LiveHTML, w.VBox):
 
     def html(self) -> str:
         done = (f"<div>{self.last.capitalize()} chosen.</div>" if self.last else
-                "<div>Retry or Abort (buttons, when the notebook runs).</div>")
+                "<div>Retry or Abort: not answered yet.</div>")
         return (self.failure.value + self.state.value + done + self.message.value)
 
     def _act(self, action: str) -> None:
         session = self.session
+        if self.last is not None:  # disabled in the browser; a programmatic click is refused
+            return
         step = session.broken[0] if session.broken else ""
         try:
             who, why = _who_why(self.operator, self.reason, action.capitalize())
@@ -322,6 +338,8 @@ class DecisionPanel(LiveHTML, w.VBox):
         lines = []
         for answer in spec.answers:
             cost = cost_text(costs[answer]) if costs.get(answer) else ""
+            if _no_way_back(spec.answers[answer]):
+                cost += "; the point of no return"
             label = f"{answer.capitalize()} — {cost}" if cost else answer.capitalize()
             self.buttons[answer] = w.Button(description=label,
                                             button_style=_STYLE.get(answer, ""),
@@ -349,6 +367,10 @@ class DecisionPanel(LiveHTML, w.VBox):
             self._unsubscribe = session.subscribe(self.refresh)
 
     @property
+    def settled(self) -> bool:
+        return self._settled and (self.recovery.last is None or self.recovery.settled)
+
+    @property
     def done(self) -> bool:
         """Decided, or the question no longer applies (the session was aborted, say)."""
         if self.decision is not None:
@@ -362,8 +384,9 @@ class DecisionPanel(LiveHTML, w.VBox):
         decided = (f"<div><b>Decided</b>: {esc(self.decision.answer)} by "
                    f"{esc(self.decision.who)} ({esc(self.decision.why)})</div>"
                    if self.decision else "")
+        help_ = "" if self.done else self.help.value
         return (self.question.value + self.state.value + self.evidence.value + decided
-                + self.help.value + self.recovery.message.value + self.message.value)
+                + help_ + self.recovery.message.value + self.message.value)
 
     def _typed(self, _change: Any) -> None:
         """A refusal for a missing operator or reason goes once they are typed."""
@@ -408,7 +431,8 @@ class DecisionPanel(LiveHTML, w.VBox):
             self.state.value = (f"<div style='color:{GREY};font-size:12px'>Status {when}, "
                                 f"{esc(at_decision())}:</div>" + self.state.value)
             self.changed()
-            self.finish()
+            if self.session.done:
+                self.finish()
             return
         self.changed()
 

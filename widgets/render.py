@@ -123,27 +123,25 @@ def clock(seconds: float) -> str:
 
 
 def _duration(minutes: float) -> str:
-    if minutes <= 0:
+    if minutes < 0.5:
         return ""
-    if minutes < 1:
-        return "under a minute"
     if minutes < 90:
         return f"about {minutes:.0f} min"
-    return f"about {minutes / 60:.1f} h"
+    return f"about {minutes / 60:.1f}".removesuffix(".0") + " h"
 
 
 def cost_text(rows: Iterable[tuple[str, Any]]) -> str:
     """What a click costs, from the declared estimates of the requests it runs
-    (:meth:`ftkit.process.Session.costs`): ``no outage, about 26 min`` or ``outage about
-    60 s, under a minute``."""
+    (:meth:`ftkit.process.Session.costs`): ``no outage, about 26 min``, ``outage about
+    60 s``, ``outage about 60 s, about 2 h in all``."""
     rows = list(rows)
     outage = sum(float(e.outage_s) for _r, e in rows)
     minutes = sum(float(e.minutes) for _r, e in rows)
-    said = [e.outage for _r, e in rows if e.outage not in ("", "none")]
-    head = (f"outage {said[0]}" if len(said) == 1 else
-            f"outage about {outage:.0f} s" if outage else "no outage")
-    took = _duration(minutes)
-    return f"{head}, {took}" if took else head
+    if not outage:
+        took = _duration(minutes)
+        return f"no outage, {took}" if took else "no outage"
+    took = _duration(minutes - outage / 60)  # beyond the outage itself
+    return f"outage about {outage:.0f} s" + (f", {took} in all" if took else "")
 
 
 # --- the system picture ----------------------------------------------------------------

@@ -38,7 +38,7 @@ from .render import (
     system_html,
     table_html,
 )
-from .views import ActivityLog, StatusBar, SystemView, readiness_table, show
+from .views import ActivityLog, StatusBar, SystemView, finish_settled, readiness_table, show
 
 __all__ = [
     "abort_session",
@@ -390,7 +390,7 @@ def result(session: Session | None, *, mode: str, system: str, change_id: str = 
                        session.facts() if session.record is not None else None)
         if _live(session, None):
             # a person reads this cell: one line, not a traceback (papermill keeps it)
-            said = f"The run stopped here: {err.message}. See above for the way on."
+            said = f"{err.message[:1].upper()}{err.message[1:]}. The way on is shown above."
             err._render_traceback_ = lambda: [mask_paths(said)]  # type: ignore[attr-defined]
         raise
     else:
@@ -398,6 +398,7 @@ def result(session: Session | None, *, mode: str, system: str, change_id: str = 
                        session.facts() if session.record is not None else None)
         return outcome  # type: ignore[no-any-return]
     finally:
+        finish_settled(session)  # what a saved notebook keeps: static, readable later
         if not session.done:
             session.release()  # this run ends here; the next run may carry on
 

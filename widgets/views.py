@@ -17,6 +17,7 @@ will change (a decided panel, an ended session): what the saved notebook keeps.
 from __future__ import annotations
 
 import uuid
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -74,6 +75,11 @@ class LiveHTML:
         if self.display_id is not None and not self.finished:
             _update(self._repr_mimebundle_(), self.display_id)
 
+    @property
+    def settled(self) -> bool:
+        """Nothing more to click or to follow here (:func:`finish_settled` finishes it)."""
+        return False
+
     def finish(self) -> None:
         """Nothing will change any more: the display becomes its static rendering (what a
         saved notebook keeps, readable without the kernel)."""
@@ -90,11 +96,27 @@ def _update(bundle: dict[str, Any], display_id: str) -> None:
     update_display(bundle, raw=True, display_id=display_id)
 
 
+_SHOWN: list[weakref.ref[LiveHTML]] = []
+
+
 def show(widget: LiveHTML) -> None:
     """Display WIDGET live, with its static rendering in the same display, kept current
     (see :class:`LiveHTML`)."""
     widget.display_id = f"ftkit-{uuid.uuid4().hex}"
+    _SHOWN[:] = [r for r in _SHOWN if r() is not None and not r().finished]  # type: ignore[union-attr]
+    _SHOWN.append(weakref.ref(widget))
     display(widget, display_id=widget.display_id)
+
+
+def finish_settled(session: Session) -> None:
+    """The run ends here (the result cell): every widget shown for SESSION that is settled
+    (a decided panel, an answered failure) becomes its static rendering; what still waits
+    for a click stays live."""
+    for ref in list(_SHOWN):
+        widget = ref()
+        if widget is not None and getattr(widget, "session", None) is session \
+                and widget.settled:
+            widget.finish()
 
 
 class _HTMLView(LiveHTML, w.VBox):
