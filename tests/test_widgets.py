@@ -730,3 +730,34 @@ def test_a_decided_panel_stays_live_until_the_run_ends_then_is_static(
     session.finish()
     fw.result(session, mode="interactive", system=session.target)
     assert panel.finished and set(updates[-1]) == {"text/plain", "text/html"}
+
+
+def test_a_live_run_in_a_kernel_leaves_a_notebook_that_reads_without_its_widgets(
+        tmp_path: Path) -> None:
+    """What JupyterLab saves: once the session ended, no output refers to a widget model
+    (reopened, "model not found" would show), and each keeps its rendering as HTML."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    cells = [
+        "import ftkit, ftkit_widgets as fw\n"
+        "from ftkit.decisions import ParameterDecisions\n"
+        "driver = fw.ensure_system('sim://kernel1')\n"
+        f"session = ftkit.open_session(driver, {str(CONFIG)!r}, {[str(PACKAGES[0])]!r}, "
+        "change_id='CHG-K', operator='o', reason='r', progress=fw.progress_bar(live=True))\n"
+        "fw.overview(session, live=True)",
+        "session.run(ParameterDecisions({'split': 'proceed', 'merge': 'proceed', "
+        "'commit': 'commit'}, operator='o'))",
+        "fw.show_log(session, live=True)",
+    ]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    NotebookClient(nb, timeout=300, kernel_name="python3",
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    outputs = [o for c in nb.cells for o in c.outputs if o.output_type == "display_data"]
+    assert len(outputs) > 5
+    assert not [o for o in outputs if views._WIDGET_VIEW in o.data]
+    static = " ".join(text(o.data["text/html"]) for o in outputs)
+    assert "upgrade state Idle (session 1 ended: committed)" in static  # the status bar
+    assert "Enclosure 0: Duplex" in static  # the picture
+    assert "install Windows Server 2022: done" in static  # a progress bar
+    assert "Finish done" in static  # the activity log

@@ -25,6 +25,8 @@ class Progress:
         self._last: tuple[str, Any] | None = None  # the bar closed last (label, bar)
 
     def _new(self, label: str, total: float) -> Any:
+        if _in_kernel():
+            return _bar(label, total)
         from tqdm.auto import tqdm
 
         return tqdm(total=total, desc=" ".join(label.split()), leave=True,
@@ -74,8 +76,33 @@ class Progress:
         self._last = None
 
 
+def _in_kernel() -> bool:
+    """True in a Jupyter kernel with ipywidgets (a notebook shows widget bars)."""
+    if "ipykernel" not in sys.modules:
+        return False
+    try:
+        import ipywidgets  # noqa: F401
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    return getattr(get_ipython(), "kernel", None) is not None
+
+
+def _bar(label: str, total: float) -> Any:
+    """A progress bar widget shown at once (see :class:`ftkit_widgets.views.LiveHTML`):
+    its display becomes a static line once it ends, green when done, red when failed."""
+    from .views import Bar, show
+
+    bar = Bar(label, total)
+    show(bar)
+    return bar
+
+
 def _mark_failed(bar: Any, label: str) -> None:
     """Red bar, "failed" in its label (a notebook bar), or a last line saying so."""
+    if hasattr(bar, "fail"):
+        bar.fail()
+        return
     container = getattr(bar, "container", None)
     if container is None:  # a terminal bar
         bar.close()

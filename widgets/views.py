@@ -42,7 +42,7 @@ from .render import (
     table_html,
 )
 
-__all__ = ["ActivityLog", "LiveHTML", "ReadinessTable", "StatusBar", "SystemView",
+__all__ = ["ActivityLog", "Bar", "LiveHTML", "ReadinessTable", "StatusBar", "SystemView",
            "readiness_table", "show"]
 
 _WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
@@ -114,9 +114,54 @@ def finish_settled(session: Session) -> None:
     for a click stays live."""
     for ref in list(_SHOWN):
         widget = ref()
-        if widget is not None and getattr(widget, "session", None) is session \
-                and widget.settled:
+        if widget is not None and widget.settled and session in (
+                getattr(widget, "session", None), getattr(widget, "source", None)):
             widget.finish()
+
+
+class Bar(LiveHTML, w.HBox):
+    """One progress bar of a long step (``n`` of ``total`` simulated seconds), with the
+    tqdm calls :class:`~ftkit_widgets.progress.Progress` makes (``refresh``, ``close``)
+    and ``fail()``: red, "failed", never a green 100 %. Once closed its display is a
+    static line (what a saved notebook keeps)."""
+
+    def __init__(self, label: str, total: float) -> None:
+        self.label, self.total, self.n = label, float(total), 0.0
+        self.state = "running"
+        self.bar = w.FloatProgress(min=0.0, max=max(self.total, 1e-9), value=0.0,
+                                   layout={"width": "240px"})
+        self.text = w.HTML()
+        super().__init__(children=[w.HTML(f"{esc(label)}:"), self.bar, self.text],
+                         layout={"align_items": "center", "gap": "8px"})
+        self.refresh()
+
+    def refresh(self) -> None:
+        self.bar.max = max(self.total, 1e-9)
+        self.bar.value = min(self.n, self.total)
+        self.text.value = (f"{self.n / max(self.total, 1e-9) * 100:.0f}% · "
+                           f"{self.n:.0f}/{self.total:.0f} s simulated")
+
+    def html(self) -> str:
+        said, colour = {"failed": ("failed", RED),
+                        "done": (f"done ({self.total:.0f} s simulated)", GREEN)}.get(
+            self.state, (self.text.value, YELLOW))
+        return f"<div style='color:{colour}'>{esc(self.label)}: {esc(said)}</div>"
+
+    def close(self) -> None:
+        """Ended: done if it reached its total, else failed (a step that broke)."""
+        if self.state == "running":
+            self.state = "done" if self.n >= self.total * (1 - 1e-6) else "failed"
+            self.bar.bar_style = "success" if self.state == "done" else "danger"
+        self.finish()
+
+    def fail(self) -> None:
+        """The step failed (also after its bar ran to its end): red, and said so."""
+        self.state = "failed"
+        self.bar.bar_style = "danger"
+        self.text.value = "failed"
+        if self.display_id is not None:
+            _update(self.static_bundle(), self.display_id)
+        self.finished = True
 
 
 class _HTMLView(LiveHTML, w.VBox):
@@ -140,9 +185,13 @@ class _HTMLView(LiveHTML, w.VBox):
         except FtkitError as err:
             self._html.value = note_html(str(err), colour=RED, title="cannot read the system")
         self.changed()
-        session = getattr(self, "session", None)
-        if isinstance(session, Session) and session.done:
+        if self.settled:
             self.finish()  # the session ended: nothing more to show live
+
+    @property
+    def settled(self) -> bool:
+        session = getattr(self, "session", getattr(self, "source", None))
+        return isinstance(session, Session) and session.done
 
 
 class StatusBar(_HTMLView):
