@@ -615,7 +615,8 @@ def test_a_failed_install_reads_as_one_friendly_view_with_a_red_bar_then_abort_a
     panel.retry_button.click()  # disabled in the browser; a programmatic click does nothing
     assert session.upgrade_state is UpgradeState.ABORT
     assert text(panel.failure.value).startswith(" Resolved : Install failed")
-    assert "aborted by alice" in text(panel.failure.value)
+    assert "aborted by alice at " in text(panel.failure.value)
+    assert "The session is Broken at Install" in text(panel.failure.value)  # as it was
     assert panel.next_button.layout.display == ""
     assert panel.next_button.description == "Finish the abort — no outage"
     panel.next_button.click()

@@ -43,6 +43,7 @@ from .render import (
     failure_html,
     mask_paths,
     note_html,
+    resolved_html,
     status_html,
 )
 from .views import LiveHTML, show
@@ -213,13 +214,13 @@ class RecoveryPanel(LiveHTML, w.VBox):
         self._set_busy(True)  # answered: neither button applies any more
         when = at_decision()
         if self.error is not None:
-            self.failure.value = failure_html(
-                self.session, self.error,
-                resolved=f"{'retried' if action == 'retry' else 'aborted'} by {who}, {when}")
+            self.failure.value = resolved_html(
+                self.failure.value, self.error,
+                f"{'retried' if action == 'retry' else 'aborted'} by {who} at {when}")
         if action == "retry":
-            done = f"Retry succeeded: {step} ran again ({when})."
+            done = f"Retry succeeded at {when}: {step} ran again."
         else:
-            done = (f"Aborted ({when}): the applications run on the original software. "
+            done = (f"Aborted at {when}: the applications run on the original software. "
                     "Finish ends the session once the resync is complete.")
         self.message.value = note_html(done, colour=GREEN)
         if not self.follow:

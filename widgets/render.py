@@ -35,6 +35,7 @@ __all__ = [
     "failure_html",
     "mask_paths",
     "note_html",
+    "resolved_html",
     "status_html",
     "system_html",
     "table_html",
@@ -394,11 +395,10 @@ def _causes(error: BaseException) -> list[str]:
     return seen
 
 
-def failure_html(session: Session | None, error: BaseException, *, system: str = "",
-                 resolved: str = "") -> str:
+def failure_html(session: Session | None, error: BaseException, *, system: str = "") -> str:
     """What went wrong, where the system stands, and the operator's ways on (Retry/Abort):
     one friendly view, no class name, no traceback, no machine path; the details one
-    click away. RESOLVED (``"retried by alice, 21:20 UTC"``) folds it into one line."""
+    click away."""
     message = mask_paths(str(getattr(error, "message", "") or error))
     remedy = mask_paths(str(getattr(error, "remedy", "") or ""))
     parts = [f"<b style='color:{RED}'>{esc(message)}</b>"]
@@ -435,15 +435,18 @@ def failure_html(session: Session | None, error: BaseException, *, system: str =
     if details:
         parts.append("<details><summary style='cursor:pointer'>Details</summary>"
                      f"<ul style='margin:2px 0'>{''.join(details)}</ul></details>")
-    body = "<br>".join(parts)
-    if resolved:
-        colour = GREY
-        body = (f"<details><summary style='cursor:pointer'><b>Resolved</b>: {esc(message)} "
-                f"— {esc(resolved)}</summary>{body}</details>")
-    else:
-        colour = RED
-    return (f"<div class='ftkit-failure' style='{_FONT}border-left:4px solid {colour};"
-            f"background:{_BG[colour]};padding:6px 10px;margin:4px 0'>{body}</div>")
+    return (f"<div class='ftkit-failure' style='{_FONT}border-left:4px solid {RED};"
+            f"background:{_BG[RED]};padding:6px 10px;margin:4px 0'>{'<br>'.join(parts)}</div>")
+
+
+def resolved_html(failure: str, error: BaseException, how: str) -> str:
+    """A failure view (FAILURE, from :func:`failure_html`) once answered: one grey line
+    "Resolved: what failed — HOW", the view as it was one click away."""
+    message = mask_paths(str(getattr(error, "message", "") or error))
+    return (f"<div class='ftkit-resolved' style='{_FONT}border-left:4px solid {GREY};"
+            f"background:{_BG[GREY]};padding:6px 10px;margin:4px 0'><details>"
+            f"<summary style='cursor:pointer'><b>Resolved</b>: {esc(message)} — {esc(how)}"
+            f"</summary>{failure}</details></div>")
 
 
 def evidence_html(session: Session) -> str:
