@@ -646,6 +646,7 @@ def test_retry_then_continue_runs_up_to_the_next_decision_asked_in_the_panel(
         session: Session, sim: SimDriver, shown: list[Any]) -> None:
     split_broken(session, sim)
     assert session.broken is not None
+    fw.soak(session, 20)  # the runbook's soak cell ran (skipped: not due yet)
     error = StepFailedError(f"ExecuteSplit failed: {session.broken[1]}", "free the service")
     panel = fw.RecoveryPanel(session, error=error)
     fill(panel, reason="service freed")
@@ -662,7 +663,8 @@ def test_retry_then_continue_runs_up_to_the_next_decision_asked_in_the_panel(
     merge.buttons["proceed"].click()  # carries on: PrepareMerge, ExecuteMerge, commit asked
     assert session.needs_decision("commit") and session.outages()
     [commit] = [o for o in shown if isinstance(o, fw.DecisionPanel) and o.name == "commit"]
-    assert "soak not soaked" in text(commit.evidence.value)
+    assert session.soak_result()[0] == 20  # soaked before asking, as the runbook asked
+    assert "soak 20 min on the upgraded software" in text(commit.evidence.value)
 
 
 def test_live_views_carry_a_static_rendering_and_become_it_at_the_end(

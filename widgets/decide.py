@@ -48,8 +48,8 @@ from .render import (
 )
 from .views import LiveHTML, show
 
-__all__ = ["DecisionPanel", "RecoveryPanel", "ask", "at_decision", "carry_on", "check_mode",
-           "nobody_can_click"]
+__all__ = ["SOAK_MINUTES", "DecisionPanel", "RecoveryPanel", "ask", "at_decision", "carry_on",
+           "check_mode", "nobody_can_click"]
 
 _STYLE = {"proceed": "success", "commit": "success", "stop": "warning", "abort": "danger"}
 _WIDE = {"width": "auto"}  # a button as wide as what it says
@@ -266,6 +266,9 @@ class RecoveryPanel(LiveHTML, w.VBox):
         self.abort_button.disabled = busy
 
 
+SOAK_MINUTES: dict[int, float] = {}  # id(session) -> the runbook's soak_minutes (fw.soak)
+
+
 def _bars_failed(session: Session) -> None:
     fail = getattr(session.progress, "fail", None)
     if callable(fail):
@@ -275,12 +278,19 @@ def _bars_failed(session: Session) -> None:
 def carry_on(session: Session, output: w.Output, message: w.HTML) -> None:
     """Run what :meth:`ftkit.process.Session.next` says is due, up to the next decision
     (asked in OUTPUT with a :class:`DecisionPanel` that carries on again once decided) or
-    the end; a failure shows there with Retry and Abort. What a runbook re-run would do,
-    from a button."""
+    the end, soaking before the commit decision as the runbook's ``soak`` cell asked; a
+    failure shows there with Retry and Abort. What a runbook re-run would do, from a
+    button."""
     try:
         with output:
             while (nxt := session.next()).kind == "request":
                 session.run_request(nxt.name)
+            left = SOAK_MINUTES.get(id(session), 0.0) - session.soaked_minutes()
+            if session.soak_due() and left > 0:
+                served = session.soak(left)
+                display(HTML(note_html(f"Soaked {left:g} min on the upgraded software: "
+                                       f"{served} transactions acknowledged meanwhile.",
+                                       colour=GREEN)))
     except FtkitError as err:
         _bars_failed(session)
         message.value = ""

@@ -24,7 +24,7 @@ from ftkit.drivers import Driver
 from ftkit.errors import FtkitError
 from ftkit.process import Plan, Session
 
-from .decide import RecoveryPanel
+from .decide import SOAK_MINUTES, RecoveryPanel
 from .render import (
     GREEN,
     GREY,
@@ -315,8 +315,12 @@ def _why_not(session: Session) -> str:
 
 def soak(session: Session | None, minutes: float) -> None:
     """Watch the merged system for MINUTES before the commit decision (the rest of them,
-    for a resumed session)."""
-    if session is None or not session.soak_due():
+    for a resumed session). The minutes are remembered for a Continue button of this
+    run (:func:`ftkit_widgets.decide.carry_on`), which soaks them when it gets there."""
+    if session is None:
+        return
+    SOAK_MINUTES[id(session)] = float(minutes)
+    if not session.soak_due():
         return
     left = float(minutes) - session.soaked_minutes()
     if left <= 0:
