@@ -167,14 +167,12 @@ class RecoveryPanel(LiveHTML, w.VBox):
             self.state.value = status_html(self.session)
         except FtkitError as err:
             self.state.value = note_html(str(err), colour=RED)
-        self.changed()
 
     def _typed(self, _change: Any) -> None:
         """A refusal for a missing operator or reason goes once they are typed."""
         if "enter the" in self.message.value and self.operator.value.strip() \
                 and self.reason.value.strip():
             self.message.value = ""
-            self.changed()
 
     def html(self) -> str:
         done = (f"<div>{self.last.capitalize()} chosen.</div>" if self.last else
@@ -190,7 +188,6 @@ class RecoveryPanel(LiveHTML, w.VBox):
             who, why = _who_why(self.operator, self.reason, action.capitalize())
         except DecisionError as err:
             self.message.value = note_html(str(err), colour=RED, title="not recorded")
-            self.changed()
             return
         try:
             decision = make_decision(RECOVERY.name, action, who=who, why=why,
@@ -207,7 +204,6 @@ class RecoveryPanel(LiveHTML, w.VBox):
         finally:
             if self.last is None:
                 self._set_busy(False)
-            self.changed()
 
     def _resolved(self, action: str, who: str, step: str) -> None:
         self.last = action
@@ -242,7 +238,6 @@ class RecoveryPanel(LiveHTML, w.VBox):
             self._finish()
         else:
             carry_on(self.session, self.output, self.message)
-        self.changed()
 
     def _finish(self) -> None:
         try:
@@ -404,7 +399,6 @@ class DecisionPanel(LiveHTML, w.VBox):
         if "enter the" in self.message.value and self.operator.value.strip() \
                 and self.reason.value.strip():
             self.message.value = ""
-            self.changed()
 
     def refresh(self, *_: Any) -> None:
         """Show the choices, or Retry/Abort while Broken, or what was decided. The state is
@@ -441,11 +435,9 @@ class DecisionPanel(LiveHTML, w.VBox):
             when = "at decision" if decided else "when the question went away"
             self.state.value = (f"<div style='color:{GREY};font-size:12px'>Status {when}, "
                                 f"{esc(at_decision())}:</div>" + self.state.value)
-            self.changed()
             if self.session.done:
                 self.finish()
             return
-        self.changed()
 
     def _choose(self, answer: str) -> None:
         try:
@@ -460,7 +452,6 @@ class DecisionPanel(LiveHTML, w.VBox):
             self.decision = self.session.record_decision(decision)
         except FtkitError as err:
             self.message.value = note_html(str(err), colour=RED, title="not recorded")
-            self.changed()
             return
         self.message.value = note_html(
             f"{self.name}: {answer} — recorded for {self.decision.who} ({self.decision.why})",
@@ -488,7 +479,6 @@ class DecisionPanel(LiveHTML, w.VBox):
                     "re-run this cell (or the runbook) to decide, or run abort.ipynb to "
                     "abort the session; headless runs need mode auto with decisions")
                 self.message.value = note_html(str(error), colour=RED, title="timed out")
-                self.changed()
                 raise error
             await asyncio.sleep(0.05)
         return self.decision

@@ -9,9 +9,11 @@ A saved notebook keeps widget views only as references to models that live in th
 kernel: reopened without them, JupyterLab shows "Error displaying widget: model not
 found" and does not fall back to the ``text/html`` beside the view (the widget renderer
 wins on rank and does not hand over). So :func:`show` displays a live widget under a
-display id, keeps the ``text/html`` of that display current as the widget changes, and
-:meth:`LiveHTML.finish` replaces the display by its last static rendering once nothing
-will change (a decided panel, an ended session): what the saved notebook keeps.
+display id, and :meth:`LiveHTML.finish` replaces that display by the widget's static
+rendering once nothing will change (an ended session, a finished bar, a decided panel
+when the run ends): what the saved notebook keeps. Nothing is sent in between: an
+updated display re-creates the widget's view in JupyterLab (a field being typed in
+would lose its focus).
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ _WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
 class LiveHTML:
     """A widget that also carries a static ``text/html`` rendering of itself (``html()``),
-    kept current in its display (:func:`show`) and left alone once :meth:`finish` ran."""
+    which its display (:func:`show`) becomes once :meth:`finish` ran."""
 
     display_id: str | None = None
     finished: bool = False
@@ -69,11 +71,6 @@ class LiveHTML:
             bundle.pop(_WIDGET_VIEW, None)
         bundle.update(self.static_bundle())
         return bundle
-
-    def changed(self) -> None:
-        """Keep the display's static rendering current (a no-op outside :func:`show`)."""
-        if self.display_id is not None and not self.finished:
-            _update(self._repr_mimebundle_(), self.display_id)
 
     @property
     def settled(self) -> bool:
@@ -184,7 +181,6 @@ class _HTMLView(LiveHTML, w.VBox):
             self._html.value = self.render()
         except FtkitError as err:
             self._html.value = note_html(str(err), colour=RED, title="cannot read the system")
-        self.changed()
         if self.settled:
             self.finish()  # the session ended: nothing more to show live
 
