@@ -37,6 +37,7 @@ __all__ = [
     "RequestSpec",
     "check_path",
     "decision_for",
+    "leads_to",
     "mermaid",
     "next_step",
     "outcome",
@@ -342,6 +343,30 @@ def walk(answers: Mapping[str, str], facts: Mapping[str, Any] | None = None
         started = True
         merged = merged or spec.name == "ExecuteMerge"
         state = spec.target
+
+
+def leads_to(name: str, answer: str, facts: Mapping[str, Any] | None = None
+             ) -> list[tuple[str, Estimate]]:
+    """What ANSWER to decision NAME runs, up to the next decision or the end: each request
+    with its estimates (pure; what a decision panel says a click costs). ``facts`` are the
+    plan's facts (:func:`ftkit.process.plan_facts`) with ``merged`` set as the system is."""
+    spec = DECISIONS[name]
+    if answer not in spec.answers:
+        return []
+    facts = dict(facts or {})
+    state, merged = spec.asked_in, bool(facts.get("merged"))
+    done, taken = set(spec.requires), {name: answer}
+    rows: list[tuple[str, Estimate]] = []
+    while True:
+        nxt = next_step(started=True, ended=state is S.IDLE, state=state, operational="Ready",
+                        broken_step=None, answers=taken, succeeded=done.__contains__)
+        if nxt.kind != "request":
+            return rows
+        request = REQUESTS[nxt.name]
+        rows.extend((request.name, row) for row in request.estimates({**facts, "merged": merged}))
+        done.add(request.name)
+        merged = merged or request.name == "ExecuteMerge"
+        state = request.target
 
 
 def check_path(answers: Mapping[str, str]) -> str:

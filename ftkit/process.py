@@ -258,6 +258,33 @@ class Session:
                                   f"use one of: {', '.join(REQUESTS)}")
         return self.next() == Next("request", request)
 
+    def costs(self, name: str) -> dict[str, list[tuple[str, flow.Estimate]]]:
+        """What each answer to decision NAME (or ``broken``: Retry/Abort) runs up to the next
+        decision or the end, each request with its estimate (minutes, outage), from the
+        declared estimates and a read-only look at the system (:func:`ftkit.flow.leads_to`).
+        Read-only: what a decision panel says a click costs."""
+        st = self.driver.status()
+        facts = {**plan_facts(st, self.config, self.packages), "merged": st.merged}
+        if name != RECOVERY.name:
+            return {answer: flow.leads_to(name, answer, facts)
+                    for answer in DECISIONS[name].answers}
+        step = self.broken[0] if self.broken else ""
+        retry = ([(step, row) for row in REQUESTS[step].estimates(facts)]
+                 if step in REQUESTS else [])
+        abort = [(r, row) for r in ("Abort", "Finish") for row in REQUESTS[r].estimates(facts)]
+        return {"retry": retry, "abort": abort}
+
+    def soak_result(self) -> tuple[float, int]:
+        """Minutes soaked on the merged system and the transactions acknowledged meanwhile
+        (read-only)."""
+        minutes, served = 0.0, 0
+        for entry in self.entries(kinds=["info"]):
+            detail = entry.detail if isinstance(entry.detail, dict) else {}
+            if "soak_minutes" in detail:
+                minutes += float(detail["soak_minutes"])
+                served += int(detail.get("transactions", 0))
+        return minutes, served
+
     def soaked_minutes(self) -> float:
         """Minutes this session has soaked on the merged system so far (read-only)."""
         return sum(float(e.detail.get("soak_minutes", 0.0))
@@ -908,13 +935,12 @@ class Session:
             key = (round(outage.start, 3), outage.seconds is not None)
             if key in seen:
                 continue
-            # moments in minutes of the session's time, as the activity log shows them
+            # moments as the activity log shows them (t=mm:ss of the session's time)
             message = (f"outage {outage.seconds:.1f} s (last transaction before at "
-                       f"t={outage.start / 60:.1f} min, first after at "
-                       f"t={outage.end / 60:.1f} min)"
+                       f"{_clock(outage.start)}, first after at {_clock(outage.end)})"
                        if outage.seconds is not None and outage.end is not None else
-                       f"outage ongoing since t={outage.start / 60:.1f} min: the "
-                       "applications are down")
+                       f"outage ongoing since {_clock(outage.start)}: the applications "
+                       "are down")
             self.journal.log(
                 self.record.id, "warning", message, step=step, sim_time=self.now(),
                 detail={"outage_s": outage.seconds, "outage_start": outage.start,
@@ -936,6 +962,13 @@ class Session:
                          step="Backup", sim_time=self.now(),
                          detail={"folder": folder.name, "entries": {k: len(v)
                                                                     for k, v in logs.items()}})
+
+
+def _clock(seconds: float) -> str:
+    """A moment of the system's clock as ``t=26:10`` (minutes:seconds), as the runbook's
+    summary and activity log show it."""
+    minutes, secs = divmod(round(float(seconds)), 60)
+    return f"t={minutes}:{secs:02d}"
 
 
 def _load(config: UpgradeConfig | str | os.PathLike[str],

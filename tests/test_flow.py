@@ -199,3 +199,20 @@ def test_resuming_under_another_change_id_or_operator_is_an_explicit_handover(si
     assert note.detail["handover"]["from"] == {"change_id": "CHG-1234", "operator": "alice"}
     assert taken.run(ParameterDecisions(COMMIT, operator="bob")) == "committed"
     assert taken.decision("merge").who == "bob"
+
+
+def test_leads_to_says_what_each_answer_runs_up_to_the_next_decision() -> None:
+    facts = {"packages": [("A 1.0", 12.0), ("B 2.0", 8.0)], "needs_reboot": True,
+             "reboot_min": 4.5, "merge_outage_s": 60.0, "restart_outage_s": 60.0,
+             "resync_min": 120.0, "upgrade_resync_min": 0.0}
+    split = flow.leads_to("split", "proceed", facts)
+    assert [r for r, _e in split] == ["ExecuteSplit", "Install", "Install", "Install"]
+    assert sum(e.minutes for _r, e in split) == 1.0 + 12.0 + 8.0 + 4.5  # up to merge
+    assert [r for r, _e in flow.leads_to("split", "stop", facts)] == ["Abort", "Finish"]
+    merge = flow.leads_to("merge", "proceed", facts)
+    assert [r for r, _e in merge] == ["PrepareMerge", "ExecuteMerge"]
+    assert sum(e.outage_s for _r, e in merge) == 60.0
+    abort = flow.leads_to("commit", "abort", {**facts, "merged": True})
+    assert abort[0][1].outage_s == 60.0 and abort[0][1].minutes == 120.0
+    assert [r for r, _e in flow.leads_to("commit", "commit", facts)] == ["Commit", "Finish"]
+    assert flow.leads_to("merge", "later", facts) == []  # a pause runs nothing

@@ -153,6 +153,39 @@ def test_a_damaged_twin_is_listed_and_removed_only_with_force(
     assert admin.create("c1").state is not None  # and the name can be created again
 
 
+def test_remove_sets_the_journal_aside_so_a_new_system_of_the_name_starts_clean(
+        ftkit_dirs: SimpleNamespace) -> None:
+    from conftest import CONFIG, PACKAGES
+
+    from ftkit.home import journal_path
+    from ftkit.journal import Journal
+    from ftkit.process import open_session
+
+    admin.create("ux2")
+    session = open_session("sim://ux2", CONFIG, PACKAGES, change_id="CHG-1", operator="op",
+                           reason="monthly patches")
+    session.run_request("PrepareSplit")  # an unfinished session 1
+    session.close()
+    old = Journal.of(session.driver).path
+    session.driver.close()
+    by_target = journal_path("sim://ux2")  # a journal keyed by the name alone
+    by_target.write_bytes(old.read_bytes())
+
+    admin.remove("ux2")
+    assert not old.exists() and not by_target.exists()
+    aside = sorted(p.name for p in old.parent.glob("*.removed-*")
+                   if not p.name.endswith(("-wal", "-shm")))
+    assert [name.split(".removed-")[0] for name in aside] == sorted([old.name, by_target.name])
+
+    admin.create("ux2")
+    again = open_session("sim://ux2", CONFIG, PACKAGES, change_id="CHG-2", operator="op")
+    try:
+        assert again.record is None and not again.resumed  # nothing of session 1
+    finally:
+        again.close()
+        again.driver.close()
+
+
 def test_arm_clear_and_repair(sim: SimDriver) -> None:
     armed = admin.arm_fault(sim.target, "installer-fail")
     assert (armed.point, armed.side, armed.times) == ("install", "upgrade", 1)

@@ -22,7 +22,7 @@ from ftkit.errors import DecisionError, FtkitError, StepFailedError
 from ftkit.model import UpgradeState
 from ftkit.process import Session, open_session
 from ftkit.sim.driver import SimDriver
-from ftkit_widgets import decide, runbook
+from ftkit_widgets import decide, runbook, views
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -39,7 +39,7 @@ def session(sim: SimDriver) -> Iterator[Session]:
 def shown(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     """What the runbook helpers display (instead of printing reprs to stdout)."""
     out: list[Any] = []
-    for module in (decide, runbook):
+    for module in (decide, runbook, views):
         monkeypatch.setattr(module, "display", lambda *objs, **_kw: out.extend(objs))
     return out
 
@@ -75,8 +75,13 @@ def fill(panel: Any, operator: str = "alice", reason: str = "change window open"
 def test_decision_panel_click_journals_who_why_and_source(session: Session) -> None:
     session.prepare_split()
     panel = fw.DecisionPanel(session, "split")
-    assert [b.description for b in panel.buttons.values()] == ["Proceed", "Stop"]
+    # each answer says what it costs, from the declared estimates
+    assert [b.description for b in panel.buttons.values()] == [
+        "Proceed — no outage, about 26 min", "Stop — no outage"]
+    assert "runs ExecuteSplit, Install" in text(panel.help.value)
     assert "Split the system" in panel.question.value
+    assert panel.reason.value == "widget test"  # pre-filled from the session's reason
+    assert "upgrade state PrepareSplit" in text(panel.state.value)
     assert not panel.done
     fill(panel)
     panel.buttons["proceed"].click()
@@ -89,6 +94,9 @@ def test_decision_panel_click_journals_who_why_and_source(session: Session) -> N
     assert entry["name"] == "split" and entry["answer"] == "proceed"
     assert entry["who"] == "alice" and entry["why"] == "change window open"
     assert entry["source"] == "widget" and entry["where"].startswith("widget on ")
+    assert re.search(r"Status at decision, \d\d:\d\d \(UTC[+-]\d\d:\d\d\)",
+                     text(panel.state.value))
+    assert panel.operator.disabled and panel.reason.disabled
     journaled = session.decision("split")
     assert journaled is not None and journaled.who == "alice" and journaled.source == "widget"
     assert session.due("ExecuteSplit") and not session.needs_decision("split")
@@ -175,10 +183,14 @@ def test_retry_failure_is_shown_in_the_panel_not_swallowed(session: Session,
 def test_recovery_panel_needs_operator_and_reason(session: Session, sim: SimDriver) -> None:
     split_broken(session, sim)
     panel = fw.RecoveryPanel(session)
-    panel.operator.value = ""
+    assert panel.reason.value == "widget test"  # pre-filled from the session's reason
+    panel.operator.value = panel.reason.value = ""
     panel.abort_button.click()
     assert "enter the operator and the reason first" in text(panel.message.value)
+    assert "not recorded" in text(panel.message.value)
     assert session.upgrade_state is UpgradeState.PREPARE_SPLIT and session.broken
+    panel.operator.value, panel.reason.value = "bob", "window closing"
+    assert panel.message.value == ""  # typed: the refusal goes
 
 
 def test_wait_times_out_safely_with_a_way_on(session: Session, sim: SimDriver) -> None:
@@ -268,7 +280,8 @@ def test_ask_in_plan_mode_without_session_changes_nothing() -> None:
 
 def test_status_bar_and_system_view_follow_the_session(session: Session) -> None:
     bar, view = fw.StatusBar(session), fw.SystemView(session)
-    assert "Idle" in text(bar.html()) and "duplex system" in text(bar.html())
+    assert "Idle" in text(bar.html())
+    assert "applications on both enclosures" in text(bar.html())
     assert "mirrored ★ current" in text(view.html())
 
     session.prepare_split()
@@ -291,7 +304,7 @@ def test_status_bar_and_system_view_follow_the_session(session: Session) -> None
     assert "Upgrade side reachable at 192.0.2.50" in picture
     assert "applications on enclosure 0 (Production side)" in picture
     # the widget offers its rendering as text/html for frontends without widgets
-    assert bar._repr_mimebundle_()["text/html"] == bar.html()
+    assert bar.html() in bar._repr_mimebundle_()["text/html"]
 
 
 def test_status_bar_shows_broken_step_and_reason_in_red(session: Session,
@@ -317,9 +330,12 @@ def test_system_view_shows_resync_progress_and_merge(session: Session) -> None:
     fresh.execute_merge()
     view.refresh()
     picture = text(view.html())
-    assert "Upgrade side (now in production)" in picture
+    assert "Enclosure 1: new side (serving)" in picture
+    assert "Enclosure 0: old side (kept for abort)" in picture
+    assert "applications on the new side (serving), enclosure 1" in picture
     assert "original software, kept for abort" in picture
     assert "upgraded software ★ current" in picture
+    assert "(Upgrade side (" not in picture and "min —" not in picture
 
 
 def test_activity_log_lists_the_session_live(session: Session) -> None:
@@ -501,3 +517,252 @@ def test_failure_explains_a_production_side_outage_and_both_ways_out(
     assert ("This is an outage" in shown) is outage
     assert ("Restart the applications on the Upgrade side (enclosure 1)" in shown) is outage
     assert ("only up-to-date copy" in shown) is outage
+
+
+# --- what the operator reads (issue 12) --------------------------------------------------
+
+
+def installed(session: Session) -> None:
+    """PrepareSplit, split, Install: the session waits for the merge decision."""
+    session.prepare_split()
+    session.decide("split", ParameterDecisions(ALL, operator="tester"))
+    session.execute_split()
+    session.install()
+
+
+def test_merge_and_commit_panels_say_what_a_click_costs_and_show_the_evidence(
+        session: Session) -> None:
+    from ftkit.process import plan_facts
+
+    installed(session)
+    facts = plan_facts(session.system(), session.config, session.packages)
+    merge = fw.DecisionPanel(session, "merge")
+    assert [b.description for b in merge.buttons.values()] == [
+        f"Proceed — outage about {facts['merge_outage_s']:.0f} s", "Abort — no outage"]
+    fill(merge)
+    merge.buttons["proceed"].click()
+    session.prepare_merge()
+    session.execute_merge()
+    session.soak(30)
+
+    commit = fw.DecisionPanel(session, "commit")
+    hours = f"{facts['resync_min'] / 60:.1f}".removesuffix(".0")
+    assert [b.description for b in commit.buttons.values()] == [
+        f"Commit — no outage, about {hours} h; the point of no return",
+        f"Abort — outage about {facts['restart_outage_s']:.0f} s, about {hours} h in all"]
+    evidence = text(commit.evidence.value)
+    (outage,) = session.outages()
+    minutes, secs = divmod(round(outage.start), 60)
+    assert f"measured outage of the merge {outage.seconds:.1f} s at t={minutes}:{secs:02d}" \
+        in evidence
+    assert f"soak 30 min on the upgraded software, {session.soak_result()[1]} transactions " \
+        "acknowledged" in evidence
+    assert "transactions lost 0" in evidence
+    assert "Commit is the point of no return" in evidence
+    state = text(commit.state.value)  # the shut-down partner is explained, not alarming
+    assert "partner state OS Shut Down (expected: the old side is kept shut down for an " \
+        "abort)" in state
+    assert "applications on new side (serving), enclosure 1" in state
+    # the journal's outage line uses the same clock as the panels
+    assert any(f"at t={minutes}:{secs:02d}" in r["message"] for r in fw.ActivityLog(session).rows)
+
+
+def test_decision_panel_refusal_goes_once_the_reason_is_typed(session: Session) -> None:
+    session.prepare_split()
+    panel = fw.DecisionPanel(session, "split", reason="")
+    assert panel.reason.value == ""
+    panel.buttons["proceed"].click()
+    assert "not recorded" in text(panel.message.value)
+    panel.reason.value = "monthly patches"
+    assert panel.message.value == ""
+    assert not any(b.disabled for b in panel.buttons.values())
+
+
+def test_a_failed_install_reads_as_one_friendly_view_with_a_red_bar_then_abort_and_finish(
+        session: Session, sim: SimDriver, shown: list[Any], monkeypatch: pytest.MonkeyPatch,
+        ftkit_dirs: Any) -> None:
+    import tqdm.auto
+    import tqdm.notebook
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", tqdm.notebook.tqdm)  # the bars JupyterLab shows
+    monkeypatch.setattr(tqdm.notebook, "display", lambda *_a, **_k: None)
+    session.progress = fw.progress_bar(live=True)
+    fw.request(session, "PrepareSplit")
+    session.decide("split", ParameterDecisions(ALL, operator="t"))
+    fw.request(session, "ExecuteSplit")
+    sim.inject("installer-fail")
+    fw.request(session, "Install")
+
+    [panel] = [o for o in shown if isinstance(o, fw.RecoveryPanel)]
+    view = text(panel.failure.value)
+    assert view.startswith(" Install failed: installer of ")
+    assert "Error:" not in view and "Traceback" not in view
+    assert str(ftkit_dirs.home) not in panel.failure.value and str(REPO) not in view
+    assert "Details" in view  # one click away (<details>)
+    assert [b.description for b in (panel.retry_button, panel.abort_button)] == [
+        f"Retry Install — {text(fw.render.cost_text(session.costs('broken')['retry']))}",
+        "Abort — no outage"]
+    # the install's bar is red and says failed; it is not a green 100 %
+    assert session.progress.failed
+    bars = [o for o in shown if hasattr(o, "children")]
+    assert bars == [panel]  # the bars went to tqdm's display, not into the cell's list
+    assert "  " not in " ".join(session.progress.failed)
+
+    panel.operator.value, panel.reason.value = "alice", "installer broken, no fix tonight"
+    panel.abort_button.click()
+    assert panel.last == "abort" and session.upgrade_state is UpgradeState.ABORT
+    assert panel.retry_button.disabled and panel.abort_button.disabled
+    panel.retry_button.click()  # disabled in the browser; a programmatic click does nothing
+    assert session.upgrade_state is UpgradeState.ABORT
+    assert text(panel.failure.value).startswith(" Resolved : Install failed")
+    assert "aborted by alice at " in text(panel.failure.value)
+    assert "The session is Broken at Install" in text(panel.failure.value)  # as it was
+    assert panel.next_button.layout.display == ""
+    assert panel.next_button.description == "Finish the abort — no outage"
+    panel.next_button.click()
+    assert session.done and session.record is not None and session.record.outcome == "aborted"
+    assert "finished: aborted" in text(panel.message.value)
+    assert panel.finished  # the display is now its static rendering
+
+
+def test_failed_bar_turns_red_and_says_failed() -> None:
+    import tqdm.notebook
+
+    progress = fw.progress_bar(live=True)
+    bar = tqdm.notebook.tqdm(total=10, desc="install  A", leave=True, display=False)
+    progress.bars["install A"] = bar
+    progress.fail()
+    desc, inner, after = bar.container.children
+    assert inner.bar_style == "danger" and desc.value == "install A: failed"
+    assert after.value == "" and progress.failed == ["install A"]
+    # a bar that ran to its end before the step failed turns red too
+    done = tqdm.notebook.tqdm(total=5, desc="reboot", leave=True, display=False)
+    progress._last = ("reboot", done)
+    progress.fail()
+    assert done.container.children[1].bar_style == "danger"
+
+
+def test_retry_then_continue_runs_up_to_the_next_decision_asked_in_the_panel(
+        session: Session, sim: SimDriver, shown: list[Any]) -> None:
+    split_broken(session, sim)
+    assert session.broken is not None
+    fw.soak(session, 20)  # the runbook's soak cell ran (skipped: not due yet)
+    error = StepFailedError(f"ExecuteSplit failed: {session.broken[1]}", "free the service")
+    panel = fw.RecoveryPanel(session, error=error)
+    fill(panel, reason="service freed")
+    panel.retry_button.click()
+    assert panel.last == "retry" and panel.retry_button.disabled and panel.abort_button.disabled
+    assert "Resolved" in text(panel.failure.value) and "retried by alice" in text(
+        panel.failure.value)
+    assert panel.next_button.description == "Continue"
+    panel.next_button.click()  # runs Install (what next() says), then asks merge here
+    assert session.needs_decision("merge")
+    [merge] = [o for o in shown if isinstance(o, fw.DecisionPanel)]
+    assert merge.name == "merge" and "Next: the merge decision" in text(panel.message.value)
+    fill(merge)
+    merge.buttons["proceed"].click()  # carries on: PrepareMerge, ExecuteMerge, commit asked
+    assert session.needs_decision("commit") and session.outages()
+    [commit] = [o for o in shown if isinstance(o, fw.DecisionPanel) and o.name == "commit"]
+    assert session.soak_result()[0] == 20  # soaked before asking, as the runbook asked
+    assert "soak 20 min on the upgraded software" in text(commit.evidence.value)
+
+
+def test_live_views_carry_a_static_rendering_and_become_it_at_the_end(
+        session: Session, shown: list[Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    updates: list[tuple[dict[str, Any], str]] = []
+    monkeypatch.setattr(views, "_update", lambda bundle, display_id: updates.append(
+        (bundle, display_id)))
+    bar = fw.StatusBar(session)
+    views.show(bar)
+    assert shown == [bar] and bar.display_id
+    bundle = bar._repr_mimebundle_()
+    assert set(bundle) == {"text/plain", "text/html", views._WIDGET_VIEW}
+    assert "upgrade state Idle" in text(bundle["text/html"])
+    session.prepare_split()
+    assert updates == []  # nothing is sent while live: the view would be re-created
+    session.run(ParameterDecisions(ALL, operator="t"))
+    [(last, display_id)] = updates  # the session ended: the display is static from now on
+    assert display_id == bar.display_id and bar.finished
+    assert set(last) == {"text/plain", "text/html"}
+    assert "upgrade state Idle (session 1 ended: committed)" in text(last["text/html"])
+    bar.refresh()
+    assert len(updates) == 1 and views._WIDGET_VIEW not in bar._repr_mimebundle_()
+
+
+def test_failure_view_masks_machine_paths_and_shows_no_class_name(
+        session: Session, ftkit_dirs: Any) -> None:
+    from ftkit_widgets.render import failure_html
+
+    try:
+        try:
+            raise OSError(f"cannot read {ftkit_dirs.home}/journals/x.db or {REPO}/ftkit/a.py")
+        except OSError as cause:
+            raise FtkitError(f"journal unreadable at {Path.home()}/x", "check it") from cause
+    except FtkitError as err:
+        shown = failure_html(session, err)
+    assert "FtkitError" not in shown and "OSError" not in shown
+    assert str(ftkit_dirs.home) not in shown and str(REPO) not in shown
+    assert str(Path.home()) + "/" not in shown
+    assert "$FTKIT_HOME/journals/x.db" in text(shown) and "<ftkit>/ftkit/a.py" in text(shown)
+
+
+def test_the_result_cell_of_a_live_run_shows_one_line_not_a_traceback(
+        session: Session, sim: SimDriver, shown: list[Any]) -> None:
+    session.progress = fw.progress_bar(live=True)
+    split_broken(session, sim)
+    with pytest.raises(StepFailedError) as info:
+        fw.result(session, mode="interactive", system=session.target)
+    (line,) = info.value._render_traceback_()  # what IPython shows for it
+    assert line.startswith("The run stopped: Broken at ExecuteSplit")
+    assert line.endswith("The way on is shown above.")
+    assert "Error" not in line
+
+
+def test_a_decided_panel_stays_live_until_the_run_ends_then_is_static(
+        session: Session, shown: list[Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    updates: list[dict[str, Any]] = []
+    monkeypatch.setattr(views, "_update", lambda bundle, display_id: updates.append(bundle))
+    session.prepare_split()
+    panel = fw.DecisionPanel(session, "split")
+    views.show(panel)
+    fill(panel)
+    panel.buttons["stop"].click()
+    assert panel.settled and not panel.finished  # its buttons stay, disabled, meanwhile
+    assert updates == []
+    session.abort()
+    session.finish()
+    fw.result(session, mode="interactive", system=session.target)
+    [last] = updates
+    assert panel.finished and set(last) == {"text/plain", "text/html"}
+    assert "Decided : stop by alice" in text(last["text/html"])
+
+
+def test_a_live_run_in_a_kernel_leaves_a_notebook_that_reads_without_its_widgets(
+        tmp_path: Path) -> None:
+    """What JupyterLab saves: once the session ended, no output refers to a widget model
+    (reopened, "model not found" would show), and each keeps its rendering as HTML."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    cells = [
+        "import ftkit, ftkit_widgets as fw\n"
+        "from ftkit.decisions import ParameterDecisions\n"
+        "driver = fw.ensure_system('sim://kernel1')\n"
+        f"session = ftkit.open_session(driver, {str(CONFIG)!r}, {[str(PACKAGES[0])]!r}, "
+        "change_id='CHG-K', operator='o', reason='r', progress=fw.progress_bar(live=True))\n"
+        "fw.overview(session, live=True)",
+        "session.run(ParameterDecisions({'split': 'proceed', 'merge': 'proceed', "
+        "'commit': 'commit'}, operator='o'))",
+        "fw.show_log(session, live=True)",
+    ]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    NotebookClient(nb, timeout=300, kernel_name="python3",
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    outputs = [o for c in nb.cells for o in c.outputs if o.output_type == "display_data"]
+    assert len(outputs) > 5
+    assert not [o for o in outputs if views._WIDGET_VIEW in o.data]
+    static = " ".join(text(o.data["text/html"]) for o in outputs)
+    assert "upgrade state Idle (session 1 ended: committed)" in static  # the status bar
+    assert "Enclosure 0: Duplex" in static  # the picture
+    assert "install Windows Server 2022: done" in static  # a progress bar
+    assert "Finish done" in static  # the activity log

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Any
 
 import ipywidgets as w
@@ -28,14 +29,30 @@ from ftkit.decisions import (
     provider_for,
 )
 from ftkit.errors import DecisionError, FtkitError, StepFailedError
-from ftkit.flow import DECISIONS, RECOVERY, check_path
+from ftkit.flow import DECISIONS, RECOVERY, REQUESTS, check_path
 from ftkit.process import Session
 
-from .render import GREEN, RED, YELLOW, esc, failure_html, note_html, status_html
+from .render import (
+    GREEN,
+    GREY,
+    RED,
+    YELLOW,
+    cost_text,
+    esc,
+    evidence_html,
+    failure_html,
+    mask_paths,
+    note_html,
+    resolved_html,
+    status_html,
+)
+from .views import LiveHTML, show
 
-__all__ = ["DecisionPanel", "RecoveryPanel", "ask", "check_mode", "nobody_can_click"]
+__all__ = ["SOAK_MINUTES", "DecisionPanel", "RecoveryPanel", "ask", "at_decision", "carry_on",
+           "check_mode", "nobody_can_click"]
 
 _STYLE = {"proceed": "success", "commit": "success", "stop": "warning", "abort": "danger"}
+_WIDE = {"width": "auto"}  # a button as wide as what it says
 
 
 def _who_why(operator: w.Text, reason: w.Text, what: str) -> tuple[str, str]:
@@ -45,6 +62,23 @@ def _who_why(operator: w.Text, reason: w.Text, what: str) -> tuple[str, str]:
         raise DecisionError(f"{what}: enter the {' and the '.join(missing)} first",
                             "every decision is recorded with who made it and why")
     return who, why
+
+
+def at_decision() -> str:
+    """``21:14 (UTC+01:00)``: the wall-clock time now, with its UTC offset."""
+    now = datetime.now().astimezone()
+    offset = now.strftime("%z") or "+0000"
+    return f"{now:%H:%M} (UTC{offset[:3]}:{offset[3:]})"
+
+
+def _runs(rows: list[tuple[str, Any]]) -> str:
+    return ", ".join(dict.fromkeys(r for r, _e in rows if r != "Finish")) or "nothing more"
+
+
+def _no_way_back(request: str) -> bool:
+    """True when REQUEST leads where Abort is refused (Commit): the point of no return."""
+    target = REQUESTS[request].target if request in REQUESTS else None
+    return target in REQUESTS["Abort"].refusals
 
 
 class _Answered:
@@ -57,94 +91,290 @@ class _Answered:
         return self.decision
 
 
-class RecoveryPanel(w.VBox):
+class RecoveryPanel(LiveHTML, w.VBox):
     """Retry and Abort for a Broken session (SPEC §3): Retry runs the failed step again
-    after the cause is fixed; Abort returns to the original software.
+    after the cause is fixed; Abort returns to the original software. Each button says
+    what it costs (:meth:`ftkit.process.Session.costs`).
 
     Who and why are journaled with the choice. ``last`` is ``"retry"`` or ``"abort"``
-    after a successful click.
+    after a successful click; then both buttons stay disabled, the failure (``error``,
+    shown at the top when given) folds into one "Resolved" line, and the next step is a
+    button (``next_button``): "Finish the abort", or "Continue" (the requests due, up to
+    the next decision, which is asked here). Progress of what a click runs shows in
+    ``output``, inside the panel. Inside a :class:`DecisionPanel` (``follow=False``) the
+    runbook's next cells carry on instead.
     """
 
     def __init__(self, session: Session, *, operator: w.Text | None = None,
-                 reason: w.Text | None = None) -> None:
+                 reason: w.Text | None = None, error: BaseException | None = None,
+                 follow: bool = True) -> None:
         self.session = session
         self.last: str | None = None
+        self.error = error
+        self.follow = follow
         self.operator = operator or w.Text(value=session.operator, description="Operator",
                                            placeholder="your name")
-        self.reason = reason or w.Text(description="Reason", placeholder="why you decide this")
+        self.reason = reason or w.Text(value=session.reason, description="Reason",
+                                       placeholder="why you decide this")
+        self.failure = w.HTML(failure_html(session, error) if error is not None else "")
+        self.state = w.HTML()
         self.retry_button = w.Button(description="Retry", button_style="warning",
-                                     icon="repeat", tooltip="run the failed step again")
+                                     icon="repeat", layout=_WIDE,
+                                     tooltip="run the failed step again")
         self.abort_button = w.Button(description="Abort", button_style="danger", icon="undo",
-                                     tooltip="return to the original software")
+                                     layout=_WIDE, tooltip="return to the original software")
+        self.next_button = w.Button(button_style="primary", icon="forward", layout=_WIDE)
+        self.next_button.layout.display = "none"
         self.message = w.HTML()
+        self.output = w.Output()
         self.retry_button.on_click(lambda _b: self._act("retry"))
         self.abort_button.on_click(lambda _b: self._act("abort"))
-        fields = [] if operator is not None else [self.operator, self.reason]
+        self.next_button.on_click(lambda _b: self._next())
+        self._next_action = ""
+        own = operator is None
+        fields = [self.failure, self.state, self.operator, self.reason] if own else []
         super().__init__(children=[*fields, w.HBox([self.retry_button, self.abort_button]),
-                                   self.message])
+                                   self.message, self.next_button, self.output])
+        self._label_buttons()
+        if own:
+            self._show_state()
+            self._unsubscribe = session.subscribe(self._show_state)
+        self.reason.observe(self._typed, names="value")
+        self.operator.observe(self._typed, names="value")
+
+    @property
+    def settled(self) -> bool:
+        """Answered, and its next step (if it offers one) taken."""
+        if self.last is None:
+            return False
+        offered = self.next_button.layout.display != "none"
+        return not offered or (self._next_action == "continue" and self.next_button.disabled)
+
+    def _label_buttons(self) -> None:
+        try:
+            costs = self.session.costs(RECOVERY.name) if self.session.broken else {}
+        except FtkitError:
+            costs = {}
+        step = self.session.broken[0] if self.session.broken else ""
+        if "retry" in costs:
+            self.retry_button.description = (f"Retry {step} — {cost_text(costs['retry'])}"
+                                              if costs["retry"] else f"Retry {step}")
+        if "abort" in costs:
+            self.abort_button.description = f"Abort — {cost_text(costs['abort'])}"
+
+    def _show_state(self, *_: Any) -> None:
+        try:
+            self.state.value = status_html(self.session)
+        except FtkitError as err:
+            self.state.value = note_html(str(err), colour=RED)
+
+    def _typed(self, _change: Any) -> None:
+        """A refusal for a missing operator or reason goes once they are typed."""
+        if "enter the" in self.message.value and self.operator.value.strip() \
+                and self.reason.value.strip():
+            self.message.value = ""
+
+    def html(self) -> str:
+        done = (f"<div>{self.last.capitalize()} chosen.</div>" if self.last else
+                "<div>Retry or Abort: not answered yet.</div>")
+        return (self.failure.value + self.state.value + done + self.message.value)
 
     def _act(self, action: str) -> None:
         session = self.session
+        if self.last is not None:  # disabled in the browser; a programmatic click is refused
+            return
+        step = session.broken[0] if session.broken else ""
         try:
             who, why = _who_why(self.operator, self.reason, action.capitalize())
+        except DecisionError as err:
+            self.message.value = note_html(str(err), colour=RED, title="not recorded")
+            return
+        try:
             decision = make_decision(RECOVERY.name, action, who=who, why=why,
                                      source="widget")
             self._set_busy(True)
             self.message.value = note_html(f"{action.capitalize()} running…", colour=YELLOW)
-            session.recover(_Answered(decision))
-        except FtkitError as err:
+            with self.output:
+                session.recover(_Answered(decision))
+        except Exception as err:  # FtkitError, or else: shown, never lost in the log console
+            _bars_failed(session)
             self.message.value = failure_html(session, err)
         else:
-            self.last = action
-            done = ("Retry succeeded: run the runbook again to carry on"
-                    if action == "retry" else
-                    "Aborted: the applications run on the original software; run the "
-                    "runbook again (or abort.ipynb) to Finish")
-            self.message.value = note_html(done, colour=GREEN)
+            self._resolved(action, who, step)
         finally:
-            self._set_busy(False)
+            if self.last is None:
+                self._set_busy(False)
+
+    def _resolved(self, action: str, who: str, step: str) -> None:
+        self.last = action
+        self._set_busy(True)  # answered: neither button applies any more
+        when = at_decision()
+        if self.error is not None:
+            self.failure.value = resolved_html(
+                self.failure.value, self.error,
+                f"{'retried' if action == 'retry' else 'aborted'} by {who} at {when}")
+        if action == "retry":
+            done = f"Retry succeeded at {when}: {step} ran again."
+        else:
+            done = (f"Aborted at {when}: the applications run on the original software. "
+                    "Finish ends the session once the resync is complete.")
+        self.message.value = note_html(done, colour=GREEN)
+        if not self.follow:
+            return
+        if self.session.due("Finish"):
+            self._offer("finish", "Finish the abort — no outage")
+        elif not self.session.done:
+            self._offer("continue", "Continue")
+
+    def _offer(self, action: str, label: str) -> None:
+        self._next_action = action
+        self.next_button.description = label
+        self.next_button.disabled = False
+        self.next_button.layout.display = ""
+
+    def _next(self) -> None:
+        self.next_button.disabled = True
+        if self._next_action == "finish":
+            self._finish()
+        else:
+            carry_on(self.session, self.output, self.message)
+
+    def _finish(self) -> None:
+        try:
+            with self.output:
+                self.session.run_request("Finish")
+        except FtkitError as err:
+            _bars_failed(self.session)
+            self.message.value = failure_html(self.session, err)
+            self.next_button.disabled = False
+            return
+        record = self.session.record
+        self.message.value = note_html(
+            f"Session {record.id if record else ''} finished: "
+            f"{record.outcome if record else ''}. The system is Idle again, on the original "
+            "software.", colour=GREEN)
+        self.next_button.layout.display = "none"
+        self.finish()
 
     def _set_busy(self, busy: bool) -> None:
         self.retry_button.disabled = busy
         self.abort_button.disabled = busy
 
 
-class DecisionPanel(w.VBox):
+SOAK_MINUTES: dict[int, float] = {}  # id(session) -> the runbook's soak_minutes (fw.soak)
+
+
+def _bars_failed(session: Session) -> None:
+    fail = getattr(session.progress, "fail", None)
+    if callable(fail):
+        fail()
+
+
+def carry_on(session: Session, output: w.Output, message: w.HTML) -> None:
+    """Run what :meth:`ftkit.process.Session.next` says is due, up to the next decision
+    (asked in OUTPUT with a :class:`DecisionPanel` that carries on again once decided) or
+    the end, soaking before the commit decision as the runbook's ``soak`` cell asked; a
+    failure shows there with Retry and Abort. What a runbook re-run would do, from a
+    button."""
+    try:
+        with output:
+            while (nxt := session.next()).kind == "request":
+                session.run_request(nxt.name)
+            left = SOAK_MINUTES.get(id(session), 0.0) - session.soaked_minutes()
+            if session.soak_due() and left > 0:
+                served = session.soak(left)
+                display(HTML(note_html(f"Soaked {left:g} min on the upgraded software: "
+                                       f"{served} transactions acknowledged meanwhile.",
+                                       colour=GREEN)))
+    except FtkitError as err:
+        _bars_failed(session)
+        message.value = ""
+        with output:
+            show(RecoveryPanel(session, error=err))
+        return
+    if nxt.kind == "decide":
+        message.value = note_html(f"Next: the {nxt.name} decision, below.", colour=GREEN)
+        panel = DecisionPanel(session, nxt.name)
+        panel.on_decided.append(lambda: carry_on(session, output, panel.message))
+        with output:
+            show(panel)
+    elif session.done and session.record is not None:
+        message.value = note_html(f"Session {session.record.id} finished: "
+                                  f"{session.record.outcome}.", colour=GREEN)
+    else:
+        message.value = note_html(f"The session is {session.upgrade_state.value} / "
+                                  f"{session.operational_state.value}.", colour=YELLOW)
+
+
+class DecisionPanel(LiveHTML, w.VBox):
     """Ask the operator one decision (``split``, ``merge`` or ``commit``).
 
-    Shows the question, the session's state, Operator and Reason fields and one button
-    per allowed answer. A click journals the decision (``source="widget"``) and sets
-    ``decision``; an empty operator or reason is refused with a message and nothing is
-    recorded. While the session is Broken the panel shows Retry and Abort instead.
+    Shows the question, the session's state (live until decided, then stamped "at
+    decision, HH:MM"), Operator and Reason fields (Reason pre-filled with the session's
+    reason) and one button per allowed answer, each saying what it costs and runs, from
+    the declared estimates (:meth:`ftkit.process.Session.costs`); the commit panel shows
+    the evidence (measured outage, soak, transactions lost) and marks Commit as the point
+    of no return. A click journals the decision (``source="widget"``) and sets
+    ``decision``; an empty operator or reason is refused with a message (gone once they
+    are typed) and nothing is recorded. While the session is Broken the panel shows
+    Retry and Abort instead. ``on_decided`` callbacks run after a recorded click.
     """
 
-    def __init__(self, session: Session, name: str) -> None:
+    def __init__(self, session: Session, name: str, *, reason: str | None = None) -> None:
         if name not in CHOICES:
             raise DecisionError(f"unknown decision {name!r}", f"use one of: {', '.join(CHOICES)}")
         self.session = session
         self.name = name
         self.decision: Decision | None = None
+        self.on_decided: list[Callable[[], None]] = []
         self._settled = False
         self.question = w.HTML(f"<b>{esc(QUESTIONS[name])}</b>")
         self.state = w.HTML()
+        self.evidence = w.HTML(evidence_html(session) if name == "commit" else "")
         self.operator = w.Text(value=session.operator, description="Operator",
                                placeholder="your name")
-        self.reason = w.Text(description="Reason", placeholder="why you decide this")
-        self.buttons = {
-            answer: w.Button(description=answer.capitalize(),
-                             button_style=_STYLE.get(answer, ""),
-                             tooltip=f"{name}: {answer}")
-            for answer in DECISIONS[name].answers
-        }
+        self.reason = w.Text(value=session.reason if reason is None else reason,
+                             description="Reason", placeholder="why you decide this")
+        try:
+            costs = session.costs(name)
+        except FtkitError:
+            costs = {}
+        spec = DECISIONS[name]
+        self.buttons = {}
+        lines = []
+        for answer in spec.answers:
+            cost = cost_text(costs[answer]) if costs.get(answer) else ""
+            if _no_way_back(spec.answers[answer]):
+                cost += "; the point of no return"
+            label = f"{answer.capitalize()} — {cost}" if cost else answer.capitalize()
+            self.buttons[answer] = w.Button(description=label,
+                                            button_style=_STYLE.get(answer, ""),
+                                            layout=_WIDE, tooltip=spec.help.get(answer, ""))
+            lines.append(f"<li><b>{esc(answer.capitalize())}</b>: "
+                         f"{esc(spec.help.get(answer, ''))} (runs "
+                         f"{esc(_runs(costs.get(answer, [])))}"
+                         f"{'; ' + esc(cost) if cost else ''})</li>")
+        self.help = w.HTML(f"<ul style='margin:2px 0'>{''.join(lines)}</ul>")
         for answer, button in self.buttons.items():
             button.on_click(lambda _b, a=answer: self._choose(a))
-        self.choices = w.HBox(list(self.buttons.values()))
-        self.recovery = RecoveryPanel(session, operator=self.operator, reason=self.reason)
+        self.choices = w.HBox(list(self.buttons.values()),
+                              layout={"flex_flow": "row wrap"})
+        self.recovery = RecoveryPanel(session, operator=self.operator, reason=self.reason,
+                                      follow=False)
         self.message = w.HTML()
-        super().__init__(children=[self.question, self.state, self.operator, self.reason,
-                                   self.choices, self.recovery, self.message])
+        super().__init__(children=[self.question, self.state, self.evidence, self.operator,
+                                   self.reason, self.choices, self.help, self.recovery,
+                                   self.message])
+        self.reason.observe(self._typed, names="value")
+        self.operator.observe(self._typed, names="value")
+        self._unsubscribe: Callable[[], None] = lambda: None
         self.refresh()
-        session.subscribe(self.refresh)
+        if not self._settled:
+            self._unsubscribe = session.subscribe(self.refresh)
+
+    @property
+    def settled(self) -> bool:
+        return self._settled and (self.recovery.last is None or self.recovery.settled)
 
     @property
     def done(self) -> bool:
@@ -156,9 +386,23 @@ class DecisionPanel(w.VBox):
             session.record is not None and not session.broken
             and session.upgrade_state is not DECISIONS[self.name].asked_in))
 
+    def html(self) -> str:
+        decided = (f"<div><b>Decided</b>: {esc(self.decision.answer)} by "
+                   f"{esc(self.decision.who)} ({esc(self.decision.why)})</div>"
+                   if self.decision else "")
+        help_ = "" if self.done else self.help.value
+        return (self.question.value + self.state.value + self.evidence.value + decided
+                + help_ + self.recovery.message.value + self.message.value)
+
+    def _typed(self, _change: Any) -> None:
+        """A refusal for a missing operator or reason goes once they are typed."""
+        if "enter the" in self.message.value and self.operator.value.strip() \
+                and self.reason.value.strip():
+            self.message.value = ""
+
     def refresh(self, *_: Any) -> None:
-        """Show the choices, or Retry/Abort while Broken, or what was decided. Once
-        decided (or moot) the panel keeps the state it was decided in."""
+        """Show the choices, or Retry/Abort while Broken, or what was decided. The state is
+        live until the panel is decided (or moot); then it is stamped with the time."""
         if self._settled:
             return
         try:
@@ -167,22 +411,33 @@ class DecisionPanel(w.VBox):
             self.state.value = note_html(str(err), colour=RED)
         broken = self.session.broken is not None
         decided = self.decision is not None
+        recovered = self.recovery.last is not None
         self.choices.layout.display = "none" if broken or self.done else ""
-        self.recovery.layout.display = "" if broken and not decided else "none"
+        self.help.layout.display = self.choices.layout.display
+        self.recovery.layout.display = "" if (broken or recovered) and not decided else "none"
         for button in self.buttons.values():
             button.disabled = decided or broken
         if broken and not decided:
             step, reason = self.session.broken or ("", "")
             self.message.value = note_html(
-                f"The session is Broken at {step}: {reason}. Fix the cause, then Retry; or "
-                "Abort back to the original software.", colour=RED)
+                f"The session is Broken at {step}: {mask_paths(reason)}. Fix the cause, then "
+                "Retry; or Abort back to the original software.", colour=RED)
+        elif recovered and not decided:
+            self.message.value = ""  # the recovery panel says how it was resolved
         elif self.done and not decided:
             self.message.value = note_html(
                 f"No {self.name} decision is needed any more: the session is "
-                f"{self.session.upgrade_state.value}.", colour=YELLOW)
+                f"{self.session.upgrade_state.value}.", colour=GREY)
         if self.done:
             self._settled = True
+            self._unsubscribe()
             self.operator.disabled = self.reason.disabled = True
+            when = "at decision" if decided else "when the question went away"
+            self.state.value = (f"<div style='color:{GREY};font-size:12px'>Status {when}, "
+                                f"{esc(at_decision())}:</div>" + self.state.value)
+            if self.session.done:
+                self.finish()
+            return
 
     def _choose(self, answer: str) -> None:
         try:
@@ -202,6 +457,8 @@ class DecisionPanel(w.VBox):
             f"{self.name}: {answer} — recorded for {self.decision.who} ({self.decision.why})",
             colour=GREEN)
         self.refresh()
+        for callback in self.on_decided:
+            callback()
 
     async def wait(self, timeout_s: float = 3600) -> Decision | None:
         """Wait (top-level ``await`` in the cell) until decided; the decision, or None if
@@ -295,8 +552,8 @@ async def ask(session: Session | None, name: str, *, mode: str,
         if not session.needs_decision(name):
             return None
         if provider is None:
-            panel = DecisionPanel(session, name)
-            display(panel)
+            panel = DecisionPanel(session, name, reason=reason or None)
+            show(panel)
             return await panel.wait(timeout_s)
         answer = provider.decide(name)
         if answer.answer in DECISIONS[name].pauses:

@@ -28,8 +28,14 @@ __all__ = [
     "GREY",
     "RED",
     "YELLOW",
+    "apps_label",
+    "clock",
+    "cost_text",
+    "evidence_html",
     "failure_html",
+    "mask_paths",
     "note_html",
+    "resolved_html",
     "status_html",
     "system_html",
     "table_html",
@@ -74,20 +80,69 @@ def status_html(session: Session) -> str:
         op_html += (f" <span style='color:{RED};font-weight:600'>at {esc(broken[0])}: "
                     f"{esc(broken[1])}</span>")
     partner = session.partner_state()
-    apps = session.apps_side()
-    apps_colour = RED if apps.startswith("nowhere") else GREEN
+    st = session.system()
+    apps = apps_label(st)
+    apps_colour = RED if st.apps_on is None else GREEN
     state = session.upgrade_state.value
     if session.done and session.record is not None:
         state += f" (session {session.record.id} ended: {session.record.outcome})"
+    partner_html = _badge(partner.value, _partner_colour(partner))
+    if st.merged and partner is PartnerState.OS_SHUT_DOWN:
+        # after merge the old side is shut down on purpose, its disk kept for an abort
+        partner_html = (_badge(partner.value, GREY) + f" <span style='color:{GREY}'>"
+                        "(expected: the old side is kept shut down for an abort)</span>")
     parts = [
         _field("system", f"<b>{esc(session.target)}</b>"),
         _field("upgrade state", _badge(state, BLUE)),
         _field("operational state", op_html),
-        _field("partner state", _badge(partner.value, _partner_colour(partner))),
+        _field("partner state", partner_html),
         _field("applications on", _badge(apps, apps_colour)),
     ]
+    # the fields wrap between themselves (never inside one) on a narrow window
     return (f"<div class='ftkit-status' style='{_FONT}padding:6px 8px;border:1px solid #ccc;"
-            f"border-radius:4px;background:#fafafa'>{''.join(parts)}</div>")
+            f"border-radius:4px;background:#fafafa;display:flex;flex-wrap:wrap;row-gap:4px'>"
+            f"{''.join(parts)}</div>")
+
+
+def apps_label(st: SystemState) -> str:
+    """Where the applications run, in the operator's words: ``both enclosures``; while
+    split the Production side; after merge ``new side (serving), enclosure 1``."""
+    if st.apps_on is None:
+        return "nowhere (outage)"
+    if st.apps_duplex:
+        return "both enclosures"
+    if st.merged:
+        return f"new side (serving), enclosure {st.apps_on}"
+    return f"{st.sides[st.apps_on].role.value} side (enclosure {st.apps_on})"
+
+
+def clock(seconds: float) -> str:
+    """A moment of the system's clock as ``t=26:10`` (minutes:seconds): the one format
+    the summary, the log, the picture and the journal's outage lines use."""
+    minutes, secs = divmod(round(float(seconds)), 60)
+    return f"t={minutes}:{secs:02d}"
+
+
+def _duration(minutes: float) -> str:
+    if minutes < 0.5:
+        return ""
+    if minutes < 90:
+        return f"about {minutes:.0f} min"
+    return f"about {minutes / 60:.1f}".removesuffix(".0") + " h"
+
+
+def cost_text(rows: Iterable[tuple[str, Any]]) -> str:
+    """What a click costs, from the declared estimates of the requests it runs
+    (:meth:`ftkit.process.Session.costs`): ``no outage, about 26 min``, ``outage about
+    60 s``, ``outage about 60 s, about 2 h in all``."""
+    rows = list(rows)
+    outage = sum(float(e.outage_s) for _r, e in rows)
+    minutes = sum(float(e.minutes) for _r, e in rows)
+    if not outage:
+        took = _duration(minutes)
+        return f"no outage, {took}" if took else "no outage"
+    took = _duration(minutes - outage / 60)  # beyond the outage itself
+    return f"outage about {outage:.0f} s" + (f", {took} in all" if took else "")
 
 
 # --- the system picture ----------------------------------------------------------------
@@ -110,9 +165,9 @@ def _role_and_note(st: SystemState, enc: int) -> tuple[str, str]:
     if st.merged:
         # after merge the applications run on the upgraded enclosure; the original one
         # is kept, shut down, for an abort
-        return ((f"{side.role.value} side", "now in production")
+        return (("new side (serving)", "upgraded software")
                 if side.role is SideRole.UPGRADE
-                else (f"{side.role.value} side", "original software, kept for abort"))
+                else ("old side (kept for abort)", "original software"))
     return f"{side.role.value} side", ""
 
 
@@ -201,7 +256,9 @@ def system_html(source: Session | Driver | SystemState) -> str:
     if st.apps_on is None:
         apps = _badge("applications down (outage)", RED)
     elif st.apps_duplex:
-        apps = _badge("applications on the duplex system (both enclosures)", GREEN)
+        apps = _badge("applications on both enclosures", GREEN)
+    elif st.merged:
+        apps = _badge(f"applications on the {apps_label(st)}", GREEN)
     else:
         apps = _badge(f"applications on enclosure {st.apps_on} ({_role(st, st.apps_on)})",
                       GREEN)
@@ -243,7 +300,7 @@ def system_html(source: Session | Driver | SystemState) -> str:
         teams.append(line + "</li>")
     return (f"<div class='ftkit-system' style='{_FONT}'>"
             f"<div style='margin-bottom:4px'><b>{esc(st.name)}</b> ({esc(st.model)}), "
-            f"simulated time {st.now / 60:.1f} min — {apps}</div>{svg}"
+            f"simulated time {clock(st.now)} — {apps}</div>{svg}"
             f"<div style='margin-top:6px'>{disks}</div>"
             f"<div style='margin-top:6px'>Network teams:<ul style='margin:2px 0'>"
             f"{''.join(teams)}</ul></div></div>")
@@ -310,13 +367,43 @@ def _production_down_html(session: Session) -> list[str]:
     ]
 
 
+def mask_paths(text: str) -> str:
+    """TEXT without this machine's paths: $FTKIT_HOME, the source tree and the home folder
+    become ``$FTKIT_HOME``, ``<ftkit>`` and ``~`` (what a record opened elsewhere reads)."""
+    import os
+    from pathlib import Path
+
+    from ftkit.home import ftkit_home
+
+    tree = str(Path(__file__).resolve().parents[1])
+    for path, name in ((str(ftkit_home()), "$FTKIT_HOME"), (tree, "<ftkit>"),
+                       (os.path.expanduser("~"), "~")):
+        if len(path) > 1:
+            text = text.replace(path, name)
+    return text
+
+
+def _causes(error: BaseException) -> list[str]:
+    """The messages of the errors behind ERROR (its cause chain), without tracebacks."""
+    seen: list[str] = []
+    cause = error.__cause__ or (None if error.__suppress_context__ else error.__context__)
+    while cause is not None and len(seen) < 5:
+        said = str(getattr(cause, "message", "") or cause)
+        if said and said not in seen:
+            seen.append(said)
+        cause = cause.__cause__ or (None if cause.__suppress_context__ else cause.__context__)
+    return seen
+
+
 def failure_html(session: Session | None, error: BaseException, *, system: str = "") -> str:
-    """What went wrong, where the system stands, and the operator's ways on (Retry/Abort)."""
-    message = getattr(error, "message", str(error))
-    remedy = getattr(error, "remedy", "")
-    parts = [f"<b style='color:{RED}'>{esc(type(error).__name__)}: {esc(message)}</b>"]
+    """What went wrong, where the system stands, and the operator's ways on (Retry/Abort):
+    one friendly view, no class name, no traceback, no machine path; the details one
+    click away."""
+    message = mask_paths(str(getattr(error, "message", "") or error))
+    remedy = mask_paths(str(getattr(error, "remedy", "") or ""))
+    parts = [f"<b style='color:{RED}'>{esc(message)}</b>"]
     if remedy:
-        parts.append(f"Remedy: {esc(remedy)}")
+        parts.append(f"What to do: {esc(remedy)}")
     target = session.target if session is not None else system
     abort_hint = (f"run <code>runbooks/abort.ipynb</code> with <code>system = "
                   f"\"{esc(target)}\"</code> to abort the session and return to the original "
@@ -325,8 +412,9 @@ def failure_html(session: Session | None, error: BaseException, *, system: str =
         step, reason = session.broken
         parts.extend(_production_down_html(session))
         parts.append(
-            f"The session is <b style='color:{RED}'>Broken at {esc(step)}</b>: {esc(reason)}. "
-            "Nothing advances until you choose:<ul style='margin:2px 0'>"
+            f"The session is <b style='color:{RED}'>Broken at {esc(step)}</b>: "
+            f"{esc(mask_paths(reason))}. Nothing advances until you choose:"
+            "<ul style='margin:2px 0'>"
             "<li><b>Retry</b> — after fixing the cause (repair the module, free the service, "
             "fix the custom action), click Retry in the panel below; or run this runbook "
             "again in auto mode with <code>broken: retry</code> in <code>decisions</code>: it "
@@ -339,6 +427,45 @@ def failure_html(session: Session | None, error: BaseException, *, system: str =
             f"again to carry on (it resumes this session), or {abort_hint}.")
     else:
         parts.append("Nothing on the system was changed by this step.")
+    details = [f"<li>{esc(mask_paths(c))}</li>" for c in _causes(error)]
+    step = getattr(error, "step", "") or (session.broken[0] if session and session.broken
+                                          else "")
+    if step:
+        details.insert(0, f"<li>step: {esc(step)}</li>")
+    if details:
+        parts.append("<details><summary style='cursor:pointer'>Details</summary>"
+                     f"<ul style='margin:2px 0'>{''.join(details)}</ul></details>")
     return (f"<div class='ftkit-failure' style='{_FONT}border-left:4px solid {RED};"
-            f"background:{_BG[RED]};padding:6px 10px;margin:4px 0'>" + "<br>".join(parts)
-            + "</div>")
+            f"background:{_BG[RED]};padding:6px 10px;margin:4px 0'>{'<br>'.join(parts)}</div>")
+
+
+def resolved_html(failure: str, error: BaseException, how: str) -> str:
+    """A failure view (FAILURE, from :func:`failure_html`) once answered: one grey line
+    "Resolved: what failed — HOW", the view as it was one click away."""
+    message = mask_paths(str(getattr(error, "message", "") or error))
+    return (f"<div class='ftkit-resolved' style='{_FONT}border-left:4px solid {GREY};"
+            f"background:{_BG[GREY]};padding:6px 10px;margin:4px 0'><details>"
+            f"<summary style='cursor:pointer'><b>Resolved</b>: {esc(message)} — {esc(how)}"
+            f"</summary>{failure}</details></div>")
+
+
+def evidence_html(session: Session) -> str:
+    """What the commit decision rests on, measured (read-only): the merge's outage, the
+    soak, the transactions lost; and that Commit is the point of no return."""
+    facts = session.facts()
+    outages = "; ".join(f"{s:.1f} s at {clock(t)}" for s, t in
+                        zip(facts["outages_s"], facts["outage_at_s"], strict=True))
+    minutes, served = session.soak_result()
+    soak = (f"{minutes:g} min on the upgraded software, {served} transactions acknowledged"
+            if minutes else "not soaked")
+    lost = facts["lost_transactions"]
+    rows = [("measured outage of the merge", outages or "none measured"),
+            ("soak", soak),
+            ("transactions lost", str(lost))]
+    body = "".join(f"<tr><td style='color:{GREY};padding:1px 8px 1px 0'>{esc(k)}</td>"
+                   f"<td style='color:{RED if k == 'transactions lost' and lost else ''}'>"
+                   f"<b>{esc(v)}</b></td></tr>" for k, v in rows)
+    return (f"<div class='ftkit-evidence' style='{_FONT}margin:4px 0'>"
+            f"<table style='border-collapse:collapse'>{body}</table>"
+            f"<div style='margin-top:4px;color:{RED}'><b>Commit is the point of no return</b>: "
+            "once Commit has started, Abort is refused.</div></div>")

@@ -24,19 +24,21 @@ from ftkit.drivers import Driver
 from ftkit.errors import FtkitError
 from ftkit.process import Plan, Session
 
-from .decide import RecoveryPanel
+from .decide import SOAK_MINUTES, RecoveryPanel
 from .render import (
     GREEN,
     GREY,
     RED,
     YELLOW,
+    clock,
     failure_html,
+    mask_paths,
     note_html,
     status_html,
     system_html,
     table_html,
 )
-from .views import ActivityLog, StatusBar, SystemView, readiness_table
+from .views import ActivityLog, StatusBar, SystemView, finish_settled, readiness_table, show
 
 __all__ = [
     "abort_session",
@@ -172,8 +174,8 @@ def overview(source: Session | Driver, *, live: bool | None = None) -> None:
     is_session = isinstance(source, Session)
     if _live(source if is_session else None, live):
         if is_session:
-            display(StatusBar(source))
-        display(SystemView(source))
+            show(StatusBar(source))
+        show(SystemView(source))
         return
     if is_session:
         display(HTML(status_html(source)))
@@ -182,12 +184,14 @@ def overview(source: Session | Driver, *, live: bool | None = None) -> None:
 
 def show_failure(session: Session | None, error: BaseException, *,
                  live: bool | None = None, system: str = "") -> None:
-    """Show what failed, the state, and Retry/Abort (as buttons when live)."""
+    """Show what failed, the state, and Retry/Abort (as buttons when live: one panel whose
+    failure folds into a "Resolved" line once answered)."""
+    if session is not None and session.broken and _live(session, live):
+        show(RecoveryPanel(session, error=error))
+        return
     display(HTML(failure_html(session, error, system=system)))
     if session is not None:
         display(HTML(status_html(session)))
-        if session.broken and _live(session, live):
-            display(RecoveryPanel(session))
 
 
 def resume(session: Session | None, *, live: bool | None = None, mode: str = "interactive",
@@ -269,7 +273,7 @@ def show_log(session: Session | None, *, live: bool | None = None) -> None:
         return
     view = ActivityLog(session)
     if _live(session, live):
-        display(view)
+        show(view)
     else:
         display(HTML(view.html()))
         view.close()
@@ -292,7 +296,9 @@ def request(session: Session | None, name: str, *, picture: bool = False,
         session.run_request(name)
     except FtkitError as err:
         progress = session.progress
-        if hasattr(progress, "close"):
+        if hasattr(progress, "fail"):
+            progress.fail()  # the step's bars turn red
+        elif hasattr(progress, "close"):
             progress.close()
         show_failure(session, err, live=live)
         return  # the session records why; later steps skip; the result fails the run
@@ -316,8 +322,12 @@ def _why_not(session: Session) -> str:
 
 def soak(session: Session | None, minutes: float) -> None:
     """Watch the merged system for MINUTES before the commit decision (the rest of them,
-    for a resumed session)."""
-    if session is None or not session.soak_due():
+    for a resumed session). The minutes are remembered for a Continue button of this
+    run (:func:`ftkit_widgets.decide.carry_on`), which soaks them when it gets there."""
+    if session is None:
+        return
+    SOAK_MINUTES[id(session)] = float(minutes)
+    if not session.soak_due():
         return
     left = float(minutes) - session.soaked_minutes()
     if left <= 0:
@@ -389,12 +399,17 @@ def result(session: Session | None, *, mode: str, system: str, change_id: str = 
         display(HTML(failure_html(session, err)))
         _finish_header(session, f"failed: {err.message}",
                        session.facts() if session.record is not None else None)
+        if _live(session, None):
+            # a person reads this cell: one line, not a traceback (papermill keeps it)
+            said = f"{err.message[:1].upper()}{err.message[1:]}. The way on is shown above."
+            err._render_traceback_ = lambda: [mask_paths(said)]  # type: ignore[attr-defined]
         raise
     else:
         _finish_header(session, str(outcome.to_dict()["outcome"]),
                        session.facts() if session.record is not None else None)
         return outcome  # type: ignore[no-any-return]
     finally:
+        finish_settled(session)  # what a saved notebook keeps: static, readable later
         if not session.done:
             session.release()  # this run ends here; the next run may carry on
 
@@ -408,7 +423,7 @@ def _facts_table(session: Session) -> None:
     rows = [
         {"fact": "outcome", "value": facts["outcome"] or "failed (the session did not end)"},
         {"fact": "outages", "value": "; ".join(
-            f"{s:.1f} s at t={t / 60:.1f} min"
+            f"{s:.1f} s at {clock(t)}"
             for s, t in zip(facts["outages_s"], facts["outage_at_s"], strict=True))
             or "none"},
         {"fact": "total outage", "value": f"{facts['outage_s']:g} s"},

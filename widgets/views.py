@@ -4,26 +4,164 @@ Each view is an ipywidgets container around HTML from :mod:`ftkit_widgets.render
 refreshes on every entry the session hears (``session.subscribe``, the one observer
 channel). ``html()`` gives the current rendering as a string, which is
 also offered as the ``text/html`` fallback of the widget (shown where widgets cannot be).
+
+A saved notebook keeps widget views only as references to models that live in the
+kernel: reopened without them, JupyterLab shows "Error displaying widget: model not
+found" and does not fall back to the ``text/html`` beside the view (the widget renderer
+wins on rank and does not hand over). So :func:`show` displays a live widget under a
+display id, and :meth:`LiveHTML.finish` replaces that display by the widget's static
+rendering once nothing will change (an ended session, a finished bar, a decided panel
+when the run ends): what the saved notebook keeps. Nothing is sent in between: an
+updated display re-creates the widget's view in JupyterLab (a field being typed in
+would lose its focus).
 """
 
 from __future__ import annotations
 
+import uuid
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
 import ipywidgets as w
+from IPython.display import display
 
 from ftkit.drivers import Driver
 from ftkit.errors import FtkitError
 from ftkit.journal import Entry
 from ftkit.process import Session
 
-from .render import GREEN, RED, YELLOW, esc, note_html, status_html, system_html, table_html
+from .render import (
+    GREEN,
+    RED,
+    YELLOW,
+    clock,
+    esc,
+    mask_paths,
+    note_html,
+    status_html,
+    system_html,
+    table_html,
+)
 
-__all__ = ["ActivityLog", "ReadinessTable", "StatusBar", "SystemView", "readiness_table"]
+__all__ = ["ActivityLog", "Bar", "LiveHTML", "ReadinessTable", "StatusBar", "SystemView",
+           "readiness_table", "show"]
+
+_WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
 
-class _HTMLView(w.VBox):
+class LiveHTML:
+    """A widget that also carries a static ``text/html`` rendering of itself (``html()``),
+    which its display (:func:`show`) becomes once :meth:`finish` ran."""
+
+    display_id: str | None = None
+    finished: bool = False
+
+    def html(self) -> str:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def static_bundle(self) -> dict[str, Any]:
+        """The display as a reopened notebook shows it: ``text/html`` and ``text/plain``."""
+        return {"text/html": f"<div class='ftkit-static'>{self.html()}</div>",
+                "text/plain": type(self).__name__}
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
+        bundle = w.Widget._repr_mimebundle_(self, **kwargs) or {}  # type: ignore[arg-type]
+        if self.finished:
+            bundle.pop(_WIDGET_VIEW, None)
+        bundle.update(self.static_bundle())
+        return bundle
+
+    @property
+    def settled(self) -> bool:
+        """Nothing more to click or to follow here (:func:`finish_settled` finishes it)."""
+        return False
+
+    def finish(self) -> None:
+        """Nothing will change any more: the display becomes its static rendering (what a
+        saved notebook keeps, readable without the kernel)."""
+        if self.finished:
+            return
+        self.finished = True
+        if self.display_id is not None:
+            _update(self.static_bundle(), self.display_id)
+
+
+def _update(bundle: dict[str, Any], display_id: str) -> None:
+    from IPython.display import update_display
+
+    update_display(bundle, raw=True, display_id=display_id)
+
+
+_SHOWN: list[weakref.ref[LiveHTML]] = []
+
+
+def show(widget: LiveHTML) -> None:
+    """Display WIDGET live, with its static rendering in the same display, kept current
+    (see :class:`LiveHTML`)."""
+    widget.display_id = f"ftkit-{uuid.uuid4().hex}"
+    _SHOWN[:] = [r for r in _SHOWN if r() is not None and not r().finished]  # type: ignore[union-attr]
+    _SHOWN.append(weakref.ref(widget))
+    display(widget, display_id=widget.display_id)
+
+
+def finish_settled(session: Session) -> None:
+    """The run ends here (the result cell): every widget shown for SESSION that is settled
+    (a decided panel, an answered failure) becomes its static rendering; what still waits
+    for a click stays live."""
+    for ref in list(_SHOWN):
+        widget = ref()
+        if widget is not None and widget.settled and session in (
+                getattr(widget, "session", None), getattr(widget, "source", None)):
+            widget.finish()
+
+
+class Bar(LiveHTML, w.HBox):
+    """One progress bar of a long step (``n`` of ``total`` simulated seconds), with the
+    tqdm calls :class:`~ftkit_widgets.progress.Progress` makes (``refresh``, ``close``)
+    and ``fail()``: red, "failed", never a green 100 %. Once closed its display is a
+    static line (what a saved notebook keeps)."""
+
+    def __init__(self, label: str, total: float) -> None:
+        self.label, self.total, self.n = label, float(total), 0.0
+        self.state = "running"
+        self.bar = w.FloatProgress(min=0.0, max=max(self.total, 1e-9), value=0.0,
+                                   layout={"width": "240px"})
+        self.text = w.HTML()
+        super().__init__(children=[w.HTML(f"{esc(label)}:"), self.bar, self.text],
+                         layout={"align_items": "center", "gap": "8px"})
+        self.refresh()
+
+    def refresh(self) -> None:
+        self.bar.max = max(self.total, 1e-9)
+        self.bar.value = min(self.n, self.total)
+        self.text.value = (f"{self.n / max(self.total, 1e-9) * 100:.0f}% · "
+                           f"{self.n:.0f}/{self.total:.0f} s simulated")
+
+    def html(self) -> str:
+        said, colour = {"failed": ("failed", RED),
+                        "done": (f"done ({self.total:.0f} s simulated)", GREEN)}.get(
+            self.state, (self.text.value, YELLOW))
+        return f"<div style='color:{colour}'>{esc(self.label)}: {esc(said)}</div>"
+
+    def close(self) -> None:
+        """Ended: done if it reached its total, else failed (a step that broke)."""
+        if self.state == "running":
+            self.state = "done" if self.n >= self.total * (1 - 1e-6) else "failed"
+            self.bar.bar_style = "success" if self.state == "done" else "danger"
+        self.finish()
+
+    def fail(self) -> None:
+        """The step failed (also after its bar ran to its end): red, and said so."""
+        self.state = "failed"
+        self.bar.bar_style = "danger"
+        self.text.value = "failed"
+        if self.display_id is not None:
+            _update(self.static_bundle(), self.display_id)
+        self.finished = True
+
+
+class _HTMLView(LiveHTML, w.VBox):
     """A VBox holding one HTML widget that ``refresh()`` re-renders."""
 
     def __init__(self) -> None:
@@ -43,11 +181,13 @@ class _HTMLView(w.VBox):
             self._html.value = self.render()
         except FtkitError as err:
             self._html.value = note_html(str(err), colour=RED, title="cannot read the system")
+        if self.settled:
+            self.finish()  # the session ended: nothing more to show live
 
-    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
-        bundle = super()._repr_mimebundle_(**kwargs) or {}
-        bundle["text/html"] = self.html()
-        return bundle
+    @property
+    def settled(self) -> bool:
+        session = getattr(self, "session", getattr(self, "source", None))
+        return isinstance(session, Session) and session.done
 
 
 class StatusBar(_HTMLView):
@@ -93,11 +233,11 @@ def _log_row(entry: Entry) -> dict[str, str]:
     failed = entry.kind == "outcome" and entry.ok is False
     return {
         "time": _when(entry.ts),
-        "sim time": "" if entry.sim_time is None else f"{entry.sim_time / 60:.1f} min",
+        "sim time": "" if entry.sim_time is None else clock(entry.sim_time),
         "side": "remote (Upgrade side)" if entry.remote else "local",
         "kind": "error" if failed else entry.kind,
         "step": entry.step,
-        "message": entry.message,
+        "message": mask_paths(entry.message),
     }
 
 

@@ -230,13 +230,14 @@ def cmd_sim_repair(args: argparse.Namespace) -> int:
 
 def cmd_sim_remove(args: argparse.Namespace) -> int:
     """Delete a twin file; refuses one that is missing, or not a twin unless --force.
-    Its journal stays (the record of what was done to it); a new system of the same name
-    has a new system id, so it starts with a journal of its own."""
+    Its journal is moved aside (kept as the record of what was done to it), so a new
+    system of the same name starts with a journal of its own."""
     from ftkit.sim import admin
 
     target, _path = _existing_sim(args.name)
     path = admin.remove(target, force=args.force)
-    print(f"removed {target} ({path})")
+    print(f"removed {target} ({path}); its journal, if any, is kept aside as "
+          "journals/*.removed-<time>")
     return EXIT_OK
 
 def gather_status(name: str) -> dict[str, Any]:

@@ -34,6 +34,7 @@ __all__ = [
     "open_system",
     "remove",
     "repair",
+    "set_journal_aside",
     "sim_target",
     "systems",
 ]
@@ -146,7 +147,8 @@ def remove(name: str, *, force: bool = False) -> Path:
     """Delete NAME's twin file (with SQLite's -wal, -shm and -journal beside it); returns
     its path.  Refuses a missing file, and a file that is not a twin unless FORCE (a
     damaged twin, or one left by an interrupted tool).  Only ever a ``.db`` file that the
-    name rule allows."""
+    name rule allows.  Its journal is moved aside (:func:`set_journal_aside`), so a new
+    system of the same name starts clean."""
     _target, path = sim_target(name)
     if not path.exists():
         raise TargetError(f"no simulated system at {path}", "see: ftkit sim list")
@@ -155,6 +157,7 @@ def remove(name: str, *, force: bool = False) -> Path:
     if not force and not is_twin(path):
         raise TargetError(f"{path} is not an ftkit twin",
                           f"remove it anyway with: ftkit sim remove {name} --force")
+    set_journal_aside(_target)
     try:
         path.unlink()
     except OSError as err:
@@ -163,6 +166,30 @@ def remove(name: str, *, force: bool = False) -> Path:
     for suffix in ("-wal", "-shm", "-journal"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
     return path
+
+
+def set_journal_aside(target: str) -> list[Path]:
+    """Rename TARGET's journal (keyed by its system id, and one keyed by the target string)
+    to ``<file>.removed-<UTC time>`` beside it: the record of what was done to the system
+    is kept, and is never resumed by a new system of the same name.  Returns the new
+    paths (none when the system never had a journal)."""
+    from datetime import UTC, datetime
+
+    from ftkit.home import journal_path
+    from ftkit.journal import journal_path_of
+
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    moved = []
+    for journal in dict.fromkeys((journal_path_of(target), journal_path(target))):
+        if journal.is_file():
+            aside = journal.with_name(f"{journal.name}.removed-{stamp}")
+            journal.rename(aside)
+            moved.append(aside)
+            for suffix in ("-wal", "-shm"):
+                extra = Path(f"{journal}{suffix}")
+                if extra.is_file():
+                    extra.rename(Path(f"{aside}{suffix}"))
+    return moved
 
 
 def arm_fault(name: str, fault: str, *, point: str | None = None, side: str | None = None,
