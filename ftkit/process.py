@@ -103,6 +103,7 @@ class Session:
     _came_from: UpgradeState = field(default=UpgradeState.IDLE, repr=False)
     last_error: FtkitError | None = field(default=None, repr=False)
     paused: Decision | None = field(default=None, repr=False)  # this run paused on purpose
+    soak_minutes: float = 0.0  # this run's soak before the commit decision (carry_on's)
     """Why this run stopped (a failed request or decision, a refused check), if it did:
     later steps of the run are not due, and the result says the run failed."""
 
@@ -287,8 +288,7 @@ class Session:
 
     def soaked_minutes(self) -> float:
         """Minutes this session has soaked on the merged system so far (read-only)."""
-        return sum(float(e.detail.get("soak_minutes", 0.0))
-                   for e in self.entries(kinds=["info"]) if isinstance(e.detail, dict))
+        return self.soak_result()[0]
 
     # --- the one observer channel -----------------------------------------------------
 
@@ -797,6 +797,23 @@ class Session:
             if not self.done:
                 self.release()  # the run stops here; the next one may take over
 
+    def carry_on(self) -> tuple[float, int]:
+        """Run what is due up to the next decision or the end, soaking first (up to this
+        run's :attr:`soak_minutes`) where the flow soaks before that decision: what a
+        runbook re-run does, from a button (Continue after a Retry). Returns the minutes
+        soaked now and the transactions acknowledged meanwhile."""
+        self.last_error = self.paused = None
+        while (nxt := self.next()).kind == "request":
+            self.run_request(nxt.name)
+        return self._soak_before(nxt, self.soak_minutes)
+
+    def _soak_before(self, nxt: Next, soak_minutes: float) -> tuple[float, int]:
+        """Soak the rest of SOAK_MINUTES when NXT is a decision the flow soaks before."""
+        if nxt.kind != "decide" or DECISIONS[nxt.name].before != "soak":
+            return 0.0, 0
+        left = soak_minutes - self.soaked_minutes()
+        return (left, self.soak(left)) if left > 0 else (0.0, 0)
+
     def _drive(self, provider: DecisionProvider, soak_minutes: float) -> str:
         self.resume()
         while True:
@@ -808,10 +825,7 @@ class Session:
                 self.recover(provider)
             elif nxt.kind == "decide":
                 spec = DECISIONS[nxt.name]
-                if spec.before == "soak":
-                    left = soak_minutes - self.soaked_minutes()
-                    if left > 0:
-                        self.soak(left)
+                self._soak_before(nxt, soak_minutes)
                 answer = provider.decide(nxt.name)
                 if answer.answer in spec.pauses:
                     self.pause(answer)

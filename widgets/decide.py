@@ -48,8 +48,8 @@ from .render import (
 )
 from .views import LiveHTML, show
 
-__all__ = ["SOAK_MINUTES", "DecisionPanel", "RecoveryPanel", "ask", "at_decision", "carry_on",
-           "check_mode", "nobody_can_click"]
+__all__ = ["DecisionPanel", "RecoveryPanel", "ask", "at_decision", "carry_on", "check_mode",
+           "nobody_can_click"]
 
 _STYLE = {"proceed": "success", "commit": "success", "stop": "warning", "abort": "danger"}
 _WIDE = {"width": "auto"}  # a button as wide as what it says
@@ -261,9 +261,6 @@ class RecoveryPanel(LiveHTML, w.VBox):
         self.abort_button.disabled = busy
 
 
-SOAK_MINUTES: dict[int, float] = {}  # id(session) -> the runbook's soak_minutes (fw.soak)
-
-
 def _bars_failed(session: Session) -> None:
     fail = getattr(session.progress, "fail", None)
     if callable(fail):
@@ -278,14 +275,12 @@ def carry_on(session: Session, output: w.Output, message: w.HTML) -> None:
     button."""
     try:
         with output:
-            while (nxt := session.next()).kind == "request":
-                session.run_request(nxt.name)
-            left = SOAK_MINUTES.get(id(session), 0.0) - session.soaked_minutes()
-            if session.soak_due() and left > 0:
-                served = session.soak(left)
+            left, served = session.carry_on()
+            if left > 0:
                 display(HTML(note_html(f"Soaked {left:g} min on the upgraded software: "
                                        f"{served} transactions acknowledged meanwhile.",
                                        colour=GREEN)))
+        nxt = session.next()
     except FtkitError as err:
         _bars_failed(session)
         message.value = ""

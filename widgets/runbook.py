@@ -19,12 +19,12 @@ from IPython.display import HTML, display
 
 from ftkit import drivers
 from ftkit.archive import Outcome, RunResult
-from ftkit.decisions import provider_for
+from ftkit.decisions import check_soak_minutes, provider_for
 from ftkit.drivers import Driver
 from ftkit.errors import FtkitError
 from ftkit.process import Plan, Session
 
-from .decide import SOAK_MINUTES, RecoveryPanel
+from .decide import RecoveryPanel
 from .render import (
     GREEN,
     GREY,
@@ -322,11 +322,11 @@ def _why_not(session: Session) -> str:
 
 def soak(session: Session | None, minutes: float) -> None:
     """Watch the merged system for MINUTES before the commit decision (the rest of them,
-    for a resumed session). The minutes are remembered for a Continue button of this
-    run (:func:`ftkit_widgets.decide.carry_on`), which soaks them when it gets there."""
+    for a resumed session). The minutes are this run's (:attr:`Session.soak_minutes`):
+    a Continue button after a Retry soaks them when it gets there."""
     if session is None:
         return
-    SOAK_MINUTES[id(session)] = float(minutes)
+    session.soak_minutes = check_soak_minutes(minutes)
     if not session.soak_due():
         return
     left = float(minutes) - session.soaked_minutes()
