@@ -40,6 +40,7 @@ __all__ = [
     "leads_to",
     "mermaid",
     "next_step",
+    "no_way_back",
     "outcome",
     "requests_from",
     "state_machine_doc",
@@ -343,6 +344,13 @@ def walk(answers: Mapping[str, str], facts: Mapping[str, Any] | None = None
         started = True
         merged = merged or spec.name == "ExecuteMerge"
         state = spec.target
+
+
+def no_way_back(request: str) -> bool:
+    """True when REQUEST leads to a state Abort is refused in (Commit): the point of no
+    return, as a decision panel marks it."""
+    target = REQUESTS[request].target if request in REQUESTS else None
+    return target in REQUESTS["Abort"].refusals
 
 
 def leads_to(name: str, answer: str, facts: Mapping[str, Any] | None = None

@@ -29,7 +29,7 @@ from ftkit.decisions import (
     provider_for,
 )
 from ftkit.errors import DecisionError, FtkitError, StepFailedError
-from ftkit.flow import DECISIONS, RECOVERY, REQUESTS, check_path
+from ftkit.flow import DECISIONS, RECOVERY, check_path, no_way_back
 from ftkit.process import Session
 
 from .render import (
@@ -73,12 +73,6 @@ def at_decision() -> str:
 
 def _runs(rows: list[tuple[str, Any]]) -> str:
     return ", ".join(dict.fromkeys(r for r, _e in rows if r != "Finish")) or "nothing more"
-
-
-def _no_way_back(request: str) -> bool:
-    """True when REQUEST leads where Abort is refused (Commit): the point of no return."""
-    target = REQUESTS[request].target if request in REQUESTS else None
-    return target in REQUESTS["Abort"].refusals
 
 
 class _Answered:
@@ -242,7 +236,7 @@ class RecoveryPanel(LiveHTML, w.VBox):
     def _finish(self) -> None:
         try:
             with self.output:
-                self.session.run_request("Finish")
+                self.session.carry_on()  # the Finish that is due after the abort
         except FtkitError as err:
             _bars_failed(self.session)
             self.message.value = failure_html(self.session, err)
@@ -339,7 +333,7 @@ class DecisionPanel(LiveHTML, w.VBox):
         lines = []
         for answer in spec.answers:
             cost = cost_text(costs[answer]) if costs.get(answer) else ""
-            if _no_way_back(spec.answers[answer]):
+            if no_way_back(spec.answers[answer]):
                 cost += "; the point of no return"
             label = f"{answer.capitalize()} — {cost}" if cost else answer.capitalize()
             self.buttons[answer] = w.Button(description=label,
