@@ -31,6 +31,7 @@ from ftkit.errors import DecisionError, FtkitError, StepFailedError
 from ftkit.flow import DECISIONS, RECOVERY, check_path
 from ftkit.process import Session
 
+from .attention import lead_to
 from .render import GREEN, RED, YELLOW, esc, failure_html, note_html, status_html
 
 __all__ = ["DecisionPanel", "RecoveryPanel", "ask", "check_mode", "nobody_can_click"]
@@ -297,6 +298,7 @@ async def ask(session: Session | None, name: str, *, mode: str,
         if provider is None:
             panel = DecisionPanel(session, name)
             display(panel)
+            lead_to(session, panel, name)  # scroll to it, focus it, say so on the sticky line
             return await panel.wait(timeout_s)
         answer = provider.decide(name)
         if answer.answer in DECISIONS[name].pauses:

@@ -24,6 +24,7 @@ from ftkit.drivers import Driver
 from ftkit.errors import FtkitError
 from ftkit.process import Plan, Session
 
+from .attention import alert
 from .decide import RecoveryPanel
 from .render import (
     GREEN,
@@ -180,7 +181,8 @@ def show_failure(session: Session | None, error: BaseException, *,
     if session is not None:
         display(HTML(status_html(session)))
         if session.broken and _live(session, live):
-            display(RecoveryPanel(session))
+            display(panel := RecoveryPanel(session))
+            alert(session, error, panel)  # notify, scroll to it, say so on the sticky line
 
 
 def resume(session: Session | None, *, live: bool | None = None, mode: str = "interactive",
