@@ -36,6 +36,12 @@ pytestmark = pytest.mark.browser
 require_browser(module_level=True)
 
 ROOT = Path(__file__).resolve().parents[2]
+REASON = 'input[placeholder="why you decide this"]'
+
+
+def decision_panel(panel: Locator) -> Locator:
+    """The newest cell output holding a Reason field: the panel asking now."""
+    return output_areas(panel).filter(has=panel.page.locator(REASON)).last
 
 
 def decide(panel: Locator, answer: str, reason: str, operator: str = "alice") -> None:
@@ -91,12 +97,29 @@ def run_upgrade_runbook(jupyterlab_factory: JupyterLabFactory, page: Page,
 
 def test_operator_commits_an_upgrade_in_jupyterlab(jupyterlab_factory, page: Page,
                                                    tmp_path: Path, home: Path) -> None:
+    from playwright.sync_api import expect
+
     panel = run_upgrade_runbook(jupyterlab_factory, page, home)
 
     # The split decision blocks its cell: nothing after it has run.
-    field = output_areas(panel).locator('input[placeholder="why you decide this"]')
+    field = output_areas(panel).locator(REASON)
     field.first.wait_for(timeout=120_000)
     assert cell_is_running(panel)
+
+    # Run All left the view at the last cell; the runbook brought the split panel into
+    # view, its Reason field focused, and the sticky line says what it waits for.
+    split = decision_panel(panel)
+    expect(split).to_be_in_viewport(timeout=10_000)
+    expect(split.locator(REASON)).to_be_focused()
+    line = panel.locator(".ftkit-attention-bar")
+    expect(line).to_contain_text("Waiting for: the split decision")
+    assert line.bounding_box()["height"] < 40  # one line at 1400 px
+    # scrolled away, the line stays in view and leads back
+    panel.locator(".jp-WindowedPanel-outer").evaluate("el => el.scrollTop = el.scrollHeight")
+    expect(split).not_to_be_in_viewport()
+    expect(line).to_be_in_viewport()
+    line.get_by_role("button").click()
+    expect(split).to_be_in_viewport()
     assert not output_has_text(panel, "the session is Split / ")  # ExecuteSplit has not run
     time.sleep(1.0)
     assert cell_is_running(panel)  # still waiting for a person
@@ -104,7 +127,13 @@ def test_operator_commits_an_upgrade_in_jupyterlab(jupyterlab_factory, page: Pag
 
     decide(panel, "Proceed", "browser test: split")
     wait_for_output_text(panel, "Merge: restart the applications", timeout=120)
+    # the next panel is brought into view in its turn
+    expect(line).to_contain_text("Waiting for: the merge decision", timeout=30_000)
+    merge = decision_panel(panel)
+    expect(merge).to_be_in_viewport(timeout=10_000)
+    expect(merge.locator(REASON)).to_be_focused()
     merge_and_commit(panel)
+    expect(line).to_contain_text("Finished: committed")
     screenshot(page, tmp_path / "committed.png")
 
     # The decisions reached the journal as a person's clicks.
