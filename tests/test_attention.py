@@ -106,7 +106,11 @@ def test_a_broken_step_raises_a_notification_and_leads_to_retry_abort(
     assert beacon.line == "<b>Broken at Install — decide Retry or Abort</b>"
     ((command, args),) = page.commands.calls
     assert command == "apputils:notify" and args["type"] == "error"
-    assert args["options"] == {"autoClose": False}  # stays until the operator saw it
+    assert args["options"]["autoClose"] is False  # stays until the operator saw it
+    (show,) = args["options"]["actions"]  # and takes them there again
+    assert show["label"] == "Show" and show["commandId"] == attention._SHOW
+    attention._show_again()
+    assert beacon.lead == 2
     message = args["message"]
     assert message.startswith("Broken at Install: ") and "exited with code" in message
     assert message.endswith("Retry or Abort in the runbook.") and len(message) <= 140

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +48,9 @@ const CSS = `
 .${BAR}[data-tone="done"] { border-bottom-color: #2e7d32; }
 .${BAR} .ftkit-attention-text { overflow: hidden; text-overflow: ellipsis; }
 .${BAR} .ftkit-attention-text b { font-weight: 600; }
+.ftkit-attention-here { outline: 2px solid #1565c0; outline-offset: 2px;
+  transition: outline-color 1.5s ease-out; }
+.ftkit-attention-here.ftkit-attention-faded { outline-color: transparent; }
 .${BAR} button { flex: none; cursor: pointer; font: inherit; padding: 1px 8px;
   border: 1px solid var(--jp-border-color1); border-radius: 2px;
   background: var(--jp-layout-color2); color: inherit; }
@@ -133,8 +137,15 @@ export default {
       if (target === "@last") return lastCell(scroller);
       if (target === "@here") return pinned;
       const found = document.getElementsByClassName(target);
-      for (const el of found) if (isVisible(el)) return el;
-      return null;
+      return found.length ? found[found.length - 1] : null;
+    }
+
+    // outline the element for a moment: the eye finds where the view moved to
+    function highlight(el) {
+      el.classList.remove("ftkit-attention-here", "ftkit-attention-faded");
+      el.classList.add("ftkit-attention-here");
+      setTimeout(() => el.classList.add("ftkit-attention-faded"), 600);
+      setTimeout(() => el.classList.remove("ftkit-attention-here", "ftkit-attention-faded"), 2200);
     }
 
     function place(el) {
@@ -180,7 +191,9 @@ export default {
           return;
         }
         place(el);
+        if (!isVisible(el)) return;  // another tab is in front: the line waits there
         reveal(el, scroller);
+        highlight(el);
         if (focus) focusField(el, model.get("focus"));
         // content-visibility estimates settle after a frame: check once more
         requestAnimationFrame(() => requestAnimationFrame(() => reveal(el, scroller)));
@@ -241,6 +254,7 @@ def attention_line(session: Session, *, waiting: str | None = None,
 
 _BUTTONS = {"run": "Show", "wait": "Go to it", "broken": "Go to it", "done": "Show result"}
 _serial = itertools.count(1)
+_TOKEN = secrets.token_hex(4)  # this kernel's: two runbooks open in one page stay apart
 
 
 @dataclass
@@ -306,11 +320,23 @@ def _beacon() -> Any:
     return _STATE["beacon"]
 
 
+_SHOW = f"ftkit:show-attention-{_TOKEN}"  # the notification's "Show" runs it
+
+
+def _show_again(**_: Any) -> None:
+    """Lead to what the sticky line points at once more (the notification's Show)."""
+    watch: _Watch | None = _STATE["watch"]
+    if watch is not None:
+        watch.beacon.lead += 1
+
+
 def _app() -> Any:
     if _STATE["app"] is None:
         from ipylab import JupyterFrontEnd
 
-        _STATE["app"] = JupyterFrontEnd()
+        app = JupyterFrontEnd()
+        app.commands.add_command(_SHOW, _show_again, label="Show what the runbook waits for")
+        _STATE["app"] = app
     return _STATE["app"]
 
 
@@ -328,7 +354,7 @@ def _watch(session: Session) -> _Watch:
 
 def _mark(widget: Any, role: str) -> tuple[str, str]:
     """Give WIDGET (and its Reason field) CSS classes the front end finds it by."""
-    name = f"ftkit-attention-{role}-{next(_serial)}"
+    name = f"ftkit-attention-{role}-{_TOKEN}-{next(_serial)}"
     widget.add_class(name)
     reason = getattr(widget, "reason", None)
     hint = ""
@@ -387,7 +413,9 @@ def alert(session: Session, error: BaseException, panel: Any = None) -> None:
         _app().commands.execute("apputils:notify", {
             "message": _notice(session, error),
             "type": "error",
-            "options": {"autoClose": False},
+            "options": {"autoClose": False, "actions": [
+                {"label": "Show", "commandId": _SHOW, "caption": "scroll to Retry and Abort",
+                 "displayType": "accent"}]},
         })
     except Exception:  # the page is a help: never let it stop the upgrade
         log.exception("attention: could not raise the failure")

@@ -89,6 +89,11 @@ def see_broken_install(page: Page, panel: Locator) -> Locator:
     expect(toast).to_contain_text("Broken at Install", timeout=10_000)
     expect(panel.locator(".ftkit-attention-bar")).to_contain_text(
         "Broken at Install — decide Retry or Abort")
+    # the operator looked elsewhere; the notification's Show takes them back
+    panel.locator(".jp-WindowedPanel-outer").evaluate("el => el.scrollTop = 0")
+    expect(broken).not_to_be_in_viewport()
+    toast.get_by_role("button", name="Show").click()
+    expect(broken).to_be_in_viewport(timeout=10_000)
     return broken
 
 
