@@ -82,7 +82,7 @@ def test_a_decision_panel_is_marked_and_led_to(session: Session, page: FakeApp) 
 
     beacon = attention._STATE["beacon"]
     (mark,) = panel._dom_classes  # what the front end scrolls to
-    assert beacon.target == mark and beacon.lead == 1
+    assert beacon.target == beacon.anchor == mark and beacon.lead == 1
     assert beacon.focus in panel.reason._dom_classes  # focused when nothing else is empty
     assert (beacon.tone, beacon.line) == ("wait", "<b>Waiting for:</b> the split decision")
     assert page.commands.calls == []  # a panel is no failure: no notification

@@ -207,7 +207,18 @@ export default {
     model.on("change:tone", draw);
     model.on("change:button", draw);
     model.on("change:target", draw);
-    if (model.get("lead") > 0) onLead();
+    // the page was (re)loaded while the kernel ran: put the line back where it was, and
+    // lead again only to what still needs the operator
+    if (["wait", "broken"].includes(model.get("tone"))) onLead();
+    else if (model.get("anchor")) {
+      const started = Date.now();
+      const again = () => {
+        const found = document.getElementsByClassName(model.get("anchor"));
+        if (found.length) place(found[found.length - 1]);
+        else if (Date.now() - started < 10000) timer = setTimeout(again, 200);
+      };
+      again();
+    }
     return () => {
       clearTimeout(timer);
       if (bar) bar.remove();
@@ -314,6 +325,7 @@ def _beacon() -> Any:
             target = t.Unicode("").tag(sync=True)
             button = t.Unicode("").tag(sync=True)
             focus = t.Unicode("").tag(sync=True)
+            anchor = t.Unicode("").tag(sync=True)  # the last panel led to: the line's notebook
             lead = t.Int(0).tag(sync=True)
 
         _STATE["beacon"] = Beacon()
@@ -369,6 +381,8 @@ def _lead(watch: _Watch, target: str, hint: str) -> None:
     with watch.beacon.hold_sync():
         watch.show()
         watch.beacon.focus = hint
+        if not target.startswith("@"):
+            watch.beacon.anchor = target
         watch.beacon.lead += 1
 
 
