@@ -48,6 +48,12 @@ def decision_panel(panel: Locator) -> Locator:
     return output_areas(panel).filter(has=panel.page.locator(REASON)).last
 
 
+def answer_label(answer: str) -> re.Pattern[str]:
+    """A button's label for ANSWER: the answer, then perhaps what it costs ("Proceed — no
+    outage, about 26 min")."""
+    return re.compile(rf"^\s*{re.escape(answer)}(\s+—.*)?\s*$")
+
+
 def decide(panel: Locator, answer: str, reason: str, operator: str = "alice") -> None:
     """Type operator and reason into the newest decision panel and click the answer."""
     outputs = output_areas(panel)
@@ -58,7 +64,7 @@ def decide(panel: Locator, answer: str, reason: str, operator: str = "alice") ->
         field.press("Tab")  # the change reaches the kernel
     # by its text: an icon (Retry's) makes the accessible name more than the label
     button = outputs.get_by_role("button").filter(
-        has_text=re.compile(rf"^\s*{re.escape(answer)}\s*$")).last
+        has_text=answer_label(answer)).last
     button.click(timeout=30_000)
 
 
@@ -99,7 +105,7 @@ def see_broken_install(page: Page, panel: Locator) -> Locator:
 
 def retry_button(scope: Locator | Page) -> Locator:
     # by its text: an icon makes the accessible name more than the label
-    return scope.locator("button").filter(has_text=re.compile(r"^\s*Retry\s*$"))
+    return scope.locator("button").filter(has_text=answer_label("Retry"))
 
 
 @pytest.fixture
@@ -293,6 +299,6 @@ def test_operator_aborts_a_broken_install(jupyterlab_factory, page: Page, tmp_pa
                                                                   timeout=120_000)
     # the decision is taken: its buttons are disabled; the next step is a button
     expect(retry_button(broken)).to_be_disabled()
-    expect(broken.locator("button").filter(has_text=re.compile(r"^\s*Abort\s*$"))
+    expect(broken.locator("button").filter(has_text=answer_label("Abort"))
            ).to_be_disabled()
     expect(broken.locator("button").filter(has_text="Finish")).to_be_enabled()
