@@ -49,9 +49,9 @@ def decision_panel(panel: Locator) -> Locator:
 
 
 def answer_label(answer: str) -> re.Pattern[str]:
-    """A button's label for ANSWER: the answer, then perhaps what it costs ("Proceed — no
-    outage, about 26 min")."""
-    return re.compile(rf"^\s*{re.escape(answer)}(\s+—.*)?\s*$")
+    """A button's label for ANSWER: the answer first, then perhaps its step and what it
+    costs ("Proceed — no outage, about 26 min", "Retry Install — …")."""
+    return re.compile(rf"^\s*{re.escape(answer)}\b")
 
 
 def decide(panel: Locator, answer: str, reason: str, operator: str = "alice") -> None:
