@@ -90,6 +90,7 @@ def test_a_decision_panel_is_marked_and_led_to(session: Session, page: FakeApp) 
     panel.operator.value, panel.reason.value = "alice", "window open"
     panel.buttons["proceed"].click()
     assert beacon.line == "<b>Next:</b> ExecuteSplit"  # the line follows the journal
+    assert beacon.target == mark
     session.execute_split()
     assert beacon.line == "<b>Next:</b> Install" and beacon.tone == "run"
 
@@ -118,6 +119,7 @@ def test_a_broken_step_raises_a_notification_and_leads_to_retry_abort(
     panel.operator.value, panel.reason.value = "alice", "installer broken"
     panel.abort_button.click()
     assert beacon.line == "<b>Next:</b> Finish"
+    assert beacon.target in panel._dom_classes  # the panel, where the next step is offered
 
 
 def test_nothing_is_created_where_nobody_can_click(session: Session, sim: SimDriver,

@@ -296,7 +296,8 @@ class _Watch:
                 or getattr(self.panel, "done", False)):
             self.waiting = None
         tone, text = attention_line(self.session, waiting=self.waiting, running=self.running)
-        target = {"run": "@running", "done": "@last"}.get(tone, self.target)
+        # the step running, the result, else the panel last led to (it offers the next step)
+        target = "@last" if tone == "done" else "@running" if self.running else self.target
         from html import escape
 
         head, _, rest = text.partition(": ")
