@@ -122,6 +122,21 @@ def test_a_broken_step_raises_a_notification_and_leads_to_retry_abort(
     assert beacon.target in panel._dom_classes  # the panel, where the next step is offered
 
 
+def test_the_notification_masks_secrets_and_fits_a_toast(session: Session,
+                                                         sim: SimDriver) -> None:
+    from ftkit.redact import forget_secrets, register_secret
+
+    broken_install(session, sim)
+    register_secret("hunter2-secret")
+    try:
+        notice = attention._notice(session, StepFailedError(
+            "Install failed: login with hunter2-secret refused " + "x" * 200, "retry"))
+    finally:
+        forget_secrets()
+    assert "hunter2" not in notice and "***" in notice
+    assert len(notice) == 140 and notice.endswith("x… Retry or Abort in the runbook.")
+
+
 def test_nothing_is_created_where_nobody_can_click(session: Session, sim: SimDriver,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     state = {"beacon": None, "app": None, "watch": None}

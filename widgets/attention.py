@@ -403,14 +403,15 @@ def lead_to(session: Session, panel: Any, decision: str) -> None:
 
 def _notice(session: Session, error: BaseException) -> str:
     """The notification's text: where the upgrade stands, why, and the way on; at most
-    140 characters (what a JupyterLab toast shows)."""
+    140 characters (what a JupyterLab toast shows); registered secrets masked."""
+    from ftkit.redact import scrub
+
     broken = session.broken
-    what = (getattr(error, "message", None) or str(error)).rstrip(". ")
+    what = scrub(getattr(error, "message", None) or str(error)).rstrip(". ")
     head = f"Broken at {broken[0]}: " if broken else "The upgrade stopped: "
-    tail = ". Retry or Abort in the runbook." if broken else ". See the runbook."
+    tail = " Retry or Abort in the runbook." if broken else " See the runbook."
     room = 140 - len(head) - len(tail)
-    if len(what) > room:
-        what = what[:room - 1] + "…"
+    what = what[:room - 1] + "…" if len(what) + 1 > room else what + "."
     return head + what + tail
 
 
