@@ -32,6 +32,7 @@ from ftkit.errors import DecisionError, FtkitError, StepFailedError
 from ftkit.flow import DECISIONS, RECOVERY, check_path, no_way_back
 from ftkit.process import Session
 
+from .attention import alert, lead_to
 from .render import (
     GREEN,
     GREY,
@@ -279,7 +280,8 @@ def carry_on(session: Session, output: w.Output, message: w.HTML) -> None:
         _bars_failed(session)
         message.value = ""
         with output:
-            show(RecoveryPanel(session, error=err))
+            show(recovery := RecoveryPanel(session, error=err))
+        alert(session, err, recovery)  # notify, scroll to it, say so on the sticky line
         return
     if nxt.kind == "decide":
         message.value = note_html(f"Next: the {nxt.name} decision, below.", colour=GREEN)
@@ -287,6 +289,7 @@ def carry_on(session: Session, output: w.Output, message: w.HTML) -> None:
         panel.on_decided.append(lambda: carry_on(session, output, panel.message))
         with output:
             show(panel)
+        lead_to(session, panel, nxt.name)
     elif session.done and session.record is not None:
         message.value = note_html(f"Session {session.record.id} finished: "
                                   f"{session.record.outcome}.", colour=GREEN)
@@ -543,6 +546,7 @@ async def ask(session: Session | None, name: str, *, mode: str,
         if provider is None:
             panel = DecisionPanel(session, name, reason=reason or None)
             show(panel)
+            lead_to(session, panel, name)  # scroll to it, focus it, say so on the sticky line
             return await panel.wait(timeout_s)
         answer = provider.decide(name)
         if answer.answer in DECISIONS[name].pauses:

@@ -24,6 +24,7 @@ from ftkit.drivers import Driver
 from ftkit.errors import FtkitError
 from ftkit.process import Plan, Session
 
+from .attention import alert
 from .decide import RecoveryPanel
 from .render import (
     GREEN,
@@ -187,7 +188,8 @@ def show_failure(session: Session | None, error: BaseException, *,
     """Show what failed, the state, and Retry/Abort (as buttons when live: one panel whose
     failure folds into a "Resolved" line once answered)."""
     if session is not None and session.broken and _live(session, live):
-        show(RecoveryPanel(session, error=error))
+        show(panel := RecoveryPanel(session, error=error))
+        alert(session, error, panel)  # notify, scroll to it, say so on the sticky line
         return
     display(HTML(failure_html(session, error, system=system)))
     if session is not None:

@@ -239,6 +239,13 @@ def start_jupyterlab(
 
     env = dict(os.environ)
     env.update({name: str(path) for name, path in dirs.items()})
+    if sys.prefix != sys.base_prefix:
+        # A virtual environment made with --system-site-packages imports the base's packages
+        # but does not search the base's data files: add them, so that the front-end
+        # extensions of packages installed there (ipywidgets') load. Harmless otherwise.
+        base_data = os.path.join(sys.base_prefix, "share", "jupyter")
+        env["JUPYTER_PATH"] = os.pathsep.join(
+            p for p in (env.get("JUPYTER_PATH", ""), base_data) if p)
     env["PYTHONUNBUFFERED"] = "1"
     if extra_env:
         env.update(extra_env)
@@ -247,9 +254,11 @@ def start_jupyterlab(
     port = free_port()
     command = [
         sys.executable,
+        # jupyterlab's own entry point: `-m jupyter lab` runs whichever `jupyter-lab` the
+        # PATH finds first, whose interpreter then runs the kernels (jupyter_client starts
+        # kernelspec "python" as the server's sys.executable): another environment's ftkit.
         "-m",
-        "jupyter",
-        "lab",
+        "jupyterlab",
         "--no-browser",
         "--ServerApp.ip=127.0.0.1",
         f"--ServerApp.port={port}",

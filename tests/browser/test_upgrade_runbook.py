@@ -10,12 +10,14 @@ from __future__ import annotations
 import re
 import shutil
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from .jupyterlab import (
+    JupyterLabServer,
     cell_is_running,
     open_notebook,
     output_areas,
@@ -28,7 +30,7 @@ from .jupyterlab import (
 )
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Locator, Page
+    from playwright.sync_api import Browser, Locator, Page
 
     from .conftest import JupyterLabFactory
 
@@ -36,6 +38,20 @@ pytestmark = pytest.mark.browser
 require_browser(module_level=True)
 
 ROOT = Path(__file__).resolve().parents[2]
+REASON = 'input[placeholder="why you decide this"]'
+QUESTION_MERGE = "Merge: restart the applications"
+QUESTION_COMMIT = "Commit the upgrade"
+
+
+def decision_panel(panel: Locator) -> Locator:
+    """The newest cell output holding a Reason field: the panel asking now."""
+    return output_areas(panel).filter(has=panel.page.locator(REASON)).last
+
+
+def answer_label(answer: str) -> re.Pattern[str]:
+    """A button's label for ANSWER: the answer first, then perhaps its step and what it
+    costs ("Proceed — no outage, about 26 min", "Retry Install — …")."""
+    return re.compile(rf"^\s*{re.escape(answer)}\b")
 
 
 def decide(panel: Locator, answer: str, reason: str, operator: str = "alice") -> None:
@@ -48,17 +64,48 @@ def decide(panel: Locator, answer: str, reason: str, operator: str = "alice") ->
         field.press("Tab")  # the change reaches the kernel
     # by its text: an icon (Retry's) makes the accessible name more than the label
     button = outputs.get_by_role("button").filter(
-        has_text=re.compile(rf"^\s*{re.escape(answer)}\s*$")).last
+        has_text=answer_label(answer)).last
     button.click(timeout=30_000)
 
 
 def merge_and_commit(panel: Locator) -> None:
     """Answer the merge panel (shown), then the commit panel, and wait for the end."""
     decide(panel, "Proceed", "browser test: merge")
-    wait_for_output_text(panel, "Commit the upgrade", timeout=180)
+    wait_for_output_text(panel, QUESTION_COMMIT, timeout=180)
     decide(panel, "Commit", "browser test: commit")
     wait_until_cells_done(panel, timeout=240)
     wait_for_output_text(panel, "committed", timeout=30)
+
+
+def see_broken_install(page: Page, panel: Locator) -> Locator:
+    """Install failed: Run All stops there; the Broken panel (what failed, Retry and
+    Abort) is brought into view and JupyterLab raises a notification. Returns the panel."""
+    from playwright.sync_api import expect
+
+    wait_for_output_text(panel, "Broken at Install", timeout=120)
+    wait_until_cells_done(panel, timeout=60)
+    assert not output_has_text(panel, QUESTION_MERGE)
+    broken = output_areas(panel).filter(has=retry_button(page)).last
+    expect(broken).to_be_in_viewport(timeout=10_000)
+    expect(retry_button(broken)).to_be_in_viewport()
+    cell = panel.locator(".jp-Cell").filter(has=retry_button(page)).last
+    expect(cell.locator(".jp-OutputArea-output").filter(has_text="Broken at Install").first
+           ).to_be_in_viewport()  # what failed shows with the buttons
+    toast = page.locator(".jp-Notification-Toast-error")
+    expect(toast).to_contain_text("Broken at Install", timeout=10_000)
+    expect(panel.locator(".ftkit-attention-bar")).to_contain_text(
+        "Broken at Install — decide Retry or Abort")
+    # the operator looked elsewhere; the notification's Show takes them back
+    panel.locator(".jp-WindowedPanel-outer").evaluate("el => el.scrollTop = 0")
+    expect(broken).not_to_be_in_viewport()
+    toast.get_by_role("button", name="Show").click()
+    expect(broken).to_be_in_viewport(timeout=10_000)
+    return broken
+
+
+def retry_button(scope: Locator | Page) -> Locator:
+    # by its text: an icon makes the accessible name more than the label
+    return scope.locator("button").filter(has_text=answer_label("Retry"))
 
 
 @pytest.fixture
@@ -70,9 +117,10 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def run_upgrade_runbook(jupyterlab_factory: JupyterLabFactory, page: Page,
-                        home: Path) -> Locator:
+                        home: Path) -> tuple[JupyterLabServer, Locator]:
     """A lab whose kernels see HOME, the runbooks and examples in it; Run All on the
-    upgrade runbook (interactive mode, the default). Returns the notebook panel."""
+    upgrade runbook (interactive mode, the default). Returns the lab and the notebook
+    panel."""
     lab = jupyterlab_factory({"FTKIT_HOME": str(home),
                               "FTKIT_REPORTS": str(home.parent / "reports")})
     for folder in ("runbooks", "examples"):
@@ -86,36 +134,120 @@ def run_upgrade_runbook(jupyterlab_factory: JupyterLabFactory, page: Page,
     runbook.write_text(text)
     panel = open_notebook(page, lab, "runbooks/active-upgrade.ipynb")
     run_all(page)
-    return panel
+    return lab, panel
 
 
-def test_operator_commits_an_upgrade_in_jupyterlab(jupyterlab_factory, page: Page,
-                                                   tmp_path: Path, home: Path) -> None:
-    panel = run_upgrade_runbook(jupyterlab_factory, page, home)
+@pytest.fixture(scope="module")
+def committed(jupyterlab_factory, browser: Browser,
+              tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """One walk-through, shared by the tests below: Run All, split, merge, commit by
+    clicking, checking on the way that each panel is brought into view; then the notebook
+    saved and reopened. Yields what was seen (texts, the reopened outputs)."""
+    from playwright.sync_api import expect
 
-    # The split decision blocks its cell: nothing after it has run.
-    field = output_areas(panel).locator('input[placeholder="why you decide this"]')
-    field.first.wait_for(timeout=120_000)
-    assert cell_is_running(panel)
-    assert not output_has_text(panel, "the session is Split / ")  # ExecuteSplit has not run
-    time.sleep(1.0)
-    assert cell_is_running(panel)  # still waiting for a person
-    screenshot(page, tmp_path / "split-decision.png")
+    tmp_path = tmp_path_factory.mktemp("committed")
+    home = tmp_path / "ftkit-home"
+    seen: dict[str, Any] = {"tmp_path": tmp_path, "home": home}
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setenv("FTKIT_HOME", str(home))
+        try:
+            lab, panel = run_upgrade_runbook(jupyterlab_factory, page, home)
 
-    decide(panel, "Proceed", "browser test: split")
-    wait_for_output_text(panel, "Merge: restart the applications", timeout=120)
-    merge_and_commit(panel)
-    screenshot(page, tmp_path / "committed.png")
+            # The split decision blocks its cell: nothing after it has run.
+            field = output_areas(panel).locator(REASON)
+            field.first.wait_for(timeout=120_000)
+            seen["running"] = cell_is_running(panel)
+            seen["split before"] = output_has_text(panel, "the session is Split / ")
+            time.sleep(1.0)
+            seen["still running"] = cell_is_running(panel)
+
+            # Run All left the view at the last cell; the runbook brought the split panel
+            # into view, its Reason field focused; the sticky line says what it waits for.
+            split = decision_panel(panel)
+            expect(split).to_be_in_viewport(timeout=10_000)
+            expect(split.locator(REASON)).to_be_focused()
+            line = panel.locator(".ftkit-attention-bar")
+            expect(line).to_contain_text("Waiting for: the split decision")
+            seen["line height"] = line.bounding_box()["height"]
+            # scrolled away, the line stays in view and leads back
+            panel.locator(".jp-WindowedPanel-outer").evaluate(
+                "el => el.scrollTop = el.scrollHeight")
+            expect(split).not_to_be_in_viewport()
+            expect(line).to_be_in_viewport()
+            line.get_by_role("button").click()
+            expect(split).to_be_in_viewport()
+            screenshot(page, tmp_path / "split-decision.png")
+
+            decide(panel, "Proceed", "browser test: split")
+            wait_for_output_text(panel, QUESTION_MERGE, timeout=120)
+            # the next panel is brought into view in its turn
+            expect(line).to_contain_text("Waiting for: the merge decision", timeout=30_000)
+            merge = decision_panel(panel)
+            expect(merge).to_be_in_viewport(timeout=10_000)
+            expect(merge.locator(REASON)).to_be_focused()
+            decide(panel, "Proceed", "browser test: merge")
+            wait_for_output_text(panel, QUESTION_COMMIT, timeout=180)
+            expect(line).to_contain_text("Waiting for: the commit decision", timeout=30_000)
+            commit = decision_panel(panel)
+            expect(commit).to_be_in_viewport(timeout=10_000)
+            seen["commit panel"] = commit.inner_text()
+            decide(panel, "Commit", "browser test: commit")
+            wait_until_cells_done(panel, timeout=240)
+            wait_for_output_text(panel, "committed", timeout=30)
+            expect(line).to_contain_text("Finished: committed")
+            screenshot(page, tmp_path / "committed.png")
+
+            # the change record as saved, opened again later
+            page.keyboard.press("Control+s")
+            expect(panel.locator(".jp-mod-dirty")).to_have_count(0, timeout=30_000)
+            lab.delete_all_sessions()
+            panel = open_notebook(page, lab, "runbooks/active-upgrade.ipynb")
+            time.sleep(2.5)  # the widget manager gives a missing model 2 s before it says so
+            seen["reopened"] = output_areas(panel).all_inner_texts()
+            yield seen
+        finally:
+            context.close()
+
+
+def test_operator_commits_an_upgrade_in_jupyterlab(committed: dict[str, Any]) -> None:
+    # the split panel blocked its cell until the click: nothing after it had run
+    assert committed["running"] and committed["still running"]
+    assert not committed["split before"]  # ExecuteSplit had not run
+    assert committed["line height"] < 40  # the sticky line is one line at 1400 px
 
     # The decisions reached the journal as a person's clicks.
     from ftkit.journal import Journal
 
-    with Journal.open("sim://demo") as journal:
-        decisions = [e.detail for e in journal.entries(kinds=["decision"])]
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setenv("FTKIT_HOME", str(committed["home"]))
+        with Journal.open("sim://demo") as journal:
+            decisions = [e.detail for e in journal.entries(kinds=["decision"])]
     assert [d["name"] for d in decisions] == ["split", "merge", "commit"]
     assert {d["source"] for d in decisions} == {"widget"}
     assert decisions[-1]["why"] == "browser test: commit"
     assert {d["who"] for d in decisions} == {"alice"}
+
+
+def test_commit_panel_shows_the_measured_outage(committed: dict[str, Any]) -> None:
+    from ftkit.process import observe
+
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setenv("FTKIT_HOME", str(committed["home"]))
+        outage = observe("sim://demo").facts()["outage_s"]  # the merge's, measured
+    assert outage > 0
+    shown = [float(n) for n in re.findall(r"(\d+(?:\.\d+)?)\s*s\b",
+                                          committed["commit panel"])]
+    assert any(abs(n - outage) <= 0.5 for n in shown), (
+        f"the commit panel does not show the measured outage ({outage:g} s): "
+        f"{committed['commit panel']!r}")
+
+
+def test_saved_notebook_reopens_without_missing_widgets(committed: dict[str, Any]) -> None:
+    reopened = committed["reopened"]
+    assert any("committed" in text for text in reopened)  # the outputs were saved
+    assert not [t for t in reopened if "model not found" in t]
 
 
 def test_operator_retries_a_broken_install_then_commits(jupyterlab_factory, page: Page,
@@ -125,19 +257,16 @@ def test_operator_retries_a_broken_install_then_commits(jupyterlab_factory, page
 
     driver = create_system("sim://demo")
     driver.inject("installer-fail")  # the first installer exits 1603, once
-    panel = run_upgrade_runbook(jupyterlab_factory, page, home)
+    _, panel = run_upgrade_runbook(jupyterlab_factory, page, home)
     decide(panel, "Proceed", "browser test: split")
-
-    # Install fails: Run All stops there, with the way on and Retry/Abort in reach.
-    wait_for_output_text(panel, "Broken at Install", timeout=120)
-    wait_until_cells_done(panel, timeout=60)
-    assert not output_has_text(panel, "Merge: restart the applications")
+    see_broken_install(page, panel)
     screenshot(page, tmp_path / "broken.png")
     decide(panel, "Retry", "browser test: installer log read, retry")
     wait_for_output_text(panel, "Retry succeeded", timeout=120)
 
     run_all(page)  # carries on: nothing done twice, no decision asked twice
     wait_for_output_text(panel, "decided earlier by alice", timeout=120)
+    wait_for_output_text(panel, QUESTION_MERGE, timeout=120)
     merge_and_commit(panel)
 
     with Journal.open("sim://demo") as journal:
@@ -150,3 +279,23 @@ def test_operator_retries_a_broken_install_then_commits(jupyterlab_factory, page
                          ("merge", "proceed", "widget"), ("commit", "commit", "widget")]
     assert intents.count("ExecuteSplit") == 1 and intents.count("Install") == 2
     assert driver.lost_transactions() == 0 and driver.status().duplex
+
+
+def test_operator_aborts_a_broken_install(jupyterlab_factory, page: Page, tmp_path: Path,
+                                          home: Path) -> None:
+    from playwright.sync_api import expect
+
+    from ftkit.sim.driver import create_system
+
+    create_system("sim://demo").inject("installer-fail")
+    _, panel = run_upgrade_runbook(jupyterlab_factory, page, home)
+    decide(panel, "Proceed", "browser test: split")
+    broken = see_broken_install(page, panel)
+    decide(panel, "Abort", "browser test: installer broken, abort")
+    expect(panel.locator(".ftkit-attention-bar")).to_contain_text("Next: Finish",
+                                                                  timeout=120_000)
+    # the decision is taken: its buttons are disabled; the next step is a button
+    expect(retry_button(broken)).to_be_disabled()
+    expect(broken.locator("button").filter(has_text=answer_label("Abort"))
+           ).to_be_disabled()
+    expect(broken.locator("button").filter(has_text="Finish")).to_be_enabled()

@@ -1,0 +1,162 @@
+"""Taking the operator to what needs them (ftkit_widgets.attention), kernel side: the
+sticky line's words from the session, the panel marked for the front end to find, the
+failure notification; and nothing at all where nobody can click. What the page does with
+it (scrolling, focus, the toast) is proven in tests/browser."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from conftest import CONFIG, PACKAGES
+
+import ftkit_widgets as fw
+from ftkit.decisions import ParameterDecisions
+from ftkit.errors import StepFailedError
+from ftkit.process import Session, open_session
+from ftkit.sim.driver import SimDriver
+from ftkit_widgets import attention
+
+
+@pytest.fixture
+def session(sim: SimDriver) -> Iterator[Session]:
+    s = open_session(sim, CONFIG, PACKAGES, change_id="CHG-A", operator="tester",
+                     reason="attention test")
+    yield s
+    s.journal.close()
+
+
+class FakeCommands:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+
+    def execute(self, command_id: str, args: dict[str, Any]) -> None:
+        self.calls.append((command_id, args))
+
+
+class FakeApp:
+    def __init__(self) -> None:
+        self.commands = FakeCommands()
+
+
+@pytest.fixture
+def page(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeApp]:
+    """A person is looking (a JupyterLab frontend): the real sticky-line widget, a fake
+    JupyterLab app that records the commands it is sent."""
+    app = FakeApp()
+    monkeypatch.setattr(attention, "_frontend", lambda: True)
+    monkeypatch.setattr(attention, "_STATE", {"beacon": None, "app": app, "watch": None})
+    yield app
+    beacon = attention._STATE["beacon"]
+    if beacon is not None:
+        beacon.close()
+
+
+def broken_install(session: Session, sim: SimDriver) -> StepFailedError:
+    session.prepare_split()
+    session.decide("split", ParameterDecisions({"split": "proceed"}, operator="tester"))
+    session.execute_split()
+    sim.inject("installer-fail")
+    with pytest.raises(StepFailedError) as caught:
+        session.install()
+    return caught.value
+
+
+def test_the_line_says_what_the_runbook_waits_for(session: Session, sim: SimDriver) -> None:
+    line = attention.attention_line
+    assert line(session) == ("run", "Next: PrepareSplit")
+    assert line(session, running="PrepareSplit") == ("run", "Running: PrepareSplit …")
+    session.prepare_split()
+    assert line(session) == ("wait", "Next: the split decision")
+    assert line(session, waiting="split") == ("wait", "Waiting for: the split decision")
+    broken_install(session, sim)
+    assert line(session, waiting="merge") == ("broken",
+                                              "Broken at Install — decide Retry or Abort")
+
+
+def test_a_decision_panel_is_marked_and_led_to(session: Session, page: FakeApp) -> None:
+    session.prepare_split()
+    panel = fw.DecisionPanel(session, "split")
+    attention.lead_to(session, panel, "split")
+
+    beacon = attention._STATE["beacon"]
+    (mark,) = panel._dom_classes  # what the front end scrolls to
+    assert beacon.target == beacon.anchor == mark and beacon.lead == 1
+    assert beacon.focus in panel.reason._dom_classes  # focused when nothing else is empty
+    assert (beacon.tone, beacon.line) == ("wait", "<b>Waiting for:</b> the split decision")
+    assert page.commands.calls == []  # a panel is no failure: no notification
+
+    panel.operator.value, panel.reason.value = "alice", "window open"
+    panel.buttons["proceed"].click()
+    assert beacon.line == "<b>Next:</b> ExecuteSplit"  # the line follows the journal
+    assert beacon.target == mark
+    session.execute_split()
+    assert beacon.line == "<b>Next:</b> Install" and beacon.tone == "run"
+
+
+def test_a_broken_step_raises_a_notification_and_leads_to_retry_abort(
+        session: Session, sim: SimDriver, page: FakeApp) -> None:
+    error = broken_install(session, sim)
+    panel = fw.RecoveryPanel(session)
+    attention.alert(session, error, panel)
+
+    beacon = attention._STATE["beacon"]
+    assert beacon.target in panel._dom_classes and beacon.lead == 1
+    assert beacon.tone == "broken"
+    assert beacon.line == "<b>Broken at Install — decide Retry or Abort</b>"
+    ((command, args),) = page.commands.calls
+    assert command == "apputils:notify" and args["type"] == "error"
+    assert args["options"]["autoClose"] is False  # stays until the operator saw it
+    (show,) = args["options"]["actions"]  # and takes them there again
+    assert show["label"] == "Show" and show["commandId"] == attention._SHOW
+    attention._show_again()
+    assert beacon.lead == 2
+    message = args["message"]
+    assert message.startswith("Broken at Install: ") and "exited with code" in message
+    assert message.endswith("Retry or Abort in the runbook.") and len(message) <= 140
+
+    panel.operator.value, panel.reason.value = "alice", "installer broken"
+    panel.abort_button.click()
+    assert beacon.line == "<b>Next:</b> Finish"
+    assert beacon.target in panel._dom_classes  # the panel, where the next step is offered
+
+
+def test_the_notification_masks_secrets_and_fits_a_toast(session: Session,
+                                                         sim: SimDriver) -> None:
+    from ftkit.redact import forget_secrets, register_secret
+
+    broken_install(session, sim)
+    register_secret("hunter2-secret")
+    try:
+        notice = attention._notice(session, StepFailedError(
+            "Install failed: login with hunter2-secret refused " + "x" * 200, "retry"))
+    finally:
+        forget_secrets()
+    assert "hunter2" not in notice and "***" in notice
+    assert len(notice) == 140 and notice.endswith("x… Retry or Abort in the runbook.")
+
+
+def test_nothing_is_created_where_nobody_can_click(session: Session, sim: SimDriver,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    state = {"beacon": None, "app": None, "watch": None}
+    monkeypatch.setattr(attention, "_STATE", state)
+    assert not attention._frontend()  # no kernel here, as in a script or `ftkit run`
+    session.prepare_split()
+    panel = fw.DecisionPanel(session, "split")
+    attention.lead_to(session, panel, "split")
+    attention.alert(session, broken_install(session, sim), fw.RecoveryPanel(session))
+    assert state == {"beacon": None, "app": None, "watch": None}
+    assert panel._dom_classes == ()
+
+
+def test_a_failing_front_end_never_stops_the_upgrade(session: Session, page: FakeApp,
+                                                     monkeypatch: pytest.MonkeyPatch,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    def broken_widget() -> Any:
+        raise RuntimeError("no widget manager")
+
+    monkeypatch.setattr(attention, "_beacon", broken_widget)
+    session.prepare_split()
+    attention.lead_to(session, fw.DecisionPanel(session, "split"), "split")  # no raise
+    assert "could not lead to the split panel" in caplog.text

@@ -1,0 +1,440 @@
+"""Take the operator to what needs them, in JupyterLab (live runs only).
+
+- :func:`lead_to` (a decision panel is shown): the panel scrolls into view and its first
+  empty field (the Reason, usually) gets the focus.
+- :func:`alert` (a step failed, the session is Broken): the Broken panel scrolls into
+  view and JupyterLab raises an error notification.
+- Both keep one line sticky at the top of the notebook: what the runbook is waiting for
+  ("Waiting for: the split decision", "Running: Install …", "Broken at Install — decide
+  Retry or Abort"), with a button that scrolls to it. The line follows the session's
+  journal (``session.subscribe``).
+
+The front end is a small anywidget module that is never displayed: its model lives as long
+as the kernel and reaches the page through the DOM (the panel carries a CSS class it
+looks for), so a saved notebook holds no output of it. The notification goes through
+ipylab (JupyterLab's ``apputils:notify`` command). Where nobody can click — papermill,
+``ftkit run``, a script — nothing here creates a widget: headless runs and their reports
+are unchanged. A failure here never stops the upgrade: the page is a help, not a step.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+from ftkit.journal import Entry
+from ftkit.process import Session
+
+__all__ = ["alert", "attention_line", "lead_to"]
+
+log = logging.getLogger(__name__)
+
+_ESM = r"""
+const BAR = "ftkit-attention-bar";
+const STYLE_ID = "ftkit-attention-style";
+const CSS = `
+.${BAR} { position: sticky; top: 0; z-index: 20; display: flex; align-items: center;
+  gap: 8px; height: 28px; box-sizing: border-box; padding: 0 12px; margin: 0;
+  font-family: var(--jp-ui-font-family); font-size: var(--jp-ui-font-size1);
+  white-space: nowrap; overflow: hidden; color: var(--jp-ui-font-color0);
+  background: var(--jp-layout-color1); border-bottom: 2px solid #1565c0;
+  box-shadow: 0 1px 3px rgba(0,0,0,.15); }
+.${BAR}[data-tone="wait"] { border-bottom-color: #1565c0; }
+.${BAR}[data-tone="run"] { border-bottom-color: #9e9e9e; }
+.${BAR}[data-tone="broken"] { border-bottom-color: #c62828; background: #fdecea; }
+.${BAR}[data-tone="done"] { border-bottom-color: #2e7d32; }
+.${BAR} .ftkit-attention-text { overflow: hidden; text-overflow: ellipsis; }
+.${BAR} .ftkit-attention-text b { font-weight: 600; }
+.ftkit-attention-here { outline: 2px solid #1565c0; outline-offset: 2px;
+  transition: outline-color 1.5s ease-out; }
+.ftkit-attention-here.ftkit-attention-faded { outline-color: transparent; }
+.${BAR} button { flex: none; cursor: pointer; font: inherit; padding: 1px 8px;
+  border: 1px solid var(--jp-border-color1); border-radius: 2px;
+  background: var(--jp-layout-color2); color: inherit; }
+`;
+
+function addStyle() {
+  if (document.getElementById(STYLE_ID)) return;
+  const style = document.createElement("style");
+  style.id = STYLE_ID;
+  style.textContent = CSS;
+  document.head.appendChild(style);
+}
+
+// the notebook's scrolling element (JupyterLab 4), or the nearest one that scrolls
+function scrollerOf(el) {
+  const outer = el.closest(".jp-WindowedPanel-outer");
+  if (outer) return outer;
+  for (let node = el.parentElement; node; node = node.parentElement) {
+    const overflow = getComputedStyle(node).overflowY;
+    if ((overflow === "auto" || overflow === "scroll") && node.scrollHeight > node.clientHeight)
+      return node;
+  }
+  return null;
+}
+
+function isVisible(el) { return el.getClientRects().length > 0; }
+
+function runningCell(scroller) {
+  const root = scroller || document;
+  for (const prompt of root.querySelectorAll(".jp-CodeCell .jp-InputPrompt")) {
+    if (prompt.textContent.includes("[*]") && isVisible(prompt))
+      return prompt.closest(".jp-Cell");
+  }
+  return null;
+}
+
+function lastCell(scroller) {
+  const cells = (scroller || document).querySelectorAll(".jp-Cell");
+  return cells.length ? cells[cells.length - 1] : null;
+}
+
+// scroll so that EL's cell shows whole below the bar (centred), or, when it is taller
+// than the view, so that EL itself shows from its top
+function reveal(el, scroller) {
+  if (!scroller) { el.scrollIntoView({ block: "center" }); return; }
+  const bar = scroller.querySelector(":scope > ." + BAR);
+  const barHeight = bar ? bar.offsetHeight : 0;
+  const view = scroller.getBoundingClientRect();
+  const room = view.height - barHeight;
+  const cell = el.closest(".jp-Cell") || el;
+  const box = cell.getBoundingClientRect();
+  let top;
+  if (box.height <= room) {
+    top = box.top - (view.top + barHeight + (room - box.height) / 2);
+  } else {
+    const own = el.getBoundingClientRect();
+    top = own.height <= room ? own.bottom - view.bottom + 8 : own.top - (view.top + barHeight + 8);
+  }
+  scroller.scrollTop += top;
+}
+
+function focusField(el, hint) {
+  const fields = Array.from(el.querySelectorAll("input[type=text], input:not([type]), textarea"))
+    .filter((f) => !f.disabled && !f.readOnly && isVisible(f));
+  const empty = fields.find((f) => f.value.trim() === "");
+  const field = empty || (hint && el.querySelector("." + hint + " input, ." + hint + " textarea"));
+  if (!field) return;
+  field.focus({ preventScroll: true });
+  if (!empty && field.select) field.select();
+}
+
+export default {
+  initialize({ model }) {
+    addStyle();
+    let bar = null;
+    let scroller = null;
+    let pinned = null;  // the element a "@here" target resolved to
+    let timer = null;
+
+    function resolve() {
+      const target = model.get("target");
+      if (!target) return null;
+      if (target === "@running") return runningCell(scroller);
+      if (target === "@last") return lastCell(scroller);
+      if (target === "@here") return pinned;
+      const found = document.getElementsByClassName(target);
+      return found.length ? found[found.length - 1] : null;
+    }
+
+    // outline the element for a moment: the eye finds where the view moved to
+    function highlight(el) {
+      el.classList.remove("ftkit-attention-here", "ftkit-attention-faded");
+      el.classList.add("ftkit-attention-here");
+      setTimeout(() => el.classList.add("ftkit-attention-faded"), 600);
+      setTimeout(() => el.classList.remove("ftkit-attention-here", "ftkit-attention-faded"), 2200);
+    }
+
+    function place(el) {
+      const own = scrollerOf(el);
+      if (!own) return;
+      scroller = own;
+      if (bar && bar.parentElement === own && own.firstElementChild === bar) return;
+      for (const old of own.querySelectorAll(":scope > ." + BAR)) old.remove();
+      if (!bar) {
+        bar = document.createElement("div");
+        bar.className = BAR;
+        bar.setAttribute("role", "status");
+        const text = document.createElement("span");
+        text.className = "ftkit-attention-text";
+        const go = document.createElement("button");
+        go.className = "ftkit-attention-go";
+        go.addEventListener("click", () => lead(false));
+        bar.append(text, go);
+      }
+      own.insertBefore(bar, own.firstChild);
+      draw();
+    }
+
+    function draw() {
+      if (!bar) return;
+      bar.dataset.tone = model.get("tone");
+      bar.querySelector(".ftkit-attention-text").innerHTML = model.get("line");
+      const go = bar.querySelector(".ftkit-attention-go");
+      go.textContent = model.get("button");
+      go.style.display = model.get("button") && model.get("target") ? "" : "none";
+    }
+
+    // scroll to the target (waiting up to 10 s for it to render); focus its first empty
+    // field when FOCUS
+    function lead(focus) {
+      clearTimeout(timer);
+      const started = Date.now();
+      const attempt = () => {
+        if (model.get("target") === "@here" && !pinned) pinned = runningCell(scroller);
+        const el = resolve();
+        if (!el) {
+          if (Date.now() - started < 10000) timer = setTimeout(attempt, 100);
+          return;
+        }
+        place(el);
+        if (!isVisible(el)) return;  // another tab is in front: the line waits there
+        reveal(el, scroller);
+        highlight(el);
+        if (focus) focusField(el, model.get("focus"));
+        // content-visibility estimates settle after a frame: check once more
+        requestAnimationFrame(() => requestAnimationFrame(() => reveal(el, scroller)));
+      };
+      attempt();
+    }
+
+    const onLead = () => { pinned = null; lead(true); };
+    model.on("change:lead", onLead);
+    model.on("change:line", draw);
+    model.on("change:tone", draw);
+    model.on("change:button", draw);
+    model.on("change:target", draw);
+    // the page was (re)loaded while the kernel ran: put the line back where it was, and
+    // lead again only to what still needs the operator
+    if (["wait", "broken"].includes(model.get("tone"))) onLead();
+    else if (model.get("anchor")) {
+      const started = Date.now();
+      const again = () => {
+        const found = document.getElementsByClassName(model.get("anchor"));
+        if (found.length) place(found[found.length - 1]);
+        else if (Date.now() - started < 10000) timer = setTimeout(again, 200);
+      };
+      again();
+    }
+    return () => {
+      clearTimeout(timer);
+      if (bar) bar.remove();
+    };
+  },
+};
+"""
+
+
+def _frontend() -> bool:
+    """True when a person may be looking: this code runs in a kernel whose current
+    request came from a frontend that lets people answer (JupyterLab), not papermill."""
+    from IPython import get_ipython
+
+    from .decide import nobody_can_click
+
+    return getattr(get_ipython(), "kernel", None) is not None and not nobody_can_click()
+
+
+def attention_line(session: Session, *, waiting: str | None = None,
+                   running: str | None = None) -> tuple[str, str]:
+    """``(tone, text)`` of the sticky line: what the runbook is waiting for or doing.
+
+    Tone is ``run``, ``wait``, ``broken`` or ``done``. Read-only.
+    """
+    broken = session.broken
+    if running:
+        return "run", f"Running: {running} …"
+    if broken:
+        return "broken", f"Broken at {broken[0]} — decide Retry or Abort"
+    if waiting:
+        return "wait", f"Waiting for: the {waiting} decision"
+    if session.done and session.record is not None:
+        return "done", f"Finished: {session.record.outcome}"
+    nxt = session.next()
+    if nxt.kind == "halted":
+        return "broken", "Stopped: see the failure"
+    if nxt.kind == "decide":
+        return "wait", f"Next: the {nxt.name} decision"
+    if nxt.name:
+        return "run", f"Next: {nxt.name}"
+    return "run", f"Upgrade state: {session.upgrade_state.value}"
+
+
+_BUTTONS = {"run": "Show", "wait": "Go to it", "broken": "Go to it", "done": "Show result"}
+_serial = itertools.count(1)
+_TOKEN = secrets.token_hex(4)  # this kernel's: two runbooks open in one page stay apart
+
+
+@dataclass
+class _Watch:
+    """What one session's sticky line follows: the panel waited for, the step running."""
+
+    session: Session
+    beacon: Any
+    waiting: str | None = None
+    panel: Any = None
+    running: str | None = None
+    target: str = ""
+    unsubscribe: Any = field(default=None, repr=False)
+
+    def heard(self, entry: Entry) -> None:
+        try:
+            if entry.kind == "intent":
+                self.running = entry.step
+            elif entry.kind == "outcome":
+                self.running = None
+            self.show()
+        except Exception:  # the page is a help: never let it stop the upgrade
+            log.exception("attention: could not update the sticky line")
+
+    def show(self) -> None:
+        if self.waiting is not None and (
+                self.session.decision(self.waiting) is not None
+                or getattr(self.panel, "done", False)):
+            self.waiting = None
+        tone, text = attention_line(self.session, waiting=self.waiting, running=self.running)
+        # the step running, the result, else the panel last led to (it offers the next step)
+        target = "@last" if tone == "done" else "@running" if self.running else self.target
+        from html import escape
+
+        head, _, rest = text.partition(": ")
+        line = (f"<b>{escape(head)}:</b> {escape(rest)}" if rest
+                else f"<b>{escape(text)}</b>")
+        beacon = self.beacon
+        with beacon.hold_sync():
+            beacon.line, beacon.tone, beacon.target = line, tone, target
+            beacon.button = _BUTTONS.get(tone, "Show")
+
+
+_STATE: dict[str, Any] = {"beacon": None, "app": None, "watch": None}
+
+
+def _beacon() -> Any:
+    if _STATE["beacon"] is None:
+        import anywidget
+        import traitlets as t
+
+        class Beacon(anywidget.AnyWidget):  # type: ignore[misc]
+            """The sticky line's model (never displayed)."""
+
+            _esm = _ESM
+            line = t.Unicode("").tag(sync=True)
+            tone = t.Unicode("").tag(sync=True)
+            target = t.Unicode("").tag(sync=True)
+            button = t.Unicode("").tag(sync=True)
+            focus = t.Unicode("").tag(sync=True)
+            anchor = t.Unicode("").tag(sync=True)  # the last panel led to: the line's notebook
+            lead = t.Int(0).tag(sync=True)
+
+        _STATE["beacon"] = Beacon()
+    return _STATE["beacon"]
+
+
+_SHOW = f"ftkit:show-attention-{_TOKEN}"  # the notification's "Show" runs it
+
+
+def _show_again(**_: Any) -> None:
+    """Lead to what the sticky line points at once more (the notification's Show)."""
+    watch: _Watch | None = _STATE["watch"]
+    if watch is not None:
+        watch.beacon.lead += 1
+
+
+def _app() -> Any:
+    if _STATE["app"] is None:
+        from ipylab import JupyterFrontEnd
+
+        app = JupyterFrontEnd()
+        app.commands.add_command(_SHOW, _show_again, label="Show what the runbook waits for")
+        _STATE["app"] = app
+    return _STATE["app"]
+
+
+def _watch(session: Session) -> _Watch:
+    watch: _Watch | None = _STATE["watch"]
+    if watch is None or watch.session is not session:
+        if watch is not None and watch.unsubscribe is not None:
+            watch.unsubscribe()
+        watch = _Watch(session=session, beacon=_beacon())
+        watch.unsubscribe = session.subscribe(watch.heard)
+        _STATE["watch"] = watch
+        _app()  # created early, so that a later notification finds it ready
+    return watch
+
+
+def _mark(widget: Any, role: str) -> tuple[str, str]:
+    """Give WIDGET (and its Reason field) CSS classes the front end finds it by."""
+    name = f"ftkit-attention-{role}-{_TOKEN}-{next(_serial)}"
+    widget.add_class(name)
+    reason = getattr(widget, "reason", None)
+    hint = ""
+    if reason is not None and hasattr(reason, "add_class"):
+        hint = f"{name}-reason"
+        reason.add_class(hint)
+    return name, hint
+
+
+def _lead(watch: _Watch, target: str, hint: str) -> None:
+    watch.target = target
+    with watch.beacon.hold_sync():
+        watch.show()
+        watch.beacon.focus = hint
+        if not target.startswith("@"):
+            watch.beacon.anchor = target
+        watch.beacon.lead += 1
+
+
+def lead_to(session: Session, panel: Any, decision: str) -> None:
+    """A decision panel was just displayed: scroll it into view, focus its first empty
+    field, and say on the sticky line that the runbook waits for DECISION. Does nothing
+    where nobody can click."""
+    try:
+        if not _frontend():
+            return
+        watch = _watch(session)
+        watch.waiting, watch.panel = decision, panel
+        _lead(watch, *_mark(panel, "decision"))
+    except Exception:  # the page is a help: never let it stop the upgrade
+        log.exception("attention: could not lead to the %s panel", decision)
+
+
+def _notice(session: Session, error: BaseException) -> str:
+    """The notification's text: where the upgrade stands, why, and the way on; at most
+    140 characters (what a JupyterLab toast shows); registered secrets and this machine's
+    paths masked."""
+    from ftkit.redact import scrub
+
+    from .render import mask_paths
+
+    broken = session.broken
+    what = mask_paths(scrub(getattr(error, "message", None) or str(error))).rstrip(". ")
+    head = f"Broken at {broken[0]}: " if broken else "The upgrade stopped: "
+    tail = " Retry or Abort in the runbook." if broken else " See the runbook."
+    room = 140 - len(head) - len(tail)
+    what = what[:room - 1] + "…" if len(what) + 1 > room else what + "."
+    return head + what + tail
+
+
+def alert(session: Session, error: BaseException, panel: Any = None) -> None:
+    """A step failed: raise a JupyterLab notification, scroll the Broken panel (PANEL,
+    the Retry/Abort buttons; else the failing cell) into view and say on the sticky line
+    what is needed. Does nothing where nobody can click."""
+    try:
+        if not _frontend():
+            return
+        watch = _watch(session)
+        watch.running = None
+        target, hint = _mark(panel, "broken") if panel is not None else ("@here", "")
+        _lead(watch, target, hint)
+        _app().commands.execute("apputils:notify", {
+            "message": _notice(session, error),
+            "type": "error",
+            "options": {"autoClose": False, "actions": [
+                {"label": "Show", "commandId": _SHOW, "caption": "scroll to Retry and Abort",
+                 "displayType": "accent"}]},
+        })
+    except Exception:  # the page is a help: never let it stop the upgrade
+        log.exception("attention: could not raise the failure")
