@@ -40,8 +40,8 @@ T0 = datetime(2025, 3, 1, 2, 0, 0, tzinfo=UTC)
 
 PARAMETERS = """\
 system = "sim://lab"
-change_id = ""
-operator = ""
+change_id = "CHG-T"
+operator = "tester"
 password = ""
 outage = 0.0
 """
