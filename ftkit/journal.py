@@ -16,6 +16,12 @@ the two leaves an intent without outcome that :meth:`Journal.pending_intent` ret
 an outcome can carry the new state so that recording it and moving the state is one
 transaction. Every write path is one ``BEGIN IMMEDIATE`` transaction (WAL, 30 s busy
 timeout), and every message and detail goes through :mod:`ftkit.redact` before storage.
+
+Durability: every commit waits for the disk (``synchronous = FULL``) except a progress note
+written with ``sync=False`` (:meth:`Journal.log`), which nothing reads back to decide
+anything. In WAL mode such a commit is still atomic and in order, and the next synced
+commit makes it durable with everything before it; a power cut can lose only such notes
+written since the last synced commit (a killed process loses nothing committed).
 """
 
 from __future__ import annotations
@@ -46,6 +52,7 @@ __all__ = [
     "LOG_KINDS",
     "Entry",
     "Journal",
+    "Note",
     "SessionRecord",
 ]
 
@@ -215,7 +222,8 @@ class Entry:
 
 @dataclass(frozen=True)
 class SessionRecord:
-    """One upgrade session: who, why, and where it stands now."""
+    """One upgrade session: who, why, and where it stands now (read-only: a journal hands
+    out the same record, ``data`` included, while the row is unchanged)."""
 
     id: int
     target: str
@@ -258,6 +266,19 @@ class SessionRecord:
             broken_reason=row["broken_reason"],
             data=json.loads(row["data"]),
         )
+
+
+@dataclass(frozen=True)
+class Note:
+    """An info/warning/error/action entry to write inside another write's transaction
+    (:meth:`Journal.outcome`, :meth:`Journal.log_many`), with the fields of :meth:`Journal.log`."""
+
+    kind: str
+    message: str
+    step: str = ""
+    detail: Any = None
+    remote: bool = False
+    sim_time: float | None = None
 
 
 Listener = Callable[[Entry], None]
@@ -343,6 +364,11 @@ class Journal:
         self._lock = threading.RLock()
         self._listeners: list[Listener] = []
         self._verified: tuple[int, str] = (0, GENESIS)
+        # (data_version, id, hash): the chain's last entry, verified or appended here, while
+        # no other connection committed (PRAGMA data_version unchanged): check() reads nothing
+        self._tip: tuple[int, int, str] | None = None
+        self._appended: list[Entry] = []  # this write transaction's entries
+        self._records: dict[int, tuple[tuple[Any, ...], SessionRecord]] = {}  # decoded rows
         try:
             self._conn = store.connect(self.path, check_same_thread=False)
             stat = self.path.stat()
@@ -355,6 +381,7 @@ class Journal:
         try:
             self._conn.row_factory = sqlite3.Row
             self._conn.execute("PRAGMA foreign_keys = ON")
+            self._conn.execute("PRAGMA synchronous = FULL")  # a commit waits for the disk
             self._migrate(target)
         except FtkitError:
             self._conn.close()
@@ -412,16 +439,43 @@ class Journal:
         self.target = stored["value"]
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE … COMMIT (ROLLBACK on any error), holding the thread lock."""
+    def _write(self, *, sync: bool = True) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE … COMMIT (ROLLBACK on any error), holding the thread lock.
+
+        The commit waits for the disk unless ``sync`` is False (a progress note: see the
+        module's notes on durability)."""
         with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
+            if not sync:
+                self._conn.execute("PRAGMA synchronous = NORMAL")
             try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+                self._conn.execute("BEGIN IMMEDIATE")
+                self._appended = []
+                try:
+                    version = self._conn.execute("PRAGMA data_version").fetchone()[0]
+                    yield self._conn
+                except BaseException:
+                    self._conn.execute("ROLLBACK")
+                    raise
+                self._conn.execute("COMMIT")
+            finally:
+                if not sync:
+                    self._conn.execute("PRAGMA synchronous = FULL")
+            tip, written = self._tip, self._appended
+            if written and tip is not None and tip[0] == version and written[0].prev_hash == tip[2]:
+                # nobody else wrote since the known tip: these entries continue it
+                self._tip = (version, written[-1].id, written[-1].hash)
+            elif written:
+                self._tip = None
+
+    def _record(self, row: sqlite3.Row) -> SessionRecord:
+        """ROW as a SessionRecord, decoded once per content of the row (read-only)."""
+        key = tuple(row)
+        known = self._records.get(row["id"])
+        if known is not None and known[0] == key:
+            return known[1]
+        record = SessionRecord._from_row(row)
+        self._records[record.id] = (key, record)
+        return record
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
@@ -514,7 +568,9 @@ class Journal:
             "INSERT INTO meta VALUES ('head', :hash) ON CONFLICT(key) DO UPDATE SET value = :hash",
             {"hash": fields["hash"]},
         )
-        return Entry(**{**fields, "detail": json.loads(fields["detail"])})
+        entry = Entry(**{**fields, "detail": json.loads(fields["detail"])})
+        self._appended.append(entry)
+        return entry
 
     def _open_session(self, conn: sqlite3.Connection, session_id: int) -> SessionRecord:
         row = conn.execute("SELECT * FROM sessions WHERE id = ?", (session_id,)).fetchone()
@@ -523,7 +579,7 @@ class Journal:
                 f"journal {self.path} has no session {session_id}",
                 "use Journal.current_session() or Journal.sessions() to find it",
             )
-        record = SessionRecord._from_row(row)
+        record = self._record(row)
         if not record.active:
             raise TransitionError(
                 f"session {session_id} of {record.target} ended {record.ended} "
@@ -591,10 +647,14 @@ class Journal:
 
     def release(self) -> None:
         """Give the lease up if this process holds it; one transaction."""
-        me = Owner.me()
         with self._write() as conn:
-            conn.execute("DELETE FROM lease WHERE id = 1 AND host = ? AND pid = ?",
-                         (me.host, me.pid))
+            self._release(conn)
+
+    @staticmethod
+    def _release(conn: sqlite3.Connection) -> None:
+        me = Owner.me()
+        conn.execute("DELETE FROM lease WHERE id = 1 AND host = ? AND pid = ?",
+                     (me.host, me.pid))
 
     def lease(self) -> dict[str, Any] | None:
         """Who holds the controller lease, if anyone (read-only)."""
@@ -645,7 +705,7 @@ class Journal:
             ),
         )
         session_id = int(cursor.lastrowid or 0)
-        record = SessionRecord._from_row(
+        record = self._record(
             conn.execute("SELECT * FROM sessions WHERE id = ?", (session_id,)).fetchone()
         )
         entry = self._append(
@@ -705,7 +765,7 @@ class Journal:
                         conn, record.id, upgrade_state=upgrade_state or record.upgrade_state,
                         operational_state=operational_state, broken_step=None,
                         broken_reason=None, message=f"{step} started", sim_time=sim_time))
-                    record = SessionRecord._from_row(conn.execute(
+                    record = self._record(conn.execute(
                         "SELECT * FROM sessions WHERE id = ?", (record.id,)).fetchone())
         except sqlite3.IntegrityError as err:  # the unique index, if a raw writer raced us
             current = self.current_session()
@@ -721,7 +781,7 @@ class Journal:
             row = self._conn.execute(
                 "SELECT * FROM sessions WHERE ended IS NULL ORDER BY id DESC LIMIT 1"
             ).fetchone()
-        return None if row is None else SessionRecord._from_row(row)
+        return None if row is None else self._record(row)
 
     def session(self, session_id: int) -> SessionRecord:
         """Session SESSION_ID (FtkitError if there is none); read-only."""
@@ -734,13 +794,13 @@ class Journal:
                 f"journal {self.path} has no session {session_id}",
                 "use Journal.sessions() to list them",
             )
-        return SessionRecord._from_row(row)
+        return self._record(row)
 
     def sessions(self) -> list[SessionRecord]:
         """Every session, oldest first; read-only."""
         with self._lock:
             rows = self._conn.execute("SELECT * FROM sessions ORDER BY id").fetchall()
-        return [SessionRecord._from_row(row) for row in rows]
+        return [self._record(row) for row in rows]
 
     def set_state(
         self,
@@ -815,7 +875,7 @@ class Journal:
         with self._write() as conn:
             self._open_session(conn, session_id)
             entry = self._end(conn, session_id, outcome, sim_time)
-            record = SessionRecord._from_row(
+            record = self._record(
                 conn.execute("SELECT * FROM sessions WHERE id = ?", (session_id,)).fetchone()
             )
         self._notify([entry])
@@ -871,14 +931,21 @@ class Journal:
         broken_step: str | None = None,
         broken_reason: str | None = None,
         end: str | None = None,
+        notes: Iterable[Note] = (),
+        release: bool = False,
     ) -> int:
         """Record how intent INTENT_ID ended and, if given, the new state; one transaction.
 
-        With ``upgrade_state`` and/or ``operational_state`` the session row moves and a
-        'state' entry follows the outcome in the same transaction (a missing one of the
-        two keeps its current value). With ``end`` the session also ends with that outcome
-        in the same transaction (Finish). An intent takes one outcome only. Returns its id.
+        NOTES (what the step observed since its last driver request: an outage, the
+        Upgrade side verified) are written first, in the same transaction. With
+        ``upgrade_state`` and/or ``operational_state`` the session row moves and a 'state'
+        entry follows the outcome in the same transaction (a missing one of the two keeps
+        its current value). With ``end`` the session also ends with that outcome in the
+        same transaction (Finish), and with ``release`` this process gives the controller
+        lease up in it too. An intent takes one outcome only. Returns the outcome's id.
         """
+        notes = list(notes)
+        _check_notes(notes)
         with self._write() as conn:
             record = self._open_session(conn, session_id)
             row = conn.execute(
@@ -902,7 +969,8 @@ class Journal:
                 body.update(detail)
             elif detail is not None:
                 body["detail"] = detail
-            written = [
+            written = [self._write_note(conn, session_id, note) for note in notes]
+            written.append(
                 self._append(
                     conn,
                     session_id,
@@ -913,7 +981,8 @@ class Journal:
                     sim_time=sim_time,
                     intent_id=intent_id,
                 )
-            ]
+            )
+            outcome_id = written[-1].id
             if upgrade_state is not None or operational_state is not None:
                 written.append(
                     self._move(
@@ -929,8 +998,10 @@ class Journal:
                 )
             if end is not None:
                 written.append(self._end(conn, session_id, end, sim_time))
+            if release:
+                self._release(conn)
         self._notify(written)
-        return written[0].id
+        return outcome_id
 
     def pending_intent(self, session_id: int) -> Entry | None:
         """The session's last intent without an outcome (what a killed process left); read-only."""
@@ -954,34 +1025,36 @@ class Journal:
         detail: Any = None,
         remote: bool = False,
         sim_time: float | None = None,
+        sync: bool = True,
     ) -> int:
         """Append an info/warning/error/action entry; one transaction. Returns its id.
 
         ``remote=True`` files it in the Upgrade side's remote activity log. SESSION_ID may
         be None for a note outside any session (a readiness check in Idle, say).
+        ``sync=False`` commits without waiting for the disk: only for a progress note that
+        nothing reads back to decide anything (see the module's notes on durability).
         """
-        kind = _text(kind)
-        if kind not in LOG_KINDS:
-            raise FtkitError(
-                f"Journal.log() does not write {kind!r} entries",
-                f"use one of {', '.join(LOG_KINDS)}; intent(), outcome(), decision() and "
-                "set_state() write the others",
-            )
-        with self._write() as conn:
+        return self.log_many(session_id, [Note(kind, message, step=step, detail=detail,
+                                               remote=remote, sim_time=sim_time)],
+                             sync=sync)[0]
+
+    def log_many(self, session_id: int | None, notes: Iterable[Note], *,
+                 sync: bool = True) -> list[int]:
+        """Append NOTES (info/warning/error/action entries) in order; one transaction.
+        Returns their ids. ``sync`` as in :meth:`log`."""
+        notes = list(notes)
+        _check_notes(notes)
+        with self._write(sync=sync) as conn:
             if session_id is not None:
                 self._open_session(conn, session_id)
-            entry = self._append(
-                conn,
-                session_id,
-                kind,
-                message,
-                step=step,
-                detail=detail,
-                remote=remote,
-                sim_time=sim_time,
-            )
-        self._notify([entry])
-        return entry.id
+            written = [self._write_note(conn, session_id, note) for note in notes]
+        self._notify(written)
+        return [entry.id for entry in written]
+
+    def _write_note(self, conn: sqlite3.Connection, session_id: int | None,
+                    note: Note) -> Entry:
+        return self._append(conn, session_id, _text(note.kind), note.message, step=note.step,
+                            detail=note.detail, remote=note.remote, sim_time=note.sim_time)
 
     def decision(
         self,
@@ -1094,6 +1167,13 @@ class Journal:
                 f"journal {self.path} was removed or replaced while in use",
                 "stop; restore it from a backup, or run `ftkit recover TARGET` to adopt "
                 "the system's own state in a new journal")
+        tip = self._tip
+        if tip is not None:
+            with self._lock:
+                version = self._conn.execute("PRAGMA data_version").fetchone()[0]
+            if version == tip[0]:  # no other connection committed: only our own appends
+                self._verified = (tip[1], tip[2])
+                return
         self.verify(since=self._verified)
 
     def verify(self, *, since: tuple[int, str] | None = None) -> int:
@@ -1115,6 +1195,7 @@ class Journal:
             rows = conn.execute("SELECT * FROM entries WHERE id > ? ORDER BY id",
                                 (start_id,)).fetchall()
             head = conn.execute("SELECT value FROM meta WHERE key = 'head'").fetchone()
+            version = conn.execute("PRAGMA data_version").fetchone()[0]
         prev_hash, prev_id = start_hash, (start_id or None)
         for row in rows:
             fields = dict(row)
@@ -1138,7 +1219,19 @@ class Journal:
                 remedy,
             )
         self._verified = (prev_id or 0, prev_hash)
+        self._tip = (version, prev_id or 0, prev_hash)
         return len(rows)
+
+
+def _check_notes(notes: list[Note]) -> None:
+    """Refuse, before anything is written, a note of a kind only other writes make."""
+    for note in notes:
+        if _text(note.kind) not in LOG_KINDS:
+            raise FtkitError(
+                f"Journal.log() does not write {_text(note.kind)!r} entries",
+                f"use one of {', '.join(LOG_KINDS)}; intent(), outcome(), decision() and "
+                "set_state() write the others",
+            )
 
 
 def _key(target: str, system_id: str) -> str:

@@ -39,7 +39,7 @@ from ftkit.errors import (
 )
 from ftkit.flow import DECISIONS, RECOVERY, REQUESTS, Next, RequestSpec, next_step, requests_from
 from ftkit.home import ftkit_home
-from ftkit.journal import Entry, Journal, SessionRecord
+from ftkit.journal import Entry, Journal, Note, SessionRecord
 from ftkit.model import ModuleState, OperationalState, PartnerState, SystemState, UpgradeState
 from ftkit.packages import UpdatePackage, ensure_supported, load_packages
 from ftkit.redact import mask_env, register_env_secrets
@@ -101,6 +101,7 @@ class Session:
     _came_from: UpgradeState = field(default=UpgradeState.IDLE, repr=False)
     last_error: FtkitError | None = field(default=None, repr=False)
     paused: Decision | None = field(default=None, repr=False)  # this run paused on purpose
+    _notes: list[Note] = field(default_factory=list, repr=False)  # for the step's outcome
     """Why this run stopped (a failed request or decision, a refused check), if it did:
     later steps of the run are not due, and the result says the run failed."""
 
@@ -421,10 +422,10 @@ class Session:
         assert intent is not None
         sid = self.record.id
         self._came_from = came_from
+        self._notes = []
         try:
             ended = work()
         except FtkitError as err:
-            self._note_outages(request)
             step = getattr(err, "step", "") or request
             reason = getattr(err, "reason", "") or err.message
             self.journal.outcome(
@@ -432,15 +433,34 @@ class Session:
                 detail={"error": type(err).__name__, "step": step},
                 sim_time=self.now(), upgrade_state=entered.value,
                 operational_state=OperationalState.BROKEN.value,
-                broken_step=request, broken_reason=reason,
+                broken_step=request, broken_reason=reason, notes=self._step_notes(request),
             )
             raise StepFailedError(f"{request} failed: {err.message}",
                                   err.remedy or "Retry the step or Abort",
                                   step=request, reason=reason) from err
-        self._note_outages(request)
+        # the step's last notes, its outcome, the new state (and for Finish the session's
+        # end and the lease given up): one transaction
         self.journal.outcome(sid, intent, ok=True, message=f"{request} done",
                              sim_time=self.now(), upgrade_state=spec.target.value,
-                             operational_state=OperationalState.READY.value, end=ended)
+                             operational_state=OperationalState.READY.value, end=ended,
+                             release=ended is not None, notes=self._step_notes(request))
+
+    def _note(self, kind: str, message: str, **fields: Any) -> None:
+        """Keep a note of what the running step observed after its last driver request;
+        it is written in the step's outcome transaction (or before the next custom
+        action), in order."""
+        self._notes.append(Note(kind, message, **fields))
+
+    def _step_notes(self, step: str) -> list[Note]:
+        """The notes kept for the step's outcome, then its outages not yet journaled."""
+        notes, self._notes = self._notes, []
+        return notes + self._outage_notes(step)
+
+    def _flush_notes(self) -> None:
+        """Write the kept notes now (one transaction), before the driver acts again."""
+        if self._notes and self.record is not None:
+            notes, self._notes = self._notes, []
+            self.journal.log_many(self.record.id, notes)
 
     def run_request(self, request: str) -> None:
         """Run REQUEST (its declared method); what a runbook cell, Retry and resume call."""
@@ -473,6 +493,7 @@ class Session:
             for action in self.config.actions_for(request, when, side):
                 if (action.name, side) in done:
                     continue  # succeeded before this process died: never twice
+                self._flush_notes()  # what the step saw is journaled before it acts again
                 # a declared environment: ACTIVE_UPGRADE_*, PATH and what the configuration
                 # names; never the whole caller's environment
                 env = action.environment({
@@ -552,16 +573,16 @@ class Session:
 
         def body() -> None:
             assert self.record is not None
-            for pkg in self.packages:
+            for pkg in self.packages:  # progress notes: the Install intent is synced
                 self.journal.log(self.record.id, "info", f"installing {pkg.label}",
-                                 step="Install", remote=True, sim_time=self.now())
+                                 step="Install", remote=True, sim_time=self.now(), sync=False)
                 self.driver.install(pkg.to_dict() | {"timeout_min": pkg.timeout_min},
                                     progress=self.progress)
             st = self.driver.status()
             upgrade = st.sides[1 - (st.production or 0)]
             if upgrade.reboot_pending or upgrade.os is not PartnerState.OS_UP:
                 self.journal.log(self.record.id, "info", "rebooting the Upgrade side",
-                                 step="Install", remote=True, sim_time=self.now())
+                                 step="Install", remote=True, sim_time=self.now(), sync=False)
                 self.driver.reboot_upgrade_side(progress=self.progress)
             self._verify_upgrade_side()
 
@@ -574,9 +595,9 @@ class Session:
             raise StepFailedError(f"Upgrade side not ready: {bad[0].detail}",
                                   bad[0].remedy or "Retry", step="Install",
                                   reason=bad[0].check)
-        self.journal.log(self.record.id, "info", "Upgrade side verified: OS Up, "
-                         + ", ".join(p.label for p in self.packages) + " installed",
-                         step="Install", remote=True, sim_time=self.now())
+        self._note("info", "Upgrade side verified: OS Up, "
+                   + ", ".join(p.label for p in self.packages) + " installed",
+                   step="Install", remote=True, sim_time=self.now())
 
     def prepare_merge(self) -> None:
         """PrepareMerge: the Upgrade side is up, healthy and has every package."""
@@ -595,11 +616,11 @@ class Session:
         before = self.driver.acknowledged()
         self.driver.wait(minutes * 60, progress=self.progress)
         served = self.driver.acknowledged() - before
-        self._note_outages("Merge")
-        self.journal.log(self.record.id, "info", f"soaked {minutes:g} min on the upgraded "
-                         f"software; {served} transactions acknowledged meanwhile",
-                         step="Merge", sim_time=self.now(),
-                         detail={"soak_minutes": minutes, "transactions": served})
+        self.journal.log_many(self.record.id, [
+            *self._outage_notes("Merge"),
+            Note("info", f"soaked {minutes:g} min on the upgraded software; {served} "
+                 "transactions acknowledged meanwhile", step="Merge", sim_time=self.now(),
+                 detail={"soak_minutes": minutes, "transactions": served})])
         return served
 
     def commit(self) -> None:
@@ -629,13 +650,11 @@ class Session:
             self.driver.finish()
             lost = self.driver.lost_transactions()
             if lost:
-                self.journal.log(self.record.id, "error",
-                                 f"{lost} acknowledged transactions lost",
-                                 step="Finish", sim_time=self.now())
+                self._note("error", f"{lost} acknowledged transactions lost",
+                           step="Finish", sim_time=self.now())
             return flow.outcome(came_from, self._answers())
 
-        self._step("Finish", body)
-        self.journal.release()
+        self._step("Finish", body)  # its outcome ends the session and gives the lease up
         assert self.record is not None
         return str(self.record.outcome)
 
@@ -895,10 +914,12 @@ class Session:
         return FtkitError(f"the session did not end (it is {state})",
                           "run the runbook again to carry on, or run abort.ipynb")
 
-    def _note_outages(self, step: str) -> None:
-        """Journal every outage of this session once: when it is seen ongoing, and with its
-        measured length once it is over (each keyed by when it started)."""
+    def _outage_notes(self, step: str) -> list[Note]:
+        """A note of every outage of this session not journaled yet: when it is seen
+        ongoing, and with its measured length once it is over (each keyed by when it
+        started); read-only."""
         assert self.record is not None
+        notes: list[Note] = []
         seen: set[tuple[float, bool]] = set()
         for entry in self.entries(kinds=["warning"]):
             detail = entry.detail if isinstance(entry.detail, dict) else {}
@@ -914,10 +935,11 @@ class Session:
                        if outage.seconds is not None and outage.end is not None else
                        f"outage ongoing since t={outage.start:.1f} s: the applications "
                        "are down")
-            self.journal.log(
-                self.record.id, "warning", message, step=step, sim_time=self.now(),
+            notes.append(Note(
+                "warning", message, step=step, sim_time=self.now(),
                 detail={"outage_s": outage.seconds, "outage_start": outage.start,
-                        "start": outage.start, "end": outage.end})
+                        "start": outage.start, "end": outage.end}))
+        return notes
 
     def _backup_event_logs(self) -> None:
         assert self.record is not None
@@ -932,7 +954,7 @@ class Session:
             os.replace(tmp, folder / f"{name}.json")
         self.journal.log(self.record.id, "info",
                          f"event logs backed up from the Production side: {', '.join(logs)}",
-                         step="Backup", sim_time=self.now(),
+                         step="Backup", sim_time=self.now(), sync=False,  # a progress note
                          detail={"folder": folder.name, "entries": {k: len(v)
                                                                     for k, v in logs.items()}})
 
