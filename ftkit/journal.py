@@ -164,8 +164,15 @@ def _json(value: Any) -> str:
 
 def _clean_json(value: Any) -> str:
     """VALUE made JSON (so that str() of odd objects is scrubbed too), redacted, canonical."""
-    plain = json.loads(canonical.dumps(value))
-    return canonical.dumps(redact(plain))
+    return _clean(value)[0]
+
+
+def _clean(value: Any) -> tuple[str, Any]:
+    """:func:`_clean_json` of VALUE, and what that text decodes to."""
+    if value is None:
+        return "null", None
+    plain = redact(json.loads(canonical.dumps(value)))
+    return canonical.dumps(plain), plain
 
 
 def _entry_hash(fields: dict[str, Any]) -> str:
@@ -369,6 +376,7 @@ class Journal:
         self._tip: tuple[int, int, str] | None = None
         self._appended: list[Entry] = []  # this write transaction's entries
         self._records: dict[int, tuple[tuple[Any, ...], SessionRecord]] = {}  # decoded rows
+        self._known: tuple[int | None, dict[int, Entry]] = (None, {})  # one session's entries
         try:
             self._conn = store.connect(self.path, check_same_thread=False)
             stat = self.path.stat()
@@ -461,6 +469,8 @@ class Journal:
                 if not sync:
                     self._conn.execute("PRAGMA synchronous = FULL")
             tip, written = self._tip, self._appended
+            sid, known = self._known
+            known.update((entry.id, entry) for entry in written if entry.session_id == sid)
             if written and tip is not None and tip[0] == version and written[0].prev_hash == tip[2]:
                 # nobody else wrote since the known tip: these entries continue it
                 self._tip = (version, written[-1].id, written[-1].hash)
@@ -543,6 +553,7 @@ class Journal:
         last = conn.execute("SELECT id, hash FROM entries ORDER BY id DESC LIMIT 1").fetchone()
         seq = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'entries'").fetchone()
         next_id = max(last["id"] if last else 0, seq["seq"] if seq else 0) + 1
+        text, plain = _clean(detail)
         fields: dict[str, Any] = {
             "id": next_id,
             "session_id": session_id,
@@ -552,7 +563,7 @@ class Journal:
             "kind": kind,
             "step": _text(step or ""),
             "message": _text(message or ""),
-            "detail": _clean_json(detail),
+            "detail": text,
             "intent_id": intent_id,
             "prev_hash": last["hash"] if last else GENESIS,
         }
@@ -568,7 +579,7 @@ class Journal:
             "INSERT INTO meta VALUES ('head', :hash) ON CONFLICT(key) DO UPDATE SET value = :hash",
             {"hash": fields["hash"]},
         )
-        entry = Entry(**{**fields, "detail": json.loads(fields["detail"])})
+        entry = Entry(**{**fields, "detail": plain})
         self._appended.append(entry)
         return entry
 
@@ -736,13 +747,16 @@ class Journal:
         upgrade_state: str | None = None,
         operational_state: str = "Busy",
         sim_time: float | None = None,
+        decision: dict[str, Any] | None = None,
     ) -> tuple[SessionRecord, int | None]:
         """Begin a session (``begin``: change_id, operator, reason, data) and/or record the
         intent of STEP with the state it enters, Busy; ONE transaction, so a process killed
         at any instant leaves either nothing or the session with its intent and Busy.
 
-        Returns the session and the intent's id (None without a STEP). Raises
-        :class:`SessionBusyError` when ``begin`` finds an unfinished session.
+        ``decision`` (the keywords of :meth:`decision`) is the answer that leads to STEP:
+        journaled first, in the same transaction. Returns the session and the intent's id
+        (None without a STEP). Raises :class:`SessionBusyError` when ``begin`` finds an
+        unfinished session.
         """
         written: list[Entry] = []
         try:
@@ -755,6 +769,8 @@ class Journal:
                 else:
                     raise FtkitError("Journal.start() needs a session id or begin=",
                                      "pass the session's id, or begin={...} to start one")
+                if decision is not None:
+                    written.append(self._decision(conn, record.id, **decision))
                 intent_id = None
                 if step:
                     entry = self._append(conn, record.id, "intent", message or step, step=step,
@@ -1071,6 +1087,17 @@ class Journal:
         account: str = "",
     ) -> int:
         """Record a decision (who, what, why, when, source, where); one transaction."""
+        with self._write() as conn:
+            self._open_session(conn, session_id)
+            entry = self._decision(conn, session_id, name=name, answer=answer, who=who,
+                                   why=why, source=source, where=where, step=step,
+                                   sim_time=sim_time, account=account)
+        self._notify([entry])
+        return entry.id
+
+    def _decision(self, conn: sqlite3.Connection, session_id: int, *, name: str, answer: str,
+                  who: str, why: str, source: str, where: str, step: str = "",
+                  sim_time: float | None = None, account: str = "") -> Entry:
         when = _iso(self._clock())
         detail = {
             "name": name,
@@ -1085,19 +1112,8 @@ class Journal:
         message = f"decision {_text(name)}: {_text(answer)} by {_text(who)} ({_text(source)})"
         if why:
             message += f": {_text(why)}"
-        with self._write() as conn:
-            self._open_session(conn, session_id)
-            entry = self._append(
-                conn,
-                session_id,
-                "decision",
-                message,
-                step=step,
-                detail=detail,
-                sim_time=sim_time,
-            )
-        self._notify([entry])
-        return entry.id
+        return self._append(conn, session_id, "decision", message, step=step, detail=detail,
+                            sim_time=sim_time)
 
     def entries(
         self,
@@ -1121,7 +1137,19 @@ class Journal:
             args.extend(wanted)
         with self._lock:
             rows = self._conn.execute(sql + " ORDER BY id", args).fetchall()
-        return [Entry._from_row(row) for row in rows]
+            if session_id is None:
+                return [Entry._from_row(row) for row in rows]
+            sid, known = self._known  # a session's entries are decoded once
+            if sid != session_id:
+                known = {}
+                self._known = (session_id, known)
+            found = []
+            for row in rows:
+                entry = known.get(row["id"])
+                if entry is None or entry.hash != row["hash"]:
+                    entry = known[row["id"]] = Entry._from_row(row)
+                found.append(entry)
+            return found
 
     def to_dataframe(self, session_id: int | None = None) -> pd.DataFrame:
         """The entries (of one session) as a DataFrame, ``ts`` as UTC datetimes; read-only."""

@@ -102,6 +102,7 @@ class Session:
     last_error: FtkitError | None = field(default=None, repr=False)
     paused: Decision | None = field(default=None, repr=False)  # this run paused on purpose
     _notes: list[Note] = field(default_factory=list, repr=False)  # for the step's outcome
+    _decided: Decision | None = field(default=None, repr=False)  # for the next intent
     """Why this run stopped (a failed request or decision, a refused check), if it did:
     later steps of the run are not due, and the result says the run failed."""
 
@@ -212,6 +213,8 @@ class Session:
             detail = entry.detail if isinstance(entry.detail, dict) else {}
             if detail.get("name") in DECISIONS:
                 answers[str(detail["name"])] = str(detail.get("answer", ""))
+        if self._decided is not None:  # taken by run(), journaled with the next intent
+            answers[self._decided.name] = self._decided.answer
         return answers
 
     def _succeeded(self, request: str) -> bool:
@@ -319,11 +322,14 @@ class Session:
             self.journal.log(None, "info", f"decision {decision.name}: {decision.answer}",
                              detail=decision.to_dict())
         else:
-            self.journal.decision(sid, name=decision.name, answer=decision.answer,
-                                  who=decision.who, why=decision.why, source=decision.source,
-                                  where=decision.where, sim_time=self.now(),
-                                  account=decision.account)
+            self.journal.decision(sid, **_decision_fields(decision), sim_time=self.now())
         return decision
+
+    def _record_decided(self) -> None:
+        """Journal the answer run() took if no intent carried it (a refused or failed start)."""
+        decided, self._decided = self._decided, None
+        if decided is not None:
+            self.record_decision(decided)
 
     # --- the state machine ------------------------------------------------------------
 
@@ -401,24 +407,35 @@ class Session:
 
         ``work`` returns the session's outcome when it ends the session (Finish)."""
         spec = REQUESTS[request]
-        self.journal.check()  # still there, still verifying: else stop before acting
-        self.control()
-        self._refuse(spec)
-        came_from = self.upgrade_state
-        entered = spec.entered(came_from)
-        begin = None
-        if self.record is None:
-            ensure_supported(self.packages)  # refused before the split, naming the rule
-            begin = {"change_id": self.change_id, "operator": self.operator,
-                     "reason": self.reason,
-                     "data": {"account": account(),  # the authenticated one, beside the claim
-                              "config": self.config.to_dict(),
-                              "packages": [p.to_dict() for p in self.packages],
-                              "sim_start": self.now()}}
-        self.record, intent = self.journal.start(
-            self.record.id if self.record else None, begin=begin, step=request,
-            message=f"{request}: {spec.description}", upgrade_state=entered.value,
-            sim_time=self.now())
+        try:
+            self.journal.check()  # still there, still verifying: else stop before acting
+            self.control()
+            self._refuse(spec)
+            came_from = self.upgrade_state
+            entered = spec.entered(came_from)
+            begin = None
+            if self.record is None:
+                ensure_supported(self.packages)  # refused before the split, naming the rule
+                begin = {"change_id": self.change_id, "operator": self.operator,
+                         "reason": self.reason,
+                         "data": {"account": account(),  # the authenticated one, as claimed
+                                  "config": self.config.to_dict(),
+                                  "packages": [p.to_dict() for p in self.packages],
+                                  "sim_start": self.now()}}
+            now = self.now()
+        except FtkitError:
+            self._record_decided()  # the answer is journaled even when its request is refused
+            raise
+        decided, self._decided = self._decided, None
+        try:  # the answer that leads here (run()), the intent and Busy: one transaction
+            self.record, intent = self.journal.start(
+                self.record.id if self.record else None, begin=begin, step=request,
+                message=f"{request}: {spec.description}", upgrade_state=entered.value,
+                sim_time=now, decision=None if decided is None else _decision_fields(decided))
+        except FtkitError:
+            self._decided = decided
+            self._record_decided()
+            raise
         assert intent is not None
         sid = self.record.id
         self._came_from = came_from
@@ -794,6 +811,7 @@ class Session:
         try:
             return self._drive(provider, soak_minutes)
         finally:
+            self._record_decided()  # an answer taken and not acted on is still journaled
             if not self.done:
                 self.release()  # the run stops here; the next one may take over
 
@@ -801,6 +819,8 @@ class Session:
         self.resume()
         while True:
             nxt = self.next()
+            if nxt.kind != "request":
+                self._record_decided()  # an answer leads to a request; else journal it alone
             if nxt.kind == "done":
                 assert self.record is not None
                 return str(self.record.outcome)
@@ -816,7 +836,9 @@ class Session:
                 if answer.answer in spec.pauses:
                     self.pause(answer)
                     return self.upgrade_state.value
-                self.record_decision(answer)
+                self.control()
+                # journaled with the intent of the request it leads to (one transaction)
+                self._decided = answer
             elif nxt.kind == "request":
                 self.run_request(nxt.name)
             else:
@@ -957,6 +979,13 @@ class Session:
                          step="Backup", sim_time=self.now(), sync=False,  # a progress note
                          detail={"folder": folder.name, "entries": {k: len(v)
                                                                     for k, v in logs.items()}})
+
+
+def _decision_fields(decision: Decision) -> dict[str, str]:
+    """What the journal records of DECISION (Journal.decision's keywords)."""
+    return {"name": decision.name, "answer": decision.answer, "who": decision.who,
+            "why": decision.why, "source": decision.source, "where": decision.where,
+            "account": decision.account}
 
 
 def _load(config: UpgradeConfig | str | os.PathLike[str],

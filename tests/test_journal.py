@@ -15,7 +15,7 @@ import pytest
 
 from ftkit import home
 from ftkit.errors import ArchiveError, FtkitError, SessionBusyError, TransitionError
-from ftkit.journal import GENESIS, Entry, Journal, SessionRecord
+from ftkit.journal import GENESIS, Entry, Journal, Note, SessionRecord
 from ftkit.redact import forget_secrets, register_secret
 
 
@@ -258,6 +258,76 @@ def test_an_intent_takes_one_outcome_and_a_refused_write_changes_nothing(
     assert journal.verify() == len(before[0])
 
 
+def test_an_outcome_writes_its_steps_notes_ends_and_releases_in_one_transaction(
+    journal: Journal,
+) -> None:
+    record = start(journal)
+    journal.claim("alice")
+    intent = journal.intent(record.id, "Finish", "finish")
+    notes = [Note("warning", "outage 45.0 s", step="Finish", detail={"outage_s": 45.0}),
+             Note("info", "verified", step="Finish", remote=True)]
+    heard: list[Entry] = []
+    journal.subscribe(heard.append)
+    journal.outcome(record.id, intent, ok=True, message="done", upgrade_state="Idle",
+                    operational_state="Ready", end="committed", notes=notes, release=True)
+    assert [(e.kind, e.message) for e in heard] == [
+        ("warning", "outage 45.0 s"), ("info", "verified"), ("outcome", "done"),
+        ("state", "Idle / Ready"), ("info", f"session {record.id} ended: committed")]
+    assert heard[1].remote and heard[0].detail == {"outage_s": 45.0}
+    assert journal.lease() is None and journal.session(record.id).outcome == "committed"
+    assert journal.verify() == len(journal.entries())
+
+
+def test_a_refused_outcome_writes_none_of_its_notes(journal: Journal) -> None:
+    record = start(journal)
+    intent = journal.intent(record.id, "Commit", "commit")
+    journal.outcome(record.id, intent, ok=True, message="committed")
+    before = journal.entries()
+    with pytest.raises(TransitionError, match="already has outcome"):
+        journal.outcome(record.id, intent, ok=True, message="again",
+                        notes=[Note("info", "seen twice")])
+    with pytest.raises(FtkitError, match="does not write 'intent' entries"):
+        journal.outcome(record.id, intent, ok=True, message="again",
+                        notes=[Note("intent", "not a note")])
+    assert journal.entries() == before
+
+
+def test_a_progress_note_unsynced_is_chained_and_heard_like_any_entry(journal: Journal) -> None:
+    record = start(journal)
+    heard: list[Entry] = []
+    journal.subscribe(heard.append)
+    first = journal.log(record.id, "info", "installing OrderDB 12.5", step="Install",
+                        remote=True, sync=False)
+    second = journal.log(record.id, "info", "verified", step="Install")
+    assert [e.id for e in heard] == [first, second]
+    assert heard[1].prev_hash == heard[0].hash
+    assert journal.verify() == len(journal.entries())
+
+
+def test_check_reads_only_what_other_connections_added(journal: Journal) -> None:
+    """check() after this object's own appends costs no read of the entries; an entry
+    another connection edits or adds meanwhile is still verified (and an edit found)."""
+    record = start(journal)
+    journal.verify()
+    statements: list[str] = []
+    journal._conn.set_trace_callback(statements.append)  # white box: what SQLite is asked
+    journal.log(record.id, "info", "one")
+    statements.clear()
+    journal.check()
+    assert not [s for s in statements if "FROM entries" in s], statements
+    with Journal(journal.path) as other:  # another writer: check() reads what it added
+        other.log(record.id, "info", "from elsewhere")
+    journal.log(record.id, "info", "two")
+    statements.clear()
+    journal.check()
+    assert [s for s in statements if "FROM entries WHERE id >" in s]
+    journal.log(record.id, "info", "three")
+    tamper(journal.path, "UPDATE entries SET message = 'edited' WHERE message = 'three'")
+    journal.log(record.id, "info", "four")
+    with pytest.raises(ArchiveError, match="was edited"):
+        journal.check()
+
+
 # --- logs, decisions, listeners ----------------------------------------------------------
 
 
@@ -453,3 +523,62 @@ def test_timestamps_come_from_the_injected_clock(tmp_path: Path) -> None:
         j.log(record.id, "info", "tick")
         assert record.started == "2025-01-01T00:00:00.000000Z"
         assert [e.ts[-10:] for e in j.entries()] == ["01.000000Z", "02.000000Z"]
+
+
+def test_a_run_commits_one_transaction_per_state_change_synced_before_the_system_acts(
+    tmp_path: Path,
+) -> None:
+    """Each write transaction of a whole upgrade as SQLite sees it: an intent goes with the
+    decision that leads to it, an outcome with what its step saw last (an outage, the
+    Upgrade side verified); each waits for the disk, and so does every custom action's
+    result; only progress notes commit without waiting (see ftkit.journal)."""
+    from conftest import CONFIG, DECISIONS, PACKAGES
+
+    from ftkit.decisions import ParameterDecisions
+    from ftkit.process import open_session
+    from ftkit.sim.driver import create_system
+
+    driver = create_system(f"sim:///{tmp_path}/tx.db")
+    session = open_session(driver, CONFIG, PACKAGES, change_id="CHG-TX", operator="t",
+                           reason="one transaction per state change")
+    events: list[tuple[str, str]] = []
+    session.journal._conn.set_trace_callback(  # white box: the transactions SQLite runs
+        lambda sql: events.append(("sql", sql)))
+    session.subscribe(lambda e: events.append((e.kind, e.message)))
+    session.run(ParameterDecisions(DECISIONS), soak_minutes=60)
+    driver.close()
+    txns: list[tuple[bool, list[tuple[str, str]]]] = []
+    synced = True
+    for kind, text in events:
+        if kind != "sql":
+            txns[-1][1].append((kind, text))
+        elif text.startswith("PRAGMA synchronous"):
+            synced = text.endswith("FULL")
+        elif text == "BEGIN IMMEDIATE":
+            txns.append((synced, []))
+    unsynced = [written for synced, written in txns if not synced]
+    assert unsynced and all(
+        len(w) == 1 and w[0][0] == "info" and w[0][1].startswith(
+            ("installing ", "rebooting the Upgrade side", "event logs backed up"))
+        for w in unsynced), unsynced
+    for synced, written in txns:
+        kinds = [k for k, _ in written]
+        if not synced:
+            continue
+        if "intent" in kinds:
+            assert kinds in (["info", "intent", "state"], ["intent", "state"],
+                             ["decision", "intent", "state"]), written
+        elif "outcome" in kinds:
+            at = kinds.index("outcome")
+            assert set(kinds[:at]) <= {"info", "warning", "error"}
+            assert kinds[at + 1:] in (["state"], ["state", "info"]), written
+        elif written:
+            assert len(written) == 1 and (kinds[0] == "action" or "soaked" in written[0][1])
+    decisions = [k for _s, w in txns for k, _ in w if k == "decision"]
+    assert len(decisions) == len(DECISIONS)
+    outages = [w for _s, w in txns for k, m in w if k == "warning" and "outage" in m]
+    assert outages and all("outcome" in [k for k, _ in w] for w in outages)
+    intents = sum(k == "intent" for _s, w in txns for k, _ in w)
+    actions = sum(k == "action" for _s, w in txns for k, _ in w)
+    # the lease taken, each intent, each outcome, each action, the soak: nothing else
+    assert sum(synced for synced, _w in txns) == 1 + 2 * intents + actions + 1
