@@ -19,9 +19,13 @@ timeout), and every message and detail goes through :mod:`ftkit.redact` before s
 
 Durability: every commit waits for the disk (``synchronous = FULL``) except a progress note
 written with ``sync=False`` (:meth:`Journal.log`), which nothing reads back to decide
-anything. In WAL mode such a commit is still atomic and in order, and the next synced
-commit makes it durable with everything before it; a power cut can lose only such notes
-written since the last synced commit (a killed process loses nothing committed).
+anything, and the controller lease (:meth:`Journal.claim`, :meth:`Journal.release`), which
+names live processes that a power cut ends anyway. In WAL mode such a commit is still
+atomic and in order, and the next synced commit makes it durable with everything before
+it; a power cut can lose only those written since the last synced commit (a killed
+process loses nothing committed). Whatever precedes a request to the system (an intent, a
+custom action's result) and whatever the operator is told (an outcome, a decision) is
+synced.
 """
 
 from __future__ import annotations
@@ -618,7 +622,9 @@ class Journal:
         if (held is not None and Owner(held["host"], held["pid"], held["pid_start"]) == me
                 and beat - held["heartbeat"] < LEASE_RENEW_S):
             return False
-        with self._write() as conn:
+        # not synced: the lease names live processes, and a power cut ends them all (a
+        # takeover's warning is made durable by the synced intent that follows it)
+        with self._write(sync=False) as conn:
             row = conn.execute("SELECT * FROM lease WHERE id = 1").fetchone()
             if row is not None:
                 owner = Owner(row["host"], row["pid"], row["pid_start"])
@@ -657,8 +663,9 @@ class Journal:
         return True
 
     def release(self) -> None:
-        """Give the lease up if this process holds it; one transaction."""
-        with self._write() as conn:
+        """Give the lease up if this process holds it; one transaction (not synced, as in
+        :meth:`claim`: a lease left behind by a power cut names a process that is gone)."""
+        with self._write(sync=False) as conn:
             self._release(conn)
 
     @staticmethod
