@@ -19,13 +19,15 @@ timeout), and every message and detail goes through :mod:`ftkit.redact` before s
 
 Durability: every commit waits for the disk (``synchronous = FULL``) except a progress note
 written with ``sync=False`` (:meth:`Journal.log`), which nothing reads back to decide
-anything, and the controller lease (:meth:`Journal.claim`, :meth:`Journal.release`), which
-names live processes that a power cut ends anyway. In WAL mode such a commit is still
-atomic and in order, and the next synced commit makes it durable with everything before
-it; a power cut can lose only those written since the last synced commit (a killed
-process loses nothing committed). Whatever precedes a request to the system (an intent, a
-custom action's result) and whatever the operator is told (an outcome, a decision) is
-synced.
+anything; the controller lease (:meth:`Journal.claim`, :meth:`Journal.release`), which
+names live processes that a power cut ends anyway; and an outcome whose writer's next
+write is a synced intent (:meth:`Journal.outcome`: a run going straight on to the next
+request). In WAL mode such a commit is still atomic and in order, and the next synced
+commit makes it durable with everything before it; a power cut can lose only those
+written since the last synced commit (a killed process loses nothing committed): at
+worst an intent is left without its outcome, as by a kill, and the step is resumed. An
+intent and a custom action's result are synced before the system is asked anything, and
+a run makes everything durable (:meth:`Journal.sync`) before it returns.
 """
 
 from __future__ import annotations
@@ -381,6 +383,7 @@ class Journal:
         self._appended: list[Entry] = []  # this write transaction's entries
         self._records: dict[int, tuple[tuple[Any, ...], SessionRecord]] = {}  # decoded rows
         self._known: tuple[int | None, dict[int, Entry]] = (None, {})  # one session's entries
+        self._unsynced = False  # a commit of this object has not waited for the disk yet
         try:
             self._conn = store.connect(self.path, check_same_thread=False)
             stat = self.path.stat()
@@ -469,6 +472,8 @@ class Journal:
                     self._conn.execute("ROLLBACK")
                     raise
                 self._conn.execute("COMMIT")
+                # a synced commit syncs the whole WAL: every earlier commit is durable too
+                self._unsynced = not sync
             finally:
                 if not sync:
                     self._conn.execute("PRAGMA synchronous = FULL")
@@ -480,6 +485,15 @@ class Journal:
                 self._tip = (version, written[-1].id, written[-1].hash)
             elif written:
                 self._tip = None
+
+    def sync(self) -> None:
+        """Make every commit of this object durable: when one did not wait for the disk,
+        one synced transaction (it notes when, in ``meta``); else nothing."""
+        if self._unsynced:
+            with self._write() as conn:
+                conn.execute("INSERT INTO meta VALUES ('synced', :now)"
+                             " ON CONFLICT(key) DO UPDATE SET value = :now",
+                             {"now": _iso(self._clock())})
 
     def _record(self, row: sqlite3.Row) -> SessionRecord:
         """ROW as a SessionRecord, decoded once per content of the row (read-only)."""
@@ -956,6 +970,7 @@ class Journal:
         end: str | None = None,
         notes: Iterable[Note] = (),
         release: bool = False,
+        sync: bool = True,
     ) -> int:
         """Record how intent INTENT_ID ended and, if given, the new state; one transaction.
 
@@ -966,10 +981,14 @@ class Journal:
         its current value). With ``end`` the session also ends with that outcome in the
         same transaction (Finish), and with ``release`` this process gives the controller
         lease up in it too. An intent takes one outcome only. Returns the outcome's id.
+
+        ``sync=False`` commits without waiting for the disk: only when the caller's next
+        write is a synced intent, before anything is asked of the system (see the module's
+        notes on durability), or :meth:`sync` follows.
         """
         notes = list(notes)
         _check_notes(notes)
-        with self._write() as conn:
+        with self._write(sync=sync) as conn:
             record = self._open_session(conn, session_id)
             row = conn.execute(
                 "SELECT step, kind, session_id FROM entries WHERE id = ?", (intent_id,)

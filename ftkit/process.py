@@ -101,10 +101,11 @@ class Session:
     _came_from: UpgradeState = field(default=UpgradeState.IDLE, repr=False)
     last_error: FtkitError | None = field(default=None, repr=False)
     paused: Decision | None = field(default=None, repr=False)  # this run paused on purpose
-    _notes: list[Note] = field(default_factory=list, repr=False)  # for the step's outcome
-    _decided: Decision | None = field(default=None, repr=False)  # for the next intent
     """Why this run stopped (a failed request or decision, a refused check), if it did:
     later steps of the run are not due, and the result says the run failed."""
+    _notes: list[Note] = field(default_factory=list, repr=False)  # for the step's outcome
+    _decided: Decision | None = field(default=None, repr=False)  # for the next intent
+    _driving: bool = field(default=False, repr=False)  # run() drives: it syncs at its end
 
     def __post_init__(self) -> None:
         self.journal.subscribe(self._heard)
@@ -359,12 +360,14 @@ class Session:
 
     def release(self) -> None:
         """Give up the controller lease (the end of a run that leaves the session open:
-        paused, failed, or driven step by step); the next run may take it. One transaction."""
+        paused, failed, or driven step by step); the next run may take it. Everything
+        journaled is durable when it returns (Journal.sync)."""
         self.journal.release()
+        self.journal.sync()
 
     def close(self) -> None:
         """Release the lease and close the journal (the driver stays open)."""
-        self.journal.release()
+        self.release()
         self.journal.close()
 
     def _guard_something_to_install(self) -> tuple[str, str] | None:
@@ -456,11 +459,22 @@ class Session:
                                   err.remedy or "Retry the step or Abort",
                                   step=request, reason=reason) from err
         # the step's last notes, its outcome, the new state (and for Finish the session's
-        # end and the lease given up): one transaction
+        # end and the lease given up): one transaction. It waits for the disk unless run()
+        # goes straight on to the next request, whose synced intent makes it durable before
+        # the system is asked anything (a power cut between leaves what a kill leaves)
         self.journal.outcome(sid, intent, ok=True, message=f"{request} done",
                              sim_time=self.now(), upgrade_state=spec.target.value,
                              operational_state=OperationalState.READY.value, end=ended,
-                             release=ended is not None, notes=self._step_notes(request))
+                             release=ended is not None, notes=self._step_notes(request),
+                             sync=not (self._driving and ended is None
+                                       and self._next_after(spec).kind == "request"))
+
+    def _next_after(self, spec: RequestSpec) -> Next:
+        """What comes next once SPEC succeeded (read-only; pure over the journal)."""
+        ok = {e.step for e in self.entries(kinds=["outcome"]) if e.ok} | {spec.name}
+        return next_step(started=True, ended=False, state=spec.target,
+                         operational=OperationalState.READY.value, broken_step=None,
+                         answers=self._answers(), succeeded=ok.__contains__)
 
     def _note(self, kind: str, message: str, **fields: Any) -> None:
         """Keep a note of what the running step observed after its last driver request;
@@ -808,12 +822,15 @@ class Session:
         """
         soak_minutes = check_soak_minutes(soak_minutes)  # before anything changes
         self.last_error = self.paused = None  # a new run
+        self._driving = True
         try:
             return self._drive(provider, soak_minutes)
         finally:
+            self._driving = False
             self._record_decided()  # an answer taken and not acted on is still journaled
             if not self.done:
                 self.release()  # the run stops here; the next one may take over
+            self.journal.sync()  # everything journaled is durable before the run returns
 
     def _drive(self, provider: DecisionProvider, soak_minutes: float) -> str:
         self.resume()
