@@ -383,7 +383,7 @@ class Journal:
         self._appended: list[Entry] = []  # this write transaction's entries
         self._records: dict[int, tuple[tuple[Any, ...], SessionRecord]] = {}  # decoded rows
         self._known: tuple[int | None, dict[int, Entry]] = (None, {})  # one session's entries
-        self._unsynced = False  # a commit of this object has not waited for the disk yet
+        self._unsynced = False  # entries this object committed have not reached the disk yet
         try:
             self._conn = store.connect(self.path, check_same_thread=False)
             stat = self.path.stat()
@@ -465,6 +465,7 @@ class Journal:
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
                 self._appended = []
+                changes = self._conn.total_changes
                 try:
                     version = self._conn.execute("PRAGMA data_version").fetchone()[0]
                     yield self._conn
@@ -472,8 +473,11 @@ class Journal:
                     self._conn.execute("ROLLBACK")
                     raise
                 self._conn.execute("COMMIT")
-                # a synced commit syncs the whole WAL: every earlier commit is durable too
-                self._unsynced = not sync
+                if self._conn.total_changes != changes:  # else nothing was written (or synced)
+                    if sync:  # it synced the whole WAL: every earlier commit is durable too
+                        self._unsynced = False
+                    elif self._appended:  # entries not on disk yet (a lease alone needs not be)
+                        self._unsynced = True
             finally:
                 if not sync:
                     self._conn.execute("PRAGMA synchronous = FULL")
@@ -487,8 +491,8 @@ class Journal:
                 self._tip = None
 
     def sync(self) -> None:
-        """Make every commit of this object durable: when one did not wait for the disk,
-        one synced transaction (it notes when, in ``meta``); else nothing."""
+        """Make every entry this object committed durable: when one did not wait for the
+        disk, one synced transaction (it notes when, in ``meta``); else nothing."""
         if self._unsynced:
             with self._write() as conn:
                 conn.execute("INSERT INTO meta VALUES ('synced', :now)"

@@ -304,6 +304,29 @@ def test_a_progress_note_unsynced_is_chained_and_heard_like_any_entry(journal: J
     assert journal.verify() == len(journal.entries())
 
 
+def test_sync_commits_only_when_an_entry_has_not_reached_the_disk(journal: Journal) -> None:
+    record = start(journal)
+    statements: list[str] = []
+    journal._conn.set_trace_callback(statements.append)  # white box: what SQLite is asked
+
+    def synced_writes() -> int:
+        statements.clear()
+        journal.sync()
+        return statements.count("BEGIN IMMEDIATE")
+
+    assert synced_writes() == 0  # everything so far waited for the disk
+    journal.claim("alice")
+    journal.release()
+    assert synced_writes() == 0  # the lease alone needs no sync
+    journal.log(record.id, "info", "installing", sync=False)
+    assert synced_writes() == 1
+    assert synced_writes() == 0
+    journal.log(record.id, "info", "installing", sync=False)
+    journal.log(record.id, "info", "verified")  # a synced commit carries the one before
+    assert synced_writes() == 0
+    assert journal.verify() == len(journal.entries())
+
+
 def test_check_reads_only_what_other_connections_added(journal: Journal) -> None:
     """check() after this object's own appends costs no read of the entries; an entry
     another connection edits or adds meanwhile is still verified (and an edit found)."""
