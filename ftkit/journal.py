@@ -177,8 +177,24 @@ def _clean(value: Any) -> tuple[str, Any]:
     """:func:`_clean_json` of VALUE, and what that text decodes to."""
     if value is None:
         return "null", None
-    plain = redact(json.loads(canonical.dumps(value)))
+    if not _plain(value):  # made JSON first, so that str() of odd objects is redacted too
+        value = json.loads(canonical.dumps(value))
+    plain = redact(value)
     return canonical.dumps(plain), plain
+
+
+def _plain(value: Any) -> bool:
+    """Whether VALUE is JSON as it stands: what json.loads would give back for it."""
+    kind = type(value)
+    if kind is dict:
+        return all(type(k) is str and _plain(v) for k, v in value.items())
+    if kind is list:
+        return all(_plain(v) for v in value)
+    return value is None or kind in (str, int, bool) or (kind is float and value == value
+                                                        and value not in (_INF, -_INF))
+
+
+_INF = float("inf")
 
 
 def _entry_hash(fields: dict[str, Any]) -> str:
@@ -572,9 +588,11 @@ class Journal:
         intent_id: int | None = None,
     ) -> Entry:
         """Append one chained entry inside the caller's write transaction."""
-        last = conn.execute("SELECT id, hash FROM entries ORDER BY id DESC LIMIT 1").fetchone()
-        seq = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'entries'").fetchone()
-        next_id = max(last["id"] if last else 0, seq["seq"] if seq else 0) + 1
+        last = conn.execute(  # one row: the last entry's id and hash, the id sequence
+            "SELECT (SELECT id FROM entries ORDER BY id DESC LIMIT 1) AS id,"
+            " (SELECT hash FROM entries ORDER BY id DESC LIMIT 1) AS hash,"
+            " (SELECT seq FROM sqlite_sequence WHERE name = 'entries') AS seq").fetchone()
+        next_id = max(last["id"] or 0, last["seq"] or 0) + 1
         text, plain = _clean(detail)
         fields: dict[str, Any] = {
             "id": next_id,
@@ -587,7 +605,7 @@ class Journal:
             "message": _text(message or ""),
             "detail": text,
             "intent_id": intent_id,
-            "prev_hash": last["hash"] if last else GENESIS,
+            "prev_hash": last["hash"] or GENESIS,
         }
         fields["hash"] = _entry_hash(fields)
         conn.execute(
