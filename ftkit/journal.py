@@ -473,8 +473,9 @@ class Journal:
     def _write(self, *, sync: bool = True) -> Iterator[sqlite3.Connection]:
         """BEGIN IMMEDIATE … COMMIT (ROLLBACK on any error), holding the thread lock.
 
-        The commit waits for the disk unless ``sync`` is False (a progress note: see the
-        module's notes on durability)."""
+        The commit waits for the disk unless ``sync`` is False (see the module's notes on
+        durability). Keeps what the checks and caches of this object need: the chain's
+        known end, this session's entries, whether an entry has not reached the disk."""
         with self._lock:
             if not sync:
                 self._conn.execute("PRAGMA synchronous = NORMAL")
