@@ -398,7 +398,10 @@ class Journal:
         self._tip: tuple[int, int, str] | None = None
         self._appended: list[Entry] = []  # this write transaction's entries
         self._records: dict[int, tuple[tuple[Any, ...], SessionRecord]] = {}  # decoded rows
-        self._known: tuple[int | None, dict[int, Entry]] = (None, {})  # one session's entries
+        # (session id, data_version, commits here, its entries): read again only once another
+        # connection committed; this object's own appends are added as they commit
+        self._listing: tuple[int, int, int, list[Entry]] | None = None
+        self._commits = 0  # commits of this object that changed something
         self._unsynced = False  # entries this object committed have not reached the disk yet
         try:
             self._conn = store.connect(self.path, check_same_thread=False)
@@ -491,6 +494,7 @@ class Journal:
                     raise
                 self._conn.execute("COMMIT")
                 if self._conn.total_changes != changes:  # else nothing was written (or synced)
+                    self._commits += 1
                     if sync:  # it synced the whole WAL: every earlier commit is durable too
                         self._unsynced = False
                     elif self._appended:  # entries not on disk yet (a lease alone needs not be)
@@ -498,9 +502,11 @@ class Journal:
             finally:
                 if not sync:
                     self._conn.execute("PRAGMA synchronous = FULL")
-            tip, written = self._tip, self._appended
-            sid, known = self._known
-            known.update((entry.id, entry) for entry in written if entry.session_id == sid)
+            tip, written, listing = self._tip, self._appended, self._listing
+            if listing is not None and listing[1:3] == (version, self._commits - 1):
+                # nobody else wrote since the listing was read: it goes on with these entries
+                listing[3].extend(entry for entry in written if entry.session_id == listing[0])
+                self._listing = (listing[0], version, self._commits, listing[3])
             if written and tip is not None and tip[0] == version and written[0].prev_hash == tip[2]:
                 # nobody else wrote since the known tip: these entries continue it
                 self._tip = (version, written[-1].id, written[-1].hash)
@@ -1171,34 +1177,42 @@ class Journal:
         log: str | None = None,
         kinds: Iterable[str] | None = None,
     ) -> list[Entry]:
-        """Entries in order, filtered by session, log ('local'/'remote') and KINDS; read-only."""
-        sql = "SELECT * FROM entries WHERE 1 = 1"
-        args: list[Any] = []
-        if session_id is not None:
-            sql += " AND session_id = ?"
-            args.append(session_id)
-        if log is not None:
-            sql += " AND log = ?"
-            args.append(log)
-        if kinds is not None:
-            wanted = [_text(k) for k in ([kinds] if isinstance(kinds, str) else kinds)]
-            sql += f" AND kind IN ({', '.join('?' for _ in wanted) or 'NULL'})"
-            args.extend(wanted)
+        """Entries in order, filtered by session, log ('local'/'remote') and KINDS; read-only.
+
+        A session's entries are read from the file once, and again only when another
+        connection has committed since (this object's own appends are kept as they commit).
+        """
+        wanted = None if kinds is None else {
+            _text(k) for k in ([kinds] if isinstance(kinds, str) else kinds)}
+        if session_id is None:
+            sql = "SELECT * FROM entries WHERE 1 = 1"
+            args: list[Any] = []
+            if log is not None:
+                sql += " AND log = ?"
+                args.append(log)
+            if wanted is not None:
+                sql += f" AND kind IN ({', '.join('?' for _ in wanted) or 'NULL'})"
+                args.extend(wanted)
+            with self._lock:
+                rows = self._conn.execute(sql + " ORDER BY id", args).fetchall()
+            return [Entry._from_row(row) for row in rows]
         with self._lock:
-            rows = self._conn.execute(sql + " ORDER BY id", args).fetchall()
-            if session_id is None:
-                return [Entry._from_row(row) for row in rows]
-            sid, known = self._known  # a session's entries are decoded once
-            if sid != session_id:
-                known = {}
-                self._known = (session_id, known)
-            found = []
-            for row in rows:
-                entry = known.get(row["id"])
-                if entry is None or entry.hash != row["hash"]:
-                    entry = known[row["id"]] = Entry._from_row(row)
-                found.append(entry)
-            return found
+            version = self._conn.execute("PRAGMA data_version").fetchone()[0]
+            listing = self._listing
+            if listing is None or listing[:3] != (session_id, version, self._commits):
+                rows = self._conn.execute("SELECT * FROM entries WHERE session_id = ? ORDER BY id",
+                                          (session_id,)).fetchall()
+                known = {e.id: e for e in listing[3]} if listing and listing[0] == session_id \
+                    else {}
+                found = []
+                for row in rows:  # an entry already decoded is not decoded again
+                    entry = known.get(row["id"])
+                    found.append(entry if entry is not None and entry.hash == row["hash"]
+                                 else Entry._from_row(row))
+                listing = (session_id, version, self._commits, found)
+                self._listing = listing
+            return [e for e in listing[3] if (log is None or e.log == log)
+                    and (wanted is None or e.kind in wanted)]
 
     def to_dataframe(self, session_id: int | None = None) -> pd.DataFrame:
         """The entries (of one session) as a DataFrame, ``ts`` as UTC datetimes; read-only."""

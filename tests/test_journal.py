@@ -327,6 +327,25 @@ def test_sync_commits_only_when_an_entry_has_not_reached_the_disk(journal: Journ
     assert journal.verify() == len(journal.entries())
 
 
+def test_a_sessions_entries_are_read_again_only_after_another_connection_wrote(
+    journal: Journal,
+) -> None:
+    record = start(journal)
+    assert [e.kind for e in journal.entries(record.id)] == ["info"]
+    statements: list[str] = []
+    journal._conn.set_trace_callback(statements.append)  # white box: what SQLite is asked
+    journal.log(record.id, "warning", "mine")
+    statements.clear()
+    assert [e.message for e in journal.entries(record.id, kinds=["warning"])] == ["mine"]
+    assert not [s for s in statements if "FROM entries" in s], statements
+    with Journal(journal.path) as other:
+        other.log(record.id, "warning", "theirs")
+    assert [e.message for e in journal.entries(record.id, kinds="warning")] == ["mine",
+                                                                                  "theirs"]
+    assert [s for s in statements if "FROM entries" in s]
+    assert journal.entries(record.id) == journal.entries()
+
+
 def test_check_reads_only_what_other_connections_added(journal: Journal) -> None:
     """check() after this object's own appends costs no read of the entries; an entry
     another connection edits or adds meanwhile is still verified (and an edit found)."""
