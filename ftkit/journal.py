@@ -16,6 +16,18 @@ the two leaves an intent without outcome that :meth:`Journal.pending_intent` ret
 an outcome can carry the new state so that recording it and moving the state is one
 transaction. Every write path is one ``BEGIN IMMEDIATE`` transaction (WAL, 30 s busy
 timeout), and every message and detail goes through :mod:`ftkit.redact` before storage.
+
+Durability: every commit waits for the disk (``synchronous = FULL``) except a progress note
+written with ``sync=False`` (:meth:`Journal.log`), which nothing reads back to decide
+anything; the controller lease (:meth:`Journal.claim`, :meth:`Journal.release`), which
+names live processes that a power cut ends anyway; and an outcome whose writer's next
+write is a synced intent (:meth:`Journal.outcome`: a run going straight on to the next
+request). In WAL mode such a commit is still atomic and in order, and the next synced
+commit makes it durable with everything before it; a power cut can lose only those
+written since the last synced commit (a killed process loses nothing committed): at
+worst an intent is left without its outcome, as by a kill, and the step is resumed. An
+intent and a custom action's result are synced before the system is asked anything, and
+a run makes everything durable (:meth:`Journal.sync`) before it returns.
 """
 
 from __future__ import annotations
@@ -46,6 +58,7 @@ __all__ = [
     "LOG_KINDS",
     "Entry",
     "Journal",
+    "Note",
     "SessionRecord",
 ]
 
@@ -157,8 +170,31 @@ def _json(value: Any) -> str:
 
 def _clean_json(value: Any) -> str:
     """VALUE made JSON (so that str() of odd objects is scrubbed too), redacted, canonical."""
-    plain = json.loads(canonical.dumps(value))
-    return canonical.dumps(redact(plain))
+    return _clean(value)[0]
+
+
+def _clean(value: Any) -> tuple[str, Any]:
+    """:func:`_clean_json` of VALUE, and what that text decodes to."""
+    if value is None:
+        return "null", None
+    if not _plain(value):  # made JSON first, so that str() of odd objects is redacted too
+        value = json.loads(canonical.dumps(value))
+    plain = redact(value)
+    return canonical.dumps(plain), plain
+
+
+def _plain(value: Any) -> bool:
+    """Whether VALUE is JSON as it stands: what json.loads would give back for it."""
+    kind = type(value)
+    if kind is dict:
+        return all(type(k) is str and _plain(v) for k, v in value.items())
+    if kind is list:
+        return all(_plain(v) for v in value)
+    return value is None or kind in (str, int, bool) or (kind is float and value == value
+                                                        and value not in (_INF, -_INF))
+
+
+_INF = float("inf")
 
 
 def _entry_hash(fields: dict[str, Any]) -> str:
@@ -215,7 +251,8 @@ class Entry:
 
 @dataclass(frozen=True)
 class SessionRecord:
-    """One upgrade session: who, why, and where it stands now."""
+    """One upgrade session: who, why, and where it stands now (read-only: a journal hands
+    out the same record, ``data`` included, while the row is unchanged)."""
 
     id: int
     target: str
@@ -258,6 +295,19 @@ class SessionRecord:
             broken_reason=row["broken_reason"],
             data=json.loads(row["data"]),
         )
+
+
+@dataclass(frozen=True)
+class Note:
+    """An info/warning/error/action entry to write inside another write's transaction
+    (:meth:`Journal.outcome`, :meth:`Journal.log_many`), with the fields of :meth:`Journal.log`."""
+
+    kind: str
+    message: str
+    step: str = ""
+    detail: Any = None
+    remote: bool = False
+    sim_time: float | None = None
 
 
 Listener = Callable[[Entry], None]
@@ -343,6 +393,16 @@ class Journal:
         self._lock = threading.RLock()
         self._listeners: list[Listener] = []
         self._verified: tuple[int, str] = (0, GENESIS)
+        # (data_version, id, hash): the chain's last entry, verified or appended here, while
+        # no other connection committed (PRAGMA data_version unchanged): check() reads nothing
+        self._tip: tuple[int, int, str] | None = None
+        self._appended: list[Entry] = []  # this write transaction's entries
+        self._records: dict[int, tuple[tuple[Any, ...], SessionRecord]] = {}  # decoded rows
+        # (session id, data_version, commits here, its entries): read again only once another
+        # connection committed; this object's own appends are added as they commit
+        self._listing: tuple[int, int, int, list[Entry]] | None = None
+        self._commits = 0  # commits of this object that changed something
+        self._unsynced = False  # entries this object committed have not reached the disk yet
         try:
             self._conn = store.connect(self.path, check_same_thread=False)
             stat = self.path.stat()
@@ -355,6 +415,7 @@ class Journal:
         try:
             self._conn.row_factory = sqlite3.Row
             self._conn.execute("PRAGMA foreign_keys = ON")
+            self._conn.execute("PRAGMA synchronous = FULL")  # a commit waits for the disk
             self._migrate(target)
         except FtkitError:
             self._conn.close()
@@ -412,16 +473,64 @@ class Journal:
         self.target = stored["value"]
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE … COMMIT (ROLLBACK on any error), holding the thread lock."""
+    def _write(self, *, sync: bool = True) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE … COMMIT (ROLLBACK on any error), holding the thread lock.
+
+        The commit waits for the disk unless ``sync`` is False (see the module's notes on
+        durability). Keeps what the checks and caches of this object need: the chain's
+        known end, this session's entries, whether an entry has not reached the disk."""
         with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
+            if not sync:
+                self._conn.execute("PRAGMA synchronous = NORMAL")
             try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+                self._conn.execute("BEGIN IMMEDIATE")
+                self._appended = []
+                changes = self._conn.total_changes
+                try:
+                    version = self._conn.execute("PRAGMA data_version").fetchone()[0]
+                    yield self._conn
+                except BaseException:
+                    self._conn.execute("ROLLBACK")
+                    raise
+                self._conn.execute("COMMIT")
+                if self._conn.total_changes != changes:  # else nothing was written (or synced)
+                    self._commits += 1
+                    if sync:  # it synced the whole WAL: every earlier commit is durable too
+                        self._unsynced = False
+                    elif self._appended:  # entries not on disk yet (a lease alone needs not be)
+                        self._unsynced = True
+            finally:
+                if not sync:
+                    self._conn.execute("PRAGMA synchronous = FULL")
+            tip, written, listing = self._tip, self._appended, self._listing
+            if listing is not None and listing[1:3] == (version, self._commits - 1):
+                # nobody else wrote since the listing was read: it goes on with these entries
+                listing[3].extend(entry for entry in written if entry.session_id == listing[0])
+                self._listing = (listing[0], version, self._commits, listing[3])
+            if written and tip is not None and tip[0] == version and written[0].prev_hash == tip[2]:
+                # nobody else wrote since the known tip: these entries continue it
+                self._tip = (version, written[-1].id, written[-1].hash)
+            elif written:
+                self._tip = None
+
+    def sync(self) -> None:
+        """Make every entry this object committed durable: when one did not wait for the
+        disk, one synced transaction (it notes when, in ``meta``); else nothing."""
+        if self._unsynced:
+            with self._write() as conn:
+                conn.execute("INSERT INTO meta VALUES ('synced', :now)"
+                             " ON CONFLICT(key) DO UPDATE SET value = :now",
+                             {"now": _iso(self._clock())})
+
+    def _record(self, row: sqlite3.Row) -> SessionRecord:
+        """ROW as a SessionRecord, decoded once per content of the row (read-only)."""
+        key = tuple(row)
+        known = self._records.get(row["id"])
+        if known is not None and known[0] == key:
+            return known[1]
+        record = SessionRecord._from_row(row)
+        self._records[record.id] = (key, record)
+        return record
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
@@ -486,9 +595,12 @@ class Journal:
         intent_id: int | None = None,
     ) -> Entry:
         """Append one chained entry inside the caller's write transaction."""
-        last = conn.execute("SELECT id, hash FROM entries ORDER BY id DESC LIMIT 1").fetchone()
-        seq = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'entries'").fetchone()
-        next_id = max(last["id"] if last else 0, seq["seq"] if seq else 0) + 1
+        last = conn.execute(  # one row: the last entry's id and hash, the id sequence
+            "SELECT (SELECT id FROM entries ORDER BY id DESC LIMIT 1) AS id,"
+            " (SELECT hash FROM entries ORDER BY id DESC LIMIT 1) AS hash,"
+            " (SELECT seq FROM sqlite_sequence WHERE name = 'entries') AS seq").fetchone()
+        next_id = max(last["id"] or 0, last["seq"] or 0) + 1
+        text, plain = _clean(detail)
         fields: dict[str, Any] = {
             "id": next_id,
             "session_id": session_id,
@@ -498,9 +610,9 @@ class Journal:
             "kind": kind,
             "step": _text(step or ""),
             "message": _text(message or ""),
-            "detail": _clean_json(detail),
+            "detail": text,
             "intent_id": intent_id,
-            "prev_hash": last["hash"] if last else GENESIS,
+            "prev_hash": last["hash"] or GENESIS,
         }
         fields["hash"] = _entry_hash(fields)
         conn.execute(
@@ -514,7 +626,9 @@ class Journal:
             "INSERT INTO meta VALUES ('head', :hash) ON CONFLICT(key) DO UPDATE SET value = :hash",
             {"hash": fields["hash"]},
         )
-        return Entry(**{**fields, "detail": json.loads(fields["detail"])})
+        entry = Entry(**{**fields, "detail": plain})
+        self._appended.append(entry)
+        return entry
 
     def _open_session(self, conn: sqlite3.Connection, session_id: int) -> SessionRecord:
         row = conn.execute("SELECT * FROM sessions WHERE id = ?", (session_id,)).fetchone()
@@ -523,7 +637,7 @@ class Journal:
                 f"journal {self.path} has no session {session_id}",
                 "use Journal.current_session() or Journal.sessions() to find it",
             )
-        record = SessionRecord._from_row(row)
+        record = self._record(row)
         if not record.active:
             raise TransitionError(
                 f"session {session_id} of {record.target} ended {record.ended} "
@@ -551,7 +665,9 @@ class Journal:
         if (held is not None and Owner(held["host"], held["pid"], held["pid_start"]) == me
                 and beat - held["heartbeat"] < LEASE_RENEW_S):
             return False
-        with self._write() as conn:
+        # not synced: the lease names live processes, and a power cut ends them all (a
+        # takeover's warning is made durable by the synced intent that follows it)
+        with self._write(sync=False) as conn:
             row = conn.execute("SELECT * FROM lease WHERE id = 1").fetchone()
             if row is not None:
                 owner = Owner(row["host"], row["pid"], row["pid_start"])
@@ -590,11 +706,16 @@ class Journal:
         return True
 
     def release(self) -> None:
-        """Give the lease up if this process holds it; one transaction."""
+        """Give the lease up if this process holds it; one transaction (not synced, as in
+        :meth:`claim`: a lease left behind by a power cut names a process that is gone)."""
+        with self._write(sync=False) as conn:
+            self._release(conn)
+
+    @staticmethod
+    def _release(conn: sqlite3.Connection) -> None:
         me = Owner.me()
-        with self._write() as conn:
-            conn.execute("DELETE FROM lease WHERE id = 1 AND host = ? AND pid = ?",
-                         (me.host, me.pid))
+        conn.execute("DELETE FROM lease WHERE id = 1 AND host = ? AND pid = ?",
+                     (me.host, me.pid))
 
     def lease(self) -> dict[str, Any] | None:
         """Who holds the controller lease, if anyone (read-only)."""
@@ -645,7 +766,7 @@ class Journal:
             ),
         )
         session_id = int(cursor.lastrowid or 0)
-        record = SessionRecord._from_row(
+        record = self._record(
             conn.execute("SELECT * FROM sessions WHERE id = ?", (session_id,)).fetchone()
         )
         entry = self._append(
@@ -676,13 +797,16 @@ class Journal:
         upgrade_state: str | None = None,
         operational_state: str = "Busy",
         sim_time: float | None = None,
+        decision: dict[str, Any] | None = None,
     ) -> tuple[SessionRecord, int | None]:
         """Begin a session (``begin``: change_id, operator, reason, data) and/or record the
         intent of STEP with the state it enters, Busy; ONE transaction, so a process killed
         at any instant leaves either nothing or the session with its intent and Busy.
 
-        Returns the session and the intent's id (None without a STEP). Raises
-        :class:`SessionBusyError` when ``begin`` finds an unfinished session.
+        ``decision`` (the keywords of :meth:`decision`) is the answer that leads to STEP:
+        journaled first, in the same transaction. Returns the session and the intent's id
+        (None without a STEP). Raises :class:`SessionBusyError` when ``begin`` finds an
+        unfinished session.
         """
         written: list[Entry] = []
         try:
@@ -695,6 +819,8 @@ class Journal:
                 else:
                     raise FtkitError("Journal.start() needs a session id or begin=",
                                      "pass the session's id, or begin={...} to start one")
+                if decision is not None:
+                    written.append(self._decision(conn, record.id, **decision))
                 intent_id = None
                 if step:
                     entry = self._append(conn, record.id, "intent", message or step, step=step,
@@ -705,7 +831,7 @@ class Journal:
                         conn, record.id, upgrade_state=upgrade_state or record.upgrade_state,
                         operational_state=operational_state, broken_step=None,
                         broken_reason=None, message=f"{step} started", sim_time=sim_time))
-                    record = SessionRecord._from_row(conn.execute(
+                    record = self._record(conn.execute(
                         "SELECT * FROM sessions WHERE id = ?", (record.id,)).fetchone())
         except sqlite3.IntegrityError as err:  # the unique index, if a raw writer raced us
             current = self.current_session()
@@ -721,7 +847,7 @@ class Journal:
             row = self._conn.execute(
                 "SELECT * FROM sessions WHERE ended IS NULL ORDER BY id DESC LIMIT 1"
             ).fetchone()
-        return None if row is None else SessionRecord._from_row(row)
+        return None if row is None else self._record(row)
 
     def session(self, session_id: int) -> SessionRecord:
         """Session SESSION_ID (FtkitError if there is none); read-only."""
@@ -734,13 +860,13 @@ class Journal:
                 f"journal {self.path} has no session {session_id}",
                 "use Journal.sessions() to list them",
             )
-        return SessionRecord._from_row(row)
+        return self._record(row)
 
     def sessions(self) -> list[SessionRecord]:
         """Every session, oldest first; read-only."""
         with self._lock:
             rows = self._conn.execute("SELECT * FROM sessions ORDER BY id").fetchall()
-        return [SessionRecord._from_row(row) for row in rows]
+        return [self._record(row) for row in rows]
 
     def set_state(
         self,
@@ -815,7 +941,7 @@ class Journal:
         with self._write() as conn:
             self._open_session(conn, session_id)
             entry = self._end(conn, session_id, outcome, sim_time)
-            record = SessionRecord._from_row(
+            record = self._record(
                 conn.execute("SELECT * FROM sessions WHERE id = ?", (session_id,)).fetchone()
             )
         self._notify([entry])
@@ -871,15 +997,27 @@ class Journal:
         broken_step: str | None = None,
         broken_reason: str | None = None,
         end: str | None = None,
+        notes: Iterable[Note] = (),
+        release: bool = False,
+        sync: bool = True,
     ) -> int:
         """Record how intent INTENT_ID ended and, if given, the new state; one transaction.
 
-        With ``upgrade_state`` and/or ``operational_state`` the session row moves and a
-        'state' entry follows the outcome in the same transaction (a missing one of the
-        two keeps its current value). With ``end`` the session also ends with that outcome
-        in the same transaction (Finish). An intent takes one outcome only. Returns its id.
+        NOTES (what the step observed since its last driver request: an outage, the
+        Upgrade side verified) are written first, in the same transaction. With
+        ``upgrade_state`` and/or ``operational_state`` the session row moves and a 'state'
+        entry follows the outcome in the same transaction (a missing one of the two keeps
+        its current value). With ``end`` the session also ends with that outcome in the
+        same transaction (Finish), and with ``release`` this process gives the controller
+        lease up in it too. An intent takes one outcome only. Returns the outcome's id.
+
+        ``sync=False`` commits without waiting for the disk: only when the caller's next
+        write is a synced intent, before anything is asked of the system (see the module's
+        notes on durability), or :meth:`sync` follows.
         """
-        with self._write() as conn:
+        notes = list(notes)
+        _check_notes(notes)
+        with self._write(sync=sync) as conn:
             record = self._open_session(conn, session_id)
             row = conn.execute(
                 "SELECT step, kind, session_id FROM entries WHERE id = ?", (intent_id,)
@@ -902,7 +1040,8 @@ class Journal:
                 body.update(detail)
             elif detail is not None:
                 body["detail"] = detail
-            written = [
+            written = [self._write_note(conn, session_id, note) for note in notes]
+            written.append(
                 self._append(
                     conn,
                     session_id,
@@ -913,7 +1052,8 @@ class Journal:
                     sim_time=sim_time,
                     intent_id=intent_id,
                 )
-            ]
+            )
+            outcome_id = written[-1].id
             if upgrade_state is not None or operational_state is not None:
                 written.append(
                     self._move(
@@ -929,8 +1069,10 @@ class Journal:
                 )
             if end is not None:
                 written.append(self._end(conn, session_id, end, sim_time))
+            if release:
+                self._release(conn)
         self._notify(written)
-        return written[0].id
+        return outcome_id
 
     def pending_intent(self, session_id: int) -> Entry | None:
         """The session's last intent without an outcome (what a killed process left); read-only."""
@@ -954,34 +1096,36 @@ class Journal:
         detail: Any = None,
         remote: bool = False,
         sim_time: float | None = None,
+        sync: bool = True,
     ) -> int:
         """Append an info/warning/error/action entry; one transaction. Returns its id.
 
         ``remote=True`` files it in the Upgrade side's remote activity log. SESSION_ID may
         be None for a note outside any session (a readiness check in Idle, say).
+        ``sync=False`` commits without waiting for the disk: only for a progress note that
+        nothing reads back to decide anything (see the module's notes on durability).
         """
-        kind = _text(kind)
-        if kind not in LOG_KINDS:
-            raise FtkitError(
-                f"Journal.log() does not write {kind!r} entries",
-                f"use one of {', '.join(LOG_KINDS)}; intent(), outcome(), decision() and "
-                "set_state() write the others",
-            )
-        with self._write() as conn:
+        return self.log_many(session_id, [Note(kind, message, step=step, detail=detail,
+                                               remote=remote, sim_time=sim_time)],
+                             sync=sync)[0]
+
+    def log_many(self, session_id: int | None, notes: Iterable[Note], *,
+                 sync: bool = True) -> list[int]:
+        """Append NOTES (info/warning/error/action entries) in order; one transaction.
+        Returns their ids. ``sync`` as in :meth:`log`."""
+        notes = list(notes)
+        _check_notes(notes)
+        with self._write(sync=sync) as conn:
             if session_id is not None:
                 self._open_session(conn, session_id)
-            entry = self._append(
-                conn,
-                session_id,
-                kind,
-                message,
-                step=step,
-                detail=detail,
-                remote=remote,
-                sim_time=sim_time,
-            )
-        self._notify([entry])
-        return entry.id
+            written = [self._write_note(conn, session_id, note) for note in notes]
+        self._notify(written)
+        return [entry.id for entry in written]
+
+    def _write_note(self, conn: sqlite3.Connection, session_id: int | None,
+                    note: Note) -> Entry:
+        return self._append(conn, session_id, _text(note.kind), note.message, step=note.step,
+                            detail=note.detail, remote=note.remote, sim_time=note.sim_time)
 
     def decision(
         self,
@@ -998,6 +1142,17 @@ class Journal:
         account: str = "",
     ) -> int:
         """Record a decision (who, what, why, when, source, where); one transaction."""
+        with self._write() as conn:
+            self._open_session(conn, session_id)
+            entry = self._decision(conn, session_id, name=name, answer=answer, who=who,
+                                   why=why, source=source, where=where, step=step,
+                                   sim_time=sim_time, account=account)
+        self._notify([entry])
+        return entry.id
+
+    def _decision(self, conn: sqlite3.Connection, session_id: int, *, name: str, answer: str,
+                  who: str, why: str, source: str, where: str, step: str = "",
+                  sim_time: float | None = None, account: str = "") -> Entry:
         when = _iso(self._clock())
         detail = {
             "name": name,
@@ -1012,19 +1167,8 @@ class Journal:
         message = f"decision {_text(name)}: {_text(answer)} by {_text(who)} ({_text(source)})"
         if why:
             message += f": {_text(why)}"
-        with self._write() as conn:
-            self._open_session(conn, session_id)
-            entry = self._append(
-                conn,
-                session_id,
-                "decision",
-                message,
-                step=step,
-                detail=detail,
-                sim_time=sim_time,
-            )
-        self._notify([entry])
-        return entry.id
+        return self._append(conn, session_id, "decision", message, step=step, detail=detail,
+                            sim_time=sim_time)
 
     def entries(
         self,
@@ -1033,22 +1177,42 @@ class Journal:
         log: str | None = None,
         kinds: Iterable[str] | None = None,
     ) -> list[Entry]:
-        """Entries in order, filtered by session, log ('local'/'remote') and KINDS; read-only."""
-        sql = "SELECT * FROM entries WHERE 1 = 1"
-        args: list[Any] = []
-        if session_id is not None:
-            sql += " AND session_id = ?"
-            args.append(session_id)
-        if log is not None:
-            sql += " AND log = ?"
-            args.append(log)
-        if kinds is not None:
-            wanted = [_text(k) for k in ([kinds] if isinstance(kinds, str) else kinds)]
-            sql += f" AND kind IN ({', '.join('?' for _ in wanted) or 'NULL'})"
-            args.extend(wanted)
+        """Entries in order, filtered by session, log ('local'/'remote') and KINDS; read-only.
+
+        A session's entries are read from the file once, and again only when another
+        connection has committed since (this object's own appends are kept as they commit).
+        """
+        wanted = None if kinds is None else {
+            _text(k) for k in ([kinds] if isinstance(kinds, str) else kinds)}
+        if session_id is None:
+            sql = "SELECT * FROM entries WHERE 1 = 1"
+            args: list[Any] = []
+            if log is not None:
+                sql += " AND log = ?"
+                args.append(log)
+            if wanted is not None:
+                sql += f" AND kind IN ({', '.join('?' for _ in wanted) or 'NULL'})"
+                args.extend(wanted)
+            with self._lock:
+                rows = self._conn.execute(sql + " ORDER BY id", args).fetchall()
+            return [Entry._from_row(row) for row in rows]
         with self._lock:
-            rows = self._conn.execute(sql + " ORDER BY id", args).fetchall()
-        return [Entry._from_row(row) for row in rows]
+            version = self._conn.execute("PRAGMA data_version").fetchone()[0]
+            listing = self._listing
+            if listing is None or listing[:3] != (session_id, version, self._commits):
+                rows = self._conn.execute("SELECT * FROM entries WHERE session_id = ? ORDER BY id",
+                                          (session_id,)).fetchall()
+                known = {e.id: e for e in listing[3]} if listing and listing[0] == session_id \
+                    else {}
+                found = []
+                for row in rows:  # an entry already decoded is not decoded again
+                    entry = known.get(row["id"])
+                    found.append(entry if entry is not None and entry.hash == row["hash"]
+                                 else Entry._from_row(row))
+                listing = (session_id, version, self._commits, found)
+                self._listing = listing
+            return [e for e in listing[3] if (log is None or e.log == log)
+                    and (wanted is None or e.kind in wanted)]
 
     def to_dataframe(self, session_id: int | None = None) -> pd.DataFrame:
         """The entries (of one session) as a DataFrame, ``ts`` as UTC datetimes; read-only."""
@@ -1094,6 +1258,13 @@ class Journal:
                 f"journal {self.path} was removed or replaced while in use",
                 "stop; restore it from a backup, or run `ftkit recover TARGET` to adopt "
                 "the system's own state in a new journal")
+        tip = self._tip
+        if tip is not None:
+            with self._lock:
+                version = self._conn.execute("PRAGMA data_version").fetchone()[0]
+            if version == tip[0]:  # no other connection committed: only our own appends
+                self._verified = (tip[1], tip[2])
+                return
         self.verify(since=self._verified)
 
     def verify(self, *, since: tuple[int, str] | None = None) -> int:
@@ -1115,6 +1286,7 @@ class Journal:
             rows = conn.execute("SELECT * FROM entries WHERE id > ? ORDER BY id",
                                 (start_id,)).fetchall()
             head = conn.execute("SELECT value FROM meta WHERE key = 'head'").fetchone()
+            version = conn.execute("PRAGMA data_version").fetchone()[0]
         prev_hash, prev_id = start_hash, (start_id or None)
         for row in rows:
             fields = dict(row)
@@ -1138,7 +1310,19 @@ class Journal:
                 remedy,
             )
         self._verified = (prev_id or 0, prev_hash)
+        self._tip = (version, prev_id or 0, prev_hash)
         return len(rows)
+
+
+def _check_notes(notes: list[Note]) -> None:
+    """Refuse, before anything is written, a note of a kind only other writes make."""
+    for note in notes:
+        if _text(note.kind) not in LOG_KINDS:
+            raise FtkitError(
+                f"Journal.log() does not write {_text(note.kind)!r} entries",
+                f"use one of {', '.join(LOG_KINDS)}; intent(), outcome(), decision() and "
+                "set_state() write the others",
+            )
 
 
 def _key(target: str, system_id: str) -> str:

@@ -39,7 +39,7 @@ from ftkit.errors import (
 )
 from ftkit.flow import DECISIONS, RECOVERY, REQUESTS, Next, RequestSpec, next_step, requests_from
 from ftkit.home import ftkit_home
-from ftkit.journal import Entry, Journal, SessionRecord
+from ftkit.journal import Entry, Journal, Note, SessionRecord
 from ftkit.model import ModuleState, OperationalState, PartnerState, SystemState, UpgradeState
 from ftkit.packages import UpdatePackage, ensure_supported, load_packages
 from ftkit.redact import mask_env, register_env_secrets
@@ -103,9 +103,12 @@ class Session:
     _came_from: UpgradeState = field(default=UpgradeState.IDLE, repr=False)
     last_error: FtkitError | None = field(default=None, repr=False)
     paused: Decision | None = field(default=None, repr=False)  # this run paused on purpose
-    soak_minutes: float = 0.0  # this run's soak before the commit decision (carry_on's)
     """Why this run stopped (a failed request or decision, a refused check), if it did:
     later steps of the run are not due, and the result says the run failed."""
+    soak_minutes: float = 0.0  # this run's soak before the commit decision (carry_on's)
+    _notes: list[Note] = field(default_factory=list, repr=False)  # for the step's outcome
+    _decided: Decision | None = field(default=None, repr=False)  # for the next intent
+    _driving: bool = field(default=False, repr=False)  # run() drives: it syncs at its end
 
     def __post_init__(self) -> None:
         self.journal.subscribe(self._heard)
@@ -214,6 +217,8 @@ class Session:
             detail = entry.detail if isinstance(entry.detail, dict) else {}
             if detail.get("name") in DECISIONS:
                 answers[str(detail["name"])] = str(detail.get("answer", ""))
+        if self._decided is not None:  # taken by run(), journaled with the next intent
+            answers[self._decided.name] = self._decided.answer
         return answers
 
     def _succeeded(self, request: str) -> bool:
@@ -347,11 +352,14 @@ class Session:
             self.journal.log(None, "info", f"decision {decision.name}: {decision.answer}",
                              detail=decision.to_dict())
         else:
-            self.journal.decision(sid, name=decision.name, answer=decision.answer,
-                                  who=decision.who, why=decision.why, source=decision.source,
-                                  where=decision.where, sim_time=self.now(),
-                                  account=decision.account)
+            self.journal.decision(sid, **_decision_fields(decision), sim_time=self.now())
         return decision
+
+    def _record_decided(self) -> None:
+        """Journal the answer run() took if no intent carried it (a refused or failed start)."""
+        decided, self._decided = self._decided, None
+        if decided is not None:
+            self.record_decision(decided)
 
     # --- the state machine ------------------------------------------------------------
 
@@ -381,12 +389,14 @@ class Session:
 
     def release(self) -> None:
         """Give up the controller lease (the end of a run that leaves the session open:
-        paused, failed, or driven step by step); the next run may take it. One transaction."""
+        paused, failed, or driven step by step); the next run may take it. Everything
+        journaled is durable when it returns (Journal.sync)."""
         self.journal.release()
+        self.journal.sync()
 
     def close(self) -> None:
         """Release the lease and close the journal (the driver stays open)."""
-        self.journal.release()
+        self.release()
         self.journal.close()
 
     def _guard_something_to_install(self) -> tuple[str, str] | None:
@@ -419,31 +429,42 @@ class Session:
 
         ``work`` returns the session's outcome when it ends the session (Finish)."""
         spec = REQUESTS[request]
-        self.journal.check()  # still there, still verifying: else stop before acting
-        self.control()
-        self._refuse(spec)
-        came_from = self.upgrade_state
-        entered = spec.entered(came_from)
-        begin = None
-        if self.record is None:
-            ensure_supported(self.packages)  # refused before the split, naming the rule
-            begin = {"change_id": self.change_id, "operator": self.operator,
-                     "reason": self.reason,
-                     "data": {"account": account(),  # the authenticated one, beside the claim
-                              "config": self.config.to_dict(),
-                              "packages": [p.to_dict() for p in self.packages],
-                              "sim_start": self.now()}}
-        self.record, intent = self.journal.start(
-            self.record.id if self.record else None, begin=begin, step=request,
-            message=f"{request}: {spec.description}", upgrade_state=entered.value,
-            sim_time=self.now())
+        try:
+            self.journal.check()  # still there, still verifying: else stop before acting
+            self.control()
+            self._refuse(spec)
+            came_from = self.upgrade_state
+            entered = spec.entered(came_from)
+            begin = None
+            if self.record is None:
+                ensure_supported(self.packages)  # refused before the split, naming the rule
+                begin = {"change_id": self.change_id, "operator": self.operator,
+                         "reason": self.reason,
+                         "data": {"account": account(),  # the authenticated one, as claimed
+                                  "config": self.config.to_dict(),
+                                  "packages": [p.to_dict() for p in self.packages],
+                                  "sim_start": self.now()}}
+            now = self.now()
+        except FtkitError:
+            self._record_decided()  # the answer is journaled even when its request is refused
+            raise
+        decided, self._decided = self._decided, None
+        try:  # the answer that leads here (run()), the intent and Busy: one transaction
+            self.record, intent = self.journal.start(
+                self.record.id if self.record else None, begin=begin, step=request,
+                message=f"{request}: {spec.description}", upgrade_state=entered.value,
+                sim_time=now, decision=None if decided is None else _decision_fields(decided))
+        except FtkitError:
+            self._decided = decided
+            self._record_decided()
+            raise
         assert intent is not None
         sid = self.record.id
         self._came_from = came_from
+        self._notes = []
         try:
             ended = work()
         except FtkitError as err:
-            self._note_outages(request)
             step = getattr(err, "step", "") or request
             reason = getattr(err, "reason", "") or err.message
             self.journal.outcome(
@@ -451,15 +472,45 @@ class Session:
                 detail={"error": type(err).__name__, "step": step},
                 sim_time=self.now(), upgrade_state=entered.value,
                 operational_state=OperationalState.BROKEN.value,
-                broken_step=request, broken_reason=reason,
+                broken_step=request, broken_reason=reason, notes=self._step_notes(request),
             )
             raise StepFailedError(f"{request} failed: {err.message}",
                                   err.remedy or "Retry the step or Abort",
                                   step=request, reason=reason) from err
-        self._note_outages(request)
+        # the step's last notes, its outcome, the new state (and for Finish the session's
+        # end and the lease given up): one transaction. It waits for the disk unless run()
+        # goes straight on to the next request, whose synced intent makes it durable before
+        # the system is asked anything (a power cut between leaves what a kill leaves)
         self.journal.outcome(sid, intent, ok=True, message=f"{request} done",
                              sim_time=self.now(), upgrade_state=spec.target.value,
-                             operational_state=OperationalState.READY.value, end=ended)
+                             operational_state=OperationalState.READY.value, end=ended,
+                             release=ended is not None, notes=self._step_notes(request),
+                             sync=not (self._driving and ended is None
+                                       and self._next_after(spec).kind == "request"))
+
+    def _next_after(self, spec: RequestSpec) -> Next:
+        """What comes next once SPEC succeeded (read-only; pure over the journal)."""
+        ok = {e.step for e in self.entries(kinds=["outcome"]) if e.ok} | {spec.name}
+        return next_step(started=True, ended=False, state=spec.target,
+                         operational=OperationalState.READY.value, broken_step=None,
+                         answers=self._answers(), succeeded=ok.__contains__)
+
+    def _note(self, kind: str, message: str, **fields: Any) -> None:
+        """Keep a note of what the running step observed after its last driver request;
+        it is written in the step's outcome transaction (or before the next custom
+        action), in order."""
+        self._notes.append(Note(kind, message, **fields))
+
+    def _step_notes(self, step: str) -> list[Note]:
+        """The notes kept for the step's outcome, then its outages not yet journaled."""
+        notes, self._notes = self._notes, []
+        return notes + self._outage_notes(step)
+
+    def _flush_notes(self) -> None:
+        """Write the kept notes now (one transaction), before the driver acts again."""
+        if self._notes and self.record is not None:
+            notes, self._notes = self._notes, []
+            self.journal.log_many(self.record.id, notes)
 
     def run_request(self, request: str) -> None:
         """Run REQUEST (its declared method); what a runbook cell, Retry and resume call."""
@@ -492,6 +543,7 @@ class Session:
             for action in self.config.actions_for(request, when, side):
                 if (action.name, side) in done:
                     continue  # succeeded before this process died: never twice
+                self._flush_notes()  # what the step saw is journaled before it acts again
                 # a declared environment: ACTIVE_UPGRADE_*, PATH and what the configuration
                 # names; never the whole caller's environment
                 env = action.environment({
@@ -571,16 +623,16 @@ class Session:
 
         def body() -> None:
             assert self.record is not None
-            for pkg in self.packages:
+            for pkg in self.packages:  # progress notes: the Install intent is synced
                 self.journal.log(self.record.id, "info", f"installing {pkg.label}",
-                                 step="Install", remote=True, sim_time=self.now())
+                                 step="Install", remote=True, sim_time=self.now(), sync=False)
                 self.driver.install(pkg.to_dict() | {"timeout_min": pkg.timeout_min},
                                     progress=self.progress)
             st = self.driver.status()
             upgrade = st.sides[1 - (st.production or 0)]
             if upgrade.reboot_pending or upgrade.os is not PartnerState.OS_UP:
                 self.journal.log(self.record.id, "info", "rebooting the Upgrade side",
-                                 step="Install", remote=True, sim_time=self.now())
+                                 step="Install", remote=True, sim_time=self.now(), sync=False)
                 self.driver.reboot_upgrade_side(progress=self.progress)
             self._verify_upgrade_side()
 
@@ -593,9 +645,9 @@ class Session:
             raise StepFailedError(f"Upgrade side not ready: {bad[0].detail}",
                                   bad[0].remedy or "Retry", step="Install",
                                   reason=bad[0].check)
-        self.journal.log(self.record.id, "info", "Upgrade side verified: OS Up, "
-                         + ", ".join(p.label for p in self.packages) + " installed",
-                         step="Install", remote=True, sim_time=self.now())
+        self._note("info", "Upgrade side verified: OS Up, "
+                   + ", ".join(p.label for p in self.packages) + " installed",
+                   step="Install", remote=True, sim_time=self.now())
 
     def prepare_merge(self) -> None:
         """PrepareMerge: the Upgrade side is up, healthy and has every package."""
@@ -614,11 +666,11 @@ class Session:
         before = self.driver.acknowledged()
         self.driver.wait(minutes * 60, progress=self.progress)
         served = self.driver.acknowledged() - before
-        self._note_outages("Merge")
-        self.journal.log(self.record.id, "info", f"soaked {minutes:g} min on the upgraded "
-                         f"software; {served} transactions acknowledged meanwhile",
-                         step="Merge", sim_time=self.now(),
-                         detail={"soak_minutes": minutes, "transactions": served})
+        self.journal.log_many(self.record.id, [
+            *self._outage_notes("Merge"),
+            Note("info", f"soaked {minutes:g} min on the upgraded software; {served} "
+                 "transactions acknowledged meanwhile", step="Merge", sim_time=self.now(),
+                 detail={"soak_minutes": minutes, "transactions": served})])
         return served
 
     def commit(self) -> None:
@@ -648,13 +700,11 @@ class Session:
             self.driver.finish()
             lost = self.driver.lost_transactions()
             if lost:
-                self.journal.log(self.record.id, "error",
-                                 f"{lost} acknowledged transactions lost",
-                                 step="Finish", sim_time=self.now())
+                self._note("error", f"{lost} acknowledged transactions lost",
+                           step="Finish", sim_time=self.now())
             return flow.outcome(came_from, self._answers())
 
-        self._step("Finish", body)
-        self.journal.release()
+        self._step("Finish", body)  # its outcome ends the session and gives the lease up
         assert self.record is not None
         return str(self.record.outcome)
 
@@ -791,11 +841,15 @@ class Session:
         """
         soak_minutes = check_soak_minutes(soak_minutes)  # before anything changes
         self.last_error = self.paused = None  # a new run
+        self._driving = True
         try:
             return self._drive(provider, soak_minutes)
         finally:
+            self._driving = False
+            self._record_decided()  # an answer taken and not acted on is still journaled
             if not self.done:
                 self.release()  # the run stops here; the next one may take over
+            self.journal.sync()  # everything journaled is durable before the run returns
 
     def carry_on(self) -> tuple[float, int]:
         """Run what is due up to the next decision or the end, soaking first (up to this
@@ -818,6 +872,8 @@ class Session:
         self.resume()
         while True:
             nxt = self.next()
+            if nxt.kind != "request":
+                self._record_decided()  # an answer leads to a request; else journal it alone
             if nxt.kind == "done":
                 assert self.record is not None
                 return str(self.record.outcome)
@@ -830,7 +886,9 @@ class Session:
                 if answer.answer in spec.pauses:
                     self.pause(answer)
                     return self.upgrade_state.value
-                self.record_decision(answer)
+                self.control()
+                # journaled with the intent of the request it leads to (one transaction)
+                self._decided = answer
             elif nxt.kind == "request":
                 self.run_request(nxt.name)
             else:
@@ -935,10 +993,12 @@ class Session:
         return FtkitError(f"the session did not end (it is {state})",
                           "run the runbook again to carry on, or run abort.ipynb")
 
-    def _note_outages(self, step: str) -> None:
-        """Journal every outage of this session once: when it is seen ongoing, and with its
-        measured length once it is over (each keyed by when it started)."""
+    def _outage_notes(self, step: str) -> list[Note]:
+        """A note of every outage of this session not journaled yet: when it is seen
+        ongoing, and with its measured length once it is over (each keyed by when it
+        started); read-only."""
         assert self.record is not None
+        notes: list[Note] = []
         seen: set[tuple[float, bool]] = set()
         for entry in self.entries(kinds=["warning"]):
             detail = entry.detail if isinstance(entry.detail, dict) else {}
@@ -955,10 +1015,11 @@ class Session:
                        if outage.seconds is not None and outage.end is not None else
                        f"outage ongoing since {_clock(outage.start)}: the applications "
                        "are down")
-            self.journal.log(
-                self.record.id, "warning", message, step=step, sim_time=self.now(),
+            notes.append(Note(
+                "warning", message, step=step, sim_time=self.now(),
                 detail={"outage_s": outage.seconds, "outage_start": outage.start,
-                        "start": outage.start, "end": outage.end})
+                        "start": outage.start, "end": outage.end}))
+        return notes
 
     def _backup_event_logs(self) -> None:
         assert self.record is not None
@@ -973,7 +1034,7 @@ class Session:
             os.replace(tmp, folder / f"{name}.json")
         self.journal.log(self.record.id, "info",
                          f"event logs backed up from the Production side: {', '.join(logs)}",
-                         step="Backup", sim_time=self.now(),
+                         step="Backup", sim_time=self.now(), sync=False,  # a progress note
                          detail={"folder": folder.name, "entries": {k: len(v)
                                                                     for k, v in logs.items()}})
 
@@ -983,6 +1044,13 @@ def _clock(seconds: float) -> str:
     summary and activity log show it."""
     minutes, secs = divmod(round(float(seconds)), 60)
     return f"t={minutes}:{secs:02d}"
+
+
+def _decision_fields(decision: Decision) -> dict[str, str]:
+    """What the journal records of DECISION (Journal.decision's keywords)."""
+    return {"name": decision.name, "answer": decision.answer, "who": decision.who,
+            "why": decision.why, "source": decision.source, "where": decision.where,
+            "account": decision.account}
 
 
 def _load(config: UpgradeConfig | str | os.PathLike[str],

@@ -20,6 +20,7 @@ before it is journaled; :func:`register_env_secrets` registers them for :func:`s
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import threading
@@ -65,8 +66,11 @@ _pattern: re.Pattern[str] | None = None
 
 def is_secret_key(name: object) -> bool:
     """True when NAME (a mapping key) looks like it names a secret."""
-    if not isinstance(name, str):
-        return False
+    return isinstance(name, str) and _names_a_secret(name)
+
+
+@functools.lru_cache(maxsize=4096)  # the same few keys, over and over
+def _names_a_secret(name: str) -> bool:
     lowered = name.lower()
     return any(word in lowered for word in SECRET_WORDS)
 

@@ -15,7 +15,7 @@ import pytest
 
 from ftkit import home
 from ftkit.errors import ArchiveError, FtkitError, SessionBusyError, TransitionError
-from ftkit.journal import GENESIS, Entry, Journal, SessionRecord
+from ftkit.journal import GENESIS, Entry, Journal, Note, SessionRecord
 from ftkit.redact import forget_secrets, register_secret
 
 
@@ -258,6 +258,118 @@ def test_an_intent_takes_one_outcome_and_a_refused_write_changes_nothing(
     assert journal.verify() == len(before[0])
 
 
+def test_an_outcome_writes_its_steps_notes_ends_and_releases_in_one_transaction(
+    journal: Journal,
+) -> None:
+    record = start(journal)
+    journal.claim("alice")
+    intent = journal.intent(record.id, "Finish", "finish")
+    notes = [Note("warning", "outage 45.0 s", step="Finish", detail={"outage_s": 45.0}),
+             Note("info", "verified", step="Finish", remote=True)]
+    heard: list[Entry] = []
+    journal.subscribe(heard.append)
+    journal.outcome(record.id, intent, ok=True, message="done", upgrade_state="Idle",
+                    operational_state="Ready", end="committed", notes=notes, release=True)
+    assert [(e.kind, e.message) for e in heard] == [
+        ("warning", "outage 45.0 s"), ("info", "verified"), ("outcome", "done"),
+        ("state", "Idle / Ready"), ("info", f"session {record.id} ended: committed")]
+    assert heard[1].remote and heard[0].detail == {"outage_s": 45.0}
+    assert journal.lease() is None and journal.session(record.id).outcome == "committed"
+    assert journal.verify() == len(journal.entries())
+
+
+def test_a_refused_outcome_writes_none_of_its_notes(journal: Journal) -> None:
+    record = start(journal)
+    intent = journal.intent(record.id, "Commit", "commit")
+    journal.outcome(record.id, intent, ok=True, message="committed")
+    before = journal.entries()
+    with pytest.raises(TransitionError, match="already has outcome"):
+        journal.outcome(record.id, intent, ok=True, message="again",
+                        notes=[Note("info", "seen twice")])
+    with pytest.raises(FtkitError, match="does not write 'intent' entries"):
+        journal.outcome(record.id, intent, ok=True, message="again",
+                        notes=[Note("intent", "not a note")])
+    assert journal.entries() == before
+
+
+def test_a_progress_note_unsynced_is_chained_and_heard_like_any_entry(journal: Journal) -> None:
+    record = start(journal)
+    heard: list[Entry] = []
+    journal.subscribe(heard.append)
+    first = journal.log(record.id, "info", "installing OrderDB 12.5", step="Install",
+                        remote=True, sync=False)
+    second = journal.log(record.id, "info", "verified", step="Install")
+    assert [e.id for e in heard] == [first, second]
+    assert heard[1].prev_hash == heard[0].hash
+    assert journal.verify() == len(journal.entries())
+
+
+def test_sync_commits_only_when_an_entry_has_not_reached_the_disk(journal: Journal) -> None:
+    record = start(journal)
+    statements: list[str] = []
+    journal._conn.set_trace_callback(statements.append)  # white box: what SQLite is asked
+
+    def synced_writes() -> int:
+        statements.clear()
+        journal.sync()
+        return statements.count("BEGIN IMMEDIATE")
+
+    assert synced_writes() == 0  # everything so far waited for the disk
+    journal.claim("alice")
+    journal.release()
+    assert synced_writes() == 0  # the lease alone needs no sync
+    journal.log(record.id, "info", "installing", sync=False)
+    assert synced_writes() == 1
+    assert synced_writes() == 0
+    journal.log(record.id, "info", "installing", sync=False)
+    journal.log(record.id, "info", "verified")  # a synced commit carries the one before
+    assert synced_writes() == 0
+    assert journal.verify() == len(journal.entries())
+
+
+def test_a_sessions_entries_are_read_again_only_after_another_connection_wrote(
+    journal: Journal,
+) -> None:
+    record = start(journal)
+    assert [e.kind for e in journal.entries(record.id)] == ["info"]
+    statements: list[str] = []
+    journal._conn.set_trace_callback(statements.append)  # white box: what SQLite is asked
+    journal.log(record.id, "warning", "mine")
+    statements.clear()
+    assert [e.message for e in journal.entries(record.id, kinds=["warning"])] == ["mine"]
+    assert not [s for s in statements if "FROM entries" in s], statements
+    with Journal(journal.path) as other:
+        other.log(record.id, "warning", "theirs")
+    assert [e.message for e in journal.entries(record.id, kinds="warning")] == ["mine",
+                                                                                  "theirs"]
+    assert [s for s in statements if "FROM entries" in s]
+    assert journal.entries(record.id) == journal.entries()
+
+
+def test_check_reads_only_what_other_connections_added(journal: Journal) -> None:
+    """check() after this object's own appends costs no read of the entries; an entry
+    another connection edits or adds meanwhile is still verified (and an edit found)."""
+    record = start(journal)
+    journal.verify()
+    statements: list[str] = []
+    journal._conn.set_trace_callback(statements.append)  # white box: what SQLite is asked
+    journal.log(record.id, "info", "one")
+    statements.clear()
+    journal.check()
+    assert not [s for s in statements if "FROM entries" in s], statements
+    with Journal(journal.path) as other:  # another writer: check() reads what it added
+        other.log(record.id, "info", "from elsewhere")
+    journal.log(record.id, "info", "two")
+    statements.clear()
+    journal.check()
+    assert [s for s in statements if "FROM entries WHERE id >" in s]
+    journal.log(record.id, "info", "three")
+    tamper(journal.path, "UPDATE entries SET message = 'edited' WHERE message = 'three'")
+    journal.log(record.id, "info", "four")
+    with pytest.raises(ArchiveError, match="was edited"):
+        journal.check()
+
+
 # --- logs, decisions, listeners ----------------------------------------------------------
 
 
@@ -453,3 +565,60 @@ def test_timestamps_come_from_the_injected_clock(tmp_path: Path) -> None:
         j.log(record.id, "info", "tick")
         assert record.started == "2025-01-01T00:00:00.000000Z"
         assert [e.ts[-10:] for e in j.entries()] == ["01.000000Z", "02.000000Z"]
+
+
+def test_a_run_commits_one_transaction_per_state_change_synced_before_the_system_acts(
+    tmp_path: Path,
+) -> None:
+    """Each write transaction of a whole upgrade as SQLite sees it: an intent goes with the
+    decision that leads to it, an outcome with what its step saw last (an outage, the
+    Upgrade side verified). Every intent and custom action's result waits for the disk; an
+    outcome that does not is followed at once by a synced intent; progress notes and the
+    lease do not wait; the run's last commit does (see ftkit.journal)."""
+    from conftest import CONFIG, DECISIONS, PACKAGES
+
+    from ftkit.decisions import ParameterDecisions
+    from ftkit.process import open_session
+    from ftkit.sim.driver import create_system
+
+    driver = create_system(f"sim:///{tmp_path}/tx.db")
+    session = open_session(driver, CONFIG, PACKAGES, change_id="CHG-TX", operator="t",
+                           reason="one transaction per state change")
+    events: list[tuple[str, str]] = []
+    session.journal._conn.set_trace_callback(  # white box: the transactions SQLite runs
+        lambda sql: events.append(("sql", sql)))
+    session.subscribe(lambda e: events.append((e.kind, e.message)))
+    session.run(ParameterDecisions(DECISIONS), soak_minutes=60)
+    driver.close()
+    txns: list[tuple[bool, list[str], list[tuple[str, str]]]] = []
+    synced = True
+    for kind, text in events:
+        if kind != "sql":
+            txns[-1][2].append((kind, text))
+            txns[-1][1].append(kind)
+        elif text.startswith("PRAGMA synchronous"):
+            synced = text.endswith("FULL")
+        elif text == "BEGIN IMMEDIATE":
+            txns.append((synced, [], []))
+    for at, (synced, kinds, written) in enumerate(txns):
+        if "intent" in kinds:
+            assert synced and kinds in (["info", "intent", "state"], ["intent", "state"],
+                                        ["decision", "intent", "state"]), written
+        elif "outcome" in kinds:
+            where = kinds.index("outcome")
+            assert set(kinds[:where]) <= {"info", "warning", "error"}
+            assert kinds[where + 1:] in (["state"], ["state", "info"]), written
+            assert synced or (txns[at + 1][0] and "intent" in txns[at + 1][1]), written
+        elif kinds == ["info"] and not synced:  # a progress note
+            assert written[0][1].startswith(
+                ("installing ", "rebooting the Upgrade side", "event logs backed up"))
+        elif kinds:
+            assert synced and (kinds == ["action"] or "soaked" in written[0][1]), written
+        else:
+            assert not synced  # the lease
+    assert txns[-1][0] and "outcome" in txns[-1][1]  # Finish: durable before run() returns
+    decisions = [k for _s, kinds, _w in txns for k in kinds if k == "decision"]
+    assert len(decisions) == len(DECISIONS)
+    outages = [kinds for _s, kinds, w in txns for k, m in w if k == "warning" and "outage" in m]
+    assert outages and all("outcome" in kinds for kinds in outages)
+    assert any("outcome" in kinds and not synced for synced, kinds, _w in txns)
