@@ -377,13 +377,28 @@ def leads_to(name: str, answer: str, facts: Mapping[str, Any] | None = None
         state = request.target
 
 
-def check_path(answers: Mapping[str, str]) -> str:
+def check_path(answers: Mapping[str, str], *, decided: Mapping[str, str] | None = None,
+               broken: str | None = None) -> str:
     """Check, before anything changes, that ANSWERS take an upgrade to an end (commit or
     abort) or to a declared pause; returns the path as text. Raises DecisionError naming
     the decision that is missing (never a silent default, never a server left split by a
-    missing word)."""
+    missing word).
+
+    For an unfinished session, DECIDED are the answers it journaled already (they stand:
+    nobody is asked twice) and BROKEN its Broken step, which needs a ``broken`` answer."""
     from ftkit.errors import DecisionError
 
+    if broken is not None:
+        answer = answers.get(RECOVERY.name)
+        if answer is None:
+            raise DecisionError(
+                f"the session is Broken at {broken}, and decisions have no "
+                f"{RECOVERY.name!r} answer: the run would stop there",
+                f"add {RECOVERY.name}: {' | '.join(RECOVERY.choices)} to decisions (retry "
+                "once the cause is fixed)")
+        if RECOVERY.answers.get(answer) == "Abort":
+            return f"{broken} (Broken) → Abort → Finish"
+    answers = {**answers, **(decided or {})}
     steps, stop = walk(answers)
     path = " → ".join(dict.fromkeys(s["request"] for s in steps))
     if stop.kind == "decide" and stop.name not in answers:

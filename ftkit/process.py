@@ -56,6 +56,7 @@ __all__ = [
     "observe",
     "open_session",
     "plan",
+    "standing",
 ]
 
 S = UpgradeState
@@ -1063,22 +1064,53 @@ def _load(config: UpgradeConfig | str | os.PathLike[str],
     return cfg, [p for p in items if isinstance(p, UpdatePackage)] + loaded
 
 
-def nothing_to_install(status: SystemState, config: UpgradeConfig,
+def nothing_to_install(status: SystemState | None, config: UpgradeConfig,
                        packages: Sequence[UpdatePackage]) -> tuple[str, str] | None:
-    """(why, remedy) when every one of PACKAGES is installed already on every system disk
-    of STATUS (an upgrade would split, merge — an outage — and commit for no change), else
-    None. Pure: the PrepareSplit guard and ``ftkit run``'s check before a kernel starts
-    say the same."""
+    """(why, remedy) when no package is given, or every one of PACKAGES is installed
+    already on every system disk of STATUS (None: the first only): an upgrade would split,
+    merge — an outage — and commit for no change. Else None. Pure: the PrepareSplit guard
+    and ``ftkit run``'s check before a kernel starts say the same."""
+    if not packages:
+        return ("nothing to install: no update package was given; an upgrade would only "
+                "cost an outage", "name the update packages (-p packages [FILE.toml, …])")
+    if status is None:
+        return None
     disks = [m for m in status.mirrors.values()
              if m.name in set(config.system_disks)] or [status.boot_disk()]
     pending = [p for p in packages
                if {mem.software.get(p.name) for d in disks for mem in d.members.values()}
                != {p.version}]
-    if packages and not pending:
+    if not pending:
         return (f"nothing to install: {', '.join(p.label for p in packages)} already "
                 "installed on every system disk; an upgrade would only cost an outage",
                 "leave the installed packages out, or name newer ones")
     return None
+
+
+def standing(target: str) -> dict[str, Any]:
+    """Where TARGET's unfinished session stands, as :func:`ftkit.flow.check_path`'s
+    keywords: ``decided`` (the answers it journaled) and ``broken`` (its Broken step, or
+    None); empty when it has none, or the system cannot be reached from here. Read-only:
+    what an auto run's decisions are checked against before anything changes."""
+    try:
+        driver = connect(target)
+    except FtkitError:
+        return {}
+    try:
+        journal = Journal.find(driver)
+        if journal is None:
+            return {}
+        with journal:
+            record = journal.current_session()
+            if record is None:
+                return {}
+            decided = {str(e.detail["name"]): str(e.detail["answer"])
+                       for e in journal.entries(record.id, kinds=["decision"])
+                       if isinstance(e.detail, dict) and "name" in e.detail}
+            return {"decided": decided,
+                    "broken": (record.broken_step or "?") if record.broken else None}
+    finally:
+        driver.close()
 
 
 def handover_refusal(record: SessionRecord, target: str, *, change_id: str,
@@ -1136,9 +1168,14 @@ def open_session(system: str | Driver, config: UpgradeConfig | str | os.PathLike
         refusal = handover_refusal(record, driver.target, change_id=change_id,
                                    operator=operator)
         differs = refusal is not None
-        if refusal is not None and not handover:
+        try:
+            if refusal is not None and not handover:
+                raise refusal
+            # the one controller first: a run refused here writes nothing into the session
+            session.control()
+        except FtkitError:
             journal.close()
-            raise refusal
+            raise
         if differs:
             journal.log(record.id, "warning",
                         f"handover of session {record.id}: change {record.change_id or '-'} / "

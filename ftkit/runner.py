@@ -339,7 +339,8 @@ def check_parameters(path: Path, params: Mapping[str, Any]) -> None:
                      if "decisions" in declared else {})
         provider_for(mode, decisions, operator="", reason="")  # a bad mode or answer
         if mode == "auto":  # the decisions reach an end, or a declared pause
-            check_path({str(k): str(v) for k, v in (decisions or {}).items()})
+            check_path({str(k): str(v) for k, v in (decisions or {}).items()},
+                       **_standing(params, declared))  # from where its session stands
         if "soak_minutes" in declared:
             check_soak_minutes(parameter_value(params, declared, "soak_minutes"))
     if mode != "plan" and "operator" in declared:  # a run that can change the system
@@ -351,6 +352,16 @@ def check_parameters(path: Path, params: Mapping[str, Any]) -> None:
                        change_id=str(parameter_value(params, declared, "change_id") or "")
                        if needs_change else "-",
                        what=f"runbook {path.stem}")
+
+
+def _standing(params: Mapping[str, Any], declared: Mapping[str, Any]) -> dict[str, Any]:
+    """Where the system's unfinished session stands, for :func:`ftkit.flow.check_path`:
+    its journaled answers and its Broken step (nothing for a new session). Read-only."""
+    if "system" not in declared:
+        return {}
+    from ftkit.process import standing
+
+    return standing(str(parameter_value(params, declared, "system")))
 
 
 def _check_files(params: Mapping[str, Any], declared: Mapping[str, Any]) -> None:

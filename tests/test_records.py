@@ -81,6 +81,10 @@ def test_identity_and_auto_paths_are_refused_before_a_kernel_starts(
     code, _, err = ftkit_run(capsys, "system", "sim://rec", "decisions", "{split: proceed}",
                              "operator", "alice", "change_id", "CHG-1")
     assert code == 2 and "no 'merge' answer" in one_line(err)
+    # no package at all: the upgrade would only cost an outage
+    code, _, err = ftkit_run(capsys, "system", "sim://rec", "decisions", ALL, "operator",
+                             "alice", "change_id", "CHG-1", "packages", "[]")
+    assert code == 2 and "no update package was given" in one_line(err)
     assert not ftkit_dirs.reports.exists() and not (ftkit_dirs.home / "systems").exists()
 
 
@@ -103,8 +107,13 @@ def test_a_paused_session_is_handed_over_only_when_asked_and_no_op_upgrades_are_
         assert len(journal.entries()) == before  # refused: nothing journaled, no ledger row
     assert [e.outcome for e in read_ledger(ftkit_dirs.reports)] == ["paused"]
 
+    # the paused session's split stands: a different split answer cannot end it
+    code, _, err = ftkit_run(capsys, "system", system, "change_id", "CHG-1", "operator",
+                             "alice", "decisions", "{split: stop}")
+    assert code == 2 and "no 'merge' answer" in one_line(err)
+    # the answers still open are enough to go on (the split was decided before the pause)
     code, out, _ = ftkit_run(capsys, "system", system, "change_id", "CHG-2", "operator", "bob",
-                             "handover", "True", "decisions", ALL)
+                             "handover", "True", "decisions", "{merge: proceed, commit: commit}")
     assert code == 0 and "taken over from alice" in out
     with Journal.open(system) as journal:
         (session,) = journal.sessions()
@@ -122,6 +131,12 @@ def test_a_paused_session_is_handed_over_only_when_asked_and_no_op_upgrades_are_
     assert committed.outcome == "committed"
     header = page(ftkit_dirs.reports / str(committed.html))[1]
     assert "taken over as CHG-2" in header
+
+    # a change runs once: its rerun is refused, with no second record of it
+    code, out, err = ftkit_run(capsys, "system", system, "change_id", "CHG-1", "operator",
+                               "bob", "decisions", ALL)
+    assert code == 2 and out == "" and "change CHG-1 ran already" in one_line(err)
+    assert len(read_ledger(ftkit_dirs.reports)) == 2
 
     # everything is installed now: another change with the same packages only costs an outage
     code, out, err = ftkit_run(capsys, "system", system, "change_id", "CHG-3", "operator",

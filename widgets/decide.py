@@ -492,17 +492,21 @@ def nobody_can_click() -> bool:
 
 
 def check_mode(mode: str, decisions: Mapping[str, str] | None, *, operator: str,
-               reason: str, path: bool = True, change_id: str | None = None
-               ) -> DecisionProvider | None:
+               reason: str, path: bool = True, change_id: str | None = None,
+               system: str | None = None) -> DecisionProvider | None:
     """Refuse, before anything changes, a bad mode or decision, auto decisions that do not
-    reach an end or a declared pause (``path``), and interactive mode in a run where
-    nobody could click (papermill): it would only wait for the panel's timeout.
+    reach an end or a declared pause (``path``; from where SYSTEM's unfinished session
+    stands, when there is one), and interactive mode in a run where nobody could click
+    (papermill): it would only wait for the panel's timeout.
     Returns the mode's provider (None for interactive: the panel decides)."""
     provider = provider_for(mode, decisions, operator=operator, reason=reason)
     if mode != "plan" and change_id is not None:  # who, and which change: facts, no defaults
         check_identity(operator=operator, change_id=change_id, what="this run")
     if mode == "auto" and path:
-        check_path({k: str(v) for k, v in (decisions or {}).items()})
+        from ftkit.process import standing
+
+        check_path({k: str(v) for k, v in (decisions or {}).items()},
+                   **(standing(system) if system else {}))
     if mode == "interactive" and nobody_can_click():
         raise DecisionError(
             "mode is interactive, but this run has no frontend to click in (papermill)",

@@ -372,10 +372,12 @@ def _check_system(runbook: Path, params: Mapping[str, Any]) -> None:
 def _check_session(runbook: Path, params: Mapping[str, Any]) -> None:
     """Refuse, before a kernel starts, an upgrade run the session would refuse anyway: one
     that would resume the system's unfinished session under another change id or operator
-    without ``-p handover True``, and one with nothing to install (every package there
-    already). The session refuses both too; here they cost no kernel and no failed ledger
-    row. Only for a runbook that declares ``handover`` and ``packages``, not in plan mode;
-    a system that cannot be reached is left to the run to report. Read-only."""
+    without ``-p handover True``, the rerun of a change that ended (a change runs once),
+    and one with nothing to install (every package there already, or none given). The
+    session refuses these too (a rerun reports the change that ran); here they cost no
+    kernel and no second ledger row. Only for a runbook that declares ``handover`` and
+    ``packages``, not in plan mode; a system that cannot be reached is left to the run to
+    report. Read-only."""
     from ftkit.runner import find_file, parameter_value, runbook_parameters
 
     declared = runbook_parameters(runbook)
@@ -387,11 +389,21 @@ def _check_session(runbook: Path, params: Mapping[str, Any]) -> None:
 
     if "mode" in declared and value("mode") == "plan":
         return
+    from ftkit.config import load_config
     from ftkit.drivers import connect
     from ftkit.journal import Journal
+    from ftkit.packages import load_packages
     from ftkit.process import handover_refusal, nothing_to_install
 
+    given = value("packages")
+    names = [given] if isinstance(given, str | os.PathLike) else list(given or [])
+    packages = load_packages([find_file(n, parameter="packages") for n in names])
+    config = load_config(find_file(value("config"), parameter="config"))
+
     target, change_id = str(value("system")), str(value("change_id"))
+    empty = nothing_to_install(None, config, packages)  # none given: no system needed
+    if empty is not None:
+        raise BadInput(*empty)
     try:
         driver = connect(target)
     except FtkitError:
@@ -409,16 +421,13 @@ def _check_session(runbook: Path, params: Mapping[str, Any]) -> None:
             if refusal is not None:
                 raise BadInput(refusal.message, refusal.remedy)
             return  # the unfinished session goes on
-    if any(s.change_id == change_id and s.ended for s in sessions):
-        return  # a rerun of an ended change reports it and runs nothing
-    from ftkit.config import load_config
-    from ftkit.packages import load_packages
-
-    given = value("packages")
-    names = [given] if isinstance(given, str | os.PathLike) else list(given or [])
-    refusal_why = nothing_to_install(
-        driver.status(), load_config(find_file(value("config"), parameter="config")),
-        load_packages([find_file(n, parameter="packages") for n in names]))
+    ended = [s for s in sessions if s.change_id == change_id and s.ended]
+    if ended:  # a change runs once: its rerun would only archive a second record of it
+        raise BadInput(f"change {change_id} ran already on {target}: session {ended[-1].id} "
+                       f"ended {ended[-1].outcome} at {ended[-1].ended}; nothing is run again",
+                       "its record is in the archive (ftkit reports list); a new change "
+                       "needs a new change id")
+    refusal_why = nothing_to_install(driver.status(), config, packages)
     if refusal_why is not None:
         raise BadInput(*refusal_why)
 
