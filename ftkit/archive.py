@@ -48,7 +48,15 @@ from typing import Any
 
 from ftkit import canonical
 from ftkit.errors import ArchiveError
-from ftkit.redact import MASK, is_secret_key, redact, scrub, secret_values
+from ftkit.redact import (
+    MASK,
+    is_secret_key,
+    machine_paths,
+    mask_paths,
+    redact,
+    scrub,
+    secret_values,
+)
 
 __all__ = [
     "LEDGER",
@@ -807,7 +815,9 @@ def _safe(text: str) -> str:
 
 
 def _scrub_notebook(nb: Any, extra: set[str]) -> None:
-    """Mask secrets in NB in place: the injected parameters and every string in it."""
+    """Mask secrets in NB in place: the injected parameters and every string in it; and
+    this machine's paths in every string (a traceback's files, a kernel's folders)."""
+    paths = machine_paths()
     for cell in nb.cells:
         tags = cell.get("metadata", {}).get("tags", [])
         if "injected-parameters" in tags or "parameters" in tags:
@@ -818,7 +828,7 @@ def _scrub_notebook(nb: Any, extra: set[str]) -> None:
 
     def walk(node: Any) -> Any:
         if isinstance(node, str):
-            return scrub(node, extra=extra)
+            return mask_paths(scrub(node, extra=extra), paths)
         if isinstance(node, dict):
             for key in list(node):
                 node[key] = walk(node[key])

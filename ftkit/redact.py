@@ -33,7 +33,9 @@ __all__ = [
     "env_secret_values",
     "forget_secrets",
     "is_secret_key",
+    "machine_paths",
     "mask_env",
+    "mask_paths",
     "redact",
     "register_env_secrets",
     "register_secret",
@@ -199,3 +201,30 @@ def register_env_secrets(
     :func:`register_secret`, so that the journal and reports mask it wherever it shows."""
     for value in env_secret_values(names, environ):
         register_secret(value)
+
+
+def machine_paths() -> list[tuple[str, str]]:
+    """This machine's paths a record must not hold, each with the name that stands for it,
+    longest first: $FTKIT_HOME, ftkit's source tree, Python's own folders, the home folder
+    (read now: $FTKIT_HOME may change)."""
+    import sys
+    from pathlib import Path
+
+    from ftkit.home import ftkit_home
+
+    tree = str(Path(__file__).resolve().parents[1])
+    names = [(str(ftkit_home()), "$FTKIT_HOME"), (tree, "<ftkit>")]
+    names += [(p, "<python>") for p in {sys.prefix, sys.base_prefix, sys.exec_prefix}]
+    home = os.path.expanduser("~")
+    if len(home) > 1:  # IPython's tracebacks write the home folder as ~
+        names += [("~" + p[len(home):], n) for p, n in names if p.startswith(home + os.sep)]
+    names.append((home, "~"))
+    return sorted((pair for pair in names if len(pair[0]) > 1), key=lambda pair: -len(pair[0]))
+
+
+def mask_paths(text: str, names: list[tuple[str, str]] | None = None) -> str:
+    """TEXT without this machine's paths (:func:`machine_paths`, or NAMES): what a record
+    opened elsewhere, years later, reads."""
+    for path, name in machine_paths() if names is None else names:
+        text = text.replace(path, name)
+    return text

@@ -8,6 +8,7 @@ import json
 import os
 import pickle
 import shutil
+import sys
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -192,6 +193,24 @@ def test_a_failing_run_is_archived_as_failed_then_raised(tmp_path: Path, kernel_
     assert entry.error == "ValueError: boom ***"
     assert entry.html and entry.html in err.remedy
     assert verify_reports(tmp_path / "reports") == []
+
+
+
+def test_a_failed_record_holds_no_path_of_this_machine(tmp_path: Path, kernel_env: None
+                                                      ) -> None:
+    """A traceback through Python's own files is archived with them named, not located."""
+    write_runbook(tmp_path / "rb", "deep", 'import json\njson.loads("{")')
+    with pytest.raises(FtkitError):
+        run_runbook("deep.ipynb", {}, reports=tmp_path / "reports",
+                    runbooks_dir=tmp_path / "rb", kernel_name="python3")
+    [entry] = read_ledger(tmp_path / "reports")
+    notebook = (tmp_path / "reports" / str(entry.notebook)).read_text(encoding="utf-8")
+    assert "<python>" in notebook and "JSONDecodeError" in notebook
+    for name in entry.files:
+        text = (tmp_path / "reports" / name).read_text(encoding="utf-8")
+        for path in {sys.prefix, sys.base_prefix, str(REPO)}:
+            assert path not in text, (name, path)
+            assert path.replace(str(Path.home()), "~", 1) not in text, (name, path)
 
 
 def test_unknown_parameter_is_refused_before_anything_runs(tmp_path: Path) -> None:

@@ -405,9 +405,7 @@ def _notice(session: Session, error: BaseException) -> str:
     """The notification's text: where the upgrade stands, why, and the way on; at most
     140 characters (what a JupyterLab toast shows); registered secrets and this machine's
     paths masked."""
-    from ftkit.redact import scrub
-
-    from .render import mask_paths
+    from ftkit.redact import mask_paths, scrub
 
     broken = session.broken
     what = mask_paths(scrub(getattr(error, "message", None) or str(error))).rstrip(". ")

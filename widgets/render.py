@@ -22,6 +22,7 @@ from ftkit.model import (
     SystemState,
 )
 from ftkit.process import Session
+from ftkit.redact import mask_paths
 
 __all__ = [
     "GREEN",
@@ -365,22 +366,6 @@ def _production_down_html(session: Session) -> list[str]:
         "on the upgraded software. Commit waits until the Production side is repaired; Abort "
         "too (it returns to that side).</li></ol>",
     ]
-
-
-def mask_paths(text: str) -> str:
-    """TEXT without this machine's paths: $FTKIT_HOME, the source tree and the home folder
-    become ``$FTKIT_HOME``, ``<ftkit>`` and ``~`` (what a record opened elsewhere reads)."""
-    import os
-    from pathlib import Path
-
-    from ftkit.home import ftkit_home
-
-    tree = str(Path(__file__).resolve().parents[1])
-    for path, name in ((str(ftkit_home()), "$FTKIT_HOME"), (tree, "<ftkit>"),
-                       (os.path.expanduser("~"), "~")):
-        if len(path) > 1:
-            text = text.replace(path, name)
-    return text
 
 
 def _causes(error: BaseException) -> list[str]:
