@@ -392,7 +392,10 @@ def test_progress_bar_one_bar_per_label_closed_at_total(capsys: pytest.CaptureFi
     quiet = fw.progress_bar(live=False)
     quiet("soak", 900, 1800)
     quiet("soak", 1800.0000001, 1800)
-    assert capsys.readouterr().out == "soak: done (1800 s simulated)\n"
+    assert capsys.readouterr().out == "soak: 1800 s simulated\n"
+    quiet("install A", 216, 216)  # ran its time, then its step failed: never "done" above it
+    quiet.fail()
+    assert capsys.readouterr().out == "install A: 216 s simulated\ninstall A: failed\n"
 
 
 def test_timeline_draws_phases_and_the_measured_outage(session: Session) -> None:

@@ -37,9 +37,11 @@ class Progress:
         complete = done >= total * (1 - 1e-6)
         label = " ".join(label.split())
         if not self.live:
-            # one line per finished step: readable in an archived report
+            # one line per finished part, readable in an archived report: its time, not
+            # "done" — whether it succeeded is said after it (the step's outcome, or
+            # "failed" from fail())
             if complete:
-                print(f"{label}: done ({total:.0f} s simulated)", file=sys.stdout, flush=True)
+                print(f"{label}: {total:.0f} s simulated", file=sys.stdout, flush=True)
                 self.finished.append(label)
                 self._last = (label, None)
             return
