@@ -1223,11 +1223,14 @@ class Journal:
         frame["ts"] = pd.to_datetime(frame["ts"], utc=True, format="ISO8601")
         return frame
 
-    def head_entry(self) -> dict[str, Any]:
-        """``{"journal_entry": id, "journal_hash": hash}`` of the last entry (read-only)."""
+    def head_entry(self, session_id: int | None = None) -> dict[str, Any]:
+        """``{"journal_entry": id, "journal_hash": hash}`` of the last entry, or of SESSION_ID's
+        last entry (what its record cites: not another process's entry, which may not be
+        on disk yet). Read-only."""
         with self._lock:
             row = self._conn.execute(
-                "SELECT id, hash FROM entries ORDER BY id DESC LIMIT 1").fetchone()
+                "SELECT id, hash FROM entries WHERE ? IS NULL OR session_id = ? "
+                "ORDER BY id DESC LIMIT 1", (session_id, session_id)).fetchone()
         return {"journal_entry": row["id"] if row else 0,
                 "journal_hash": row["hash"] if row else GENESIS}
 

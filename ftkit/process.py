@@ -970,9 +970,14 @@ class Session:
                    "acknowledged": facts["acknowledged"], "outages": facts["outages_s"],
                    "decisions": "; ".join(f"{d.name}: {d.answer} by {d.who} ({d.source})"
                                           for d in facts["decisions"]),
-                   # the journal's head: the ledger entry carries it (cross-checked)
-                   **self.journal.head_entry()},
+                   # this session's last entry, on disk: the ledger entry carries it
+                   # (cross-checked by reports verify)
+                   **self._anchor(record.id)},
         )
+
+    def _anchor(self, session_id: int) -> dict[str, Any]:
+        self.journal.sync()  # what a record cites is durable first
+        return self.journal.head_entry(session_id)
 
     def stopped(self) -> FtkitError:
         """Why this run did not end the session, as one error: the failing step and

@@ -320,3 +320,17 @@ def test_killed_process_is_resumed_to_a_correct_end(home: Path, kill_after: floa
               if e.detail.get("ok") and e.detail.get("action") == "quiesce-orderdb"]
     assert len(merges) == 1  # a custom action that succeeded is never run twice
     assert len(session.journal.sessions()) == 1
+
+
+def test_a_record_cites_its_own_session_not_a_later_one(home: Path) -> None:
+    """The result's journal anchor is its session's last entry, even when another session
+    of the same system has written since (its entries may not be on disk yet)."""
+    driver, first = new_session(home)
+    first.run(ParameterDecisions({"split": "stop"}, operator="tester"))
+    mine = first.entries()[-1]
+    later = open_session(driver, CONFIG, PACKAGES, change_id="CHG-LATER", operator="other",
+                         reason="test")
+    later.run_request("PrepareSplit")  # a newer session's entries after the first's end
+    result = first.result(mode="auto").to_dict()
+    assert (result["journal_entry"], result["journal_hash"]) == (mine.id, mine.hash)
+    later.close()
