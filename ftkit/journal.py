@@ -670,22 +670,12 @@ class Journal:
         with self._write(sync=False) as conn:
             row = conn.execute("SELECT * FROM lease WHERE id = 1").fetchone()
             if row is not None:
-                owner = Owner(row["host"], row["pid"], row["pid_start"])
-                if owner == me:
+                if Owner(row["host"], row["pid"], row["pid_start"]) == me:
                     conn.execute("UPDATE lease SET heartbeat = ? WHERE id = 1", (beat,))
                     return False
-                gone = (not _alive(owner.pid, owner.pid_start) if owner.host == me.host
-                        else beat - row["heartbeat"] > LEASE_EXPIRY_S)
-                if not gone:
-                    current = conn.execute(
-                        "SELECT * FROM sessions WHERE ended IS NULL").fetchone()
-                    what = (f"session {current['id']} ({current['upgrade_state']}, "
-                            f"{current['operational_state']})" if current else "the system")
-                    raise SessionBusyError(
-                        f"{what} of {self.target} is driven by {row['holder'] or 'a run'} "
-                        f"({owner}, since {row['since']})",
-                        "wait for it to end, or stop that process; a lease is taken over "
-                        "only once its owner is gone")
+                busy = self._busy(conn, row, me, beat)
+                if busy is not None:
+                    raise busy
             conn.execute(
                 "INSERT OR REPLACE INTO lease (id, host, pid, pid_start, since, heartbeat, holder)"
                 " VALUES (1, ?, ?, ?, ?, ?, ?)",
@@ -704,6 +694,35 @@ class Journal:
         if entry is not None:
             self._notify([entry])
         return True
+
+    def _busy(self, conn: sqlite3.Connection, row: sqlite3.Row, me: Owner,
+              beat: float) -> SessionBusyError | None:
+        """The refusal while ROW's owner (not ME) is provably alive, else None (read-only)."""
+        owner = Owner(row["host"], row["pid"], row["pid_start"])
+        gone = (not _alive(owner.pid, owner.pid_start) if owner.host == me.host
+                else beat - row["heartbeat"] > LEASE_EXPIRY_S)
+        if gone:
+            return None
+        current = conn.execute("SELECT * FROM sessions WHERE ended IS NULL").fetchone()
+        what = (f"session {current['id']} ({current['upgrade_state']}, "
+                f"{current['operational_state']})" if current else "the system")
+        return SessionBusyError(
+            f"{what} of {self.target} is driven by {row['holder'] or 'a run'} "
+            f"({owner}, since {row['since']})",
+            "wait for it to end, or stop that process; a lease is taken over only once its "
+            "owner is gone")
+
+    def busy(self) -> SessionBusyError | None:
+        """Why this process could not become the controller now (another one lives and
+        holds the lease), else None. Read-only: :meth:`claim` decides, this only tells."""
+        import time
+
+        me = Owner.me()
+        with self._lock:
+            row = self._conn.execute("SELECT * FROM lease WHERE id = 1").fetchone()
+            if row is None or Owner(row["host"], row["pid"], row["pid_start"]) == me:
+                return None
+            return self._busy(self._conn, row, me, time.time())
 
     def release(self) -> None:
         """Give the lease up if this process holds it; one transaction (not synced, as in

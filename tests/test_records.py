@@ -170,3 +170,27 @@ def test_every_archived_page_is_self_contained_named_and_without_empty_sections(
         assert shows_plan == (entry.outcome == "planned"), entry.outcome
         assert "14. Abort" not in text  # no section that did not apply
     assert "CHG-P" in page(ftkit_dirs.reports / str(entries[2].html))[0].title
+
+
+def test_a_run_of_a_system_another_process_drives_is_refused_before_a_kernel_starts(
+        capsys: pytest.CaptureFixture[str], ftkit_dirs: SimpleNamespace) -> None:
+    import subprocess
+    import sys
+
+    system = "sim://busy"
+    code, _, _ = ftkit_run(capsys, "system", system, "change_id", "CHG-B", "operator", "alice",
+                           "decisions", "{split: proceed, merge: later}")
+    assert code == 0
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom ftkit.journal import Journal\n"
+         "j = Journal.open(sys.argv[1]); j.claim('the other run'); print('held', flush=True)\n"
+         "time.sleep(120)", system], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        code, out, err = ftkit_run(capsys, "system", system, "change_id", "CHG-B",
+                                   "operator", "alice", "decisions", ALL)
+        assert code == 2 and out == "" and "is driven by the other run" in one_line(err)
+        assert len(read_ledger(ftkit_dirs.reports)) == 1  # no failed record of the refusal
+    finally:
+        holder.kill()
+        holder.communicate()

@@ -413,7 +413,10 @@ def _check_session(runbook: Path, params: Mapping[str, Any]) -> None:
     if journal is not None:
         with journal:
             record, sessions = journal.current_session(), journal.sessions()
+            busy = journal.busy()  # another run drives it now: it would be refused anyway
         if record is not None:
+            if busy is not None:
+                raise BadInput(busy.message, busy.remedy)
             if value("handover") is True:
                 return
             refusal = handover_refusal(record, target, change_id=change_id,
