@@ -244,7 +244,10 @@ def run_runbook(
             reason = f"{type(err).__name__}: {_first_line(str(err), secrets)}"
             entry = _archive_failure(output, path, params, started, reports, reason)
             remedy = _see(entry) if entry else "check the kernel (--kernel) and the runbook"
-            raise FtkitError(f"runbook {path.stem} did not run: {reason}", remedy) from err
+            # it may have run part of the way (a kernel that died mid-step): "did not finish";
+            # a session it left is resumed by the next run of the runbook
+            raise FtkitError(f"runbook {path.stem} did not finish: {reason}",
+                             f"{remedy}; run it again to resume what it left") from err
         entry = archive_run(
             output,
             runbook=path.stem,
