@@ -19,6 +19,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from ftkit.process import Session
 from ftkit.sim.driver import SimDriver, create_system
 
 REPO = Path(__file__).resolve().parents[1]
@@ -66,3 +67,14 @@ def make_sim() -> Iterator[Callable[..., SimDriver]]:
 def sim(make_sim: Callable[..., SimDriver]) -> SimDriver:
     """A fresh demo twin at simulated time 0, duplex, applications running."""
     return make_sim()
+
+
+@pytest.fixture
+def session(sim: SimDriver) -> Iterator[Session]:
+    """A new session of ``sim`` (the demo packages, change CHG-T by tester)."""
+    from ftkit.process import open_session
+
+    s = open_session(sim, CONFIG, PACKAGES, change_id="CHG-T", operator="tester",
+                     reason="test")
+    yield s
+    s.journal.close()

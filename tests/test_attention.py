@@ -9,22 +9,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import CONFIG, PACKAGES
 
 import ftkit_widgets as fw
 from ftkit.decisions import ParameterDecisions
 from ftkit.errors import StepFailedError
-from ftkit.process import Session, open_session
+from ftkit.process import Session
 from ftkit.sim.driver import SimDriver
 from ftkit_widgets import attention
-
-
-@pytest.fixture
-def session(sim: SimDriver) -> Iterator[Session]:
-    s = open_session(sim, CONFIG, PACKAGES, change_id="CHG-A", operator="tester",
-                     reason="attention test")
-    yield s
-    s.journal.close()
 
 
 class FakeCommands:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import html
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +26,6 @@ from ftkit_widgets import decide, runbook, views
 
 REPO = Path(__file__).resolve().parents[1]
 
-
-@pytest.fixture
-def session(sim: SimDriver) -> Iterator[Session]:
-    s = open_session(sim, CONFIG, PACKAGES, change_id="CHG-W", operator="tester",
-                     reason="widget test")
-    yield s
-    s.journal.close()
 
 
 @pytest.fixture
@@ -80,7 +73,7 @@ def test_decision_panel_click_journals_who_why_and_source(session: Session) -> N
         "Proceed — no outage, about 26 min", "Stop — no outage"]
     assert "runs ExecuteSplit, Install" in text(panel.help.value)
     assert "Split the system" in panel.question.value
-    assert panel.reason.value == "widget test"  # pre-filled from the session's reason
+    assert panel.reason.value == "test"  # pre-filled from the session's reason
     assert "upgrade state PrepareSplit" in text(panel.state.value)
     assert not panel.done
     fill(panel)
@@ -183,7 +176,7 @@ def test_retry_failure_is_shown_in_the_panel_not_swallowed(session: Session,
 def test_recovery_panel_needs_operator_and_reason(session: Session, sim: SimDriver) -> None:
     split_broken(session, sim)
     panel = fw.RecoveryPanel(session)
-    assert panel.reason.value == "widget test"  # pre-filled from the session's reason
+    assert panel.reason.value == "test"  # pre-filled from the session's reason
     panel.operator.value = panel.reason.value = ""
     panel.abort_button.click()
     assert "enter the operator and the reason first" in text(panel.message.value)
@@ -502,7 +495,7 @@ def test_result_reports_outcome_outage_and_lost_transactions(session: Session,
     result = fw.result(session, mode="auto", system=session.target)
     data = result.to_dict()
     assert data["outcome"] == "committed" and data["lost_transactions"] == 0
-    assert 0 < data["outage_s"] < 60 and data["change_id"] == "CHG-W"
+    assert 0 < data["outage_s"] < 60 and data["change_id"] == "CHG-T"
     planned = fw.result(None, mode="plan", system="sim://x").to_dict()
     assert planned["outcome"] == "planned"
 
