@@ -983,6 +983,9 @@ def archive_run(
                 f"({twin.notebook})", "nothing to do; `ftkit reports list` shows the archive")
         seq = last.seq + 1 if last else 1
         nb.metadata["ftkit"] = {"seq": seq, **facts}
+        papermill = nb.metadata.get("papermill")
+        if isinstance(papermill, dict) and papermill.get("output_path"):
+            papermill["output_path"] = f"{name}.ipynb"  # where it is kept, not a scratch folder
         nb_bytes = nbformat.writes(nb).encode("utf-8")
         html_bytes = _render_html(nb).encode("utf-8")
         files = {f"{name}.ipynb": _sha256(nb_bytes), f"{name}.html": _sha256(html_bytes)}
