@@ -592,6 +592,16 @@ class HostDriver:
                     state["os"][str(1 - state["production"])] = PartnerState.OS_CRASHED.value
                 self._event(state, "fault", "the Upgrade side's agent was killed")
 
+    def _upgrade_side_ready(self, up: int, step: str) -> None:
+        """Refuse STEP unless the Upgrade side (enclosure UP) is OS Up, then let an armed
+        ``dies`` fault at STEP fire."""
+        os_state = self.status().sides[up].os
+        if os_state is not PartnerState.OS_UP:
+            raise StepFailedError(f"the Upgrade side is {os_state.value}",
+                                  "reboot it, then Retry", step=step,
+                                  reason="Upgrade side not up")
+        self._upgrade_side_dies(step)
+
     def _upgrade_side_dies(self, point: str) -> None:
         if self._take(point, "upgrade-side-dies"):
             self._apply({"name": "upgrade-side-dies"})
@@ -688,12 +698,7 @@ class HostDriver:
             raise TransitionError("the system is merged", "install before PrepareMerge")
         if _versions(self.site.tree_of(up)).get(name) == version:
             return
-        os_state = self.status().sides[up].os
-        if os_state is not PartnerState.OS_UP:
-            raise StepFailedError(f"the Upgrade side is {os_state.value}",
-                                  "reboot it, then Retry", step="install",
-                                  reason="Upgrade side not up")
-        self._upgrade_side_dies("install")
+        self._upgrade_side_ready(up, "install")
         label = f"install {name} {version}"
         _report(progress, label, 0, 3)
         if package.get("needs_reboot"):
@@ -852,12 +857,7 @@ class HostDriver:
         prod = 1 - up
         steps = 5
         if state["step"] == "":
-            os_state = self.status().sides[up].os
-            if os_state is not PartnerState.OS_UP:
-                raise StepFailedError(f"the Upgrade side is {os_state.value}",
-                                      "reboot it, then Retry", step="merge",
-                                      reason="Upgrade side not up")
-            self._upgrade_side_dies("merge")
+            self._upgrade_side_ready(up, "merge")
             _report(progress, "merge: hold new connections at the front", 0, steps)
             self._front(state, "hold")
             with self._txn() as st:
