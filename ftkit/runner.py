@@ -24,12 +24,16 @@ import tokenize
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ftkit import home
 from ftkit.archive import LedgerEntry, archive_run
 from ftkit.errors import FtkitError
 from ftkit.redact import scrub, secret_values
+
+if TYPE_CHECKING:
+    from ftkit.config import UpgradeConfig
+    from ftkit.packages import UpdatePackage
 
 __all__ = [
     "check_parameters",
@@ -308,11 +312,13 @@ def anchor(entry: LedgerEntry) -> None:
         driver.close()
 
 
-def check_parameters(path: Path, params: Mapping[str, Any]) -> None:
+def check_parameters(path: Path, params: Mapping[str, Any]
+                     ) -> tuple[UpgradeConfig | None, list[UpdatePackage] | None]:
     """Refuse, before anything runs, parameters the runbook at PATH does not declare, a
     ``config`` or ``packages`` file that is missing or does not load, a bad mode or
     decision, and interactive mode: a headless run cannot click a decision
-    panel, and would sit at the first decision until the panel timed out. Read-only."""
+    panel, and would sit at the first decision until the panel timed out. Read-only;
+    returns the run's configuration and packages as loaded (None where not declared)."""
     declared = runbook_parameters(path)
     unknown = sorted(set(params) - set(declared))
     if unknown:
@@ -321,7 +327,7 @@ def check_parameters(path: Path, params: Mapping[str, Any]) -> None:
             f"runbook {path.stem} has no parameter {', '.join(unknown)}",
             f"its parameters are: {known}",
         )
-    _check_files(params, declared)
+    files = _load_files(params, declared)
     if "handover" in declared and not isinstance(
             parameter_value(params, declared, "handover"), bool):
         raise FtkitError(f"handover {parameter_value(params, declared, 'handover')!r} is not "
@@ -355,6 +361,7 @@ def check_parameters(path: Path, params: Mapping[str, Any]) -> None:
                        change_id=str(parameter_value(params, declared, "change_id") or "")
                        if needs_change else "-",
                        what=f"runbook {path.stem}")
+    return files
 
 
 def _standing(params: Mapping[str, Any], declared: Mapping[str, Any]) -> dict[str, Any]:
@@ -367,20 +374,25 @@ def _standing(params: Mapping[str, Any], declared: Mapping[str, Any]) -> dict[st
     return standing(str(parameter_value(params, declared, "system")))
 
 
-def _check_files(params: Mapping[str, Any], declared: Mapping[str, Any]) -> None:
-    """Refuse a ``config`` or ``packages`` parameter (given, else the runbook's default)
-    that names no file, or a file that does not load: a typo must not become a failed run
-    in the ledger. Read-only."""
+def _load_files(params: Mapping[str, Any], declared: Mapping[str, Any]
+                ) -> tuple[UpgradeConfig | None, list[UpdatePackage] | None]:
+    """The ``config`` and ``packages`` a run would use (given, else the runbook's default;
+    None where the runbook declares none), loaded: a name that finds no file, or a file
+    that does not load, is refused here — a typo must not become a failed run in the
+    ledger. Read-only."""
+    config = packages = None
     if "config" in declared:
         from ftkit.config import load_config
 
-        load_config(find_file(parameter_value(params, declared, "config"), parameter="config"))
+        config = load_config(find_file(parameter_value(params, declared, "config"),
+                                       parameter="config"))
     if "packages" in declared:
         from ftkit.packages import load_packages
 
         given = parameter_value(params, declared, "packages")
         names = [given] if isinstance(given, str | os.PathLike) else list(given or [])
-        load_packages([find_file(name, parameter="packages") for name in names])
+        packages = load_packages([find_file(name, parameter="packages") for name in names])
+    return config, packages
 
 
 def find_file(name: str | os.PathLike[str], *, parameter: str = "file",

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,7 +25,9 @@ from ftkit.errors import FtkitError, TargetError
 
 if TYPE_CHECKING:
     from ftkit.archive import LedgerEntry
+    from ftkit.config import UpgradeConfig
     from ftkit.drivers import Driver
+    from ftkit.packages import UpdatePackage
     from ftkit.sim.driver import SimDriver
 
 __all__ = [
@@ -369,7 +370,8 @@ def _check_system(runbook: Path, params: Mapping[str, Any]) -> None:
                        f"create it with: ftkit sim create {system}")
 
 
-def _check_session(runbook: Path, params: Mapping[str, Any]) -> None:
+def _check_session(runbook: Path, params: Mapping[str, Any],
+                   files: tuple[UpgradeConfig | None, list[UpdatePackage] | None]) -> None:
     """Refuse, before a kernel starts, an upgrade run the session would refuse anyway: one
     that would resume the system's unfinished session under another change id or operator
     without ``-p handover True``, the rerun of a change that ended (a change runs once),
@@ -377,11 +379,14 @@ def _check_session(runbook: Path, params: Mapping[str, Any]) -> None:
     session refuses these too (a rerun reports the change that ran); here they cost no
     kernel and no second ledger row. Only for a runbook that declares ``handover`` and
     ``packages``, not in plan mode; a system that cannot be reached is left to the run to
-    report. Read-only."""
-    from ftkit.runner import find_file, parameter_value, runbook_parameters
+    report. FILES: the run's configuration and packages, as check_parameters loaded them.
+    Read-only."""
+    from ftkit.runner import parameter_value, runbook_parameters
 
     declared = runbook_parameters(runbook)
-    if not {"handover", "packages", "system", "change_id", "operator"} <= set(declared):
+    config, packages = files
+    if config is None or packages is None or not {
+            "handover", "system", "change_id", "operator"} <= set(declared):
         return
 
     def value(name: str) -> Any:
@@ -389,16 +394,9 @@ def _check_session(runbook: Path, params: Mapping[str, Any]) -> None:
 
     if "mode" in declared and value("mode") == "plan":
         return
-    from ftkit.config import load_config
     from ftkit.drivers import connect
     from ftkit.journal import Journal
-    from ftkit.packages import load_packages
     from ftkit.process import handover_refusal, nothing_to_install
-
-    given = value("packages")
-    names = [given] if isinstance(given, str | os.PathLike) else list(given or [])
-    packages = load_packages([find_file(n, parameter="packages") for n in names])
-    config = load_config(find_file(value("config"), parameter="config"))
 
     target, change_id = str(value("system")), str(value("change_id"))
     empty = nothing_to_install(None, config, packages)  # none given: no system needed
@@ -463,9 +461,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     params = _parameters(args.param)
     try:
         path = resolve_runbook(args.runbook)
-        check_parameters(path, params)
+        files = check_parameters(path, params)
         _check_system(path, params)
-        _check_session(path, params)
+        _check_session(path, params, files)
     except BadInput:
         raise
     except FtkitError as err:
