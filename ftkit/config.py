@@ -60,7 +60,7 @@ from pathlib import Path
 from typing import Any
 
 from ftkit.errors import ConfigError
-from ftkit.model import Request
+from ftkit.flow import ACTION_REQUESTS
 from ftkit.redact import register_secret
 from ftkit.tomlreader import Reader, decode, join, parse_toml, read_file, shown, type_name
 
@@ -79,8 +79,8 @@ __all__ = [
 ]
 
 #: Requests a custom action can be attached to (the vendor's ``ACTIVE_UPGRADE_REQUEST``),
-#: as :class:`ftkit.model.Request` declares them.
-REQUESTS: tuple[str, ...] = tuple(request.value for request in Request)
+#: as :data:`ftkit.flow.ACTION_REQUESTS` declares them.
+REQUESTS: tuple[str, ...] = tuple(request.value for request in ACTION_REQUESTS)
 #: Where a custom action runs; ``Both`` runs it on the Production side and the Upgrade side.
 SIDES: tuple[str, ...] = ("Production", "Upgrade", "Both")
 #: When a custom action runs relative to its request.

@@ -34,6 +34,7 @@ __all__ = [
     "CHOICES",
     "MAX_DECISIONS_TEXT",
     "MAX_SOAK_MINUTES",
+    "Answered",
     "Decision",
     "DecisionProvider",
     "ParameterDecisions",
@@ -109,6 +110,19 @@ class DecisionProvider(Protocol):
     """Answers the questions of an upgrade."""
 
     def decide(self, name: str) -> Decision: ...
+
+
+@dataclass(frozen=True)
+class Answered:
+    """A decision provider holding one decision already made (a click)."""
+
+    decision: Decision
+
+    def decide(self, name: str) -> Decision:
+        if name != self.decision.name:
+            raise DecisionError(f"asked {name}, but the answer given is to "
+                                f"{self.decision.name}", "answer the question asked")
+        return self.decision
 
 
 @dataclass

@@ -23,18 +23,23 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
-from ftkit.model import Request, UpgradeState
+from ftkit.model import OperationalState, Request, UpgradeState
 
 __all__ = [
+    "ACTION_REQUESTS",
     "DECISIONS",
     "RECOVERY",
     "REQUESTS",
     "DecisionSpec",
     "Estimate",
+    "Kind",
     "Next",
+    "Question",
     "RequestSpec",
+    "body",
     "check_path",
     "decision_for",
     "leads_to",
@@ -42,12 +47,38 @@ __all__ = [
     "next_step",
     "no_way_back",
     "outcome",
+    "recovery_leads_to",
     "requests_from",
+    "route",
     "state_machine_doc",
     "walk",
 ]
 
 S = UpgradeState
+R = Request
+OP = OperationalState
+
+
+class Question(StrEnum):
+    """The decisions the process asks (the ``decisions`` parameter's keys)."""
+
+    SPLIT = "split"
+    MERGE = "merge"
+    COMMIT = "commit"
+    BROKEN = "broken"  # asked only of a Broken session: Retry or Abort
+
+
+class Kind(StrEnum):
+    """What a session needs next (:class:`Next`)."""
+
+    REQUEST = "request"  # run the named request
+    DECIDE = "decide"  # ask the named question
+    SOAK = "soak"  # watch the merged system before the named question
+    RECOVER = "recover"  # Broken at the named request: Retry or Abort
+    BUSY = "busy"  # a step is running, or was left half done by a process that died
+    DONE = "done"  # the session ended
+    HALTED = "halted"  # this run stopped on an error (Session.next only)
+    PAUSED = "paused"  # this run paused on purpose (Session.next only)
 
 
 @dataclass(frozen=True)
@@ -70,31 +101,43 @@ class RequestSpec:
 
     - ``enter_at_start``: the session moves to ``target`` as soon as the request starts
       (the vendor's Prepare* states, Commit and Abort); otherwise only when it succeeds.
-    - ``method``: the :class:`~ftkit.process.Session` method that runs it (the one place
-      a request's name meets its code).
-    - ``actions``: the custom-action request name whose before/after actions run around
-      it (``ACTIVE_UPGRADE_REQUEST``), or None.
+    - ``actions``: whether the custom actions declared for this request (its name is
+      their ``ACTIVE_UPGRADE_REQUEST``) run before and after it.
     - ``refusals``: states from which the request is refused with a reason of its own
       (message, remedy), beyond "not allowed here".
-    - ``guards``: names of :class:`~ftkit.process.Session` guard methods, each returning
-      None or ``(message, remedy)``; a refusal changes nothing.
-    - ``once``: runs once per session (Install): a success is not repeated by a re-run.
+    - ``guards``: names of guards (registered with :func:`guard`), each returning None
+      or ``(message, remedy)``; a refusal changes nothing.
     - ``estimate``: the plan's estimate of its cost from the plan's facts; without one,
       ``minutes`` and no outage.
+
+    What runs the request is the callable registered for it with :func:`body`
+    (``ftkit/steps.py``): :attr:`run`.
     """
 
-    name: str
+    name: Request
     sources: frozenset[UpgradeState]
     target: UpgradeState
     enter_at_start: bool
-    method: str
     description: str
-    actions: Request | None = None
+    actions: bool = False
     refusals: Mapping[UpgradeState, tuple[str, str]] = field(default_factory=dict)
     guards: tuple[str, ...] = ()
-    once: bool = False
     estimate: Estimator | None = None
     minutes: float = 0.0
+
+    @property
+    def run(self) -> Callable[..., str | None]:
+        """The registered body of this request: ``run(step)`` does the work on the system
+        and returns the session's outcome when it ends the session (Finish)."""
+        return _BODIES[self.name]
+
+    def refusal(self, context: Any) -> tuple[str, str] | None:
+        """The first of this request's guards that refuses in CONTEXT, else None."""
+        for name in self.guards:
+            said = _GUARDS[name](context)
+            if said is not None:
+                return said
+        return None
 
     def estimates(self, facts: Mapping[str, Any]) -> list[Estimate]:
         """The rows this request adds to a plan."""
@@ -111,17 +154,43 @@ class RequestSpec:
         return self.target if self.enter_at_start else state
 
 
+_BODIES: dict[Request, Callable[..., str | None]] = {}
+_GUARDS: dict[str, Callable[[Any], tuple[str, str] | None]] = {}
+
+
+def body(request: Request) -> Callable[[Callable[..., str | None]], Callable[..., str | None]]:
+    """Register the function that runs REQUEST (a decorator; ``ftkit/steps.py`` uses it)."""
+
+    def register(function: Callable[..., str | None]) -> Callable[..., str | None]:
+        _BODIES[request] = function
+        return function
+
+    return register
+
+
+def guard(name: str) -> Callable[[Callable[[Any], tuple[str, str] | None]],
+                                 Callable[[Any], tuple[str, str] | None]]:
+    """Register guard NAME, as the table's ``guards`` name it (a decorator)."""
+
+    def register(function: Callable[[Any], tuple[str, str] | None]
+                 ) -> Callable[[Any], tuple[str, str] | None]:
+        _GUARDS[name] = function
+        return function
+
+    return register
+
+
 @dataclass(frozen=True)
 class DecisionSpec:
     """One decision: the state it is asked in, what must be done before it is asked,
     and the request each answer leads to."""
 
-    name: str
+    name: Question
     asked_in: UpgradeState
-    answers: Mapping[str, str]
+    answers: Mapping[str, Request | str]  # answer -> the request it leads to
     question: str
-    requires: tuple[str, ...] = ()  # requests that must have succeeded first
-    before: str = ""  # what the runbook does between those and the question ("soak")
+    requires: tuple[Request, ...] = ()  # requests that must have succeeded first
+    soak: bool = False  # the merged system is watched (soak_minutes) before it is asked
     help: Mapping[str, str] = field(default_factory=dict)  # what each answer does
     outcomes: Mapping[str, str] = field(default_factory=dict)  # answer -> session outcome
     # answers that stop the run here on purpose, with nothing journaled as decided (a
@@ -176,72 +245,75 @@ _COMMIT_STARTED = ("Abort is refused once Commit has started",
                    "Retry a Broken commit (the Retry button, or the upgrade runbook with "
                    "decisions broken: retry), then Finish")
 
-REQUESTS: dict[str, RequestSpec] = {
+REQUESTS: dict[Request, RequestSpec] = {
     r.name: r
     for r in (
-        RequestSpec("PrepareSplit", frozenset({S.IDLE}), S.PREPARE_SPLIT, True,
-                    "prepare_split", "stage the packages and re-run the readiness check",
-                    actions=Request.PREPARE_SPLIT, guards=("_guard_something_to_install",),
-                    estimate=_prepare_split),
-        RequestSpec("ExecuteSplit", frozenset({S.PREPARE_SPLIT}), S.SPLIT, False,
-                    "execute_split", "disable RDR mirroring, isolate the Upgrade side, "
-                    "disable its critical services",
-                    actions=Request.EXECUTE_SPLIT, minutes=1.0),
-        RequestSpec("Install", frozenset({S.SPLIT}), S.SPLIT, False, "install",
+        RequestSpec(R.PREPARE_SPLIT, frozenset({S.IDLE}), S.PREPARE_SPLIT, True,
+                    "stage the packages and re-run the readiness check",
+                    actions=True, guards=("something to install",), estimate=_prepare_split),
+        RequestSpec(R.EXECUTE_SPLIT, frozenset({S.PREPARE_SPLIT}), S.SPLIT, False,
+                    "disable RDR mirroring, isolate the Upgrade side, disable its critical "
+                    "services", actions=True, minutes=1.0),
+        RequestSpec(R.INSTALL, frozenset({S.SPLIT}), S.SPLIT, False,
                     "install the update packages on the Upgrade side, reboot and verify it",
-                    once=True, estimate=_install),
-        RequestSpec("PrepareMerge", frozenset({S.SPLIT}), S.PREPARE_MERGE, True,
-                    "prepare_merge", "check the Upgrade side is up, upgraded and ready",
-                    actions=Request.PREPARE_MERGE),
-        RequestSpec("ExecuteMerge", frozenset({S.PREPARE_MERGE}), S.MERGE, False,
-                    "execute_merge", "stop the applications, hand over the data disks, "
-                    "start them upgraded",
-                    actions=Request.EXECUTE_MERGE, estimate=_execute_merge),
-        RequestSpec("Commit", frozenset({S.MERGE}), S.COMMIT, True, "commit",
+                    estimate=_install),
+        RequestSpec(R.PREPARE_MERGE, frozenset({S.SPLIT}), S.PREPARE_MERGE, True,
+                    "check the Upgrade side is up, upgraded and ready", actions=True),
+        RequestSpec(R.EXECUTE_MERGE, frozenset({S.PREPARE_MERGE}), S.MERGE, False,
+                    "stop the applications, hand over the data disks, start them upgraded",
+                    actions=True, estimate=_execute_merge),
+        RequestSpec(R.COMMIT, frozenset({S.MERGE}), S.COMMIT, True,
                     "back up event logs, resynchronise the old side from the new one",
-                    actions=Request.COMMIT, guards=("_guard_enclosures_up",),
-                    estimate=_commit),
-        RequestSpec("Abort", frozenset({S.PREPARE_SPLIT, S.SPLIT, S.PREPARE_MERGE, S.MERGE}),
-                    S.ABORT, True, "abort", "return to the original software",
-                    actions=Request.ABORT, refusals={S.COMMIT: _COMMIT_STARTED},
-                    estimate=_abort),
-        RequestSpec("Finish", frozenset({S.COMMIT, S.ABORT}), S.IDLE, False, "finish",
+                    actions=True, guards=("enclosures up",), estimate=_commit),
+        RequestSpec(R.ABORT, frozenset({S.PREPARE_SPLIT, S.SPLIT, S.PREPARE_MERGE, S.MERGE}),
+                    S.ABORT, True, "return to the original software", actions=True,
+                    refusals={S.COMMIT: _COMMIT_STARTED}, estimate=_abort),
+        RequestSpec(R.FINISH, frozenset({S.COMMIT, S.ABORT}), S.IDLE, False,
                     "clean up once the resync is complete"),
     )
 }
 
+#: The first request of a session (it begins the session) and the one that ends it.
+FIRST, LAST = R.PREPARE_SPLIT, R.FINISH
+#: The requests a custom action may be declared for (``ACTIVE_UPGRADE_REQUEST``): the
+#: readiness check, every request that runs actions, and the vendor's further moments.
+ACTION_REQUESTS: tuple[Request, ...] = (
+    R.CHECK_READINESS, *(r.name for r in REQUESTS.values() if r.actions),
+    R.START, R.STOP, R.BACKUP)
 
-DECISIONS: dict[str, DecisionSpec] = {
+Q = Question
+DECISIONS: dict[Question, DecisionSpec] = {
     d.name: d
     for d in (
-        DecisionSpec("split", S.PREPARE_SPLIT, {"proceed": "ExecuteSplit", "stop": "Abort"},
+        DecisionSpec(Q.SPLIT, S.PREPARE_SPLIT, {"proceed": R.EXECUTE_SPLIT, "stop": R.ABORT},
                      "Split the system and install the updates on the Upgrade side?",
                      help={"proceed": "the Production side keeps serving: no outage",
                            "stop": "end the session before the split: no outage, nothing "
                                    "changed"},
                      outcomes={"stop": "stopped"}),
-        DecisionSpec("merge", S.SPLIT, {"proceed": "PrepareMerge", "abort": "Abort"},
+        DecisionSpec(Q.MERGE, S.SPLIT, {"proceed": R.PREPARE_MERGE, "abort": R.ABORT},
                      "Merge: restart the applications on the upgraded software (brief outage)?",
-                     requires=("Install",),
+                     requires=(R.INSTALL,),
                      help={"proceed": "the one brief outage of the upgrade",
                            "abort": "no outage: the Upgrade side is resynchronised from the "
                                     "Production side"},
                      pauses={"later": "stop at Split, installed and verified; the Production "
                                       "side keeps serving (simplex) until a later run merges "
                                       "or aborts"}),
-        DecisionSpec("commit", S.MERGE, {"commit": "Commit", "abort": "Abort"},
+        DecisionSpec(Q.COMMIT, S.MERGE, {"commit": R.COMMIT, "abort": R.ABORT},
                      "Commit the upgrade (no further outage), or abort back to the original "
-                     "software?", before="soak",
+                     "software?", soak=True,
                      help={"commit": "no outage; the point of no return: Abort is refused "
                                      "once Commit has started",
                            "abort": "back to the original software: one restart outage"}),
     )
 }
 
-# The answer to a Broken session: run the failed step again, or abort.
-RECOVERY = DecisionSpec("broken", S.IDLE, {"retry": "", "abort": "Abort"},
+# The answer to a Broken session: run the failed step again ("" = the Broken step), or abort.
+RETRY = "retry"
+RECOVERY = DecisionSpec(Q.BROKEN, S.IDLE, {RETRY: "", "abort": R.ABORT},
                         "The session is Broken: retry the failed step (its cause fixed), or abort?",
-                        help={"retry": "run the failed step again (after fixing the cause)",
+                        help={RETRY: "run the failed step again (after fixing the cause)",
                               "abort": "return to the original software"})
 
 
@@ -252,7 +324,7 @@ OUTCOMES: dict[UpgradeState, str] = {S.COMMIT: "committed", S.ABORT: "aborted"}
 def outcome(came_from: UpgradeState, answers: Mapping[str, str]) -> str:
     """The outcome a session that finishes from CAME_FROM records, given its answers."""
     for name, answer in answers.items():
-        declared = DECISIONS[name].outcomes.get(answer) if name in DECISIONS else None
+        declared = DECISIONS[Q(name)].outcomes.get(answer) if name in DECISIONS else None
         if declared:
             return declared
     return OUTCOMES[came_from]
@@ -260,62 +332,106 @@ def outcome(came_from: UpgradeState, answers: Mapping[str, str]) -> str:
 
 @dataclass(frozen=True)
 class Next:
-    """What the session needs next: ``kind`` is ``"request"`` (run ``name``),
-    ``"decide"`` (ask decision ``name``), ``"recover"`` (Broken at ``name``: Retry or
-    Abort), ``"busy"`` (a step is running or was interrupted) or ``"done"``."""
+    """What the session needs next: a :class:`Kind` and the request or question it names
+    (``Next(Kind.REQUEST, Request.INSTALL)``, ``Next(Kind.DECIDE, Question.MERGE)``)."""
 
-    kind: str
+    kind: Kind
     name: str = ""
 
+    def __str__(self) -> str:
+        return f"{self.kind} {self.name}".strip()
 
-def decision_for(request: str) -> list[tuple[str, str]]:
+
+DONE = Next(Kind.DONE)
+
+
+def decision_for(request: Request | str) -> list[tuple[Question, str]]:
     """The ``(decision, answer)`` pairs that lead to ``request``."""
     return [(d.name, answer) for d in DECISIONS.values()
             for answer, req in d.answers.items() if req == request]
 
 
-def requests_from(state: UpgradeState) -> list[str]:
+def requests_from(state: UpgradeState) -> list[Request]:
     """The requests allowed from ``state`` (what a refusal lists)."""
     return [r.name for r in REQUESTS.values() if r.allowed_from(state)]
 
 
 def next_step(*, started: bool, ended: bool, state: UpgradeState, operational: str,
               broken_step: str | None, answers: Mapping[str, str],
-              succeeded: Callable[[str], bool]) -> Next:
+              succeeded: Callable[[str], bool], soaked: bool = True) -> Next:
     """What comes next for a session in these circumstances; pure, derived from the table.
 
     ``answers`` maps decision names to the journaled answers; ``succeeded(request)`` says
-    whether a request has succeeded in this session.
+    whether a request has succeeded in this session; ``soaked`` whether the merged system
+    has been watched as long as this run wants before a question that soaks first.
     """
     if ended:
-        return Next("done")
+        return DONE
     if not started:
-        return Next("request", "PrepareSplit")
+        return Next(Kind.REQUEST, FIRST)
     if broken_step:
-        return Next("recover", broken_step)
-    if operational == "Busy":
-        return Next("busy")
+        return Next(Kind.RECOVER, broken_step)
+    if operational == OP.BUSY:
+        return Next(Kind.BUSY)
     for decision in DECISIONS.values():
         if decision.asked_in is not state:
             continue
         answer = answers.get(decision.name)
         if answer is not None:
-            return Next("request", decision.answers[answer])
+            return Next(Kind.REQUEST, decision.answers[answer])
         for needed in decision.requires:
             if not succeeded(needed):
-                return Next("request", needed)
-        return Next("decide", decision.name)
+                return Next(Kind.REQUEST, needed)
+        if decision.soak and not soaked:
+            return Next(Kind.SOAK, decision.name)
+        return Next(Kind.DECIDE, decision.name)
     automatic = [r for r in REQUESTS.values()
                  if state in r.sources and not decision_for(r.name)]
     if len(automatic) == 1:
-        return Next("request", automatic[0].name)
-    return Next("busy")  # not reachable through the declared requests
+        return Next(Kind.REQUEST, automatic[0].name)
+    return Next(Kind.BUSY)  # not reachable through the declared requests
+
+
+def route(answers: Mapping[str, str], *, start: UpgradeState = S.IDLE,
+          done: tuple[Request, ...] = ()) -> list[Next]:
+    """Every step a session takes with ANSWERS, in order (pure): requests, soaks and
+    decisions, where an answered decision and the request it leads to are one step (the
+    engine journals the answer with that request's intent). Ends at the end, or at the
+    question ANSWERS leave open or pause at (included). What the upgrade runbook's step
+    cells follow (a test compares them)."""
+    state, started, soaked = start, start is not S.IDLE, False
+    succeeded: set[str] = set(done)
+    taken: dict[str, str] = {}
+    steps: list[Next] = []
+    while True:
+        nxt = next_step(started=started, ended=started and state is S.IDLE, state=state,
+                        operational=OP.READY, broken_step=None, answers=taken,
+                        succeeded=succeeded.__contains__, soaked=soaked)
+        if nxt.kind is Kind.SOAK:
+            steps.append(nxt)
+            soaked = True
+            continue
+        if nxt.kind is Kind.DECIDE:
+            steps.append(nxt)
+            answer = answers.get(nxt.name)
+            if answer is None or answer in DECISIONS[Q(nxt.name)].pauses:
+                return steps
+            taken[nxt.name] = answer
+            nxt = Next(Kind.REQUEST, DECISIONS[Q(nxt.name)].answers[answer])
+        elif nxt.kind is Kind.REQUEST:
+            steps.append(nxt)
+        else:
+            return steps
+        spec = REQUESTS[Request(nxt.name)]
+        succeeded.add(spec.name)
+        started = True
+        state = spec.target
 
 
 def walk(answers: Mapping[str, str], facts: Mapping[str, Any] | None = None
          ) -> tuple[list[dict[str, Any]], Next]:
     """The steps the declared flow takes with ANSWERS, each with its estimate (pure), and
-    where it stops: ``Next("done")``, or the decision ANSWERS leave open or pause at."""
+    where it stops: ``DONE``, or the decision ANSWERS leave open or pause at."""
     state, started, merged = S.IDLE, False, False
     done: set[str] = set()
     taken: dict[str, str] = {}
@@ -323,58 +439,69 @@ def walk(answers: Mapping[str, str], facts: Mapping[str, Any] | None = None
     steps: list[dict[str, Any]] = []
     while True:
         nxt = next_step(started=started, ended=started and state is S.IDLE, state=state,
-                        operational="Ready", broken_step=None, answers=taken,
+                        operational=OP.READY, broken_step=None, answers=taken,
                         succeeded=done.__contains__)
-        if nxt.kind == "decide":
+        if nxt.kind is Kind.DECIDE:
             answer = answers.get(nxt.name)
-            if answer is None or answer in DECISIONS[nxt.name].pauses:
+            if answer is None or answer in DECISIONS[Q(nxt.name)].pauses:
                 return steps, nxt
             taken[nxt.name] = answer
             label = f"{nxt.name}: {answer}"
             continue
-        if nxt.kind != "request":
+        if nxt.kind is not Kind.REQUEST:
             return steps, nxt
-        spec = REQUESTS[nxt.name]
+        spec = REQUESTS[Request(nxt.name)]
         for row in spec.estimates({**(facts or {}), "merged": merged}):
-            steps.append({"request": spec.name, "what": row.what,
+            steps.append({"request": spec.name.value, "what": row.what,
                           "minutes": round(row.minutes, 1), "outage": row.outage,
                           "decision": label})
             label = ""
         done.add(spec.name)
         started = True
-        merged = merged or spec.name == "ExecuteMerge"
+        merged = merged or spec.name is R.EXECUTE_MERGE
         state = spec.target
 
 
-def no_way_back(request: str) -> bool:
+def no_way_back(request: Request | str) -> bool:
     """True when REQUEST leads to a state Abort is refused in (Commit): the point of no
     return, as a decision panel marks it."""
-    target = REQUESTS[request].target if request in REQUESTS else None
-    return target in REQUESTS["Abort"].refusals
+    target = REQUESTS[Request(request)].target if request in REQUESTS else None
+    return target in REQUESTS[R.ABORT].refusals
 
 
 def leads_to(name: str, answer: str, facts: Mapping[str, Any] | None = None
-             ) -> list[tuple[str, Estimate]]:
+             ) -> list[tuple[Request, Estimate]]:
     """What ANSWER to decision NAME runs, up to the next decision or the end: each request
     with its estimates (pure; what a decision panel says a click costs). ``facts`` are the
     plan's facts (:func:`ftkit.process.plan_facts`) with ``merged`` set as the system is."""
-    spec = DECISIONS[name]
+    spec = DECISIONS[Q(name)]
     if answer not in spec.answers:
         return []
     facts = dict(facts or {})
     state, merged = spec.asked_in, bool(facts.get("merged"))
-    done, taken = set(spec.requires), {name: answer}
-    rows: list[tuple[str, Estimate]] = []
+    done, taken = set(spec.requires), {spec.name: answer}
+    rows: list[tuple[Request, Estimate]] = []
     while True:
-        nxt = next_step(started=True, ended=state is S.IDLE, state=state, operational="Ready",
-                        broken_step=None, answers=taken, succeeded=done.__contains__)
-        if nxt.kind != "request":
+        nxt = next_step(started=True, ended=state is S.IDLE, state=state,
+                        operational=OP.READY, broken_step=None, answers=taken,
+                        succeeded=done.__contains__)
+        if nxt.kind is not Kind.REQUEST:
             return rows
-        request = REQUESTS[nxt.name]
+        request = REQUESTS[Request(nxt.name)]
         rows.extend((request.name, row) for row in request.estimates({**facts, "merged": merged}))
         done.add(request.name)
-        merged = merged or request.name == "ExecuteMerge"
+        merged = merged or request.name is R.EXECUTE_MERGE
         state = request.target
+
+
+def recovery_leads_to(step: str, facts: Mapping[str, Any]
+                      ) -> dict[str, list[tuple[Request, Estimate]]]:
+    """What each answer to the ``broken`` question runs from a session Broken at STEP (pure):
+    Retry runs STEP again, Abort aborts and finishes."""
+    retry = ([(Request(step), row) for row in REQUESTS[Request(step)].estimates(facts)]
+             if step in REQUESTS else [])
+    abort = [(r, row) for r in (R.ABORT, LAST) for row in REQUESTS[r].estimates(facts)]
+    return {RETRY: retry, "abort": abort}
 
 
 def check_path(answers: Mapping[str, str], *, decided: Mapping[str, str] | None = None,
@@ -396,18 +523,18 @@ def check_path(answers: Mapping[str, str], *, decided: Mapping[str, str] | None 
                 f"{RECOVERY.name!r} answer: the run would stop there",
                 f"add {RECOVERY.name}: {' | '.join(RECOVERY.choices)} to decisions (retry "
                 "once the cause is fixed)")
-        if RECOVERY.answers.get(answer) == "Abort":
-            return f"{broken} (Broken) → Abort → Finish"
+        if RECOVERY.answers.get(answer) == R.ABORT:
+            return f"{broken} (Broken) → {R.ABORT} → {LAST}"
     answers = {**answers, **(decided or {})}
     steps, stop = walk(answers)
     path = " → ".join(dict.fromkeys(s["request"] for s in steps))
-    if stop.kind == "decide" and stop.name not in answers:
-        spec = DECISIONS[stop.name]
+    if stop.kind is Kind.DECIDE and stop.name not in answers:
+        spec = DECISIONS[Q(stop.name)]
         raise DecisionError(
             f"decisions stop at {spec.asked_in.value} with no {stop.name!r} answer: the "
             f"run would leave the system there ({path})",
             f"add {stop.name}: {' | '.join(spec.choices)} to decisions")
-    if stop.kind == "decide":
+    if stop.kind is Kind.DECIDE:
         return f"{path} → paused before {stop.name} ({answers[stop.name]})"
     return path
 
@@ -419,12 +546,12 @@ def mermaid() -> str:
         for source in sorted(spec.sources, key=list(UpgradeState).index):
             ask = [f"{d}: {a}" for d, a in decision_for(spec.name)
                    if DECISIONS[d].asked_in is source]
-            label = spec.name + (f" ({', '.join(ask)})" if ask else "")
+            label = spec.name.value + (f" ({', '.join(ask)})" if ask else "")
             lines.append(f"    {source.value} --> {spec.target.value}: {label}")
     for decision in DECISIONS.values():
         lines.append(f"    note right of {decision.asked_in.value}: decision {decision.name}"
                      + (f" after {', '.join(decision.requires)}" if decision.requires else "")
-                     + (f" and {decision.before}" if decision.before else "")
+                     + (" and soak" if decision.soak else "")
                      + (f"; may pause ({', '.join(decision.pauses)})" if decision.pauses
                         else ""))
     return "\n".join(lines) + "\n"
@@ -438,8 +565,8 @@ def state_machine_doc() -> str:
     rows = "".join(
         f"| {r.name} | {', '.join(s.value for s in sorted(r.sources, key=order.index))} | "
         f"{r.target.value} | {'yes' if r.enter_at_start else 'no'} | "
-        f"{r.actions.value if r.actions else '-'} | "
-        f"{', '.join(g.removeprefix('_guard_').replace('_', ' ') for g in r.guards) or '-'} |\n"
+        f"{r.name.value if r.actions else '-'} | "
+        f"{', '.join(r.guards) or '-'} |\n"
         for r in REQUESTS.values())
     decisions = "".join(
         f"| {d.name} | {'any, while Broken' if d is RECOVERY else d.asked_in.value} | "

@@ -126,15 +126,19 @@ class PartnerState(StrEnum):
 
 
 class Request(StrEnum):
-    """Requests a custom action can be run for (ACTIVE_UPGRADE_REQUEST)."""
+    """Every request of the Active Upgrade process (``ftkit.flow.REQUESTS`` is keyed by
+    them), and the further moments a custom action can be run for: the vendor's
+    ``ACTIVE_UPGRADE_REQUEST`` values are those of ``ftkit.flow.ACTION_REQUESTS``."""
 
     CHECK_READINESS = "CheckReadiness"
     PREPARE_SPLIT = "PrepareSplit"
     EXECUTE_SPLIT = "ExecuteSplit"
+    INSTALL = "Install"
     PREPARE_MERGE = "PrepareMerge"
     EXECUTE_MERGE = "ExecuteMerge"
     COMMIT = "Commit"
     ABORT = "Abort"
+    FINISH = "Finish"
     START = "Start"
     STOP = "Stop"
     BACKUP = "Backup"

@@ -27,7 +27,7 @@ from ftkit.config import (
     load_config_text,
 )
 from ftkit.errors import ConfigError, FtkitError
-from ftkit.model import Request
+from ftkit.flow import ACTION_REQUESTS
 from ftkit.redact import MASK, forget_secrets, scrub
 
 REPO = Path(__file__).resolve().parents[1]
@@ -761,7 +761,7 @@ def test_more_than_64_included_files_are_refused(tmp_path: Path) -> None:
 
 
 def test_custom_action_requests_are_the_model_requests() -> None:
-    assert tuple(REQUESTS) == tuple(request.value for request in Request)
+    assert tuple(REQUESTS) == tuple(request.value for request in ACTION_REQUESTS)
 
 
 # --- secrets by reference (issue 8: a secret in the journal, a literal in args) --------------

@@ -10,7 +10,7 @@ Decisions: :class:`DecisionPanel`, :class:`RecoveryPanel` (Retry/Abort), :func:`
 :func:`check_mode`.
 Runbook steps (one line per cell, safe to re-run): :func:`resolve`,
 :func:`ensure_system`, :func:`overview`, :func:`resume`, :func:`check_readiness`,
-:func:`require_ready`, :func:`request`, :func:`soak`, :func:`show_plan`,
+:func:`require_ready`, :func:`step`, :func:`soak`, :func:`show_plan`,
 :func:`show_failure`, :func:`show_log`, :func:`result`, :func:`abort_session`.
 Status: :func:`inventory`, :func:`show_inventory`.
 """
@@ -35,7 +35,6 @@ if TYPE_CHECKING:
         ensure_system,
         overview,
         record_header,
-        request,
         require_ready,
         resolve,
         result,
@@ -44,14 +43,15 @@ if TYPE_CHECKING:
         show_log,
         show_plan,
         soak,
+        step,
     )
     from .views import ActivityLog, StatusBar, SystemView, readiness_table
 
 _LAZY = {
     **dict.fromkeys(("DecisionPanel", "RecoveryPanel", "ask", "check_mode"), "decide"),
     **dict.fromkeys(("abort_session", "check_readiness", "ensure_system", "overview",
-                     "record_header", "request", "require_ready", "resolve", "result", "resume",
-                     "show_failure", "show_log", "show_plan", "soak"), "runbook"),
+                     "record_header", "require_ready", "resolve", "result", "resume",
+                     "show_failure", "show_log", "show_plan", "soak", "step"), "runbook"),
     **dict.fromkeys(("ActivityLog", "StatusBar", "SystemView", "readiness_table"), "views"),
 }
 
@@ -82,7 +82,6 @@ __all__ = [
     "progress_bar",
     "readiness_table",
     "record_header",
-    "request",
     "require_ready",
     "resolve",
     "result",
@@ -92,6 +91,7 @@ __all__ = [
     "show_log",
     "show_plan",
     "soak",
+    "step",
     "timeline",
 ]
 

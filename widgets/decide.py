@@ -22,6 +22,7 @@ from IPython.display import HTML, display
 from ftkit.decisions import (
     CHOICES,
     QUESTIONS,
+    Answered,
     Decision,
     DecisionProvider,
     check_identity,
@@ -29,7 +30,7 @@ from ftkit.decisions import (
     provider_for,
 )
 from ftkit.errors import DecisionError, FtkitError, StepFailedError
-from ftkit.flow import DECISIONS, RECOVERY, check_path, no_way_back
+from ftkit.flow import DECISIONS, LAST, RECOVERY, Kind, Next, check_path, no_way_back
 from ftkit.process import Session
 
 from .attention import alert, lead_to
@@ -49,8 +50,15 @@ from .render import (
 )
 from .views import LiveHTML, show
 
-__all__ = ["DecisionPanel", "RecoveryPanel", "ask", "at_decision", "carry_on", "check_mode",
-           "nobody_can_click"]
+__all__ = [
+    "DecisionPanel",
+    "RecoveryPanel",
+    "ask",
+    "at_decision",
+    "carry_on",
+    "check_mode",
+    "nobody_can_click",
+]
 
 _STYLE = {"proceed": "success", "commit": "success", "stop": "warning", "abort": "danger"}
 _WIDE = {"width": "auto"}  # a button as wide as what it says
@@ -73,17 +81,7 @@ def at_decision() -> str:
 
 
 def _runs(rows: list[tuple[str, Any]]) -> str:
-    return ", ".join(dict.fromkeys(r for r, _e in rows if r != "Finish")) or "nothing more"
-
-
-class _Answered:
-    """A decision provider holding one decision already made (a click)."""
-
-    def __init__(self, decision: Decision) -> None:
-        self.decision = decision
-
-    def decide(self, name: str) -> Decision:
-        return self.decision
+    return ", ".join(dict.fromkeys(r for r, _e in rows if r is not LAST)) or "nothing more"
 
 
 class RecoveryPanel(LiveHTML, w.VBox):
@@ -190,7 +188,7 @@ class RecoveryPanel(LiveHTML, w.VBox):
             self._set_busy(True)
             self.message.value = note_html(f"{action.capitalize()} running…", colour=YELLOW)
             with self.output:
-                session.recover(_Answered(decision))
+                session.advance(Answered(decision), expect=Next(Kind.RECOVER, step))
         except Exception as err:  # FtkitError, or else: shown, never lost in the log console
             _bars_failed(session)
             self.message.value = failure_html(session, err)
@@ -216,7 +214,7 @@ class RecoveryPanel(LiveHTML, w.VBox):
         self.message.value = note_html(done, colour=GREEN)
         if not self.follow:
             return
-        if self.session.due("Finish"):
+        if self.session.due(LAST):
             self._offer("finish", "Finish the abort — no outage")
         elif not self.session.done:
             self._offer("continue", "Continue")
@@ -235,19 +233,27 @@ class RecoveryPanel(LiveHTML, w.VBox):
             carry_on(self.session, self.output, self.message)
 
     def _finish(self) -> None:
+        session = self.session
         try:
             with self.output:
-                self.session.carry_on()  # the Finish that is due after the abort
+                session.carry_on()  # the Finish that is due after the abort
         except FtkitError as err:
-            _bars_failed(self.session)
-            self.message.value = failure_html(self.session, err)
+            _bars_failed(session)
+            self.message.value = failure_html(session, err)
             self.next_button.disabled = False
             return
-        record = self.session.record
+        record = session.record
+        if not session.done or record is None:  # say what the journal says, never more
+            self.message.value = note_html(
+                f"The session did not finish: it is {session.upgrade_state.value} / "
+                f"{session.operational_state.value}. Run the runbook again to carry on.",
+                colour=RED)
+            self.next_button.disabled = False
+            return
         self.message.value = note_html(
-            f"Session {record.id if record else ''} finished: "
-            f"{record.outcome if record else ''}. The system is Idle again, on the original "
-            "software.", colour=GREEN)
+            f"Session {record.id} finished: {record.outcome}. The system is Idle again, on "
+            "the original software. Run All again to bring this record up to date.",
+            colour=GREEN)
         self.next_button.layout.display = "none"
         self.finish()
 
@@ -270,11 +276,11 @@ def carry_on(session: Session, output: w.Output, message: w.HTML) -> None:
     button."""
     try:
         with output:
-            left, served = session.carry_on()
-            if left > 0:
-                display(HTML(note_html(f"Soaked {left:g} min on the upgraded software: "
-                                       f"{served} transactions acknowledged meanwhile.",
-                                       colour=GREEN)))
+            for did in session.carry_on():
+                if did.did is Kind.SOAK:
+                    display(HTML(note_html(f"Soaked {did.minutes:g} min on the upgraded "
+                                           f"software: {did.served} transactions "
+                                           "acknowledged meanwhile.", colour=GREEN)))
         nxt = session.next()
     except FtkitError as err:
         _bars_failed(session)
@@ -286,7 +292,7 @@ def carry_on(session: Session, output: w.Output, message: w.HTML) -> None:
     if nxt.kind == "decide":
         message.value = note_html(f"Next: the {nxt.name} decision, below.", colour=GREEN)
         panel = DecisionPanel(session, nxt.name)
-        panel.on_decided.append(lambda: carry_on(session, output, panel.message))
+        panel.on_decided.append(lambda: _decided(session, panel, output))
         with output:
             show(panel)
         lead_to(session, panel, nxt.name)
@@ -296,6 +302,22 @@ def carry_on(session: Session, output: w.Output, message: w.HTML) -> None:
     else:
         message.value = note_html(f"The session is {session.upgrade_state.value} / "
                                   f"{session.operational_state.value}.", colour=YELLOW)
+
+
+def _decided(session: Session, panel: DecisionPanel, output: w.Output) -> None:
+    """A panel shown by a button was answered: advance with the answer (journaled with
+    the intent of the request it leads to), then carry on."""
+    assert panel.decision is not None
+    try:
+        with output:
+            session.advance(Answered(panel.decision), expect=Next(Kind.DECIDE, panel.name))
+    except FtkitError as err:
+        _bars_failed(session)
+        with output:
+            show(recovery := RecoveryPanel(session, error=err))
+        alert(session, err, recovery)
+        return
+    carry_on(session, output, panel.message)
 
 
 class DecisionPanel(LiveHTML, w.VBox):
@@ -322,7 +344,7 @@ class DecisionPanel(LiveHTML, w.VBox):
         self._settled = False
         self.question = w.HTML(f"<b>{esc(QUESTIONS[name])}</b>")
         self.state = w.HTML()
-        self.evidence = w.HTML(evidence_html(session) if name == "commit" else "")
+        self.evidence = w.HTML(evidence_html(session) if DECISIONS[name].soak else "")
         self.operator = w.Text(value=session.operator, description="Operator",
                                placeholder="your name")
         self.reason = w.Text(value=session.reason if reason is None else reason,
@@ -440,13 +462,15 @@ class DecisionPanel(LiveHTML, w.VBox):
                 raise StepFailedError(f"the session is Broken at {self.session.broken[0]}",
                                       "Retry or Abort first")
             who, why = _who_why(self.operator, self.reason, f"{self.name}: {answer}")
-            decision = make_decision(self.name, answer, who=who, why=why, source="widget")
-            self.decision = self.session.record_decision(decision)
+            self.decision = make_decision(self.name, answer, who=who, why=why,
+                                          source="widget")
         except FtkitError as err:
             self.message.value = note_html(str(err), colour=RED, title="not recorded")
             return
+        leads = DECISIONS[self.name].answers.get(answer)
+        then = f"; {leads} runs now and the answer is journaled with it" if leads else ""
         self.message.value = note_html(
-            f"{self.name}: {answer} — recorded for {self.decision.who} ({self.decision.why})",
+            f"{self.name}: {answer} — by {self.decision.who} ({self.decision.why}){then}",
             colour=GREEN)
         self.refresh()
         for callback in self.on_decided:
@@ -517,8 +541,10 @@ def check_mode(mode: str, decisions: Mapping[str, str] | None, *, operator: str,
 
 async def ask(session: Session | None, name: str, *, mode: str,
               decisions: Mapping[str, str] | None, operator: str, reason: str,
-              timeout_s: float = 3600) -> Decision | None:
-    """Get decision NAME the way MODE says and journal it; one call per decision.
+              timeout_s: float = 3600, picture: bool = False) -> Decision | None:
+    """Get decision NAME the way MODE says and advance with it: the answer is journaled
+    in the intent of the request it leads to, which runs in this cell (one call per
+    decision; with ``picture`` the system picture after it).
 
     - A decision this session journaled already (a re-run, a resumed session) is
       returned as it was: nobody is asked twice.
@@ -526,11 +552,15 @@ async def ask(session: Session | None, name: str, *, mode: str,
       or plan mode without a session) nothing is asked; plan mode returns the plan's
       answer, otherwise None.
     - ``auto``: from DECISIONS (a missing one raises DecisionError: never a default);
-      ``interactive``: a :class:`DecisionPanel`, awaited up to ``timeout_s``.
+      ``interactive``: a :class:`DecisionPanel`, awaited up to ``timeout_s``. A declared
+      pause (``merge: later``) stops the run here on purpose.
 
-    A failure (a missing answer, a timed-out panel) is shown with the session's state and
-    the way on; this run stops there (later steps skip, the result cell fails the run).
+    A failure (a missing answer, a timed-out panel, a request that failed) is shown with
+    the session's state and the way on; this run stops there (later steps skip, the result
+    cell fails the run).
     """
+    from .runbook import _done, _failed
+
     try:
         provider = check_mode(mode, decisions, operator=operator, reason=reason, path=False)
         if session is None:
@@ -542,31 +572,45 @@ async def ask(session: Session | None, name: str, *, mode: str,
             return earlier
         if session.broken or session.last_error is not None:
             display(HTML(note_html(f"{name}: not asked — the run stopped above "
-                                   f"({session.next().kind} {session.next().name}).",
-                                   colour=YELLOW)))
+                                   f"({session.next()}).", colour=YELLOW)))
             return None
         if not session.needs_decision(name):
             return None
+        panel = None
         if provider is None:
             panel = DecisionPanel(session, name, reason=reason or None)
             show(panel)
             lead_to(session, panel, name)  # scroll to it, focus it, say so on the sticky line
-            return await panel.wait(timeout_s)
-        answer = provider.decide(name)
-        if answer.answer in DECISIONS[name].pauses:
-            session.pause(answer)
-            display(HTML(note_html(
-                f"{name}: {answer.answer} — paused here on purpose by {answer.who}: "
-                f"{DECISIONS[name].pauses[answer.answer]}. To go on, run again with "
-                f"{name}: {' or '.join(DECISIONS[name].answers)}.", colour=YELLOW)))
-            return None
-        decision = session.record_decision(answer)
+            answer = await panel.wait(timeout_s)
+            if answer is None:
+                return None  # the question went away (aborted from the panel)
+            provider = Answered(answer)
     except FtkitError as err:
         display(HTML(failure_html(session, err)))
         if session is None:
             raise  # a bad mode or answer, before anything: stop here
         session.halt(err)  # later steps skip; the result cell fails the run
         return None
+    before = session.now()
+    try:
+        did = session.advance(provider, expect=Next(Kind.DECIDE, name))
+    except FtkitError as err:
+        if session.broken:  # the answer stood; the request it led to failed
+            _failed(session, err, live=panel is not None)
+        else:
+            display(HTML(failure_html(session, err)))
+        return session.decision(name)
+    spec = DECISIONS[name]
+    if did.did is Kind.PAUSED and did.decision is not None:
+        display(HTML(note_html(
+            f"{name}: {did.decision.answer} — paused here on purpose by {did.decision.who}: "
+            f"{spec.pauses[did.decision.answer]}. To go on, run again with "
+            f"{name}: {' or '.join(spec.answers)}.", colour=YELLOW)))
+        return None
+    decision = did.decision
+    if decision is None:  # not the step expected: nothing done
+        return None
     display(HTML(note_html(f"{name}: {decision.answer} — by {decision.who} "
                            f"({decision.source}): {decision.why}", colour=GREEN)))
+    _done(session, did.name, before, picture=picture)
     return decision

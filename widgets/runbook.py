@@ -21,7 +21,8 @@ from ftkit import drivers
 from ftkit.archive import Outcome, RunResult
 from ftkit.decisions import check_soak_minutes, provider_for
 from ftkit.drivers import Driver
-from ftkit.errors import FtkitError
+from ftkit.errors import FtkitError, StepFailedError
+from ftkit.flow import Kind, Next
 from ftkit.process import Plan, Session
 
 from .attention import alert
@@ -47,7 +48,6 @@ __all__ = [
     "ensure_system",
     "overview",
     "record_header",
-    "request",
     "require_ready",
     "resolve",
     "result",
@@ -56,6 +56,7 @@ __all__ = [
     "show_log",
     "show_plan",
     "soak",
+    "step",
 ]
 
 
@@ -202,7 +203,7 @@ def resume(session: Session | None, *, live: bool | None = None, mode: str = "in
     """Carry on an unfinished session: say so, re-run a step a killed process left half
     done. A Broken session is answered by ``decisions["broken"]`` in auto mode (``retry``
     or ``abort``, journaled); otherwise the run stops here with the way on (later steps are
-    skipped; the result cell fails the run)."""
+    skipped; the result cell fails the run). Returns the step run again, if any."""
     if session is None or not session.resumed or session.record is None:
         return None
     record = session.record
@@ -214,22 +215,28 @@ def resume(session: Session | None, *, live: bool | None = None, mode: str = "in
         colour=YELLOW, title="Resumed session")))
     provider = (provider_for(mode, decisions, operator=operator, reason=reason)
                 if mode == "auto" else None)
-    where = session.broken[0] if session.broken else ""
+    again = None
     try:
-        step, answer = session.resume_with(provider)
+        while (nxt := session.next()).kind in (Kind.BUSY, Kind.RECOVER):
+            if nxt.kind is Kind.RECOVER and provider is None:
+                where, why = session.broken or ("", "")
+                raise StepFailedError(f"the session is Broken at {where}: {why}",
+                                      "Retry or Abort (see below)", step=where, reason=why)
+            did = session.advance(provider, expect=nxt)
+            if did.decision is not None:
+                display(HTML(note_html(
+                    f"The session was Broken at {nxt.name}: {did.decision.answer} "
+                    f"(decisions: {did.decision.name}: {did.decision.answer}) — now "
+                    f"{session.upgrade_state.value} / {session.operational_state.value}.",
+                    colour=GREEN)))
+            elif did.again:
+                again = did.name
+                display(HTML(note_html(f"{did.name} was interrupted and has been run again.",
+                                       colour=GREEN)))
     except FtkitError as err:
         session.halt(err)
         show_failure(session, err, live=live)
-        return None
-    if answer:
-        display(HTML(note_html(
-            f"The session was Broken at {where}: {answer} (decisions: broken: {answer}) "
-            f"— now {session.upgrade_state.value} / {session.operational_state.value}.",
-            colour=GREEN)))
-    if step:
-        display(HTML(note_html(f"{step} was interrupted and has been run again.",
-                               colour=GREEN)))
-    return step
+    return again
 
 
 def require_ready(results: Any, *, session: Session | None = None, system: str = "") -> None:
@@ -281,35 +288,45 @@ def show_log(session: Session | None, *, live: bool | None = None) -> None:
         view.close()
 
 
-def request(session: Session | None, name: str, *, picture: bool = False,
-            live: bool | None = None) -> None:
-    """Run request NAME (PrepareSplit, ExecuteSplit, Install, …) if it is due, else say
-    why not; with ``picture`` show the status and the system picture as they are after it
-    ran (a snapshot, even when live: the live views stay at the top). A failure shows the
-    state and Retry/Abort; the run goes on to its log, timeline and result, which fails."""
+def step(session: Session | None, name: str, *, picture: bool = False,
+         live: bool | None = None) -> None:
+    """Run request NAME (PrepareSplit, Install, …) through the engine if it is the next
+    step, else say why not; with ``picture`` show the status and the system picture as
+    they are after it ran (a snapshot, even when live: the live views stay at the top). A
+    failure shows the state and Retry/Abort; the run goes on to its log, timeline and
+    result, which fails."""
     if session is None:
         return
-    if not session.due(name):
+    expect = Next(Kind.REQUEST, name)
+    if session.next() != expect:
         if session.broken or session.last_error is not None:  # say why the step is skipped
             display(HTML(note_html(f"{name}: skipped ({_why_not(session)}).", colour=GREY)))
         return
     before = session.now()
     try:
-        session.run_request(name)
+        session.advance(expect=expect)
     except FtkitError as err:
-        progress = session.progress
-        if hasattr(progress, "fail"):
-            progress.fail()  # the step's bars turn red
-        elif hasattr(progress, "close"):
-            progress.close()
-        show_failure(session, err, live=live)
+        _failed(session, err, live=live)
         return  # the session records why; later steps skip; the result fails the run
+    _done(session, name, before, picture=picture)
+
+
+def _done(session: Session, name: str, before: float, *, picture: bool) -> None:
     took = session.now() - before
     display(HTML(note_html(f"{name} done ({took / 60:.1f} simulated minutes); the session is "
                            f"{session.upgrade_state.value} / "
                            f"{session.operational_state.value}.", colour=GREEN)))
     if picture:
         overview(session, live=False)
+
+
+def _failed(session: Session, err: FtkitError, *, live: bool | None) -> None:
+    progress = session.progress
+    if hasattr(progress, "fail"):
+        progress.fail()  # the step's bars turn red
+    elif hasattr(progress, "close"):
+        progress.close()
+    show_failure(session, err, live=live)
 
 
 def _why_not(session: Session) -> str:
@@ -323,27 +340,25 @@ def _why_not(session: Session) -> str:
 
 
 def soak(session: Session | None, minutes: float) -> None:
-    """Watch the merged system for MINUTES before the commit decision (the rest of them,
-    for a resumed session). The minutes are this run's (:attr:`Session.soak_minutes`):
-    a Continue button after a Retry soaks them when it gets there."""
+    """Watch the merged system for MINUTES before the question that soaks first (the rest
+    of them, for a resumed session), through the engine. The minutes are this run's
+    (:attr:`Session.soak_minutes`): a Continue button after a Retry soaks them when it
+    gets there."""
     if session is None:
         return
     session.soak_minutes = check_soak_minutes(minutes)
-    if not session.soak_due():
-        return
-    left = float(minutes) - session.soaked_minutes()
-    if left <= 0:
-        display(HTML(note_html(f"Soaked {session.soaked_minutes():g} min already.",
-                               colour=GREY)))
+    if (nxt := session.next()).kind is not Kind.SOAK:
+        soaked = session.soak_result()[0]
+        if soaked and nxt.kind is Kind.DECIDE:
+            display(HTML(note_html(f"Soaked {soaked:g} min already.", colour=GREY)))
         return
     try:
-        served = session.soak(left)
+        did = session.advance(expect=nxt)
     except FtkitError as err:
-        session.halt(err)
         show_failure(session, err)
         return
-    display(HTML(note_html(f"Soaked {left:g} min on the upgraded software: {served} "
-                           "transactions acknowledged meanwhile.", colour=GREEN)))
+    display(HTML(note_html(f"Soaked {did.minutes:g} min on the upgraded software: "
+                           f"{did.served} transactions acknowledged meanwhile.", colour=GREEN)))
 
 
 def abort_session(session: Session, *, operator: str = "", reason: str = "") -> str | None:
