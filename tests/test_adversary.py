@@ -15,6 +15,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from drive import request
 
 from ftkit.decisions import ParameterDecisions
 from ftkit.drivers import connect
@@ -142,8 +143,8 @@ def test_a_tampered_journal_is_not_resumed() -> None:
     driver = create_system(target)
     session = open_session(driver, CONFIG, PACKAGES, change_id="CHG-T", operator="a",
                            reason="r")
-    session.run_request("PrepareSplit")
-    session.decide("split", ParameterDecisions({"split": "stop"}))
+    request(session, "PrepareSplit")
+    session.advance(ParameterDecisions({"split": "stop"}))  # split and its request
     path = session.journal.path
     session.journal.close()
     raw = sqlite3.connect(path)
@@ -265,12 +266,11 @@ def test_a_journal_lost_mid_session_stops_the_run_and_recover_adopts_the_system(
     driver = create_system(target)
     session = open_session(driver, CONFIG, PACKAGES, change_id="CHG-J", operator="a",
                            reason="r")
-    session.run_request("PrepareSplit")
-    session.decide("split", ParameterDecisions(COMMIT))
-    session.run_request("ExecuteSplit")
+    request(session, "PrepareSplit")
+    session.advance(ParameterDecisions(COMMIT))  # split and its request
     session.journal.path.unlink()
     with pytest.raises(ArchiveError, match="removed or replaced"):
-        session.run_request("Install")
+        request(session, "Install")
     assert driver.status().split  # nothing was done: the system stays as it was
     session.journal.close()
     rescued = adopt(driver, operator="b", reason="journal lost")
@@ -288,7 +288,7 @@ def test_two_spellings_of_one_system_share_one_session() -> None:
     driver = create_system(f"sim://{name}")
     first = open_session(f"sim://{name}", CONFIG, PACKAGES, change_id="CHG-2S",
                          operator="a", reason="r")
-    first.run_request("PrepareSplit")
+    request(first, "PrepareSplit")
     first.close()
     other = open_session(f"sim://{system_path(name)}", CONFIG, PACKAGES, change_id="CHG-2S",
                          operator="a", reason="r")
@@ -360,30 +360,28 @@ def test_the_abort_path_ends_correct_from_every_state_abort_is_allowed_in(where:
     session = open_session(driver, CONFIG, PACKAGES, change_id="CHG-AB", operator="a",
                            reason="r")
     decide = ParameterDecisions(COMMIT)
-    session.run_request("PrepareSplit")
+    request(session, "PrepareSplit")
     if where != "PrepareSplit":
-        session.decide("split", decide)
+        session.advance(decide)  # split and its request
         if where == "Broken at Install":
             driver.inject("installer-fail")
-        session.run_request("ExecuteSplit")
         try:
-            session.run_request("Install")
+            request(session, "Install")
         except FtkitError:
             assert where == "Broken at Install"
     if where in ("PrepareMerge", "Merge", "Broken at ExecuteMerge", "Abort, Broken"):
-        session.decide("merge", decide)
+        session.advance(decide)  # merge and its request
         if where == "Broken at ExecuteMerge":
             driver.inject("service-start-refused", point="merge")
-        session.run_request("PrepareMerge")
         if where != "PrepareMerge":
             try:
-                session.run_request("ExecuteMerge")
+                request(session, "ExecuteMerge")
             except FtkitError:
                 assert where == "Broken at ExecuteMerge"
     if where == "Abort, Broken":
         driver.inject("service-start-refused", point="abort")  # fires once
         with pytest.raises(FtkitError):
-            session.run_request("Abort")
+            request(session, "Abort")
         assert session.broken is not None and session.broken[0] == "Abort"
     session.close()
     other = open_session(driver, CONFIG, PACKAGES, operator="b", reason="abort it",

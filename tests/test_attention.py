@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from drive import request
 
 import ftkit_widgets as fw
 from ftkit.decisions import ParameterDecisions
@@ -45,12 +46,11 @@ def page(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeApp]:
 
 
 def broken_install(session: Session, sim: SimDriver) -> StepFailedError:
-    session.prepare_split()
-    session.decide("split", ParameterDecisions({"split": "proceed"}, operator="tester"))
-    session.execute_split()
+    request(session, "PrepareSplit")
+    session.advance(ParameterDecisions({"split": "proceed"}, operator="tester"))  # split and its request
     sim.inject("installer-fail")
     with pytest.raises(StepFailedError) as caught:
-        session.install()
+        request(session, "Install")
     return caught.value
 
 
@@ -58,7 +58,7 @@ def test_the_line_says_what_the_runbook_waits_for(session: Session, sim: SimDriv
     line = attention.attention_line
     assert line(session) == ("run", "Next: PrepareSplit")
     assert line(session, running="PrepareSplit") == ("run", "Running: PrepareSplit …")
-    session.prepare_split()
+    request(session, "PrepareSplit")
     assert line(session) == ("wait", "Next: the split decision")
     assert line(session, waiting="split") == ("wait", "Waiting for: the split decision")
     broken_install(session, sim)
@@ -67,7 +67,7 @@ def test_the_line_says_what_the_runbook_waits_for(session: Session, sim: SimDriv
 
 
 def test_a_decision_panel_is_marked_and_led_to(session: Session, page: FakeApp) -> None:
-    session.prepare_split()
+    request(session, "PrepareSplit")
     panel = fw.DecisionPanel(session, "split")
     attention.lead_to(session, panel, "split")
 
@@ -82,7 +82,7 @@ def test_a_decision_panel_is_marked_and_led_to(session: Session, page: FakeApp) 
     panel.buttons["proceed"].click()
     assert beacon.line == "<b>Next:</b> ExecuteSplit"  # the line follows the journal
     assert beacon.target == mark
-    session.execute_split()
+    request(session, "ExecuteSplit")
     assert beacon.line == "<b>Next:</b> Install" and beacon.tone == "run"
 
 
@@ -133,7 +133,7 @@ def test_nothing_is_created_where_nobody_can_click(session: Session, sim: SimDri
     state = {"beacon": None, "app": None, "watch": None}
     monkeypatch.setattr(attention, "_STATE", state)
     assert not attention._frontend()  # no kernel here, as in a script or `ftkit run`
-    session.prepare_split()
+    request(session, "PrepareSplit")
     panel = fw.DecisionPanel(session, "split")
     attention.lead_to(session, panel, "split")
     attention.alert(session, broken_install(session, sim), fw.RecoveryPanel(session))
@@ -148,6 +148,6 @@ def test_a_failing_front_end_never_stops_the_upgrade(session: Session, page: Fak
         raise RuntimeError("no widget manager")
 
     monkeypatch.setattr(attention, "_beacon", broken_widget)
-    session.prepare_split()
+    request(session, "PrepareSplit")
     attention.lead_to(session, fw.DecisionPanel(session, "split"), "split")  # no raise
     assert "could not lead to the split panel" in caplog.text

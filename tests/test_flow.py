@@ -31,10 +31,16 @@ def test_the_state_machine_doc_is_rendered_from_the_declaration() -> None:
 
 
 def test_every_declared_name_is_known() -> None:
-    for spec in flow.REQUESTS.values():
-        assert spec.actions is None or isinstance(spec.actions, Request)
+    import ftkit.engine  # noqa: F401  (registers the bodies and guards)
+
+    for name, spec in flow.REQUESTS.items():
+        assert isinstance(name, Request) and spec.name is name
+        assert callable(spec.run)  # every declared request has its registered body
+        assert all(flow._GUARDS.get(g) for g in spec.guards)
         assert spec.sources and all(isinstance(s, UpgradeState) for s in spec.sources)
-    for decision in flow.DECISIONS.values():
+    assert set(flow.ACTION_REQUESTS) <= set(Request)
+    for name, decision in flow.DECISIONS.items():
+        assert isinstance(name, flow.Question) and decision.name is name
         assert set(decision.answers.values()) <= set(flow.REQUESTS)
         assert all(r in flow.REQUESTS for r in decision.requires)
         assert CHOICES[decision.name] == decision.choices

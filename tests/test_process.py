@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from conftest import CONFIG, ORIGINAL, PACKAGES, UPGRADED
 from conftest import DECISIONS as COMMIT
+from drive import finish, request, retry
 
 from ftkit.decisions import ParameterDecisions
 from ftkit.errors import PackageError, SessionBusyError, StepFailedError, TransitionError
@@ -98,13 +99,12 @@ def test_abort_paths(home: Path, answers: dict[str, str], outcome: str, outages:
 def test_requests_out_of_order_are_refused_and_change_nothing(home: Path) -> None:
     driver, session = new_session(home)
     with pytest.raises(TransitionError, match="needs a session"):
-        session.execute_split()
-    session.prepare_split()
+        request(session, "ExecuteSplit")
+    request(session, "PrepareSplit")
     version = driver.store.version()
-    for request in (session.prepare_merge, session.execute_merge, session.commit,
-                    session.finish, session.install):
+    for name in ("PrepareMerge", "ExecuteMerge", "Commit", "Finish", "Install"):
         with pytest.raises(TransitionError, match="not allowed in PrepareSplit"):
-            request()
+            request(session, name)
     assert driver.store.version() == version
     assert session.upgrade_state is UpgradeState.PREPARE_SPLIT
 
@@ -116,15 +116,15 @@ def test_abort_is_refused_once_commit_started(home: Path) -> None:
         session.run(ParameterDecisions(COMMIT))
     assert session.upgrade_state is UpgradeState.COMMIT
     with pytest.raises(TransitionError, match="refused once Commit"):
-        session.abort()
-    session.retry()
-    assert session.finish() == "committed"
+        request(session, "Abort")
+    retry(session)
+    assert finish(session) == "committed"
     assert_end(driver, session, outcome="committed", outages=1)
 
 
 def test_one_session_per_system(home: Path) -> None:
     driver, session = new_session(home)
-    session.prepare_split()
+    request(session, "PrepareSplit")
     again = open_session(driver.target, CONFIG, PACKAGES, operator="other",
                          handover=True)  # another operator takes it over, explicitly
     assert again.resumed and again.record.id == session.record.id
@@ -198,15 +198,15 @@ def test_fault_matrix(home: Path, row: Row) -> None:
     assert session.broken is not None and session.broken[0] == row.broken_at
     assert driver.lost_transactions() == 0  # nothing lost, even mid-fault
     with pytest.raises(TransitionError):  # nothing advances while Broken
-        session.run_request(_next_after(row.broken_at))
+        request(session, _next_after(row.broken_at))
     if row.recover.startswith("repair"):
         driver.repair()
     if row.recover.endswith("retry"):
-        session.retry()
+        retry(session)
         assert session.run(ParameterDecisions(COMMIT), soak_minutes=5) == row.outcome
     else:
-        session.abort()
-        assert session.finish() == row.outcome
+        request(session, "Abort")
+        assert finish(session) == row.outcome
     assert_end(driver, session, outcome=row.outcome, outages=row.outages,
                # the failed module took down the side that served: down until repaired
                fault_outage=row.fault == "module-fail" and row.outages == 2)
@@ -250,10 +250,10 @@ def test_production_side_down_while_split_refuses_abort_until_repaired(home: Pat
     assert driver.status().apps_on is None  # an outage: recorded, ongoing
     assert session.outages()[-1].end is None
     with pytest.raises(StepFailedError, match="Production side"):
-        session.abort()
+        request(session, "Abort")
     driver.repair()
-    session.abort()
-    assert session.finish() == "aborted"
+    request(session, "Abort")
+    assert finish(session) == "aborted"
     assert_end(driver, session, outcome="aborted", outages=1, fault_outage=True)
 
 
@@ -267,10 +267,9 @@ def test_production_side_down_while_split_applications_restart_on_the_upgrade_si
         session.run(decisions)
     assert driver.status().apps_on is None  # outage: the Production side had no partner
 
-    session.retry()  # the Upgrade side is healthy: Install goes through
-    session.decide("merge", decisions)
-    session.prepare_merge()
-    session.execute_merge()
+    retry(session)  # the Upgrade side is healthy: Install goes through
+    session.advance(decisions)  # merge: proceed, and the PrepareMerge it leads to
+    request(session, "ExecuteMerge")
     st = driver.status()
     assert st.apps_on == 1 and st.merged and driver.lost_transactions() == 0
     (outage,) = session.outages()
@@ -280,14 +279,13 @@ def test_production_side_down_while_split_applications_restart_on_the_upgrade_si
     # and nothing changes
     version = driver.store.version()
     with pytest.raises(TransitionError, match="Commit refused while an enclosure is down"):
-        session.commit()
+        request(session, "Commit")
     assert session.upgrade_state is UpgradeState.MERGE and session.broken is None
     assert driver.store.version() == version
 
     driver.repair()
-    session.decide("commit", decisions)
-    session.commit()
-    assert session.finish() == "committed"
+    session.advance(decisions)  # commit: commit, and the Commit it leads to
+    assert finish(session) == "committed"
     assert_end(driver, session, outcome="committed", outages=1, fault_outage=True)
 
 
@@ -330,7 +328,7 @@ def test_a_record_cites_its_own_session_not_a_later_one(home: Path) -> None:
     mine = first.entries()[-1]
     later = open_session(driver, CONFIG, PACKAGES, change_id="CHG-LATER", operator="other",
                          reason="test")
-    later.run_request("PrepareSplit")  # a newer session's entries after the first's end
+    request(later, "PrepareSplit")  # a newer session's entries after the first's end
     result = first.result(mode="auto").to_dict()
     assert (result["journal_entry"], result["journal_hash"]) == (mine.id, mine.hash)
     later.close()

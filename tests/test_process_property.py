@@ -17,12 +17,14 @@ from pathlib import Path
 
 import pytest
 from conftest import CONFIG, PACKAGES
+from drive import finish, request, resume, retry
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from ftkit.decisions import ParameterDecisions
 from ftkit.errors import FtkitError
 from ftkit.model import ModuleState, UpgradeState
+from ftkit.narrate import summary
 from ftkit.process import REQUESTS, open_session
 from ftkit.sim.driver import SimDriver, create_system
 from ftkit.sim.faults import FAULTS as FAULT_CATALOGUE
@@ -94,7 +96,7 @@ def drive_home(driver: SimDriver, session) -> str:  # type: ignore[no-untyped-de
     # a killed process left a step half done: finish it first; if it goes Broken again,
     # the loop below repairs, retries or aborts
     with contextlib.suppress(FtkitError):
-        session.resume()
+        resume(session)
     for _ in range(12):
         if session.record is None or not session.record.active:
             return session.record.outcome if session.record else "none"
@@ -102,14 +104,14 @@ def drive_home(driver: SimDriver, session) -> str:  # type: ignore[no-untyped-de
             driver.repair()
         try:
             if session.broken:
-                session.retry()
+                retry(session)
             state = session.upgrade_state
             if state in (UpgradeState.COMMIT, UpgradeState.ABORT):
-                return session.finish()
-            session.abort()
+                return finish(session)
+            request(session, "Abort")
         except FtkitError:
             continue
-    raise AssertionError(f"session did not end: {session.summary()}")
+    raise AssertionError(f"session did not end: {summary(session)}")
 
 
 @pytest.fixture
@@ -149,7 +151,7 @@ def test_random_requests_faults_and_kills_keep_the_invariants(home: Path, sequen
             elif op == "repair":
                 driver.repair()
             elif op == "abort":
-                session.abort()
+                request(session, "Abort")
         except FtkitError:
             pass  # refused or Broken: the invariants must hold all the same
         check_invariants(driver, session)
@@ -213,7 +215,7 @@ def test_every_fault_at_every_point_on_either_side_reaches_a_correct_end(
                     not member.healthy for mirror in status.mirrors.values()
                     for member in mirror.members.values()):
                 driver.repair()  # the operator replaces what failed
-    assert outcome == expected, session.summary()
+    assert outcome == expected, summary(session)
     check_invariants(driver, session)
     outages = session.outages()
     assert all(o.end is not None for o in outages), outages  # every outage is over

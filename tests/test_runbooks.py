@@ -19,6 +19,7 @@ import pytest
 from conftest import CONFIG, ORIGINAL, PACKAGES, UPGRADED
 from conftest import DECISIONS as ALL
 from conftest import UNSUPPORTED_PACKAGE as UNSUPPORTED
+from drive import request
 
 from ftkit.archive import result_from_notebook
 from ftkit.drivers import connect
@@ -308,10 +309,9 @@ def split_session(system: str) -> SimDriver:
 
     driver = create_system(system)
     session = open_session(driver, CONFIG, PACKAGES, operator="ops", reason="monthly")
-    session.prepare_split()
-    session.decide("split", ParameterDecisions(ALL, operator="ops"))
-    session.execute_split()
-    session.install()
+    request(session, "PrepareSplit")
+    session.advance(ParameterDecisions(ALL, operator="ops"))  # split and its request
+    request(session, "Install")
     session.close()  # as the process that split it would, ending: the lease is free
     return driver
 

@@ -16,6 +16,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from drive import request
 
 from ftkit.drivers import connect
 from ftkit.errors import FaultError, TargetError
@@ -164,7 +165,7 @@ def test_remove_sets_the_journal_aside_so_a_new_system_of_the_name_starts_clean(
     admin.create("ux2")
     session = open_session("sim://ux2", CONFIG, PACKAGES, change_id="CHG-1", operator="op",
                            reason="monthly patches")
-    session.run_request("PrepareSplit")  # an unfinished session 1
+    request(session, "PrepareSplit")  # an unfinished session 1
     session.close()
     old = Journal.of(session.driver).path
     session.driver.close()

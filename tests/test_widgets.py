@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from conftest import CONFIG, PACKAGES
 from conftest import DECISIONS as ALL
+from drive import finish, request
 
 import ftkit_widgets as fw
 from ftkit.checks import CheckResult, CheckStatus
@@ -49,11 +50,11 @@ def decisions_in_journal(session: Session) -> list[dict[str, Any]]:
 
 def split_broken(session: Session, sim: SimDriver, *, times: int = 1) -> None:
     """PrepareSplit, decide to split, then ExecuteSplit fails: Broken at ExecuteSplit."""
-    session.prepare_split()
-    session.decide("split", ParameterDecisions({"split": "proceed"}, operator="tester"))
+    request(session, "PrepareSplit")
+    session.advance(ParameterDecisions({"split": "proceed"}, operator="tester"))  # split and its request
     sim.inject("service-stop-refused", point="split", times=times)
     with pytest.raises(StepFailedError):
-        session.execute_split()
+        request(session, "ExecuteSplit")
     assert session.broken is not None
 
 
@@ -66,7 +67,7 @@ def fill(panel: Any, operator: str = "alice", reason: str = "change window open"
 
 
 def test_decision_panel_click_journals_who_why_and_source(session: Session) -> None:
-    session.prepare_split()
+    request(session, "PrepareSplit")
     panel = fw.DecisionPanel(session, "split")
     # each answer says what it costs, from the declared estimates
     assert [b.description for b in panel.buttons.values()] == [
@@ -102,7 +103,7 @@ def test_decision_panel_click_journals_who_why_and_source(session: Session) -> N
 ])
 def test_decision_panel_refuses_empty_operator_or_reason(session: Session, operator: str,
                                                          reason: str, missing: str) -> None:
-    session.prepare_split()
+    request(session, "PrepareSplit")
     panel = fw.DecisionPanel(session, "split")
     fill(panel, operator, reason)
     panel.buttons["stop"].click()
@@ -115,7 +116,7 @@ def test_decision_panel_refuses_empty_operator_or_reason(session: Session, opera
 
 
 def test_decision_panel_second_click_records_nothing_more(session: Session) -> None:
-    session.prepare_split()
+    request(session, "PrepareSplit")
     panel = fw.DecisionPanel(session, "split")
     fill(panel)
     panel.buttons["proceed"].click()
@@ -157,7 +158,7 @@ def test_decision_panel_broken_abort_button_aborts(session: Session, sim: SimDri
     assert panel.recovery.last == "abort"
     assert session.upgrade_state is UpgradeState.ABORT and session.broken is None
     assert session.due("Finish")
-    assert session.finish() == "aborted"
+    assert finish(session) == "aborted"
     assert not sim.status().split and sim.lost_transactions() == 0
 
 
@@ -187,7 +188,7 @@ def test_recovery_panel_needs_operator_and_reason(session: Session, sim: SimDriv
 
 
 def test_wait_times_out_safely_with_a_way_on(session: Session, sim: SimDriver) -> None:
-    session.prepare_split()
+    request(session, "PrepareSplit")
     version = sim.store.version()
     panel = fw.DecisionPanel(session, "split")
     with pytest.raises(DecisionError) as info:
@@ -202,7 +203,7 @@ def test_wait_times_out_safely_with_a_way_on(session: Session, sim: SimDriver) -
 
 
 def test_ask_interactive_waits_for_the_click(session: Session, shown: list[Any]) -> None:
-    session.prepare_split()
+    request(session, "PrepareSplit")
 
     async def operator_clicks() -> Any:
         task = asyncio.create_task(fw.ask(session, "split", mode="interactive",
@@ -222,7 +223,7 @@ def test_ask_interactive_waits_for_the_click(session: Session, shown: list[Any])
 
 
 def test_ask_auto_journals_a_parameter_decision(session: Session, shown: list[Any]) -> None:
-    session.prepare_split()
+    request(session, "PrepareSplit")
     decision = asyncio.run(fw.ask(session, "split", mode="auto", decisions=ALL,
                                   operator="dave", reason="CHG approved"))
     assert decision is not None
@@ -238,7 +239,7 @@ def test_ask_auto_journals_a_parameter_decision(session: Session, shown: list[An
 
 def test_ask_auto_missing_decision_stops_the_run_and_changes_nothing(
         session: Session, sim: SimDriver, shown: list[Any]) -> None:
-    session.prepare_split()
+    request(session, "PrepareSplit")
     version = sim.store.version()
     assert asyncio.run(fw.ask(session, "split", mode="auto", decisions={"merge": "proceed"},
                               operator="x", reason="y")) is None
@@ -255,7 +256,7 @@ def test_ask_auto_missing_decision_stops_the_run_and_changes_nothing(
 
 def test_ask_skips_a_decision_the_session_does_not_stand_at(session: Session,
                                                            shown: list[Any]) -> None:
-    session.prepare_split()
+    request(session, "PrepareSplit")
     # merge is asked only in Split, after Install
     assert asyncio.run(fw.ask(session, "merge", mode="auto", decisions={}, operator="x",
                               reason="y")) is None
@@ -277,9 +278,8 @@ def test_status_bar_and_system_view_follow_the_session(session: Session) -> None
     assert "applications on both enclosures" in text(bar.html())
     assert "mirrored ★ current" in text(view.html())
 
-    session.prepare_split()
-    session.decide("split", ParameterDecisions(ALL, operator="tester"))
-    session.execute_split()
+    request(session, "PrepareSplit")
+    session.advance(ParameterDecisions(ALL, operator="tester"))  # split and its request
 
     status = text(bar.html())  # refreshed through session.on_change, no refresh() call
     assert "upgrade state Split" in status and "operational state Ready" in status
@@ -314,13 +314,11 @@ def test_system_view_shows_resync_progress_and_merge(session: Session) -> None:
     view = fw.SystemView(session.driver)  # a driver, not a session: refresh() by hand
     assert "mirrored ★ current" in text(view.html())
     fresh = open_session(session.driver, CONFIG, PACKAGES, operator="t", reason="again")
-    fresh.prepare_split()
-    fresh.decide("split", ParameterDecisions(ALL))
-    fresh.execute_split()
-    fresh.install()
-    fresh.decide("merge", ParameterDecisions(ALL))
-    fresh.prepare_merge()
-    fresh.execute_merge()
+    request(fresh, "PrepareSplit")
+    fresh.advance(ParameterDecisions(ALL))  # split and its request
+    request(fresh, "Install")
+    fresh.advance(ParameterDecisions(ALL))  # merge and its request
+    request(fresh, "ExecuteMerge")
     view.refresh()
     picture = text(view.html())
     assert "Enclosure 1: new side (serving)" in picture
@@ -334,10 +332,9 @@ def test_system_view_shows_resync_progress_and_merge(session: Session) -> None:
 def test_activity_log_lists_the_session_live(session: Session) -> None:
     log = fw.ActivityLog(session)
     assert log.rows == []
-    session.prepare_split()
-    session.decide("split", ParameterDecisions(ALL, operator="tester"))
-    session.execute_split()
-    session.install()
+    request(session, "PrepareSplit")
+    session.advance(ParameterDecisions(ALL, operator="tester"))  # split and its request
+    request(session, "Install")
     kinds = [r["kind"] for r in log.rows]
     assert "intent" in kinds and "outcome" in kinds and "decision" in kinds
     remote = [r for r in log.rows if r["side"].startswith("remote")]
@@ -347,7 +344,7 @@ def test_activity_log_lists_the_session_live(session: Session) -> None:
     assert "Install done" in text(log.html())
     count = len(log.rows)
     log.close()  # unsubscribes
-    session.decide("merge", ParameterDecisions(ALL, operator="tester"))
+    session.advance(ParameterDecisions(ALL, operator="tester"))  # merge and its request
     assert len(log.rows) == count
 
 
@@ -463,7 +460,7 @@ def test_request_runs_only_what_is_due(session: Session, shown: list[Any]) -> No
     fw.request(session, "PrepareSplit")  # a re-run: done already
     assert [e.step for e in session.journal.entries(session.record.id, kinds=["intent"])] \
         == ["PrepareSplit"]
-    session.decide("split", ParameterDecisions({"split": "stop"}, operator="t"))
+    session.advance(ParameterDecisions({"split": "stop"}, operator="t"))  # split and its request
     fw.request(session, "ExecuteSplit")  # ruled out by the decision
     fw.request(session, "Abort")
     fw.request(session, "Finish")
@@ -476,7 +473,7 @@ def test_request_runs_only_what_is_due(session: Session, shown: list[Any]) -> No
 def test_request_failure_shows_the_way_on_and_the_result_fails_the_run(
         session: Session, sim: SimDriver, shown: list[Any]) -> None:
     fw.request(session, "PrepareSplit")
-    session.decide("split", ParameterDecisions(ALL, operator="t"))
+    session.advance(ParameterDecisions(ALL, operator="t"))  # split and its request
     sim.inject("service-stop-refused", point="split")
     fw.request(session, "ExecuteSplit")  # shown, not raised: the record goes on
     advice = " ".join(text(str(getattr(o, "data", ""))) for o in shown)
@@ -520,10 +517,9 @@ def test_failure_explains_a_production_side_outage_and_both_ways_out(
 
 def installed(session: Session) -> None:
     """PrepareSplit, split, Install: the session waits for the merge decision."""
-    session.prepare_split()
-    session.decide("split", ParameterDecisions(ALL, operator="tester"))
-    session.execute_split()
-    session.install()
+    request(session, "PrepareSplit")
+    session.advance(ParameterDecisions(ALL, operator="tester"))  # split and its request
+    request(session, "Install")
 
 
 def test_merge_and_commit_panels_say_what_a_click_costs_and_show_the_evidence(
@@ -537,8 +533,8 @@ def test_merge_and_commit_panels_say_what_a_click_costs_and_show_the_evidence(
         f"Proceed — outage about {facts['merge_outage_s']:.0f} s", "Abort — no outage"]
     fill(merge)
     merge.buttons["proceed"].click()
-    session.prepare_merge()
-    session.execute_merge()
+    request(session, "PrepareMerge")
+    request(session, "ExecuteMerge")
     session.soak(30)
 
     commit = fw.DecisionPanel(session, "commit")
@@ -564,7 +560,7 @@ def test_merge_and_commit_panels_say_what_a_click_costs_and_show_the_evidence(
 
 
 def test_decision_panel_refusal_goes_once_the_reason_is_typed(session: Session) -> None:
-    session.prepare_split()
+    request(session, "PrepareSplit")
     panel = fw.DecisionPanel(session, "split", reason="")
     assert panel.reason.value == ""
     panel.buttons["proceed"].click()
@@ -584,7 +580,7 @@ def test_a_failed_install_reads_as_one_friendly_view_with_a_red_bar_then_abort_a
     monkeypatch.setattr(tqdm.notebook, "display", lambda *_a, **_k: None)
     session.progress = fw.progress_bar(live=True)
     fw.request(session, "PrepareSplit")
-    session.decide("split", ParameterDecisions(ALL, operator="t"))
+    session.advance(ParameterDecisions(ALL, operator="t"))  # split and its request
     fw.request(session, "ExecuteSplit")
     sim.inject("installer-fail")
     fw.request(session, "Install")
@@ -674,7 +670,7 @@ def test_live_views_carry_a_static_rendering_and_become_it_at_the_end(
     bundle = bar._repr_mimebundle_()
     assert set(bundle) == {"text/plain", "text/html", views._WIDGET_VIEW}
     assert "upgrade state Idle" in text(bundle["text/html"])
-    session.prepare_split()
+    request(session, "PrepareSplit")
     assert updates == []  # nothing is sent while live: the view would be re-created
     session.run(ParameterDecisions(ALL, operator="t"))
     [(last, display_id)] = updates  # the session ended: the display is static from now on
@@ -718,15 +714,15 @@ def test_a_decided_panel_stays_live_until_the_run_ends_then_is_static(
         session: Session, shown: list[Any], monkeypatch: pytest.MonkeyPatch) -> None:
     updates: list[dict[str, Any]] = []
     monkeypatch.setattr(views, "_update", lambda bundle, display_id: updates.append(bundle))
-    session.prepare_split()
+    request(session, "PrepareSplit")
     panel = fw.DecisionPanel(session, "split")
     views.show(panel)
     fill(panel)
     panel.buttons["stop"].click()
     assert panel.settled and not panel.finished  # its buttons stay, disabled, meanwhile
     assert updates == []
-    session.abort()
-    session.finish()
+    request(session, "Abort")
+    finish(session)
     fw.result(session, mode="interactive", system=session.target)
     [last] = updates
     assert panel.finished and set(last) == {"text/plain", "text/html"}
