@@ -183,7 +183,7 @@ def _advance(session: Session, decider: DecisionProvider | None, *,
         return _recover(session, decider, nxt.name)
     spec = DECISIONS[Question(nxt.name)]
     control(session)
-    answer = decider.decide(spec.name)
+    answer = decider.decide(spec.name.value)
     if answer.answer in spec.pauses:
         return _pause(session, answer)
     if answer.answer not in spec.answers:
@@ -402,7 +402,7 @@ def _recover(session: Session, decider: DecisionProvider, step: str) -> Advanced
     why = session.broken[1] if session.broken else ""
     control(session)
     try:
-        decision = decider.decide(RECOVERY.name)
+        decision = decider.decide(RECOVERY.name.value)
     except DecisionError:
         raise StepFailedError(
             f"the session is Broken at {step}: {why}",
@@ -413,6 +413,7 @@ def _recover(session: Session, decider: DecisionProvider, step: str) -> Advanced
     if leads is None:
         raise DecisionError(f"{RECOVERY.name}: {decision.answer!r} is not an answer",
                             f"answer one of: {' | '.join(RECOVERY.choices)}")
+    session.last_error = None  # answered: this run carries on from here
     target = Request(step) if decision.answer == flow.RETRY else Request(leads)
     assert session.record is not None
     pending = session.journal.pending_intent(session.record.id)

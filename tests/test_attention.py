@@ -47,7 +47,7 @@ def page(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeApp]:
 
 def broken_install(session: Session, sim: SimDriver) -> StepFailedError:
     request(session, "PrepareSplit")
-    session.advance(ParameterDecisions({"split": "proceed"}, operator="tester"))  # split and its request
+    session.advance(ParameterDecisions({"split": "proceed"}, operator="tester"))  # + ExecuteSplit
     sim.inject("installer-fail")
     with pytest.raises(StepFailedError) as caught:
         request(session, "Install")
@@ -79,11 +79,9 @@ def test_a_decision_panel_is_marked_and_led_to(session: Session, page: FakeApp) 
     assert page.commands.calls == []  # a panel is no failure: no notification
 
     panel.operator.value, panel.reason.value = "alice", "window open"
-    panel.buttons["proceed"].click()
-    assert beacon.line == "<b>Next:</b> ExecuteSplit"  # the line follows the journal
-    assert beacon.target == mark
-    request(session, "ExecuteSplit")
-    assert beacon.line == "<b>Next:</b> Install" and beacon.tone == "run"
+    panel.buttons["proceed"].click()  # the answer and the ExecuteSplit it leads to
+    assert beacon.line == "<b>Next:</b> Install"  # the line follows the journal
+    assert beacon.target == mark and beacon.tone == "run"
 
 
 def test_a_broken_step_raises_a_notification_and_leads_to_retry_abort(

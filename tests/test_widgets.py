@@ -51,10 +51,9 @@ def decisions_in_journal(session: Session) -> list[dict[str, Any]]:
 def split_broken(session: Session, sim: SimDriver, *, times: int = 1) -> None:
     """PrepareSplit, decide to split, then ExecuteSplit fails: Broken at ExecuteSplit."""
     request(session, "PrepareSplit")
-    session.advance(ParameterDecisions({"split": "proceed"}, operator="tester"))  # split and its request
     sim.inject("service-stop-refused", point="split", times=times)
-    with pytest.raises(StepFailedError):
-        request(session, "ExecuteSplit")
+    with pytest.raises(StepFailedError):  # split: proceed, and the ExecuteSplit it leads to
+        session.advance(ParameterDecisions({"split": "proceed"}, operator="tester"))
     assert session.broken is not None
 
 
@@ -93,7 +92,8 @@ def test_decision_panel_click_journals_who_why_and_source(session: Session) -> N
     assert panel.operator.disabled and panel.reason.disabled
     journaled = session.decision("split")
     assert journaled is not None and journaled.who == "alice" and journaled.source == "widget"
-    assert session.due("ExecuteSplit") and not session.needs_decision("split")
+    # the answer ran the request it leads to, in the same engine call
+    assert session.due("Install") and not session.needs_decision("split")
 
 
 @pytest.mark.parametrize(("operator", "reason", "missing"), [
@@ -454,16 +454,16 @@ def test_ensure_system_creates_a_missing_twin_once(shown: list[Any]) -> None:
 
 
 def test_request_runs_only_what_is_due(session: Session, shown: list[Any]) -> None:
-    fw.request(session, "ExecuteSplit")  # no session yet: not due
+    fw.step(session, "ExecuteSplit")  # no session yet: not due
     assert session.record is None
-    fw.request(session, "PrepareSplit")
-    fw.request(session, "PrepareSplit")  # a re-run: done already
+    fw.step(session, "PrepareSplit")
+    fw.step(session, "PrepareSplit")  # a re-run: done already
     assert [e.step for e in session.journal.entries(session.record.id, kinds=["intent"])] \
         == ["PrepareSplit"]
     session.advance(ParameterDecisions({"split": "stop"}, operator="t"))  # split and its request
-    fw.request(session, "ExecuteSplit")  # ruled out by the decision
-    fw.request(session, "Abort")
-    fw.request(session, "Finish")
+    fw.step(session, "ExecuteSplit")  # ruled out by the decision
+    fw.step(session, "Abort")
+    fw.step(session, "Finish")
     assert session.done and session.record.outcome == "stopped"
     assert not session.driver.status().split
     messages = [text(str(getattr(o, "data", ""))) for o in shown]
@@ -472,14 +472,14 @@ def test_request_runs_only_what_is_due(session: Session, shown: list[Any]) -> No
 
 def test_request_failure_shows_the_way_on_and_the_result_fails_the_run(
         session: Session, sim: SimDriver, shown: list[Any]) -> None:
-    fw.request(session, "PrepareSplit")
-    session.advance(ParameterDecisions(ALL, operator="t"))  # split and its request
+    fw.step(session, "PrepareSplit")
     sim.inject("service-stop-refused", point="split")
-    fw.request(session, "ExecuteSplit")  # shown, not raised: the record goes on
+    # the split answer and its ExecuteSplit: shown, not raised: the record goes on
+    asyncio.run(fw.ask(session, "split", mode="auto", decisions=ALL, operator="t", reason="r"))
     advice = " ".join(text(str(getattr(o, "data", ""))) for o in shown)
     assert "Broken at ExecuteSplit" in advice
     assert "Retry" in advice and "abort.ipynb" in advice
-    fw.request(session, "Install")
+    fw.step(session, "Install")
     assert "Install: skipped (the session is Broken at ExecuteSplit)" in " ".join(
         text(str(getattr(o, "data", ""))) for o in shown)
     with pytest.raises(StepFailedError, match="the run stopped: Broken at ExecuteSplit"):
@@ -532,10 +532,9 @@ def test_merge_and_commit_panels_say_what_a_click_costs_and_show_the_evidence(
     assert [b.description for b in merge.buttons.values()] == [
         f"Proceed — outage about {facts['merge_outage_s']:.0f} s", "Abort — no outage"]
     fill(merge)
-    merge.buttons["proceed"].click()
-    request(session, "PrepareMerge")
+    merge.buttons["proceed"].click()  # the answer and the PrepareMerge it leads to
     request(session, "ExecuteMerge")
-    session.soak(30)
+    fw.soak(session, 30)
 
     commit = fw.DecisionPanel(session, "commit")
     hours = f"{facts['resync_min'] / 60:.1f}".removesuffix(".0")
@@ -579,11 +578,10 @@ def test_a_failed_install_reads_as_one_friendly_view_with_a_red_bar_then_abort_a
     monkeypatch.setattr(tqdm.auto, "tqdm", tqdm.notebook.tqdm)  # the bars JupyterLab shows
     monkeypatch.setattr(tqdm.notebook, "display", lambda *_a, **_k: None)
     session.progress = fw.progress_bar(live=True)
-    fw.request(session, "PrepareSplit")
+    fw.step(session, "PrepareSplit")
     session.advance(ParameterDecisions(ALL, operator="t"))  # split and its request
-    fw.request(session, "ExecuteSplit")
     sim.inject("installer-fail")
-    fw.request(session, "Install")
+    fw.step(session, "Install")
 
     [panel] = [o for o in shown if isinstance(o, fw.RecoveryPanel)]
     view = text(panel.failure.value)

@@ -29,6 +29,7 @@ from ftkit.decisions import (
     make_decision,
     provider_for,
 )
+from ftkit.engine import Advanced
 from ftkit.errors import DecisionError, FtkitError, StepFailedError
 from ftkit.flow import DECISIONS, LAST, RECOVERY, Kind, Next, check_path, no_way_back
 from ftkit.process import Session
@@ -305,17 +306,12 @@ def carry_on(session: Session, output: w.Output, message: w.HTML) -> None:
 
 
 def _decided(session: Session, panel: DecisionPanel, output: w.Output) -> None:
-    """A panel shown by a button was answered: advance with the answer (journaled with
-    the intent of the request it leads to), then carry on."""
-    assert panel.decision is not None
-    try:
+    """A panel shown by a button was answered (its click advanced): carry on, or show the
+    failure of the request the answer led to with Retry and Abort."""
+    if panel.error is not None:
         with output:
-            session.advance(Answered(panel.decision), expect=Next(Kind.DECIDE, panel.name))
-    except FtkitError as err:
-        _bars_failed(session)
-        with output:
-            show(recovery := RecoveryPanel(session, error=err))
-        alert(session, err, recovery)
+            show(recovery := RecoveryPanel(session, error=panel.error))
+        alert(session, panel.error, recovery)
         return
     carry_on(session, output, panel.message)
 
@@ -376,9 +372,13 @@ class DecisionPanel(LiveHTML, w.VBox):
         self.recovery = RecoveryPanel(session, operator=self.operator, reason=self.reason,
                                       follow=False)
         self.message = w.HTML()
+        self.output = w.Output()  # what the click runs shows here, inside the panel
+        self.advanced: Advanced | None = None  # what the click's advance did
+        self._answering = False
+        self.error: FtkitError | None = None  # why the request the answer led to failed
         super().__init__(children=[self.question, self.state, self.evidence, self.operator,
                                    self.reason, self.choices, self.help, self.recovery,
-                                   self.message])
+                                   self.message, self.output])
         self.reason.observe(self._typed, names="value")
         self.operator.observe(self._typed, names="value")
         self._unsubscribe: Callable[[], None] = lambda: None
@@ -417,7 +417,7 @@ class DecisionPanel(LiveHTML, w.VBox):
     def refresh(self, *_: Any) -> None:
         """Show the choices, or Retry/Abort while Broken, or what was decided. The state is
         live until the panel is decided (or moot); then it is stamped with the time."""
-        if self._settled:
+        if self._settled or self._answering:
             return
         try:
             self.state.value = status_html(self.session)
@@ -462,16 +462,37 @@ class DecisionPanel(LiveHTML, w.VBox):
                 raise StepFailedError(f"the session is Broken at {self.session.broken[0]}",
                                       "Retry or Abort first")
             who, why = _who_why(self.operator, self.reason, f"{self.name}: {answer}")
-            self.decision = make_decision(self.name, answer, who=who, why=why,
-                                          source="widget")
+            decision = make_decision(self.name, answer, who=who, why=why, source="widget")
         except FtkitError as err:
             self.message.value = note_html(str(err), colour=RED, title="not recorded")
             return
+        for button in self.buttons.values():
+            button.disabled = True  # one answer: a second click runs nothing
         leads = DECISIONS[self.name].answers.get(answer)
-        then = f"; {leads} runs now and the answer is journaled with it" if leads else ""
-        self.message.value = note_html(
-            f"{self.name}: {answer} — by {self.decision.who} ({self.decision.why}){then}",
-            colour=GREEN)
+        self.message.value = note_html(f"{self.name}: {answer} — {leads} running…",
+                                       colour=YELLOW)
+        self._answering = True  # the state moves under the click: judge it once, after
+        try:  # one call into the engine: the answer is journaled with its request's intent
+            with self.output:
+                self.advanced = self.session.advance(Answered(decision),
+                                                     expect=Next(Kind.DECIDE, self.name))
+        except FtkitError as err:
+            _bars_failed(self.session)
+            self.error = err
+            self.decision = self.session.decision(self.name)  # journaled if it stood
+            if self.decision is None:
+                for button in self.buttons.values():
+                    button.disabled = False
+                self.message.value = note_html(str(err), colour=RED, title="not recorded")
+                return
+            self.message.value = failure_html(self.session, err)
+        else:
+            self.decision = decision
+            self.message.value = note_html(
+                f"{self.name}: {answer} — recorded for {decision.who} ({decision.why}); "
+                f"{leads} done", colour=GREEN)
+        finally:
+            self._answering = False
         self.refresh()
         for callback in self.on_decided:
             callback()
@@ -576,15 +597,18 @@ async def ask(session: Session | None, name: str, *, mode: str,
             return None
         if not session.needs_decision(name):
             return None
-        panel = None
         if provider is None:
             panel = DecisionPanel(session, name, reason=reason or None)
             show(panel)
             lead_to(session, panel, name)  # scroll to it, focus it, say so on the sticky line
-            answer = await panel.wait(timeout_s)
-            if answer is None:
-                return None  # the question went away (aborted from the panel)
-            provider = Answered(answer)
+            before = session.now()
+            answer = await panel.wait(timeout_s)  # the click advanced the session
+            if panel.error is not None:
+                session.halt(panel.error)
+                return answer
+            if answer is not None and panel.advanced is not None:
+                _done(session, panel.advanced.name, before, picture=picture)
+            return answer  # None: the question went away (aborted from the panel)
     except FtkitError as err:
         display(HTML(failure_html(session, err)))
         if session is None:
@@ -596,7 +620,7 @@ async def ask(session: Session | None, name: str, *, mode: str,
         did = session.advance(provider, expect=Next(Kind.DECIDE, name))
     except FtkitError as err:
         if session.broken:  # the answer stood; the request it led to failed
-            _failed(session, err, live=panel is not None)
+            _failed(session, err, live=False)
         else:
             display(HTML(failure_html(session, err)))
         return session.decision(name)
