@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Any
 
 from ftkit import canonical, home, store
 from ftkit.errors import ArchiveError, FtkitError, SessionBusyError, TransitionError
+from ftkit.model import OperationalState
 from ftkit.redact import redact, scrub
 
 if TYPE_CHECKING:
@@ -276,7 +277,7 @@ class SessionRecord:
     @property
     def broken(self) -> bool:
         """True when the operational state is Broken."""
-        return self.operational_state == "Broken"
+        return self.operational_state == OperationalState.BROKEN
 
     @classmethod
     def _from_row(cls, row: sqlite3.Row) -> SessionRecord:
@@ -814,7 +815,7 @@ class Journal:
         step: str = "",
         message: str = "",
         upgrade_state: str | None = None,
-        operational_state: str = "Busy",
+        operational_state: str = OperationalState.BUSY.value,
         sim_time: float | None = None,
         decision: dict[str, Any] | None = None,
     ) -> tuple[SessionRecord, int | None]:

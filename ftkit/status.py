@@ -20,7 +20,14 @@ from typing import Any
 
 from ftkit.drivers import Driver
 from ftkit.errors import FtkitError
-from ftkit.model import DiskRole, PartnerState, SideRole, SystemState
+from ftkit.model import (
+    DiskRole,
+    OperationalState,
+    PartnerState,
+    SideRole,
+    SystemState,
+    UpgradeState,
+)
 
 __all__ = ["SCHEMA_PATH", "partner_state", "schema", "session_of", "system_status",
            "validate"]
@@ -99,14 +106,16 @@ def system_status(driver: Driver, *, session: dict[str, Any] | bool | None = Tru
         try:
             session = session_of(driver)
         except FtkitError as err:  # a damaged journal must not hide the system's state
-            session = {"id": None, "upgrade_state": "Idle", "operational_state": "Broken",
+            session = {"id": None, "upgrade_state": UpgradeState.IDLE.value,
+                       "operational_state": OperationalState.BROKEN.value,
                        "broken_step": "Journal", "broken_reason": err.message}
     record = session if isinstance(session, dict) else None
     active = record is not None and not record.get("ended")
-    upgrade = str(record["upgrade_state"]) if active and record else "Idle"
-    operational = str(record["operational_state"]) if active and record else "Ready"
+    upgrade = str(record["upgrade_state"]) if active and record else UpgradeState.IDLE.value
+    operational = (str(record["operational_state"]) if active and record
+                   else OperationalState.READY.value)
     broken = ({"step": record.get("broken_step") or "", "reason": record.get("broken_reason")
-               or ""} if active and record and operational == "Broken" else None)
+               or ""} if active and record and operational == OperationalState.BROKEN else None)
     partner = partner_state(st).value
     prod, upg = _roles(st)
     if st.apps_on is None:

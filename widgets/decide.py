@@ -32,6 +32,7 @@ from ftkit.decisions import (
 from ftkit.engine import Advanced
 from ftkit.errors import DecisionError, FtkitError, StepFailedError
 from ftkit.flow import DECISIONS, LAST, RECOVERY, Kind, Next, check_path, no_way_back
+from ftkit.model import Request
 from ftkit.process import Session
 
 from .attention import alert, lead_to
@@ -115,7 +116,7 @@ class RecoveryPanel(LiveHTML, w.VBox):
         self.retry_button = w.Button(description="Retry", button_style="warning",
                                      icon="repeat", layout=_WIDE,
                                      tooltip="run the failed step again")
-        self.abort_button = w.Button(description="Abort", button_style="danger", icon="undo",
+        self.abort_button = w.Button(description=Request.ABORT, button_style="danger", icon="undo",
                                      layout=_WIDE, tooltip="return to the original software")
         self.next_button = w.Button(button_style="primary", icon="forward", layout=_WIDE)
         self.next_button.layout.display = "none"

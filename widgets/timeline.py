@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass, field
 
 from ftkit.errors import FtkitError
+from ftkit.model import UpgradeState
 from ftkit.process import Session
 
 from .render import esc
@@ -13,13 +14,13 @@ from .render import esc
 __all__ = ["Timeline", "phases", "timeline"]
 
 _PHASE_COLOURS = {
-    "Idle": "#bdbdbd",
-    "PrepareSplit": "#90caf9",
-    "Split": "#42a5f5",
-    "PrepareMerge": "#ffcc80",
-    "Merge": "#ffa726",
-    "Commit": "#66bb6a",
-    "Abort": "#ef5350",
+    UpgradeState.IDLE: "#bdbdbd",
+    UpgradeState.PREPARE_SPLIT: "#90caf9",
+    UpgradeState.SPLIT: "#42a5f5",
+    UpgradeState.PREPARE_MERGE: "#ffcc80",
+    UpgradeState.MERGE: "#ffa726",
+    UpgradeState.COMMIT: "#66bb6a",
+    UpgradeState.ABORT: "#ef5350",
 }
 
 

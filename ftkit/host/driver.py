@@ -65,6 +65,7 @@ from ftkit.model import (
     MirrorState,
     Module,
     PartnerState,
+    Request,
     Service,
     SideRole,
     SideState,
@@ -629,7 +630,7 @@ class HostDriver:
             raise StepFailedError(
                 f"no update file for {label} in {self.site.staging}",
                 f"put {name}'s {version} wheel there before the split (offline install), "
-                "then Retry", step="PrepareSplit", reason=f"{label} not staged")
+                "then Retry", step=Request.PREPARE_SPLIT, reason=f"{label} not staged")
         with self._txn() as state:
             state["staged"][label] = digest
             self._event(state, "stage", f"{label} staged: {', '.join(files)}")

@@ -1,0 +1,159 @@
+"""The one engine (ftkit/engine.py): every face advances a session through it, the state
+comes back from the journal (never from an observer), any failure inside a step leaves the
+session Broken, and the process's names are declared once (ftkit/flow.py, ftkit/model.py)."""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from pathlib import Path
+
+import pytest
+from drive import request, retry
+
+from ftkit import flow
+from ftkit.decisions import ParameterDecisions
+from ftkit.flow import Kind, Next
+from ftkit.journal import Journal
+from ftkit.model import OperationalState, Request, UpgradeState
+from ftkit.process import Session
+from ftkit.sim.driver import SimDriver
+
+REPO = Path(__file__).resolve().parents[1]
+COMMIT = {"split": "proceed", "merge": "proceed", "commit": "commit"}
+
+
+def _literals(path: Path) -> list[tuple[int, str]]:
+    """String literals of PATH, docstrings aside."""
+    tree = ast.parse(path.read_text())
+    docs = {id(node.body[0].value) for node in ast.walk(tree)
+            if isinstance(node, ast.Module | ast.FunctionDef | ast.AsyncFunctionDef
+                          | ast.ClassDef)
+            and node.body and isinstance(node.body[0], ast.Expr)
+            and isinstance(node.body[0].value, ast.Constant)}
+    return [(node.lineno, node.value) for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str)
+            and id(node) not in docs]
+
+
+def test_no_request_or_state_name_is_spelled_outside_its_declaration() -> None:
+    names = ({r.value for r in Request} | {s.value for s in UpgradeState}
+             | {o.value for o in OperationalState})
+    declared = {REPO / "ftkit" / "flow.py", REPO / "ftkit" / "model.py"}
+    files = [p for p in sorted((REPO / "ftkit").rglob("*.py")) + sorted(
+        (REPO / "widgets").glob("*.py")) if p not in declared]
+    assert len(files) > 30
+    spelled = [f"{p.relative_to(REPO)}:{line}: {value!r}" for p in files
+               for line, value in _literals(p) if value in names]
+    assert spelled == [], "use the enums of ftkit.model / ftkit.flow instead"
+
+
+def test_the_scan_finds_a_spelled_name(tmp_path: Path) -> None:
+    probe = tmp_path / "probe.py"
+    probe.write_text('"""Doc mentions Commit."""\nif state == "Commit":\n    pass\n')
+    assert _literals(probe) == [(2, "Commit")]
+
+
+def _cells() -> list[Next]:
+    """The steps the upgrade runbook's code cells take, in order."""
+    notebook = json.loads((REPO / "runbooks" / "active-upgrade.ipynb").read_text())
+    steps: list[Next] = []
+    for cell in notebook["cells"]:
+        if cell["cell_type"] != "code":
+            continue
+        source = "".join(cell["source"])
+        for kind, name in re.findall(r'fw\.(step|ask)\(session, "(\w+)"', source):
+            steps.append(Next(Kind.REQUEST if kind == "step" else Kind.DECIDE, name))
+        if re.search(r"fw\.soak\(session,", source):
+            steps.append(Next(Kind.SOAK, flow.Question.COMMIT))
+    return steps
+
+
+def test_the_runbook_cells_follow_the_declared_flow() -> None:
+    """Each step of the declared flow has its cell, in the flow's order: a decision's cell
+    runs the request its answer leads to (flow.route)."""
+    assert _cells() == flow.route(COMMIT)
+    for answers in ({"split": "stop"}, {**COMMIT, "merge": "abort"},
+                    {**COMMIT, "commit": "abort"}):
+        taken = iter(_cells())  # every other path takes a subsequence of the cells
+        assert all(step in taken for step in flow.route(answers)), answers
+
+
+def test_only_the_engine_writes_a_step(tmp_path: Path) -> None:
+    """Intents, outcomes and state moves are written by ftkit/engine.py alone (and by the
+    recovery of a lost journal): no face has a second way of driving."""
+    writers = re.compile(r"\.journal\.(start|outcome|set_state)\(|\bjournal\.(start|outcome"
+                         r"|set_state)\(")
+    found = sorted(str(p.relative_to(REPO)) for p in (REPO / "ftkit").rglob("*.py")
+                   if writers.search(p.read_text()))
+    found += sorted(str(p.relative_to(REPO)) for p in (REPO / "widgets").glob("*.py")
+                    if writers.search(p.read_text()))
+    assert set(found) <= {"ftkit/engine.py", "ftkit/recovery.py", "ftkit/process.py"}, found
+    if "ftkit/process.py" in found:  # only the recovery of a lost journal, if it is there
+        text = (REPO / "ftkit" / "process.py").read_text()
+        assert all("def adopt" in text[:m.start()].rsplit("\ndef ", 1)[-1][:30] or
+                   text[:m.start()].rsplit("\ndef ", 1)[-1].startswith("adopt")
+                   for m in writers.finditer(text))
+
+
+def test_a_failing_observer_changes_nothing_the_engine_reads(session: Session) -> None:
+    """A display listener that raises on every entry (swallowed by the journal) does not
+    make the session report a state the journal does not hold."""
+    calls = []
+
+    def broken_display(_entry: object) -> None:
+        calls.append(1)
+        raise RuntimeError("a widget failed")
+
+    session.subscribe(broken_display)
+    session.record = None  # nothing kept from before: what the engine reads back counts
+    request(session, "PrepareSplit")
+    did = session.advance(ParameterDecisions(COMMIT))
+    assert did.did is Kind.REQUEST and did.name == "ExecuteSplit"
+    assert calls
+    held = Journal.of(session.driver).current_session()
+    assert held is not None and session.record is not None
+    assert (session.upgrade_state.value, session.operational_state.value) == (
+        held.upgrade_state, held.operational_state) == ("Split", "Ready")
+
+
+def test_any_exception_in_a_step_leaves_it_broken_not_busy(
+        session: Session, sim: SimDriver, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ftkit.errors import StepFailedError
+
+    request(session, "PrepareSplit")
+
+    def fails(**_kw: object) -> None:
+        raise UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte")
+
+    monkeypatch.setattr(sim, "split", fails)
+    with pytest.raises(StepFailedError, match="UnicodeDecodeError") as caught:
+        session.advance(ParameterDecisions(COMMIT))
+    assert caught.value.step == "ExecuteSplit"
+    assert session.broken == ("ExecuteSplit", caught.value.reason)
+    assert "invalid start byte" in caught.value.reason and "\n" not in caught.value.reason
+    assert session.operational_state is OperationalState.BROKEN
+    monkeypatch.undo()
+    retry(session)  # the cause gone: Retry runs the step again
+    assert session.upgrade_state is UpgradeState.SPLIT and session.broken is None
+
+
+def test_advance_without_a_decider_waits_and_changes_nothing(session: Session) -> None:
+    request(session, "PrepareSplit")
+    before = len(session.entries())
+    did = session.advance()
+    assert did.did is Kind.DECIDE and did.name == "split"
+    assert len(session.entries()) == before
+    # a cell that expects another step does nothing either
+    did = session.advance(ParameterDecisions(COMMIT), expect=Next(Kind.REQUEST, "Install"))
+    assert did.did is Kind.HALTED and len(session.entries()) == before
+
+
+def test_the_answer_is_journaled_in_its_request_s_intent_transaction(
+        session: Session) -> None:
+    request(session, "PrepareSplit")
+    session.advance(ParameterDecisions(COMMIT))
+    decision, intent = [e for e in session.entries() if e.kind in ("decision", "intent")][-2:]
+    assert (decision.kind, intent.kind, intent.step) == ("decision", "intent", "ExecuteSplit")
+    assert intent.id == decision.id + 1  # written together, in one transaction
