@@ -1,6 +1,6 @@
 """The report archive: executed notebooks, their HTML, and a hash-chained ledger.
 
-Each run leaves under ``reports/`` (SPEC §8 "Reports")::
+Each run leaves under ``reports/``::
 
     20250301T020000Z-active-upgrade-CHG-42.ipynb   executed notebook, facts in metadata.ftkit
     20250301T020000Z-active-upgrade-CHG-42.html    its page (:mod:`ftkit.report_html`:

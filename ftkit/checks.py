@@ -1,4 +1,5 @@
-"""The readiness check of Active Upgrade (SPEC §4) and the PrepareMerge checks (SPEC §3).
+"""The readiness check of Active Upgrade and the PrepareMerge checks
+(docs/DOMAIN.md#readiness-checks).
 
 Every check reads a :class:`~ftkit.model.SystemState` snapshot from ``driver.status()``,
 the upgrade configuration and the update packages, and says pass, warn or fail with a
@@ -216,7 +217,8 @@ def run_checks(
     in_session: bool = False,
     stage_pending: bool = False,
 ) -> list[CheckResult]:
-    """Run the readiness check (SPEC §4) against one ``driver.status()`` snapshot.
+    """Run the readiness check (docs/DOMAIN.md#readiness-checks) against one
+    ``driver.status()`` snapshot.
 
     Read-only: nothing on the system changes. ``in_session`` is the re-check inside
     PrepareSplit by the session that owns the system; ``stage_pending`` says PrepareSplit
@@ -229,9 +231,9 @@ def run_checks(
 def merge_checks(
     driver: Driver, config: UpgradeConfig, packages: Sequence[UpdatePackage]
 ) -> list[CheckResult]:
-    """The PrepareMerge checks (SPEC §3): the Upgrade side is OS Up and not hung, every
-    package is installed at its version on its system disks, no reboot is pending and the
-    custom actions are still ready. Read-only."""
+    """The PrepareMerge checks (docs/DOMAIN.md#preparemerge-checks): the Upgrade side is OS
+    Up and not hung, every package is installed at its version on its system disks, no
+    reboot is pending and the custom actions are still ready. Read-only."""
     return _run(MERGE, CheckContext(driver.status(), config, packages, in_session=True))
 
 
@@ -319,7 +321,7 @@ def _upgrade_team(state: SystemState, config: UpgradeConfig) -> Team | None:
     return next(iter(state.teams.values()), None)
 
 
-# --- the readiness checks, in the order SPEC §4 names them ----------------------------------
+# --- the readiness checks, in the order docs/DOMAIN.md#readiness-checks lists them ----------
 
 
 @check("system-duplex", "System duplex")
@@ -826,4 +828,4 @@ def _reboot_pending(ctx: CheckContext, found: Findings) -> str:
     return f"no reboot pending on enclosure {up}"
 
 
-_also("custom-actions", MERGE)  # "custom actions still ready" (SPEC §3), last at PrepareMerge
+_also("custom-actions", MERGE)  # still ready (docs/DOMAIN.md#preparemerge-checks), run last

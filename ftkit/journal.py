@@ -4,7 +4,8 @@ One journal file per target (``Journal.open("sim://lab")``). It holds
 
 - ``sessions``: one row per Active Upgrade session, with its current upgrade state,
   operational state (Ready / Busy / Broken, with the failing step and reason) and outcome;
-  at most one session is unfinished at a time, across processes (SPEC invariant 5);
+  at most one session is unfinished at a time, across processes
+  (docs/DOMAIN.md#5-one-session-per-system);
 - ``entries``: what happened, in order — intents and their outcomes, state moves,
   decisions, custom actions, messages — from the local log or the Upgrade side's remote
   activity log. Each entry carries the SHA-256 of its fields and of the previous entry's

@@ -1,4 +1,5 @@
-"""Update package manifests and the rules for what Active Upgrade may install (SPEC §5).
+"""Update package manifests and the rules for what Active Upgrade may install
+(docs/DOMAIN.md#what-may-be-upgraded).
 
 A manifest is a TOML file::
 
@@ -187,7 +188,7 @@ def _writes_data(pkg: UpdatePackage) -> bool:
     )
 
 
-#: The support rules of SPEC §5, in the order they are reported.
+#: The support rules (docs/DOMAIN.md#what-may-be-upgraded), in the order they are reported.
 SUPPORT_RULES: tuple[SupportRule, ...] = (
     SupportRule(
         "network-installer",

@@ -1,4 +1,4 @@
-"""Keep secrets out of everything ftkit writes (SPEC invariant 7).
+"""Keep secrets out of everything ftkit writes (docs/DOMAIN.md#7-secrets-stay-secret).
 
 Two nets, used together by the journal and the report archive:
 

@@ -1,6 +1,6 @@
-"""SPEC §6 under an adversary: one controller per session, nothing done twice, no way
-stuck, a tampered journal never resumed. Real processes and real signals where the
-issue's reproduction used them."""
+"""The invariants (docs/DOMAIN.md#invariants) under an adversary: one controller per
+session, nothing done twice, no way stuck, a tampered journal never resumed. Real
+processes and real signals where the issue's reproduction used them."""
 
 from __future__ import annotations
 
@@ -352,7 +352,8 @@ def test_a_reports_folder_that_is_a_file_refuses_the_run(tmp_path: Path) -> None
                                    "Broken at Install", "Broken at ExecuteMerge",
                                    "Abort, Broken"])
 def test_the_abort_path_ends_correct_from_every_state_abort_is_allowed_in(where: str) -> None:
-    """#4: the abort runbook's path (abort_and_finish) from every state SPEC §3 allows."""
+    """#4: the abort runbook's path (abort_and_finish) from every state Abort is allowed
+    in (docs/STATE-MACHINE.md)."""
     from ftkit.errors import FtkitError
 
     driver = create_system(f"sim://ab-{uuid.uuid4().hex[:8]}")

@@ -1,4 +1,5 @@
-"""The readiness check (SPEC §4) and the PrepareMerge checks (SPEC §3), on real twins."""
+"""The readiness check and the PrepareMerge checks (docs/DOMAIN.md#readiness-checks), on
+real twins."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Upgrade configuration (SPEC §8): loading, includes, validation, examples."""
+"""Upgrade configuration (the format: ftkit/config.py): loading, includes, validation, examples."""
 
 from __future__ import annotations
 

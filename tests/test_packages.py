@@ -1,4 +1,4 @@
-"""Update package manifests and the support rules (SPEC §5, §8)."""
+"""Update package manifests and the support rules (docs/DOMAIN.md#what-may-be-upgraded)."""
 
 from __future__ import annotations
 

@@ -1,8 +1,9 @@
 """The Active Upgrade process against the simulator: transitions, the fault matrix, resume.
 
-Every test checks SPEC §6 invariants through public interfaces (Session, driver status,
-journal). The fault matrix is a table: each row names a fault, where it fires, the step
-that goes Broken, how the operator recovers, and what the end must look like.
+Every test checks the invariants (docs/DOMAIN.md#invariants) through public interfaces
+(Session, driver status, journal). The fault matrix is a table: each row names a fault,
+where it fires, the step that goes Broken, how the operator recovers, and what the end
+must look like.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ def software(driver) -> list[dict[str, str]]:
 
 
 def assert_end(driver, session, *, outcome: str, outages: int, fault_outage: bool = False) -> None:
-    """SPEC §6 invariants 1-3 at the end of a session."""
+    """Invariants 1-3 (docs/DOMAIN.md#invariants) at the end of a session."""
     st = driver.status()
     assert session.record.outcome == outcome
     assert session.upgrade_state is UpgradeState.IDLE
@@ -242,7 +243,8 @@ def test_a_broken_session_is_answered_by_the_broken_decision(home: Path, answer:
 
 
 def test_production_side_down_while_split_refuses_abort_until_repaired(home: Path) -> None:
-    """SPEC §7: no choice may overwrite the only up-to-date copy of the data."""
+    """No choice may overwrite the only up-to-date copy of the data
+    (docs/DOMAIN.md#faults-while-split)."""
     driver, session = new_session(home)
     driver.inject("module-fail", point="install", side="production")
     with pytest.raises(StepFailedError):
@@ -259,7 +261,8 @@ def test_production_side_down_while_split_refuses_abort_until_repaired(home: Pat
 
 def test_production_side_down_while_split_applications_restart_on_the_upgrade_side(
         home: Path) -> None:
-    """SPEC §7, the other way out: the Upgrade side takes the Production data at merge."""
+    """The other way out (docs/DOMAIN.md#faults-while-split): the Upgrade side takes the
+    Production data at merge."""
     driver, session = new_session(home)
     driver.inject("module-fail", point="install", side="production")
     decisions = ParameterDecisions({**COMMIT, "broken": "retry"}, operator="tester")

@@ -1,4 +1,5 @@
-"""Property: random sequences of requests, faults and process kills keep SPEC §6.
+"""Property: random sequences of requests, faults and process kills keep the invariants
+(docs/DOMAIN.md#invariants).
 
 A "kill" stops the process at a random instant inside a driver request (the twin keeps
 what it committed, the journal keeps an intent with no outcome); the next "process"
@@ -196,7 +197,7 @@ def test_every_fault_at_every_point_on_either_side_reaches_a_correct_end(
     """The whole catalogue, not a sample: whatever single fault fires wherever it can, an
     operator who repairs what broke and answers ``broken: retry`` ends as decided —
     committed, aborted after merge or aborted before it — with nothing lost and both
-    system disks on the same software (SPEC §6, invariants 1 to 3)."""
+    system disks on the same software (docs/DOMAIN.md#invariants, 1 to 3)."""
     answers, expected, version = ENDS[end]
     driver = create_system(f"sim://w-{uuid.uuid4().hex[:10]}")
     session = open_session(driver, CONFIG, PACKAGES, operator="sweep")

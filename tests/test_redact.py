@@ -1,4 +1,5 @@
-"""Secrets never leave ftkit (SPEC invariant 7): redact() by key, scrub() by literal."""
+"""Secrets never leave ftkit (docs/DOMAIN.md#7-secrets-stay-secret): redact() by key,
+scrub() by literal."""
 
 from __future__ import annotations
 

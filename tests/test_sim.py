@@ -720,7 +720,7 @@ def test_full_upgrade(sim: SimDriver) -> None:
     assert st.boot_disk().members[1].startup["OrderDB"] is StartupType.AUTOMATIC
     [outage] = sim.outages()
     assert (outage.before, outage.after) == (0, 1)
-    assert outage.seconds is not None and 0 < outage.seconds < 60  # SPEC: under a minute
+    assert outage.seconds is not None and 0 < outage.seconds < 60  # docs/DOMAIN.md#outages: brief
     sim.wait(600)  # soak in production
     sim.commit()
     sim.finish()

@@ -82,7 +82,7 @@ def test_a_twin_made_before_system_ids_gets_one_once(sim: SimDriver) -> None:
         second.close()
 
 
-# --- side names fixed for the session (SPEC §7) ---------------------------------------
+# --- side names fixed for the session (docs/DOMAIN.md#production-side-and-upgrade-side) ---
 
 
 @pytest.mark.parametrize(("side", "enclosure"), [("production", 0), ("upgrade", 1)])

@@ -346,8 +346,8 @@ def note_html(text: str, *, colour: str = BLUE, title: str = "") -> str:
 
 
 def _production_down_html(session: Session) -> list[str]:
-    """SPEC §7: the Production side failed while split. Say it is an outage, that its data
-    is the only up-to-date copy, and what the two ways out are."""
+    """The Production side failed while split (docs/DOMAIN.md#faults-while-split). Say it
+    is an outage, that its data is the only up-to-date copy, and what the two ways out are."""
     st = session.system()
     if not st.split or st.merged or st.apps_on is not None or st.production is None:
         return []

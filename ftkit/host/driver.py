@@ -1,6 +1,6 @@
 """The host driver: Active Upgrade of a real service on one Linux host (``host://``).
 
-The vendor's parts, done with ordinary Linux ones (SPEC §2–3):
+The vendor's parts, done with ordinary Linux ones (docs/DOMAIN.md#the-hardware, #the-process):
 
 - the two **system disks** are two copies of the service's system tree (a virtual
   environment): enclosure 0's is the site's tree, enclosure 1's its partner copy beside it;

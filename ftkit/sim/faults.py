@@ -7,10 +7,10 @@ faults live in the twin, so a fault armed by ``ftkit sim fault`` in one process 
 in the upgrade run of another.  Each fires ``times`` times (default once): after a
 repair, Retry succeeds.
 
-Side names are fixed for the whole session (SPEC §7): ``production`` is the enclosure
-that keeps the resources at the split (the one with the primary I/O module) before,
-during and after the merge, and ``upgrade`` the other one, as ``ftkit status`` and the
-system picture call them.
+Side names are fixed for the whole session (docs/DOMAIN.md#production-side-and-upgrade-side):
+``production`` is the enclosure that keeps the resources at the split (the one with the
+primary I/O module) before, during and after the merge, and ``upgrade`` the other one, as
+``ftkit status`` and the system picture call them.
 
 The driver's requests call the firing functions at their fault points; every function
 here that changes the twin says in how many transactions.

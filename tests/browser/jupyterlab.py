@@ -4,8 +4,7 @@ The server side (`JupyterLabServer`, `start_jupyterlab`) only needs the standard
 page helpers take Playwright objects but never import Playwright at module level, so importing
 this module works where Playwright is not installed (the fixtures then skip).
 
-Facts behind the choices below: the team's notes on JupyterLab testing
-(shared/JUPYTERLAB-TESTING.md).
+Each choice below says, where it is made, the fact about JupyterLab or Chromium behind it.
 """
 
 from __future__ import annotations
