@@ -32,12 +32,7 @@ THIS = Path(__file__).resolve().relative_to(REPO).as_posix()
 FORBIDDEN = re.compile(
     r"SPEC §|SPEC invariant|shared/SPEC|\.\./shared|(?<![\w/.-])shared/[A-Z][A-Z-]*\.md"
 )
-# TODO(lead): these four files are being rewritten by the lead, who replaces their last
-# citations (widgets/decide.py's "SPEC §3") with pointers into docs/DOMAIN.md and then
-# removes this exception.
-LEAD_REWRITING = frozenset(
-    {"ftkit/process.py", "ftkit/flow.py", "widgets/decide.py", "widgets/runbook.py"}
-)
+LEAD_REWRITING: frozenset[str] = frozenset()  # files exempt from the citation check: none
 
 DOC_REF = re.compile(r"(?<![\w/.-])(docs/[\w./-]+?\.md)(?:#([\w-]+))?")
 MD_LINK = re.compile(r"\[[^\]\n]*\]\(([^)\s]+)\)")

@@ -87,8 +87,8 @@ def _runs(rows: list[tuple[str, Any]]) -> str:
 
 
 class RecoveryPanel(LiveHTML, w.VBox):
-    """Retry and Abort for a Broken session (SPEC §3): Retry runs the failed step again
-    after the cause is fixed; Abort returns to the original software. Each button says
+    """Retry and Abort for a Broken session (docs/DOMAIN.md#operational-state): Retry runs
+    the failed step again after the cause is fixed; Abort returns to the original software. Each button says
     what it costs (:meth:`ftkit.process.Session.costs`).
 
     Who and why are journaled with the choice. ``last`` is ``"retry"`` or ``"abort"``
