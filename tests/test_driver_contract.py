@@ -29,6 +29,7 @@ from ftkit.model import (
     MirrorState,
     Module,
     PartnerState,
+    Request,
     SideRole,
     SystemState,
     from_dict,
@@ -370,6 +371,32 @@ def test_finish_is_refused_while_resyncing(subject: Subject, resync_of: str) -> 
     assert snapshot(subject) == before
     request()
     d.finish()
+    assert_duplex(d)
+
+
+@pytest.mark.parametrize("resync_of", ["commit", "abort"])
+def test_unfinished_names_the_request_part_way_until_finish(subject: Subject,
+                                                            resync_of: str) -> None:
+    """What `ftkit recover` reads when the journal is lost: the multi-part request the
+    system is part way through (ExecuteMerge until it completes; Commit and Abort until
+    Finish, their resync done or not)."""
+    d = subject.driver
+    upgrade_side(subject)
+    assert d.status().unfinished is None
+    with pytest.raises(Interrupted):
+        d.merge(critical=subject.critical, progress=interrupt_after(3))
+    assert d.status().unfinished is Request.EXECUTE_MERGE
+    d.merge(critical=subject.critical)
+    assert d.status().merged and d.status().unfinished is None
+    request = d.commit if resync_of == "commit" else d.abort
+    expected = Request.COMMIT if resync_of == "commit" else Request.ABORT
+    with pytest.raises(Interrupted):
+        request(progress=interrupt_when_resyncing(d))
+    assert d.status().unfinished is expected
+    request()
+    assert d.status().unfinished is expected  # the resync is done; Finish is not
+    d.finish()
+    assert d.status().unfinished is None
     assert_duplex(d)
 
 

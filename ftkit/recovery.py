@@ -1,0 +1,221 @@
+"""A lost journal recovered from the system's own state (``ftkit recover``).
+
+The journal is the session's record; when it is lost (deleted, a disk replaced) the system
+still shows where the upgrade stands: split or not, merged or not, which side serves the
+applications, which Active Upgrade request it is part way through
+(:attr:`~ftkit.model.SystemState.unfinished`) and how far each RDR resync has got.
+:func:`seen` reads that (pure); :func:`adopt` starts a journal session in the state it
+shows, so that the abort runbook or the upgrade runbook takes the system to a correct end
+from wherever it stands:
+
+==================================  ===========================  ==========================
+the system shows                    recovered session            the way on
+==================================  ===========================  ==========================
+split, not merged                   Split / Ready                upgrade runbook (merge:
+                                                                 proceed or abort), or the
+                                                                 abort runbook
+ExecuteMerge part way               PrepareMerge / Broken at     upgrade runbook (broken:
+                                    ExecuteMerge                 retry), or abort runbook
+merged                              Merge / Ready                upgrade runbook (commit:
+                                                                 commit or abort), or abort
+Commit's resync running             Commit / Broken at Commit    upgrade runbook (broken:
+                                                                 retry), then Finish; Abort
+                                                                 is refused
+Commit's resync done, no Finish     Commit / Ready               upgrade runbook (Finish)
+Abort part way (resync running)     Abort / Broken at Abort      abort runbook (it retries
+                                                                 the Abort, then Finish)
+Abort done, no Finish               Abort / Ready                abort runbook (Finish)
+duplex, upgrade leftovers (a        Commit or Abort (the         as Commit or Abort above
+resync running, the startup types   running side's software
+the split saved), nothing           says which)
+unfinished
+healthy duplex Idle                 refused: nothing to recover  a new upgrade
+==================================  ===========================  ==========================
+
+A request the system is part way through is recovered Broken at that request (reason
+"interrupted"), as a killed process's is: Retry carries it on from where the system
+stands (every driver request is resumable), Abort aborts, and the operator says which.
+The decisions the state implies (a split system was split on purpose) are journaled as
+decided, source ``recovered``, so that nobody is asked them again; the others are asked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ftkit.config import UpgradeConfig
+from ftkit.drivers import Driver, connect
+from ftkit.errors import TransitionError
+from ftkit.journal import Journal, Note
+from ftkit.model import MirrorState, Request, SystemState, UpgradeState
+from ftkit.process import Session
+
+__all__ = ["Seen", "adopt", "seen"]
+
+S = UpgradeState
+
+
+@dataclass(frozen=True)
+class Seen:
+    """Where an Active Upgrade stands, as the system itself shows it (pure data).
+
+    ``state`` is the upgrade state a recovered session stands in (None: there is nothing
+    to recover); ``interrupted`` the request the system is part way through (the session
+    is Broken there); ``what`` one line saying what shows it; ``way_on`` what to run next;
+    ``decided`` the decisions the state implies; ``facts`` what was read."""
+
+    state: UpgradeState | None
+    what: str
+    way_on: str
+    interrupted: str | None = None
+    decided: dict[str, str] = field(default_factory=dict)
+    facts: dict[str, Any] = field(default_factory=dict)
+
+
+def _resyncs(st: SystemState) -> dict[str, int]:
+    """Each resyncing mirror's progress in whole percent."""
+    return {m.name: int(m.progress * 100) for m in st.mirrors.values()
+            if m.state is MirrorState.RESYNCING}
+
+
+def _facts(st: SystemState) -> dict[str, Any]:
+    software: dict[str, dict[str, str]] = {}
+    try:
+        boot = st.boot_disk()
+        software = {str(e): dict(m.software) for e, m in sorted(boot.members.items())}
+    except LookupError:
+        pass
+    return {
+        "split": st.split, "merged": st.merged, "production": st.production,
+        "apps_on": st.apps_on, "apps_duplex": st.apps_duplex,
+        "unfinished": st.unfinished.value if st.unfinished is not None else None,
+        "resync_percent": _resyncs(st), "staged": sorted(st.staged),
+        "critical": list(st.critical), "system_disk_software": software,
+        "modules_down": sorted(m.id for m in st.modules.values() if m.state.value != "ONLINE"),
+    }
+
+
+def _apps(st: SystemState) -> str:
+    if st.apps_on is None:
+        return "the applications are down"
+    return f"the applications run on enclosure {st.apps_on}"
+
+
+def _upgraded(st: SystemState) -> bool:
+    """True when the side serving the applications has every staged package's version on
+    its system disk (a commit leaves the new software; an abort the original)."""
+    wanted = [label.rsplit(" ", 1) for label in st.staged if " " in label]
+    if not wanted:
+        return False
+    try:
+        members = st.boot_disk().members
+    except LookupError:
+        return False
+    side = members.get(st.apps_on if st.apps_on is not None else -1)
+    return side is not None and all(side.software.get(n) == v for n, v in wanted)
+
+
+_SPLIT = {"split": "proceed"}
+_MERGED = {"split": "proceed", "merge": "proceed"}
+_COMMITTED = {**_MERGED, "commit": "commit"}
+_RUN = "ftkit run active-upgrade -p mode auto"
+_ABORT_RUN = "ftkit run abort"
+
+
+def seen(st: SystemState) -> Seen:
+    """Where an Active Upgrade stands on the system whose status is ST; pure (read-only)."""
+    facts = _facts(st)
+    resync = _resyncs(st)
+    at = ", ".join(f"{name} {pct} %" for name, pct in resync.items())
+    unfinished = st.unfinished
+    if unfinished is Request.COMMIT or unfinished is Request.ABORT:
+        word = "commit" if unfinished is Request.COMMIT else "abort"
+        state = S.COMMIT if unfinished is Request.COMMIT else S.ABORT
+        decided = _COMMITTED if state is S.COMMIT else _SPLIT
+        left = bool(resync) or st.split
+        what = (f"the {word} is part way: RDR resync at {at}" if resync
+                else f"the {word} is part way (split: {st.split})" if st.split
+                else f"the {word}'s RDR resync is complete; Finish was not run")
+        if state is S.COMMIT:
+            way = ("Retry the commit (upgrade runbook with decisions broken: retry), then it "
+                   "Finishes; Abort is refused once Commit has started" if left
+                   else "the upgrade runbook runs Finish")
+        else:
+            way = ("the abort runbook carries the abort on, then Finishes" if left
+                   else "the abort runbook runs Finish")
+        return Seen(state, f"{what}; {_apps(st)}", way, unfinished.value if left else None,
+                    dict(decided), facts)
+    if unfinished is Request.EXECUTE_MERGE:
+        return Seen(S.PREPARE_MERGE, f"the merge is part way; {_apps(st)}",
+                    "the upgrade runbook with decisions broken: retry carries the merge on; "
+                    "or the abort runbook", Request.EXECUTE_MERGE.value, dict(_MERGED), facts)
+    if st.split and st.merged:
+        return Seen(S.MERGE, f"merged: {_apps(st)} (the Upgrade side), the original side "
+                    f"(enclosure {st.production}) kept for an abort",
+                    "the upgrade runbook with decisions commit: commit (or abort); or the "
+                    "abort runbook", None, dict(_MERGED), facts)
+    if st.split:
+        return Seen(S.SPLIT, f"split: the Production side is enclosure {st.production}; "
+                    f"{_apps(st)}",
+                    "the upgrade runbook with decisions merge: proceed (or abort; it checks "
+                    "the Install first); or the abort runbook", None, dict(_SPLIT), facts)
+    leftovers = bool(st.saved_startup) or bool(resync and st.staged)
+    if leftovers:
+        committed = _upgraded(st)
+        state = S.COMMIT if committed else S.ABORT
+        request = Request.COMMIT if committed else Request.ABORT
+        software = "the upgraded" if committed else "the original"
+        what = (f"duplex, not finished: {_apps(st)} on {software} software"
+                + (f"; RDR resync at {at}" if resync else "; the resync is complete"))
+        way = ("the upgrade runbook with decisions broken: retry, then Finish" if committed
+               else "the abort runbook") if resync else (
+            "the upgrade runbook runs Finish" if committed else "the abort runbook runs Finish")
+        return Seen(state, what, way, request.value if resync else None,
+                    dict(_COMMITTED if committed else _SPLIT), facts)
+    why = ("a healthy duplex Idle system" if st.duplex and not resync
+           else f"duplex with an RDR resync at {at} and nothing of an upgrade" if resync
+           else "Idle, not duplex (a module is down): repair it")
+    return Seen(None, why, "start a new upgrade", None, {}, facts)
+
+
+def adopt(system: str | Driver, *, operator: str, reason: str) -> Session:
+    """Start a journal session from the system's own state when its journal was lost
+    (``ftkit recover``), in the state :func:`seen` reads: journaled as recovered, with
+    what was seen and the decisions that state implies (source ``recovered``), so that the
+    abort runbook or the upgrade runbook takes the system to a correct end. Refused, with
+    nothing changed, when the journal has an unfinished session or the system shows no
+    upgrade to recover. One transaction."""
+    driver = connect(system) if isinstance(system, str) else system
+    st = driver.status()
+    journal = Journal.of(driver)
+    if journal.current_session() is not None:
+        journal.close()
+        raise TransitionError(f"{driver.target} has an unfinished session in its journal",
+                              "resume it or abort it; recover is for a lost journal")
+    found = seen(st)
+    if found.state is None:
+        journal.close()
+        raise TransitionError(f"{driver.target} shows no upgrade under way ({found.what}): "
+                              "there is nothing to recover", found.way_on)
+    broken = found.interrupted
+    now = float(st.now)
+    decisions = [{"name": name, "answer": answer, "who": "unknown (journal lost)",
+                  "why": f"implied by the system's state ({found.state.value})",
+                  "source": "recovered", "where": f"ftkit recover by {operator}",
+                  "sim_time": now}
+                 for name, answer in found.decided.items()]
+    state = f"{found.state.value} / " + (f"Broken at {broken}" if broken else "Ready")
+    record = journal.adopt_session(
+        begin={"change_id": "", "operator": operator, "reason": f"recovered: {reason}",
+               "data": {"recovered": found.facts, "sim_start": now}},
+        seen=Note("warning", f"journal lost; recovered from the system's own state: "
+                  f"{found.what}", detail={"recovered": found.facts}, sim_time=now),
+        decisions=decisions, upgrade_state=found.state.value,
+        operational_state="Broken" if broken else "Ready", broken_step=broken,
+        broken_reason=f"interrupted: {found.what}" if broken else None,
+        message=f"recovered from the system's own state: {state}; the way on: "
+                f"{found.way_on}")
+    config = UpgradeConfig(description="recovered session", system_disks=())
+    return Session(driver=driver, journal=journal, config=config, packages=[],
+                   operator=operator, reason=reason, record=record, resumed=True)
