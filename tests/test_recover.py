@@ -248,3 +248,29 @@ def test_cli_recover_refuses_then_adopts_a_commit(
                    for e in journal.entries(record.id, kinds=["decision"])}
     assert decided == {"split": ("proceed", "recovered"), "merge": ("proceed", "recovered"),
                        "commit": ("commit", "recovered")}
+
+
+@pytest.mark.slow
+def test_cli_recover_then_upgrade_runbook_finishes_the_commit(
+        sim: SimDriver, capsys: pytest.CaptureFixture[str]) -> None:
+    """The red team's case end to end: the journal deleted during Commit; ``ftkit
+    recover``; the abort runbook is refused (nothing changes); ``ftkit run active-upgrade``
+    with ``broken: retry`` carries the resync on and finishes: committed."""
+    drive(sim, "Commit")
+    code, out, err = cli(capsys, "recover", sim.target, "--operator", "bob", "--reason",
+                         "journal lost")
+    assert code == 0, err
+    before = sim.store.version()
+    code, out, err = cli(capsys, "run", "abort", "-p", "system", sim.target, "-p",
+                         "operator", "bob", "-p", "reason", "abort?")
+    assert code == 1 and "Abort is refused once Commit has started" in out + err
+    assert sim.store.version() == before
+    code, out, err = cli(capsys, "run", "active-upgrade", "-p", "system", sim.target,
+                         "-p", "mode", "auto", "-p", "decisions", "{broken: retry}",
+                         "-p", "change_id", "CHG-FIX", "-p", "operator", "bob",
+                         "-p", "soak_minutes", "0")
+    assert code == 0, out + err
+    with Journal.open(sim.target) as journal:
+        outcomes = [s.outcome for s in journal.sessions()]
+    assert outcomes == ["committed"]
+    assert_ended_right(sim, "committed", outages=1)
