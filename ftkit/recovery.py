@@ -51,7 +51,7 @@ from ftkit.journal import Journal, Note
 from ftkit.model import MirrorState, Request, SystemState, UpgradeState
 from ftkit.process import Session
 
-__all__ = ["Seen", "adopt", "seen"]
+__all__ = ["Seen", "adopt", "seen", "unrecorded"]
 
 S = UpgradeState
 
@@ -135,7 +135,7 @@ def seen(st: SystemState) -> Seen:
         decided = _COMMITTED if state is S.COMMIT else _SPLIT
         left = bool(resync) or st.split
         what = (f"the {word} is part way: RDR resync at {at}" if resync
-                else f"the {word} is part way (split: {st.split})" if st.split
+                else f"the {word} is part way: the system is still split" if st.split
                 else f"the {word}'s RDR resync is complete; Finish was not run")
         if state is S.COMMIT:
             way = ("Retry the commit (upgrade runbook with decisions broken: retry), then it "
@@ -177,6 +177,20 @@ def seen(st: SystemState) -> Seen:
            else f"duplex with an RDR resync at {at} and nothing of an upgrade" if resync
            else "Idle, not duplex (a module is down): repair it")
     return Seen(None, why, "start a new upgrade", None, {}, facts)
+
+
+def unrecorded(st: SystemState, target: str) -> TransitionError | None:
+    """The error to raise when the system whose status is ST shows an upgrade under way
+    but its journal has no unfinished session (the caller found none): the way on is
+    ``ftkit recover`` first. None when the system shows none. Pure (read-only)."""
+    found = seen(st)
+    if found.state is None:
+        return None
+    return TransitionError(
+        f"{target} shows an upgrade under way ({found.what}) but its journal has no "
+        "unfinished session: the journal was lost",
+        f"run ftkit recover {target} --operator NAME --reason WHY (a session in the state "
+        "the system shows), then this runbook again")
 
 
 def adopt(system: str | Driver, *, operator: str, reason: str) -> Session:

@@ -274,3 +274,25 @@ def test_cli_recover_then_upgrade_runbook_finishes_the_commit(
         outcomes = [s.outcome for s in journal.sessions()]
     assert outcomes == ["committed"]
     assert_ended_right(sim, "committed", outages=1)
+
+
+def test_before_recover_the_runbooks_name_it(sim: SimDriver) -> None:
+    """A system split with its journal lost: the abort runbook's step fails naming ``ftkit
+    recover`` (never "nothing to abort"), and the readiness check's remedy names it; neither
+    changes anything."""
+    from ftkit.checks import run_checks
+    from ftkit.config import load_config
+    from ftkit_widgets.runbook import abort_session
+
+    drive(sim, "Merge")
+    before = sim.store.version()
+    session = open_session(sim, CONFIG, operator="carol", reason="give up", handover=True)
+    with pytest.raises(TransitionError, match="journal was lost") as failed:
+        abort_session(session, operator="carol", reason="give up")
+    assert "ftkit recover" in failed.value.remedy
+    assert session.record is None
+    session.close()
+    no_session = [r for r in run_checks(sim, load_config(CONFIG), [])
+                  if r.check == "no-session"]
+    assert no_session[0].status == "fail" and "ftkit recover" in no_session[0].remedy
+    assert sim.store.version() == before
