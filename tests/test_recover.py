@@ -49,6 +49,8 @@ def drive(sim: SimDriver, to: str) -> None:
     """Take a new session of SIM to TO through the public API, then lose its journal."""
     session = open_session(sim, CONFIG, PACKAGES, change_id="CHG-LOST", operator="alice",
                            reason="monthly patches")
+    done = to.endswith("Done")  # the request's resync completes, Finish is not run
+    to = to.removesuffix("Done")
     answers = ParameterDecisions(ABORT_AFTER if to == "Abort" else DECISIONS)
     steps: list[tuple[str, str]] = [
         ("request", "PrepareSplit"), ("decide", "split"), ("request", "ExecuteSplit"),
@@ -56,7 +58,7 @@ def drive(sim: SimDriver, to: str) -> None:
         ("request", "ExecuteMerge"), ("decide", "commit"),
         ("request", "Abort" if to == "Abort" else "Commit")]
     stop = {"PrepareSplit": 1, "Split": 4, "PrepareMerge": 6, "ExecuteMerge": 7, "Merge": 7,
-            "Commit": 9, "Abort": 9}[to]
+            "Commit": 9, "Abort": 9, "CommitDone": 9, "AbortDone": 9}[to]
     for kind, name in steps[:stop]:
         if kind == "decide":
             session.decide(name, answers)
@@ -67,6 +69,8 @@ def drive(sim: SimDriver, to: str) -> None:
             session.progress = kill_when(resync_at(0.47), sim)
         with contextlib.suppress(Killed):
             session.run_request(name)
+    if done:
+        (sim.commit if to == "Commit" else sim.abort)()
     lose_journal(session)
 
 
@@ -126,6 +130,8 @@ def test_a_healthy_idle_system_has_nothing_to_recover(sim: SimDriver) -> None:
                  id="Merge-commit"),
     pytest.param("Commit", "Commit", "Commit", {"broken": "retry"}, "committed", 1,
                  id="Commit-part-way-retry"),
+    pytest.param("CommitDone", "Commit", None, {}, "committed", 1,
+                 id="Commit-resynced-finish"),
 ])
 def test_recovered_then_the_upgrade_runbooks_path_ends_right(
         sim: SimDriver, to: str, state: str, broken: str | None, answers: dict[str, str],
@@ -149,6 +155,7 @@ def test_recovered_then_the_upgrade_runbooks_path_ends_right(
     pytest.param("ExecuteMerge", "PrepareMerge", 1, id="ExecuteMerge-part-way"),
     pytest.param("Merge", "Merge", 2, id="Merge"),
     pytest.param("Abort", "Abort", 2, id="Abort-part-way"),
+    pytest.param("AbortDone", "Abort", 2, id="Abort-resynced-finish"),
 ])
 def test_recovered_then_the_abort_runbooks_path_ends_right(
         sim: SimDriver, to: str, state: str, outages: int) -> None:
