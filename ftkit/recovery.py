@@ -48,7 +48,7 @@ from ftkit.config import UpgradeConfig
 from ftkit.drivers import Driver, connect
 from ftkit.errors import TransitionError
 from ftkit.journal import Journal, Note
-from ftkit.model import MirrorState, Request, SystemState, UpgradeState
+from ftkit.model import MirrorState, ModuleState, Request, SystemState, UpgradeState
 from ftkit.process import Session
 
 __all__ = ["Seen", "adopt", "seen", "unrecorded"]
@@ -63,7 +63,9 @@ class Seen:
     ``state`` is the upgrade state a recovered session stands in (None: there is nothing
     to recover); ``interrupted`` the request the system is part way through (the session
     is Broken there); ``what`` one line saying what shows it; ``way_on`` what to run next;
-    ``decided`` the decisions the state implies; ``facts`` what was read."""
+    ``decided`` the decisions the state implies; ``facts`` what was read; ``upgrade`` the
+    decisions a run of the upgrade runbook needs from here (None: it is not a way on) and
+    ``abort`` whether the abort runbook is one."""
 
     state: UpgradeState | None
     what: str
@@ -71,6 +73,8 @@ class Seen:
     interrupted: str | None = None
     decided: dict[str, str] = field(default_factory=dict)
     facts: dict[str, Any] = field(default_factory=dict)
+    upgrade: str | None = None  # the decisions an upgrade runbook run needs (None: not a way)
+    abort: bool = False  # the abort runbook is a way on
 
 
 def _resyncs(st: SystemState) -> dict[str, int]:
@@ -92,13 +96,16 @@ def _facts(st: SystemState) -> dict[str, Any]:
         "unfinished": st.unfinished.value if st.unfinished is not None else None,
         "resync_percent": _resyncs(st), "staged": sorted(st.staged),
         "critical": list(st.critical), "system_disk_software": software,
-        "modules_down": sorted(m.id for m in st.modules.values() if m.state.value != "ONLINE"),
+        "modules_down": sorted(m.id for m in st.modules.values()
+                               if m.state is not ModuleState.ONLINE),
     }
 
 
 def _apps(st: SystemState) -> str:
     if st.apps_on is None:
         return "the applications are down"
+    if st.apps_duplex and not st.split:
+        return "the applications run on the duplexed system"
     return f"the applications run on enclosure {st.apps_on}"
 
 
@@ -119,8 +126,18 @@ def _upgraded(st: SystemState) -> bool:
 _SPLIT = {"split": "proceed"}
 _MERGED = {"split": "proceed", "merge": "proceed"}
 _COMMITTED = {**_MERGED, "commit": "commit"}
-_RUN = "ftkit run active-upgrade -p mode auto"
-_ABORT_RUN = "ftkit run abort"
+
+
+def _way(upgrade: str | None, abort: bool, note: str = "") -> str:
+    """The way on, in words: the upgrade runbook with the decisions UPGRADE (None: not a
+    way on) and/or the abort runbook."""
+    note = f" ({note})" if note else ""
+    ways = []
+    if upgrade is not None:
+        ways.append(f"the upgrade runbook with decisions {upgrade}{note}")
+    if abort:
+        ways.append("the abort runbook" + ("" if upgrade is not None else note))
+    return "; or ".join(ways)
 
 
 def seen(st: SystemState) -> Seen:
@@ -129,50 +146,43 @@ def seen(st: SystemState) -> Seen:
     resync = _resyncs(st)
     at = ", ".join(f"{name} {pct} %" for name, pct in resync.items())
     unfinished = st.unfinished
-    if unfinished is Request.COMMIT or unfinished is Request.ABORT:
-        word = "commit" if unfinished is Request.COMMIT else "abort"
-        state = S.COMMIT if unfinished is Request.COMMIT else S.ABORT
-        decided = _COMMITTED if state is S.COMMIT else _SPLIT
+    leftovers = bool(st.saved_startup) or bool(resync and st.staged)
+    if unfinished in (Request.COMMIT, Request.ABORT) or (not st.split and leftovers):
+        if unfinished is None:  # nothing named unfinished: the serving side says which
+            unfinished = Request.COMMIT if _upgraded(st) else Request.ABORT
+        word = unfinished.value.lower()
         left = bool(resync) or st.split
         what = (f"the {word} is part way: RDR resync at {at}" if resync
                 else f"the {word} is part way: the system is still split" if st.split
                 else f"the {word}'s RDR resync is complete; Finish was not run")
-        if state is S.COMMIT:
-            way = ("Retry the commit (upgrade runbook with decisions broken: retry), then it "
-                   "Finishes; Abort is refused once Commit has started" if left
-                   else "the upgrade runbook runs Finish")
-        else:
-            way = ("the abort runbook carries the abort on, then Finishes" if left
-                   else "the abort runbook runs Finish")
-        return Seen(state, f"{what}; {_apps(st)}", way, unfinished.value if left else None,
-                    dict(decided), facts)
+        if st.unfinished is None:
+            what = f"duplex, {what}, nothing named unfinished"
+        what += f"; {_apps(st)}"
+        if unfinished is Request.COMMIT:
+            upgrade = "{broken: retry}" if left else "{}"
+            return Seen(S.COMMIT, what, _way(upgrade, False, "Abort is refused once Commit "
+                                             "has started" if left else "it runs Finish"),
+                        "Commit" if left else None, dict(_COMMITTED), facts, upgrade, False)
+        return Seen(S.ABORT, what, _way(None, True, "it carries the abort on, then Finishes"
+                                        if left else "it runs Finish"),
+                    "Abort" if left else None, dict(_SPLIT), facts, None, True)
     if unfinished is Request.EXECUTE_MERGE:
+        upgrade = "{broken: retry, commit: commit}"
         return Seen(S.PREPARE_MERGE, f"the merge is part way; {_apps(st)}",
-                    "the upgrade runbook with decisions broken: retry carries the merge on; "
-                    "or the abort runbook", Request.EXECUTE_MERGE.value, dict(_MERGED), facts)
+                    _way(upgrade, True, "Retry carries the merge on"), "ExecuteMerge",
+                    dict(_MERGED), facts, upgrade, True)
     if st.split and st.merged:
+        upgrade = "{commit: commit}"
         return Seen(S.MERGE, f"merged: {_apps(st)} (the Upgrade side), the original side "
                     f"(enclosure {st.production}) kept for an abort",
-                    "the upgrade runbook with decisions commit: commit (or abort); or the "
-                    "abort runbook", None, dict(_MERGED), facts)
+                    _way(upgrade, True, "or commit: abort"), None, dict(_MERGED), facts,
+                    upgrade, True)
     if st.split:
+        upgrade = "{merge: proceed, commit: commit}"
         return Seen(S.SPLIT, f"split: the Production side is enclosure {st.production}; "
                     f"{_apps(st)}",
-                    "the upgrade runbook with decisions merge: proceed (or abort; it checks "
-                    "the Install first); or the abort runbook", None, dict(_SPLIT), facts)
-    leftovers = bool(st.saved_startup) or bool(resync and st.staged)
-    if leftovers:
-        committed = _upgraded(st)
-        state = S.COMMIT if committed else S.ABORT
-        request = Request.COMMIT if committed else Request.ABORT
-        software = "the upgraded" if committed else "the original"
-        what = (f"duplex, not finished: {_apps(st)} on {software} software"
-                + (f"; RDR resync at {at}" if resync else "; the resync is complete"))
-        way = ("the upgrade runbook with decisions broken: retry, then Finish" if committed
-               else "the abort runbook") if resync else (
-            "the upgrade runbook runs Finish" if committed else "the abort runbook runs Finish")
-        return Seen(state, what, way, request.value if resync else None,
-                    dict(_COMMITTED if committed else _SPLIT), facts)
+                    _way(upgrade, True, "or merge: abort; it checks the Install first"),
+                    None, dict(_SPLIT), facts, upgrade, True)
     why = ("a healthy duplex Idle system" if st.duplex and not resync
            else f"duplex with an RDR resync at {at} and nothing of an upgrade" if resync
            else "Idle, not duplex (a module is down): repair it")

@@ -505,12 +505,12 @@ def cmd_recover(args: argparse.Namespace) -> int:
     print(f"recovered {target}: session {session.record.id if session.record else '?'} "
           f"in {state}, from the system's own state: {found.what}")
     print(f"  next: {found.way_on}:")
-    decided = ", ".join(f"{k}: {v}" for k, v in found.decided.items())
-    print(f"    ftkit run abort -p system {target} -p operator {args.operator} "
-          f"-p reason \"...\"")
-    print(f"    ftkit run active-upgrade -p system {target} -p mode auto -p operator "
-          f"{args.operator} -p change_id CHG-... -p decisions \"{{...}}\"  "
-          f"(decided already: {decided or 'none'})")
+    if found.abort:
+        print(f"    ftkit run abort -p system {target} -p operator {args.operator} "
+              f"-p reason \"...\"")
+    if found.upgrade is not None:
+        print(f"    ftkit run active-upgrade -p system {target} -p mode auto -p operator "
+              f"{args.operator} -p change_id CHG-... -p decisions \"{found.upgrade}\"")
     return EXIT_OK
 
 
