@@ -46,7 +46,7 @@ from typing import Any
 
 from ftkit.config import UpgradeConfig
 from ftkit.drivers import Driver, connect
-from ftkit.errors import TransitionError
+from ftkit.errors import FtkitError, TransitionError
 from ftkit.journal import Journal, Note
 from ftkit.model import MirrorState, ModuleState, Request, SystemState, UpgradeState
 from ftkit.process import Session
@@ -208,11 +208,16 @@ def adopt(system: str | Driver, *, operator: str, reason: str) -> Session:
     (``ftkit recover``), in the state :func:`seen` reads: journaled as recovered, with
     what was seen and the decisions that state implies (source ``recovered``), so that the
     abort runbook or the upgrade runbook takes the system to a correct end. Refused, with
-    nothing changed, when the journal has an unfinished session or the system shows no
-    upgrade to recover. One transaction."""
+    nothing changed, when the journal does not verify (tampered), has an unfinished
+    session, or the system shows no upgrade to recover. One transaction."""
     driver = connect(system) if isinstance(system, str) else system
     st = driver.status()
     journal = Journal.of(driver)
+    try:
+        journal.verify()  # a tampered journal is never added to
+    except FtkitError:
+        journal.close()
+        raise
     if journal.current_session() is not None:
         journal.close()
         raise TransitionError(f"{driver.target} has an unfinished session in its journal",
