@@ -51,14 +51,19 @@ def drive(sim: SimDriver, to: str) -> None:
                            reason="monthly patches")
     done = to.endswith("Done")  # the request's resync completes, Finish is not run
     to = to.removesuffix("Done")
-    answers = ParameterDecisions(ABORT_AFTER if to == "Abort" else DECISIONS)
+    early = to == "AbortBeforeMerge"  # merge: abort, the Abort killed part way
+    to = "Abort" if early else to
+    answers = ParameterDecisions({"split": "proceed", "merge": "abort"} if early
+                                 else ABORT_AFTER if to == "Abort" else DECISIONS)
     steps: list[tuple[str, str]] = [
         ("request", "PrepareSplit"), ("decide", "split"), ("request", "ExecuteSplit"),
         ("request", "Install"), ("decide", "merge"), ("request", "PrepareMerge"),
         ("request", "ExecuteMerge"), ("decide", "commit"),
         ("request", "Abort" if to == "Abort" else "Commit")]
+    if early:
+        steps = [*steps[:5], ("request", "Abort")]
     stop = {"PrepareSplit": 1, "Split": 4, "PrepareMerge": 6, "ExecuteMerge": 7, "Merge": 7,
-            "Commit": 9, "Abort": 9, "CommitDone": 9, "AbortDone": 9}[to]
+            "Commit": 9, "Abort": 9}[to]
     for kind, name in steps[:stop]:
         if kind == "decide":
             session.decide(name, answers)
@@ -156,6 +161,7 @@ def test_recovered_then_the_upgrade_runbooks_path_ends_right(
     pytest.param("Merge", "Merge", 2, id="Merge"),
     pytest.param("Abort", "Abort", 2, id="Abort-part-way"),
     pytest.param("AbortDone", "Abort", 2, id="Abort-resynced-finish"),
+    pytest.param("AbortBeforeMerge", "Abort", 0, id="Abort-before-merge-part-way"),
 ])
 def test_recovered_then_the_abort_runbooks_path_ends_right(
         sim: SimDriver, to: str, state: str, outages: int) -> None:
