@@ -682,7 +682,8 @@ def _no_session(ctx: CheckContext, found: Findings) -> str:
             what.append(f"{state.unfinished.value} unfinished")
         found.fail(
             f"a session is in progress ({'; '.join(what)})",
-            "resume it (active-upgrade runbook) or abort it (abort runbook), then Finish",
+            "resume it (active-upgrade runbook) or abort it (abort runbook), then Finish; "
+            "if its journal was lost, run ftkit recover TARGET first",
         )
     ok = "checked by the session that owns the system" if in_session else "the system is Idle"
     return ok

@@ -862,6 +862,27 @@ class Journal:
         self._notify(written)
         return record, intent_id
 
+    def adopt_session(self, *, begin: dict[str, Any], seen: Note, upgrade_state: str,
+                      operational_state: str, broken_step: str | None = None,
+                      broken_reason: str | None = None, message: str = "",
+                      decisions: Iterable[dict[str, Any]] = ()) -> SessionRecord:
+        """Begin a session in the state a system shows when its journal was lost (``ftkit
+        recover``): the session's beginning, SEEN (what the system showed), the DECISIONS
+        that state implies (the keywords of :meth:`decision`) and the state; ONE
+        transaction. Raises :class:`SessionBusyError` when an unfinished session exists."""
+        with self._write() as conn:
+            record, entry = self._begin(conn, begin)
+            written = [entry, self._write_note(conn, record.id, seen)]
+            written += [self._decision(conn, record.id, **d) for d in decisions]
+            written.append(self._move(
+                conn, record.id, upgrade_state=upgrade_state,
+                operational_state=operational_state, broken_step=broken_step,
+                broken_reason=broken_reason, message=message, sim_time=seen.sim_time))
+            record = self._record(conn.execute(
+                "SELECT * FROM sessions WHERE id = ?", (record.id,)).fetchone())
+        self._notify(written)
+        return record
+
     def current_session(self) -> SessionRecord | None:
         """The unfinished session, if any; read-only."""
         with self._lock:

@@ -47,7 +47,6 @@ __all__ = [
     "REQUESTS",
     "Plan",
     "Session",
-    "adopt",
     "handover_refusal",
     "nothing_to_install",
     "observe",
@@ -498,36 +497,6 @@ def open_session(system: str | Driver, config: UpgradeConfig | str | os.PathLike
                     f"{operator or 'unknown'} in {record.upgrade_state}/"
                     f"{record.operational_state}", sim_time=session.now())
     return session
-
-
-def adopt(system: str | Driver, *, operator: str, reason: str) -> Session:
-    """Start a journal session from the system's own state when its journal was lost
-    (``ftkit recover``): a system split (or merged) with no unfinished session gets one in
-    Split (or Merge), Ready, so that the abort runbook, or the upgrade runbook (its
-    requests are resumable), can take it to a correct end. Refused when the journal has an
-    unfinished session or the system is not split; one transaction."""
-    driver = connect(system) if isinstance(system, str) else system
-    st = driver.status()
-    journal = Journal.of(driver)
-    if journal.current_session() is not None:
-        raise TransitionError(f"{driver.target} has an unfinished session in its journal",
-                              "resume it or abort it; recover is for a lost journal")
-    if not st.split:
-        raise TransitionError(f"{driver.target} is not split: there is nothing to recover",
-                              "start a new upgrade")
-    state = S.MERGE if st.merged else S.SPLIT
-    record, _ = journal.start(None, begin={
-        "change_id": "", "operator": operator, "reason": f"recovered: {reason}",
-        "data": {"recovered": True, "sim_start": float(st.now)}})
-    journal.set_state(record.id, upgrade_state=state.value,
-                      operational_state=OperationalState.READY.value,
-                      message=f"recovered from the system's own state: {state.value} "
-                              f"(Production side enclosure {st.production}); the lost "
-                              "journal's decisions are unknown and will be asked again")
-    config = UpgradeConfig(description="recovered session", system_disks=())
-    return Session(driver=driver, journal=journal, config=config, packages=[],
-                   operator=operator, reason=reason, record=journal.session(record.id),
-                   resumed=True)
 
 
 def observe(system: str | Driver) -> Session:

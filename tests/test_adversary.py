@@ -260,7 +260,7 @@ def test_killed_after_any_journal_write_the_rerun_ends_correct(
 def test_a_journal_lost_mid_session_stops_the_run_and_recover_adopts_the_system() -> None:
     """#9: the journal deleted while split: the next step refuses; `adopt` (ftkit recover)
     starts a journal from the system's own state, and the abort runbook's path ends it."""
-    from ftkit.process import adopt
+    from ftkit.recovery import adopt
 
     target = f"sim://lost-{uuid.uuid4().hex[:8]}"
     driver = create_system(target)

@@ -29,6 +29,7 @@ from ftkit.model import (
     MirrorState,
     Module,
     PartnerState,
+    Request,
     SideRole,
     SystemState,
     from_dict,
@@ -370,6 +371,42 @@ def test_finish_is_refused_while_resyncing(subject: Subject, resync_of: str) -> 
     assert snapshot(subject) == before
     request()
     d.finish()
+    assert_duplex(d)
+
+
+@pytest.mark.parametrize("resync_of", ["commit", "abort"])
+def test_unfinished_names_the_request_part_way_until_finish(subject: Subject,
+                                                            resync_of: str) -> None:
+    """What `ftkit recover` reads when the journal is lost: the multi-part request the
+    system is part way through (ExecuteMerge until it completes; Commit and Abort until
+    Finish, their resync done or not)."""
+    from ftkit.recovery import seen
+
+    def recovered() -> tuple[str | None, str | None]:
+        found = seen(d.status())  # where a lost journal is recovered from (pure)
+        return (found.state.value if found.state else None), found.interrupted
+
+    d = subject.driver
+    upgrade_side(subject)
+    assert d.status().unfinished is None and recovered() == ("Split", None)
+    with pytest.raises(Interrupted):
+        d.merge(critical=subject.critical, progress=interrupt_after(3))
+    assert d.status().unfinished is Request.EXECUTE_MERGE
+    assert recovered() == ("PrepareMerge", "ExecuteMerge")
+    d.merge(critical=subject.critical)
+    assert d.status().merged and d.status().unfinished is None
+    assert recovered() == ("Merge", None)
+    request = d.commit if resync_of == "commit" else d.abort
+    expected = Request.COMMIT if resync_of == "commit" else Request.ABORT
+    with pytest.raises(Interrupted):
+        request(progress=interrupt_when_resyncing(d))
+    assert d.status().unfinished is expected
+    assert recovered() == (expected.value, expected.value)
+    request()
+    assert d.status().unfinished is expected  # the resync is done; Finish is not
+    assert recovered() == (expected.value, None)
+    d.finish()
+    assert d.status().unfinished is None and recovered() == (None, None)
     assert_duplex(d)
 
 

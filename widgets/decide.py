@@ -88,8 +88,8 @@ def _runs(rows: list[tuple[str, Any]]) -> str:
 
 class RecoveryPanel(LiveHTML, w.VBox):
     """Retry and Abort for a Broken session (docs/DOMAIN.md#operational-state): Retry runs
-    the failed step again after the cause is fixed; Abort returns to the original software. Each button says
-    what it costs (:meth:`ftkit.process.Session.costs`).
+    the failed step again after the cause is fixed; Abort returns to the original software.
+    Each button says what it costs (:meth:`ftkit.process.Session.costs`).
 
     Who and why are journaled with the choice. ``last`` is ``"retry"`` or ``"abort"``
     after a successful click; then both buttons stay disabled, the failure (``error``,

@@ -363,15 +363,22 @@ def soak(session: Session | None, minutes: float) -> None:
 
 def abort_session(session: Session, *, operator: str = "", reason: str = "") -> str | None:
     """Abort SESSION's unfinished session and Finish it (the abort runbook); returns the
-    outcome, or None when there is no unfinished session (nothing is changed then).
+    outcome, or None when there is no unfinished session (nothing is changed then). A
+    system that shows an upgrade under way with no unfinished session (its journal was
+    lost) fails the run, naming ``ftkit recover``: it is never "nothing to abort".
     See :meth:`ftkit.process.Session.abort_and_finish`."""
     import getpass
+
+    from ftkit.recovery import unrecorded
 
     try:
         outcome = session.abort_and_finish(who=operator or getpass.getuser(), why=reason)
     except FtkitError as err:
         show_failure(session, err)
         raise
+    if outcome is None and (lost := unrecorded(session.system(), session.target)):
+        show_failure(session, lost)  # split (or part way) with no session: recover first
+        raise lost
     if outcome is None:
         display(HTML(note_html(f"{session.target} has no unfinished session: nothing to "
                                "abort, nothing changed.", colour=GREY)))

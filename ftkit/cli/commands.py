@@ -482,16 +482,20 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_recover(args: argparse.Namespace) -> int:
-    """Adopt a system left split with no readable journal: a new session from the system's
-    own state (Split or Merge, Ready), so that the abort runbook or the upgrade runbook can
-    take it to a correct end. Refused when the journal has an unfinished session or the
-    system is not split (nothing changes then)."""
-    from ftkit.process import adopt
+    """Adopt a system whose journal was lost: a new session in the state the system itself
+    shows (Split, PrepareMerge, Merge, Commit or Abort; Broken at a request it is part way
+    through), so that the abort runbook or the upgrade runbook takes it to a correct end.
+    Refused when the journal has an unfinished session or the system shows no upgrade
+    under way (nothing changes then). One transaction (ftkit.recovery.adopt)."""
+    from ftkit.recovery import adopt, seen
 
     driver = _connect(args.target)
     try:
         session = adopt(driver, operator=args.operator, reason=args.reason)
         state = f"{session.upgrade_state.value} / {session.operational_state.value}"
+        if session.broken:
+            state += f" at {session.broken[0]}"
+        found = seen(driver.status())
         session.close()
     except FtkitError as err:
         raise BadInput(err.message, err.remedy) from None
@@ -499,9 +503,14 @@ def cmd_recover(args: argparse.Namespace) -> int:
         driver.close()
     target = target_of(args.target)
     print(f"recovered {target}: session {session.record.id if session.record else '?'} "
-          f"in {state}, from the system's own state")
-    print(f"  next: ftkit run abort -p system {target} -p operator {args.operator} "
-          f"-p reason \"...\"  (or the upgrade runbook, whose steps are resumable)")
+          f"in {state}, from the system's own state: {found.what}")
+    print(f"  next: {found.way_on}:")
+    if found.abort:
+        print(f"    ftkit run abort -p system {target} -p operator {args.operator} "
+              f"-p reason \"...\"")
+    if found.upgrade is not None:
+        print(f"    ftkit run active-upgrade -p system {target} -p mode auto -p operator "
+              f"{args.operator} -p change_id CHG-... -p decisions \"{found.upgrade}\"")
     return EXIT_OK
 
 

@@ -113,12 +113,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=commands.cmd_run)
 
     p = subcommands.add_parser(
-        "recover", help="adopt a split system whose journal was lost (a new session from its "
-        "own state)",
-        description="A system left split (or merged) with no readable journal gets a new "
-        "session from its own state, in Split (or Merge) and Ready, so that the abort "
-        "runbook, or the upgrade runbook, takes it to a correct end. Refused, changing "
-        "nothing, when its journal has an unfinished session or it is not split.")
+        "recover", help="adopt a system whose journal was lost (a new session in the state "
+        "the system shows)",
+        description="A system whose journal was lost gets a new session in the state it "
+        "shows: Split, Merge, PrepareMerge (a merge part way), Commit or Abort (Broken at a "
+        "request it is part way through, e.g. a commit's resync), so that the abort runbook, "
+        "or the upgrade runbook, takes it to a correct end. Refused, changing nothing, when "
+        "its journal has an unfinished session or it shows no upgrade under way (a healthy "
+        "duplex Idle system).")
     p.add_argument("target", metavar="TARGET", help=TARGET_HELP)
     p.add_argument("--operator", required=True, help="who recovers it (journaled)")
     p.add_argument("--reason", required=True, help="why (journaled)")

@@ -433,7 +433,7 @@ class HostDriver:
         team = Team(name="production", network=site.network, address=site.production_host,
                     adapters=[Adapter("front", 0), Adapter("front", 1)],
                     in_use=[str(site.host_ip)])
-        extra: dict[str, Any] = {}
+        extra: dict[str, Any] = {"unfinished": _unfinished(state)}
         if "system_id" in SystemState.__dataclass_fields__:
             extra["system_id"] = state["system_id"]
         return SystemState(
@@ -984,13 +984,14 @@ class HostDriver:
             st["startup"][str(1 - source)] = dict(st["startup"][str(source)])
             st["mirrors"] = {"tree": _mirrored(), "data": _mirrored()}
             st["step"] = ""
+            st["finishing"] = what  # Commit or Abort stays unfinished until Finish
             self._event(st, "active-upgrade", f"{what}: trees mirrored again")
         _report(progress, f"{what}: resync done", 2, 2)
 
     def abort(self, *, progress: Progress | None = None) -> None:
         state = self._read()
         step = state["step"]
-        if step == "commit:resync":
+        if step == "commit:resync" or state.get("finishing") == "commit":
             raise TransitionError("commit has started: abort is refused",
                                   "let the commit finish, then Finish")
         if not state["split"] and not step.startswith(("abort", "split:")):
@@ -1053,6 +1054,7 @@ class HostDriver:
             if st["staged"] or st["critical"] or st["saved_startup"]:
                 self._event(st, "active-upgrade", "finish: back to Idle")
             st["staged"], st["critical"], st["saved_startup"] = {}, [], {}
+            st.pop("finishing", None)
 
     # --- custom actions ------------------------------------------------------------------
 
@@ -1086,6 +1088,17 @@ class HostDriver:
 def _report(progress: Progress | None, label: str, done: float, total: float) -> None:
     if progress is not None:
         progress(label, done, total)
+
+
+_UNFINISHED = {"merge": Request.EXECUTE_MERGE, "commit": Request.COMMIT,
+               "abort": Request.ABORT}
+
+
+def _unfinished(state: Mapping[str, Any]) -> Request | None:
+    """The multi-part request the site is part way through (its step), or the Commit or
+    Abort whose resync completed and that Finish has not ended yet; None when none is."""
+    step = str(state.get("step") or "").split(":")[0]
+    return _UNFINISHED.get(step) or _UNFINISHED.get(str(state.get("finishing") or ""))
 
 
 def _state(name: str, source: int | None = None, progress: float = 1.0) -> dict[str, Any]:

@@ -440,6 +440,7 @@ class SimDriver:
         committing = marker is not None and marker.request is Request.COMMIT
         if not st.merged and not committing:
             if not st.split and marker is None:
+                self._finish_resync("commit", progress)  # one left running (a lost journal)
                 return  # committed already, or nothing to commit
             raise TransitionError("commit needs a merged system", "merge first")
         # (merged with the original side still to shut down: commit supersedes that part)
@@ -473,6 +474,7 @@ class SimDriver:
             raise TransitionError("commit has started: abort is refused",
                                   "let the commit finish, then Finish")
         if not st.split and request is not Request.ABORT:
+            self._finish_resync("abort", progress)  # one left running (a lost journal)
             return  # nothing to abort, or done already
         prod = st.production if st.production is not None else 0
         up = 1 - prod
@@ -517,6 +519,11 @@ class SimDriver:
                 txn.sim.marker = Marker.after(AbortPart.REJOIN)
                 txn.event("active-upgrade", "abort: Upgrade side resyncing from original side")
         faults.resync(self.store, "abort", progress)  # AbortPart.RESYNC, until Finish
+
+    def _finish_resync(self, point: str, progress: Progress | None) -> None:
+        """Wait for an RDR resync still running (none: nothing happens, no transaction)."""
+        if any(m.state is MirrorState.RESYNCING for m in self.status().mirrors.values()):
+            faults.resync(self.store, point, progress)
 
     @staticmethod
     def _rejoin_after_abort(txn: Txn, prod: int, up: int) -> None:
