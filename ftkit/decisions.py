@@ -86,12 +86,12 @@ def make_decision(name: str, answer: str, *, who: str, why: str, source: str,
     """A validated decision; a wrong name or answer is a one-line DecisionError."""
     choices = CHOICES.get(name)
     if choices is None:
-        raise DecisionError(f"unknown decision {name!r}", f"use one of: {', '.join(CHOICES)}")
+        raise DecisionError(f"unknown decision {str(name)!r}", f"use one of: {', '.join(CHOICES)}")
     if answer not in choices:
         note = (" (yes/no/on/off/true/false are not answers here)"
                 if answer.lower() in _YAML_BOOLEANS else "")
         raise DecisionError(
-            f"decision {name!r} cannot be {answer!r}{note}",
+            f"decision {str(name)!r} cannot be {answer!r}{note}",
             f"answer one of: {' | '.join(choices)}",
         )
     return Decision(
@@ -145,7 +145,7 @@ class ParameterDecisions:
     def decide(self, name: str) -> Decision:
         if name not in self.answers:
             raise DecisionError(
-                f"no decision for {name!r} in auto mode (never a silent default)",
+                f"no decision for {str(name)!r} in auto mode (never a silent default)",
                 f"pass decisions with {name}: {' | '.join(CHOICES.get(name, ()))}",
             )
         return make_decision(name, str(self.answers[name]), who=self.operator,

@@ -520,7 +520,7 @@ def check_path(answers: Mapping[str, str], *, decided: Mapping[str, str] | None 
         if answer is None:
             raise DecisionError(
                 f"the session is Broken at {broken}, and decisions have no "
-                f"{RECOVERY.name!r} answer: the run would stop there",
+                f"{RECOVERY.name.value!r} answer: the run would stop there",
                 f"add {RECOVERY.name}: {' | '.join(RECOVERY.choices)} to decisions (retry "
                 "once the cause is fixed)")
         if RECOVERY.answers.get(answer) == R.ABORT:
@@ -531,7 +531,7 @@ def check_path(answers: Mapping[str, str], *, decided: Mapping[str, str] | None 
     if stop.kind is Kind.DECIDE and stop.name not in answers:
         spec = DECISIONS[Q(stop.name)]
         raise DecisionError(
-            f"decisions stop at {spec.asked_in.value} with no {stop.name!r} answer: the "
+            f"decisions stop at {spec.asked_in.value} with no {str(stop.name)!r} answer: the "
             f"run would leave the system there ({path})",
             f"add {stop.name}: {' | '.join(spec.choices)} to decisions")
     if stop.kind is Kind.DECIDE:

@@ -48,7 +48,14 @@ from ftkit.config import UpgradeConfig
 from ftkit.drivers import Driver, connect
 from ftkit.errors import FtkitError, TransitionError
 from ftkit.journal import Journal, Note
-from ftkit.model import MirrorState, ModuleState, Request, SystemState, UpgradeState
+from ftkit.model import (
+    MirrorState,
+    ModuleState,
+    OperationalState,
+    Request,
+    SystemState,
+    UpgradeState,
+)
 from ftkit.process import Session
 
 __all__ = ["Seen", "adopt", "seen", "unrecorded"]
@@ -162,14 +169,15 @@ def seen(st: SystemState) -> Seen:
             upgrade = "{broken: retry}" if left else "{}"
             return Seen(S.COMMIT, what, _way(upgrade, False, "Abort is refused once Commit "
                                              "has started" if left else "it runs Finish"),
-                        "Commit" if left else None, dict(_COMMITTED), facts, upgrade, False)
+                        Request.COMMIT if left else None, dict(_COMMITTED), facts, upgrade,
+                        False)
         return Seen(S.ABORT, what, _way(None, True, "it carries the abort on, then Finishes"
                                         if left else "it runs Finish"),
-                    "Abort" if left else None, dict(_SPLIT), facts, None, True)
+                    Request.ABORT if left else None, dict(_SPLIT), facts, None, True)
     if unfinished is Request.EXECUTE_MERGE:
         upgrade = "{broken: retry, commit: commit}"
         return Seen(S.PREPARE_MERGE, f"the merge is part way; {_apps(st)}",
-                    _way(upgrade, True, "Retry carries the merge on"), "ExecuteMerge",
+                    _way(upgrade, True, "Retry carries the merge on"), Request.EXECUTE_MERGE,
                     dict(_MERGED), facts, upgrade, True)
     if st.split and st.merged:
         upgrade = "{commit: commit}"
@@ -234,14 +242,16 @@ def adopt(system: str | Driver, *, operator: str, reason: str) -> Session:
                   "source": "recovered", "where": f"ftkit recover by {operator}",
                   "sim_time": now}
                  for name, answer in found.decided.items()]
-    state = f"{found.state.value} / " + (f"Broken at {broken}" if broken else "Ready")
+    state = f"{found.state.value} / " + (f"Broken at {broken}" if broken
+                                          else OperationalState.READY.value)
     record = journal.adopt_session(
         begin={"change_id": "", "operator": operator, "reason": f"recovered: {reason}",
                "data": {"recovered": found.facts, "sim_start": now}},
         seen=Note("warning", f"journal lost; recovered from the system's own state: "
                   f"{found.what}", detail={"recovered": found.facts}, sim_time=now),
         decisions=decisions, upgrade_state=found.state.value,
-        operational_state="Broken" if broken else "Ready", broken_step=broken,
+        operational_state=(OperationalState.BROKEN if broken else OperationalState.READY).value,
+        broken_step=broken,
         broken_reason=f"interrupted: {found.what}" if broken else None,
         message=f"recovered from the system's own state: {state}; the way on: "
                 f"{found.way_on}")

@@ -25,7 +25,7 @@ from ftkit.sim.driver import SimDriver
 ABORT_AFTER = {**DECISIONS, "commit": "abort"}
 
 
-class Killed(Exception):
+class Killed(BaseException):  # as a kill: no step sees it as its own failure
     """Raised from a progress callback: the request stops part way, as a killed process."""
 
 
@@ -55,25 +55,24 @@ def drive(sim: SimDriver, to: str) -> None:
     to = "Abort" if early else to
     answers = ParameterDecisions({"split": "proceed", "merge": "abort"} if early
                                  else ABORT_AFTER if to == "Abort" else DECISIONS)
+    # a decision's step runs the request its answer leads to (the engine's one call)
     steps: list[tuple[str, str]] = [
-        ("request", "PrepareSplit"), ("decide", "split"), ("request", "ExecuteSplit"),
-        ("request", "Install"), ("decide", "merge"), ("request", "PrepareMerge"),
-        ("request", "ExecuteMerge"), ("decide", "commit"),
-        ("request", "Abort" if to == "Abort" else "Commit")]
+        ("request", "PrepareSplit"), ("decide", "split"), ("request", "Install"),
+        ("decide", "merge"), ("request", "ExecuteMerge"), ("decide", "commit")]
     if early:
-        steps = [*steps[:5], ("request", "Abort")]
-    stop = {"PrepareSplit": 1, "Split": 4, "PrepareMerge": 6, "ExecuteMerge": 7, "Merge": 7,
-            "Commit": 9, "Abort": 9}[to]
+        steps = [*steps[:3], ("request", "Abort")]
+    stop = {"PrepareSplit": 1, "Split": 3, "PrepareMerge": 4, "ExecuteMerge": 5, "Merge": 5,
+            "Commit": 6, "Abort": 6 if not early else 4}[to]
     for kind, name in steps[:stop]:
-        if kind == "decide":
-            session.decide(name, answers)
-            continue
         if (to, name) == ("ExecuteMerge", "ExecuteMerge"):  # applications stopped, no more
             session.progress = kill_when(lambda d: d.status().apps_on is None, sim)
-        elif to in ("Commit", "Abort") and name == to:  # the red team's 47 %
+        elif to in ("Commit", "Abort") and name in (to, "commit"):  # the red team's 47 %
             session.progress = kill_when(resync_at(0.47), sim)
         with contextlib.suppress(Killed):
-            session.run_request(name)
+            if kind == "decide":
+                session.advance(answers)
+            else:
+                session.advance(request=name)
     if done:
         (sim.commit if to == "Commit" else sim.abort)()
     lose_journal(session)
