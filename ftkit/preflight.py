@@ -71,6 +71,7 @@ __all__ = [
     "check_decisions",
     "check_run",
     "check_text",
+    "check_time_scale",
     "check_value",
     "unsafe",
     "visible",
@@ -156,6 +157,17 @@ def _time_scale(value: object) -> float:
                    example="0 (instant) or 1 (real time)")
 
 
+def check_time_scale(value: object, *, option: str = "time_scale") -> float:
+    """VALUE as a simulated clock's time scale: a finite number from 0 (instant) to
+    :data:`MAX_TIME_SCALE` (1 is real time); a one-line ParameterError naming OPTION
+    otherwise. Read-only."""
+    try:
+        return _time_scale(value)
+    except ParameterError as err:
+        raise ParameterError(err.message.replace("time_scale", option, 1),
+                             err.remedy.replace("-p time_scale", option)) from None
+
+
 def _soak_minutes(value: object) -> float:
     from ftkit.decisions import check_soak_minutes
 
@@ -176,9 +188,9 @@ def _scenario(name: str, value: object) -> str:
     text = check_text(name, value, limit=64, example="demo")
     known = scenario_names()
     if text not in known:
-        why = ("a scenario is a name, not a path" if any(c in text for c in "/\\")
-               or text.startswith(".") else "no such scenario")
-        raise ParameterError(f"scenario {visible(text)!r}: {why}",
+        why = (": a scenario is a name, not a path" if any(c in text for c in "/\\")
+               or text.startswith(".") else "")
+        raise ParameterError(f"unknown scenario {visible(text)!r}{why}",
                              f"use one of: {', '.join(known)} (see: ftkit sim scenarios)")
     return text
 

@@ -109,9 +109,9 @@ def cmd_sim_create(args: argparse.Namespace) -> int:
     from ftkit.sim import admin
 
     target, path = _sim_target(args.name)
-    if args.time_scale < 0:
-        raise BadInput(f"--time-scale {args.time_scale:g} is negative",
-                       "use 0 (instant) up to 1 (real time)")
+    from ftkit.preflight import check_time_scale
+
+    check_time_scale(args.time_scale, option="--time-scale")  # nan, inf, -1: one line, exit 2
     if path.exists():
         raise BadInput(f"{target} already exists ({path})",
                        f"pick another name, or remove it with: ftkit sim remove {args.name}")
