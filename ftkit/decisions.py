@@ -82,7 +82,10 @@ def _where(source: str) -> str:
 
 def make_decision(name: str, answer: str, *, who: str, why: str, source: str,
                   where: str | None = None) -> Decision:
-    """A validated decision; a wrong name or answer is a one-line DecisionError."""
+    """A validated decision; a wrong name or answer, or a WHO or WHY holding a control
+    character or bidi mark (:func:`ftkit.preflight.check_text`), is a one-line
+    DecisionError."""
+    _check_names(operator=who, reason=why)
     choices = CHOICES.get(name)
     if choices is None:
         raise DecisionError(f"unknown decision {name!r}", f"use one of: {', '.join(CHOICES)}")
@@ -173,7 +176,8 @@ def account() -> str:
 def check_identity(*, operator: str, change_id: str, what: str = "this run") -> None:
     """A run that can change a system says who runs it and for which change: a one-line
     DecisionError when ``operator`` or ``change_id`` is empty (read-only; before anything
-    changes)."""
+    changes); as when either holds a control character or bidi mark."""
+    _check_names(operator=operator, change_id=change_id)
     for name, value, hint in (("operator", operator, "YOUR-NAME (recorded with every "
                                                      "decision)"),
                               ("change_id", change_id, "CHG-… (the change this run "
@@ -181,6 +185,19 @@ def check_identity(*, operator: str, change_id: str, what: str = "this run") -> 
         if not str(value or "").strip():
             raise DecisionError(f"{what} changes the system, and no {name} was given",
                                 f"pass -p {name} {hint}")
+
+
+def _check_names(**values: object) -> None:
+    """Each of VALUES (operator, change_id, reason) as :mod:`ftkit.preflight` bounds it;
+    a one-line DecisionError otherwise (read-only)."""
+    from ftkit.errors import ParameterError
+    from ftkit.preflight import check_value
+
+    for name, value in values.items():
+        try:
+            check_value(name, value if value is not None else "")
+        except ParameterError as err:
+            raise DecisionError(err.message, err.remedy) from None
 
 
 def parse_decisions(text: str) -> dict[str, str]:

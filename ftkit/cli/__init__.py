@@ -37,6 +37,7 @@ from collections.abc import Sequence
 
 from ftkit.cli.codes import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, exit_code
 from ftkit.errors import FtkitError
+from ftkit.preflight import visible
 
 __all__ = ["EXIT_BAD_INPUT", "EXIT_FAILED", "EXIT_OK", "main"]
 
@@ -55,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.flush()
         return code
     except FtkitError as err:
-        print(f"ftkit: {err}", file=sys.stderr)
+        print(f"ftkit: {visible(err)}", file=sys.stderr)
         return exit_code(err)
     except BrokenPipeError:  # `ftkit status … | head`: the reader left; say nothing
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -63,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILED
     except OSError as err:
         where = f": {err.filename}" if err.filename else ""
-        print(f"ftkit: {err.strerror or err}{where}", file=sys.stderr)
+        print(visible(f"ftkit: {err.strerror or err}{where}"), file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
         print("ftkit: interrupted", file=sys.stderr)

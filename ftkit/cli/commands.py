@@ -117,7 +117,7 @@ def cmd_sim_create(args: argparse.Namespace) -> int:
                        f"pick another name, or remove it with: ftkit sim remove {args.name}")
     made = admin.create(target, scenario=args.scenario, seed=args.seed,
                         time_scale=args.time_scale)
-    print(f"created {target} ({args.scenario}, seed {args.seed}, time scale "
+    print(f"created {target} ({render.visible(args.scenario)}, seed {args.seed}, time scale "
           f"{args.time_scale:g}) at {made.path}")
     if made.state is not None:
         print(f"  {render.summary(made.state)}")
@@ -381,8 +381,11 @@ def cmd_recover(args: argparse.Namespace) -> int:
     own state (Split or Merge, Ready), so that the abort runbook or the upgrade runbook can
     take it to a correct end. Refused when the journal has an unfinished session or the
     system is not split (nothing changes then)."""
+    from ftkit.preflight import check_value
     from ftkit.process import adopt
 
+    check_value("operator", args.operator)  # before anything changes: journaled as given
+    check_value("reason", args.reason)
     driver = _connect(args.target)
     try:
         session = adopt(driver, operator=args.operator, reason=args.reason)
@@ -395,7 +398,7 @@ def cmd_recover(args: argparse.Namespace) -> int:
     target = target_of(args.target)
     print(f"recovered {target}: session {session.record.id if session.record else '?'} "
           f"in {state}, from the system's own state")
-    print(f"  next: ftkit run abort -p system {target} -p operator {args.operator} "
+    print(f"  next: ftkit run abort -p system {target} -p operator {render.visible(args.operator)} "
           f"-p reason \"...\"  (or the upgrade runbook, whose steps are resumable)")
     return EXIT_OK
 
@@ -430,7 +433,7 @@ def cmd_reports_verify(args: argparse.Namespace) -> int:
     problems += cross_check(reports, _journal_anchors({e.system for e in entries}))
     if problems:
         for problem in problems:
-            print(f"  {problem}")
+            print(f"  {render.visible(problem)}")
         raise Failed(f"{len(problems)} problem(s) in {reports}: {problems[0]}",
                      "restore the reports and ledger from a backup")
     count = len(entries)
