@@ -146,7 +146,8 @@ def _number(name: str, value: object, *, high: float, example: str) -> float:
                              f"write -p {name} {example} (0 to {high:g})")
     if not 0 <= value <= high:
         shown = f"{value:g}" if isinstance(value, float) else (
-            str(value) if abs(value) < 10**12 else f"{float(value):g}")
+            str(value) if abs(value) < 10**12 else f"{'-' if value < 0 else ''}10^"
+            f"{len(str(abs(value))) - 1}")
         raise ParameterError(f"{name} {shown} is not between 0 and {high:g}",
                              f"write -p {name} {example}")
     return float(value)
@@ -169,17 +170,27 @@ def check_time_scale(value: object, *, option: str = "time_scale") -> float:
 
 
 def _soak_minutes(value: object) -> float:
-    from ftkit.decisions import check_soak_minutes
+    from ftkit.decisions import MAX_SOAK_MINUTES
 
-    return check_soak_minutes(value)
-
-
-def _name(example: str) -> Callable[[str, object], str]:
-    return lambda name, value: check_text(name, value, limit=MAX_NAME, example=example)
+    return _number("soak_minutes", value, high=MAX_SOAK_MINUTES,
+                   example="30 (the minutes to watch the merged system; 0 for none)")
 
 
-def _reason(name: str, value: object) -> str:
-    return check_text(name, value, limit=MAX_REASON, example='"monthly patches"')
+def _name(example: str) -> Callable[[str, object], object]:
+    def check(name: str, value: object) -> object:
+        # an integer is a name too: -p change_id 1234 arrives as the int 1234
+        shown = str(value) if isinstance(value, int) and not isinstance(value, bool) and (
+            value.bit_length() < 1024) else value
+        check_text(name, shown, limit=MAX_NAME, example=example)
+        return value
+    return check
+
+
+def _reason(name: str, value: object) -> object:
+    shown = str(value) if isinstance(value, int) and not isinstance(value, bool) and (
+        value.bit_length() < 8192) else value
+    check_text(name, shown, limit=MAX_REASON, example='"monthly patches"')
+    return value
 
 
 def _scenario(name: str, value: object) -> str:
