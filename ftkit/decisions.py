@@ -16,7 +16,6 @@ bounds the soak before a kernel starts.
 from __future__ import annotations
 
 import getpass
-import math
 import os
 import socket
 from collections.abc import Mapping
@@ -287,18 +286,14 @@ def _strict_loader() -> type[yaml.BaseLoader]:
 
 
 def check_soak_minutes(minutes: object) -> float:
-    """``minutes`` as a float, when it is a number from 0 to :data:`MAX_SOAK_MINUTES`
-    (one week); otherwise a one-line :class:`DecisionError`. Call it before a kernel
-    starts: a soak that cannot run must not be found out after the merge."""
-    if isinstance(minutes, bool) or not isinstance(minutes, int | float):
-        raise DecisionError(f"soak_minutes must be a number, not {minutes!r}",
-                            "write the minutes to watch the merged system, e.g. 30")
-    if not (isinstance(minutes, int) or math.isfinite(minutes)) or not (
-        0 <= minutes <= MAX_SOAK_MINUTES
-    ):
-        shown = f"{minutes:g}" if isinstance(minutes, float) else str(minutes)
-        raise DecisionError(
-            f"soak_minutes {shown} is not between 0 and {MAX_SOAK_MINUTES:g} (one week)",
-            "write the minutes to watch the merged system, e.g. 30 (0 for none)",
-        )
-    return float(minutes)
+    """``minutes`` as a float, when it is a finite number from 0 to
+    :data:`MAX_SOAK_MINUTES` (one week), as :mod:`ftkit.preflight` bounds it; otherwise a
+    one-line :class:`DecisionError`. Call it before a kernel starts: a soak that cannot
+    run must not be found out after the merge."""
+    from ftkit.errors import ParameterError
+    from ftkit.preflight import check_value
+
+    try:
+        return float(check_value("soak_minutes", minutes))
+    except ParameterError as err:
+        raise DecisionError(err.message, err.remedy) from None
