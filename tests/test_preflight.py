@@ -297,6 +297,30 @@ def test_a_full_disk_is_one_line_with_the_remedy(
                    "(the run resumes)\n")
 
 
+@pytest.mark.slow
+def test_a_really_full_disk_is_one_line(tmp_path: Path) -> None:
+    """``$FTKIT_HOME`` on a 256 KiB tmpfs, mounted in a mount namespace of its own (gone
+    with the process): systems are created until the disk is full; that one says so in
+    one line."""
+    import shutil
+
+    if shutil.which("unshare") is None:
+        pytest.skip("no unshare (util-linux) here")
+    home = tmp_path / "small"
+    home.mkdir()
+    script = (f"mount -t tmpfs -o size=256k tmpfs {home} || exit 77; "
+              f"for i in $(seq 1 40); do {sys.executable} -m ftkit sim create s$i "
+              ">/dev/null || exit 1; done")
+    done = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True,
+                          text=True, cwd=REPO, env={**os.environ, "FTKIT_HOME": str(home)},
+                          timeout=300, check=False)
+    if done.returncode == 77 or "unshare" in done.stderr:
+        pytest.skip(f"no tmpfs here: {done.stderr.strip()}")
+    assert done.returncode == 1
+    assert done.stderr == (f"ftkit: the disk holding {home} is full — free space, then run "
+                           "again (the run resumes)\n")
+
+
 # --- ftkit run end to end (subprocesses: the command line's own path) ---------------------------
 
 
