@@ -365,3 +365,27 @@ def test_ftkit_run_refuses_before_a_kernel_starts(extra: tuple[str, ...], env: d
 def test_ftkit_run_refuses_more_before_a_kernel_starts(
         extra: tuple[str, ...], env: dict[str, str], ftkit_dirs: Any) -> None:
     test_ftkit_run_refuses_before_a_kernel_starts(extra, env, ftkit_dirs)
+
+
+@pytest.mark.slow
+@pytest.mark.notebook
+def test_plain_papermill_refuses_them_too_before_anything_changes(tmp_path: Path,
+                                                                 ftkit_dirs: Any) -> None:
+    """Without ftkit run, the runbook's own first cells refuse them: check_mode (the same
+    check) and the simulator, which creates a system only with a time scale preflight
+    accepts and a scenario by name."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    base = {"system": "sim://nb-pf", "mode": "auto", "decisions": DECISIONS,
+            "change_id": "CHG-NB", "operator": "nb", "reason": "test"}
+    for name, value, said in (("time_scale", math.inf, "time_scale must be a finite number"),
+                              ("scenario", "../../etc/passwd", "unknown scenario"),
+                              ("operator", "eve\x1b[2J", "holds the control or format")):
+        with pytest.raises(PapermillExecutionError) as info:
+            papermill.execute_notebook(
+                str(RUNBOOKS / "active-upgrade.ipynb"), str(tmp_path / f"{name}.ipynb"),
+                parameters={**base, name: value}, kernel_name="python3", cwd=str(RUNBOOKS),
+                progress_bar=False, log_output=False)
+        assert said in info.value.evalue and "\n" not in info.value.evalue
+        assert snapshot(ftkit_dirs.home / "systems") == []
