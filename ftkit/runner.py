@@ -199,8 +199,8 @@ def run_runbook(
 ) -> LedgerEntry:
     """Execute RUNBOOK with PARAMETERS through papermill and archive it under REPORTS.
 
-    Unknown parameters, bad values, files, decisions and sessions, and interactive mode
-    are refused before anything runs (:func:`ftkit.preflight.check_run`). Returns the ledger entry
+    Unknown parameters, bad values, files and decisions, and interactive mode are refused
+    before anything runs (:func:`ftkit.preflight.check_run`). Returns the ledger entry
     (check its ``outcome``: a run whose notebook reports no result is ``failed``). If
     execution fails the run is archived as ``failed`` and an :class:`FtkitError` with
     papermill's ``ename: evalue`` is raised.
@@ -209,7 +209,7 @@ def run_runbook(
     params = dict(parameters)
     from ftkit.preflight import check_run
 
-    check_run(path, params)
+    check_run(path, params, system=False)  # ftkit run checked the system and session too
     reports = Path(reports) if reports is not None else home.reports_dir()
     preflight_archive(reports)  # before anything changes: the record can be kept
 

@@ -270,6 +270,24 @@ def test_reports_verify_over_a_ledger_naming_a_fifo_neither_hangs_nor_reads(
     assert "2 ledger entries" in capsys.readouterr().out
 
 
+def test_reports_verify_does_not_wait_on_a_fifo_key_or_report(
+        capsys: pytest.CaptureFixture[str], ftkit_dirs: Any,
+        hostile_files: dict[str, str]) -> None:
+    """A FIFO or device named as the public key, or put in an archived report's place, is
+    refused (or found changed) at once: verify neither blocks nor reads without end."""
+    for key in (hostile_files["FIFO"], "/dev/zero"):
+        assert main(["reports", "verify", "--public-key", key]) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "is not a regular file" in err, err
+    _archive_one(ftkit_dirs.reports, system="sim://x", change_id="C", operator="o")
+    report = next(ftkit_dirs.reports.glob("*.html"))
+    report.unlink()
+    os.mkfifo(report)
+    capsys.readouterr()
+    assert main(["reports", "verify"]) == 1
+    assert report.name in capsys.readouterr().err
+
+
 # --- a full disk ------------------------------------------------------------------------------
 
 

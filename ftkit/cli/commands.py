@@ -354,8 +354,9 @@ def _reports(args: argparse.Namespace) -> Path:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run a runbook headless through papermill and archive it; its parameters, files,
-    system and session are checked before a kernel starts (:func:`ftkit.preflight.check_run`,
-    inside run_runbook: bad input is exit 2, archives nothing and changes nothing)."""
+    system and session are checked before a kernel starts (:func:`ftkit.preflight.check_run`:
+    bad input is exit 2, archives nothing and changes nothing)."""
+    from ftkit.preflight import check_run
     from ftkit.runner import resolve_runbook, run_runbook
 
     params = _parameters(args.param)
@@ -363,6 +364,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         path = resolve_runbook(args.runbook)
     except FtkitError as err:
         raise BadInput(err.message, err.remedy) from None
+    check_run(path, params)  # parameters, files, decisions, system, session: exit 2
     reports = _reports(args)
     entry = run_runbook(str(path), params, reports=reports, kernel_name=args.kernel,
                         progress=args.progress)

@@ -147,7 +147,7 @@ class HostDriver:
             raise TargetError(f"site {self.site.file} is not up (no {self._file})",
                               f"connect to {self.target} once to bring it up")
         data = read_file(self._file, f"state file {self._file}", TargetError,
-                         max_bytes=_STATE_BYTES)
+                         max_bytes=_STATE_BYTES, kind="JSON")
         try:
             state: dict[str, Any] = json.loads(data)
         except ValueError:
