@@ -37,6 +37,7 @@ import html
 import json
 import os
 import re
+import stat
 import sys
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
@@ -436,12 +437,19 @@ def _hash_of_dumped(full: str, data: Mapping[str, Any]) -> str:
 
 
 def _file_sha256(path: str) -> str | None:
-    """SHA-256 of the file at PATH, None if it cannot be read."""
-    try:
-        with open(path, "rb") as handle:  # report files are small: one read
-            return hashlib.sha256(handle.read()).hexdigest()
+    """SHA-256 of the regular file at PATH (read in 1 MiB blocks), None if it cannot be
+    read or is not a regular file."""
+    try:  # non-blocking: a FIFO put in a report's place is not waited on
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError:
         return None
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            return None  # a FIFO or a device (/dev/zero) is no report: it never ends
+        digest = hashlib.sha256()
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+        return digest.hexdigest()
 
 
 _HASH_THREADS = min(4, os.cpu_count() or 1)
@@ -671,12 +679,13 @@ def _load_pem(path: Path, *, private: bool) -> Any:
         raise ArchiveError("signing the ledger needs the cryptography package",
                            "pip install cryptography") from None
     what = "signing" if private else "public"
-    try:
-        data = Path(path).expanduser().read_bytes()
-    except OSError as err:
-        raise ArchiveError(f"cannot read the {what} key {path}: {err.strerror or err}",
-                           f"give the path of an Ed25519 PEM file (${SIGNING_KEY_ENV} or "
-                           f"${VERIFY_KEY_ENV})") from None
+    from ftkit.tomlreader import read_file
+
+    # the bounded reader: a FIFO or a device given as the key is refused, never waited on
+    data = read_file(Path(path).expanduser(), f"cannot read the {what} key {path}", ArchiveError,
+                     max_bytes=64 << 10, kind="PEM",
+                     missing=f"give the path of an Ed25519 PEM file (${SIGNING_KEY_ENV} or "
+                     f"${VERIFY_KEY_ENV})")
     try:
         if b"PRIVATE KEY" in data:
             key: Any = serialization.load_pem_private_key(data, password=None)

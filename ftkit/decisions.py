@@ -16,7 +16,6 @@ bounds the soak before a kernel starts.
 from __future__ import annotations
 
 import getpass
-import math
 import os
 import socket
 from collections.abc import Mapping
@@ -83,7 +82,10 @@ def _where(source: str) -> str:
 
 def make_decision(name: str, answer: str, *, who: str, why: str, source: str,
                   where: str | None = None) -> Decision:
-    """A validated decision; a wrong name or answer is a one-line DecisionError."""
+    """A validated decision; a wrong name or answer, or a WHO or WHY holding a control
+    character or bidi mark (:func:`ftkit.preflight.check_text`), is a one-line
+    DecisionError."""
+    _check_names(operator=who, reason=why)
     choices = CHOICES.get(name)
     if choices is None:
         raise DecisionError(f"unknown decision {str(name)!r}", f"use one of: {', '.join(CHOICES)}")
@@ -187,7 +189,8 @@ def account() -> str:
 def check_identity(*, operator: str, change_id: str, what: str = "this run") -> None:
     """A run that can change a system says who runs it and for which change: a one-line
     DecisionError when ``operator`` or ``change_id`` is empty (read-only; before anything
-    changes)."""
+    changes); as when either holds a control character or bidi mark."""
+    _check_names(operator=operator, change_id=change_id)
     for name, value, hint in (("operator", operator, "YOUR-NAME (recorded with every "
                                                      "decision)"),
                               ("change_id", change_id, "CHG-… (the change this run "
@@ -195,6 +198,19 @@ def check_identity(*, operator: str, change_id: str, what: str = "this run") -> 
         if not str(value or "").strip():
             raise DecisionError(f"{what} changes the system, and no {name} was given",
                                 f"pass -p {name} {hint}")
+
+
+def _check_names(**values: object) -> None:
+    """Each of VALUES (operator, change_id, reason) as :mod:`ftkit.preflight` bounds it;
+    a one-line DecisionError otherwise (read-only)."""
+    from ftkit.errors import ParameterError
+    from ftkit.preflight import check_value
+
+    for name, value in values.items():
+        try:
+            check_value(name, value if value is not None else "")
+        except ParameterError as err:
+            raise DecisionError(err.message, err.remedy) from None
 
 
 def parse_decisions(text: str) -> dict[str, str]:
@@ -284,18 +300,14 @@ def _strict_loader() -> type[yaml.BaseLoader]:
 
 
 def check_soak_minutes(minutes: object) -> float:
-    """``minutes`` as a float, when it is a number from 0 to :data:`MAX_SOAK_MINUTES`
-    (one week); otherwise a one-line :class:`DecisionError`. Call it before a kernel
-    starts: a soak that cannot run must not be found out after the merge."""
-    if isinstance(minutes, bool) or not isinstance(minutes, int | float):
-        raise DecisionError(f"soak_minutes must be a number, not {minutes!r}",
-                            "write the minutes to watch the merged system, e.g. 30")
-    if not (isinstance(minutes, int) or math.isfinite(minutes)) or not (
-        0 <= minutes <= MAX_SOAK_MINUTES
-    ):
-        shown = f"{minutes:g}" if isinstance(minutes, float) else str(minutes)
-        raise DecisionError(
-            f"soak_minutes {shown} is not between 0 and {MAX_SOAK_MINUTES:g} (one week)",
-            "write the minutes to watch the merged system, e.g. 30 (0 for none)",
-        )
-    return float(minutes)
+    """``minutes`` as a float, when it is a finite number from 0 to
+    :data:`MAX_SOAK_MINUTES` (one week), as :mod:`ftkit.preflight` bounds it; otherwise a
+    one-line :class:`DecisionError`. Call it before a kernel starts: a soak that cannot
+    run must not be found out after the merge."""
+    from ftkit.errors import ParameterError
+    from ftkit.preflight import check_value
+
+    try:
+        return float(check_value("soak_minutes", minutes))
+    except ParameterError as err:
+        raise DecisionError(err.message, err.remedy) from None

@@ -14,6 +14,7 @@ __all__ = [
     "FaultError",
     "FtkitError",
     "PackageError",
+    "ParameterError",
     "SessionBusyError",
     "StepFailedError",
     "TargetError",
@@ -58,6 +59,11 @@ class ConfigError(FtkitError):
 
 class PackageError(FtkitError):
     """An update package manifest is malformed or the package may not be upgraded."""
+
+
+class ParameterError(FtkitError):
+    """A run's parameter, or what it names, is refused before anything runs
+    (:mod:`ftkit.preflight`): nothing was changed."""
 
 
 class FaultError(FtkitError):

@@ -7,10 +7,11 @@
 
 A runbook is a name in the ``runbooks/`` folder (``$FTKIT_RUNBOOKS``, else the one beside
 the ftkit package) or a path. Parameters are checked against the notebook's
-``parameters`` cell before anything runs. Whether the run succeeds or fails, the executed
-notebook goes to the report archive (:func:`ftkit.archive.archive_run`); a failure is
-then raised as one-line :class:`~ftkit.errors.FtkitError`. papermill is imported only
-when a runbook is run: its parameters are read with ``json`` and ``ast``.
+``parameters`` cell before anything runs (:mod:`ftkit.preflight`). Whether the run
+succeeds or fails, the executed notebook goes to the report archive
+(:func:`ftkit.archive.archive_run`); a failure is then raised as one-line
+:class:`~ftkit.errors.FtkitError`. papermill is imported only when a runbook is run: its
+parameters are read with ``json`` and ``ast``.
 """
 
 from __future__ import annotations
@@ -24,19 +25,14 @@ import tokenize
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ftkit import home
 from ftkit.archive import LedgerEntry, archive_run
 from ftkit.errors import FtkitError
 from ftkit.redact import scrub, secret_values
 
-if TYPE_CHECKING:
-    from ftkit.config import UpgradeConfig
-    from ftkit.packages import UpdatePackage
-
 __all__ = [
-    "check_parameters",
     "find_file",
     "now",
     "parameter_value",
@@ -203,15 +199,17 @@ def run_runbook(
 ) -> LedgerEntry:
     """Execute RUNBOOK with PARAMETERS through papermill and archive it under REPORTS.
 
-    Unknown parameters and interactive mode are refused before anything runs (see
-    :func:`check_parameters`). Returns the ledger entry
+    Unknown parameters, bad values, files and decisions, and interactive mode are refused
+    before anything runs (:func:`ftkit.preflight.check_run`). Returns the ledger entry
     (check its ``outcome``: a run whose notebook reports no result is ``failed``). If
     execution fails the run is archived as ``failed`` and an :class:`FtkitError` with
     papermill's ``ename: evalue`` is raised.
     """
     path = resolve_runbook(runbook, runbooks_dir=runbooks_dir)
     params = dict(parameters)
-    check_parameters(path, params)
+    from ftkit.preflight import check_run
+
+    check_run(path, params, system=False)  # ftkit run checked the system and session too
     reports = Path(reports) if reports is not None else home.reports_dir()
     preflight_archive(reports)  # before anything changes: the record can be kept
 
@@ -310,89 +308,6 @@ def anchor(entry: LedgerEntry) -> None:
                                                        "change_id": entry.change_id})
     finally:
         driver.close()
-
-
-def check_parameters(path: Path, params: Mapping[str, Any]
-                     ) -> tuple[UpgradeConfig | None, list[UpdatePackage] | None]:
-    """Refuse, before anything runs, parameters the runbook at PATH does not declare, a
-    ``config`` or ``packages`` file that is missing or does not load, a bad mode or
-    decision, and interactive mode: a headless run cannot click a decision
-    panel, and would sit at the first decision until the panel timed out. Read-only;
-    returns the run's configuration and packages as loaded (None where not declared)."""
-    declared = runbook_parameters(path)
-    unknown = sorted(set(params) - set(declared))
-    if unknown:
-        known = ", ".join(declared) if declared else "none (it has no cell tagged parameters)"
-        raise FtkitError(
-            f"runbook {path.stem} has no parameter {', '.join(unknown)}",
-            f"its parameters are: {known}",
-        )
-    files = _load_files(params, declared)
-    if "handover" in declared and not isinstance(
-            parameter_value(params, declared, "handover"), bool):
-        raise FtkitError(f"handover {parameter_value(params, declared, 'handover')!r} is not "
-                         "True or False", "write -p handover True to take over an unfinished "
-                         "session of another change id or operator, else leave it out")
-    mode = str(parameter_value(params, declared, "mode")) if "mode" in declared else None
-    if mode == "interactive":
-        raise FtkitError(
-            f"runbook {path.stem} in interactive mode waits for clicks, and ftkit run has no "
-            "browser to click in",
-            "pass -p mode auto with -p decisions \"{split: proceed, merge: proceed, "
-            "commit: commit}\", or -p mode plan; or open the runbook in JupyterLab")
-    if mode is not None:
-        from ftkit.decisions import check_soak_minutes, provider_for
-        from ftkit.flow import check_path
-
-        decisions = (parameter_value(params, declared, "decisions")
-                     if "decisions" in declared else {})
-        provider_for(mode, decisions, operator="", reason="")  # a bad mode or answer
-        if mode == "auto":  # the decisions reach an end, or a declared pause
-            check_path({str(k): str(v) for k, v in (decisions or {}).items()},
-                       **_standing(params, declared))  # from where its session stands
-        if "soak_minutes" in declared:
-            check_soak_minutes(parameter_value(params, declared, "soak_minutes"))
-    if mode != "plan" and "operator" in declared:  # a run that can change the system
-        from ftkit.decisions import check_identity
-
-        # the abort keeps the session's own change id; every other run names its change
-        needs_change = "change_id" in declared and path.stem != "abort"
-        check_identity(operator=str(parameter_value(params, declared, "operator") or ""),
-                       change_id=str(parameter_value(params, declared, "change_id") or "")
-                       if needs_change else "-",
-                       what=f"runbook {path.stem}")
-    return files
-
-
-def _standing(params: Mapping[str, Any], declared: Mapping[str, Any]) -> dict[str, Any]:
-    """Where the system's unfinished session stands, for :func:`ftkit.flow.check_path`:
-    its journaled answers and its Broken step (nothing for a new session). Read-only."""
-    if "system" not in declared:
-        return {}
-    from ftkit.process import standing
-
-    return standing(str(parameter_value(params, declared, "system")))
-
-
-def _load_files(params: Mapping[str, Any], declared: Mapping[str, Any]
-                ) -> tuple[UpgradeConfig | None, list[UpdatePackage] | None]:
-    """The ``config`` and ``packages`` a run would use (given, else the runbook's default;
-    None where the runbook declares none), loaded: a name that finds no file, or a file
-    that does not load, is refused here — a typo must not become a failed run in the
-    ledger. Read-only."""
-    config = packages = None
-    if "config" in declared:
-        from ftkit.config import load_config
-
-        config = load_config(find_file(parameter_value(params, declared, "config"),
-                                       parameter="config"))
-    if "packages" in declared:
-        from ftkit.packages import load_packages
-
-        given = parameter_value(params, declared, "packages")
-        names = [given] if isinstance(given, str | os.PathLike) else list(given or [])
-        packages = load_packages([find_file(name, parameter="packages") for name in names])
-    return config, packages
 
 
 def find_file(name: str | os.PathLike[str], *, parameter: str = "file",

@@ -59,13 +59,15 @@ def read_file(
     *,
     max_bytes: int = MAX_BYTES,
     missing: str = "check the path (relative paths are relative to the current directory)",
+    kind: str = "TOML",
 ) -> bytes:
     """The bytes of the regular file ``file``, at most ``max_bytes`` of them. Read-only.
 
     ``os.stat`` comes first, so a FIFO (whose ``open`` would block), a device such as
     ``/dev/zero`` (which never ends) or a directory is refused before it is opened; the
     open itself is non-blocking and checked again, in case the path was swapped meanwhile.
-    ``missing`` is the remedy when the file does not exist.
+    ``missing`` is the remedy when the file does not exist; ``kind`` names what the file
+    holds in a refusal ("TOML", "PEM", "JSON").
     """
     label = shown(label)
     try:
@@ -73,40 +75,42 @@ def read_file(
     except FileNotFoundError:
         raise error(f"{label}: file not found", missing) from None
     except ValueError:  # an embedded NUL
-        raise error(f"{label}: is not a valid path", "name the .toml file") from None
+        raise error(f"{label}: is not a valid path", f"name the {kind} file") from None
     except OSError as exc:
         raise error(f"{label}: cannot be read: {exc.strerror}", "check its permissions") from None
-    _check_regular(info, label, error, max_bytes)
+    _check_regular(info, label, error, max_bytes, kind)
     try:
         fd = os.open(file, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError as exc:
         raise error(f"{label}: cannot be read: {exc.strerror}", "check its permissions") from None
     with os.fdopen(fd, "rb") as handle:
-        _check_regular(os.fstat(handle.fileno()), label, error, max_bytes)
+        _check_regular(os.fstat(handle.fileno()), label, error, max_bytes, kind)
         data = handle.read(max_bytes + 1)
     if len(data) > max_bytes:
-        _too_big(label, error, max_bytes)
+        _too_big(label, error, max_bytes, kind)
     return data
 
 
 def _check_regular(
-    info: os.stat_result, label: str, error: type[FtkitError], max_bytes: int
+    info: os.stat_result, label: str, error: type[FtkitError], max_bytes: int, kind: str
 ) -> None:
     if stat.S_ISDIR(info.st_mode):
-        raise error(f"{label}: is a directory, not a TOML file", "name the .toml file")
+        raise error(f"{label}: is a directory, not a {kind} file", f"name the {kind} file")
     if not stat.S_ISREG(info.st_mode):
         raise error(
             f"{label}: is not a regular file (a pipe, socket or device)",
-            "name a .toml file on disk; ftkit reads only regular files",
+            f"name a {kind} file on disk; ftkit reads only regular files",
         )
     if info.st_size > max_bytes:
-        _too_big(label, error, max_bytes)
+        _too_big(label, error, max_bytes, kind)
 
 
-def _too_big(label: str, error: type[FtkitError], max_bytes: int) -> NoReturn:
+def _too_big(label: str, error: type[FtkitError], max_bytes: int,
+             kind: str = "TOML") -> NoReturn:
     raise error(
         f"{label}: is larger than {max_bytes // 1024} KiB",
-        "name the right file; a configuration or manifest is a few KiB of TOML",
+        "name the right file; a configuration or manifest is a few KiB of TOML"
+        if kind == "TOML" else "name the right file",
     )
 
 

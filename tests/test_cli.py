@@ -126,7 +126,9 @@ def test_sim_create_absolute_path(capsys: pytest.CaptureFixture[str], tmp_path: 
     ("argv", "match"),
     [
         (["sim", "create", "x", "--scenario", "nope"], "unknown scenario 'nope'"),
-        (["sim", "create", "x", "--time-scale", "-1"], "negative"),
+        (["sim", "create", "x", "--time-scale", "-1"], "--time-scale -1 is not between 0 and"),
+        (["sim", "create", "x", "--time-scale", "nan"], "--time-scale must be a finite number"),
+        (["sim", "create", "x", "--time-scale", "inf"], "--time-scale must be a finite number"),
         (["sim", "create", "bad/name"], "malformed simulator name"),
         (["sim", "create", "http://x"], "not a simulated system"),
         (["sim", "remove", "ghost"], "no simulated system"),

@@ -14,6 +14,7 @@ from ftkit.drivers import Driver, connect
 from ftkit.errors import (
     ActionTimeoutError,
     FaultError,
+    ParameterError,
     StepFailedError,
     TargetError,
     TransitionError,
@@ -195,8 +196,10 @@ def test_create_refuses_to_overwrite_and_bad_names(sim: SimDriver) -> None:
         create_system(sim.target)
     with pytest.raises(TargetError, match="malformed"):
         create_system("sim://../escape")
-    with pytest.raises(TargetError, match="negative"):
+    with pytest.raises(ParameterError, match="not between 0 and 1000"):
         create_system("sim://neg", time_scale=-1)
+    with pytest.raises(ParameterError, match="finite"):
+        create_system("sim://nan", time_scale=float("nan"))
     with pytest.raises(TargetError, match="no simulated system"):
         connect("sim://never-made")
 

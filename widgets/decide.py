@@ -25,13 +25,11 @@ from ftkit.decisions import (
     Answered,
     Decision,
     DecisionProvider,
-    check_identity,
     make_decision,
-    provider_for,
 )
 from ftkit.engine import Advanced
 from ftkit.errors import DecisionError, FtkitError, StepFailedError
-from ftkit.flow import DECISIONS, LAST, RECOVERY, Kind, Next, check_path, no_way_back
+from ftkit.flow import DECISIONS, LAST, RECOVERY, Kind, Next, no_way_back
 from ftkit.model import Request
 from ftkit.process import Session
 
@@ -545,14 +543,10 @@ def check_mode(mode: str, decisions: Mapping[str, str] | None, *, operator: str,
     stands, when there is one), and interactive mode in a run where nobody could click
     (papermill): it would only wait for the panel's timeout.
     Returns the mode's provider (None for interactive: the panel decides)."""
-    provider = provider_for(mode, decisions, operator=operator, reason=reason)
-    if mode != "plan" and change_id is not None:  # who, and which change: facts, no defaults
-        check_identity(operator=operator, change_id=change_id, what="this run")
-    if mode == "auto" and path:
-        from ftkit.process import standing
+    from ftkit.preflight import check_decisions  # the one check ftkit run makes too
 
-        check_path({k: str(v) for k, v in (decisions or {}).items()},
-                   **(standing(system) if system else {}))
+    provider = check_decisions(mode, decisions, operator=operator, reason=reason,
+                               change_id=change_id, system=system, path=path)
     if mode == "interactive" and nobody_can_click():
         raise DecisionError(
             "mode is interactive, but this run has no frontend to click in (papermill)",

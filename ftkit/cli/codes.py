@@ -8,6 +8,7 @@ from ftkit.errors import (
     FaultError,
     FtkitError,
     PackageError,
+    ParameterError,
     TargetError,
     TransitionError,
 )
@@ -24,6 +25,7 @@ BAD_INPUT: tuple[type[FtkitError], ...] = (
     TargetError,
     ConfigError,
     PackageError,
+    ParameterError,
     FaultError,
     DecisionError,
     TransitionError,

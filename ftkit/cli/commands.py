@@ -15,19 +15,17 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ftkit.cli import render
 from ftkit.cli.codes import EXIT_OK, BadInput, Failed
-from ftkit.errors import FtkitError, TargetError
+from ftkit.errors import FtkitError
 
 if TYPE_CHECKING:
     from ftkit.archive import LedgerEntry
-    from ftkit.config import UpgradeConfig
     from ftkit.drivers import Driver
-    from ftkit.packages import UpdatePackage
     from ftkit.sim.driver import SimDriver
 
 __all__ = [
@@ -111,15 +109,15 @@ def cmd_sim_create(args: argparse.Namespace) -> int:
     from ftkit.sim import admin
 
     target, path = _sim_target(args.name)
-    if args.time_scale < 0:
-        raise BadInput(f"--time-scale {args.time_scale:g} is negative",
-                       "use 0 (instant) up to 1 (real time)")
+    from ftkit.preflight import check_time_scale
+
+    check_time_scale(args.time_scale, option="--time-scale")  # nan, inf, -1: one line, exit 2
     if path.exists():
         raise BadInput(f"{target} already exists ({path})",
                        f"pick another name, or remove it with: ftkit sim remove {args.name}")
     made = admin.create(target, scenario=args.scenario, seed=args.seed,
                         time_scale=args.time_scale)
-    print(f"created {target} ({args.scenario}, seed {args.seed}, time scale "
+    print(f"created {target} ({render.visible(args.scenario)}, seed {args.seed}, time scale "
           f"{args.time_scale:g}) at {made.path}")
     if made.state is not None:
         print(f"  {render.summary(made.state)}")
@@ -334,105 +332,6 @@ def _parameters(pairs: Sequence[Sequence[str]] | None) -> dict[str, Any]:
     return params
 
 
-def _check_system(runbook: Path, params: Mapping[str, Any]) -> None:
-    """Refuse, before a kernel starts, the ``system`` of a run that could not reach it: a
-    malformed target, a scheme no driver serves, and a ``sim://`` system that does not
-    exist when the runbook would not create it (it declares no ``scenario``, or runs in
-    plan mode, which changes nothing). Read-only."""
-    from ftkit.drivers import schemes, split_target
-    from ftkit.runner import parameter_value, runbook_parameters
-
-    declared = runbook_parameters(runbook)
-    if "system" not in declared:
-        return
-    system = parameter_value(params, declared, "system")
-    if not isinstance(system, str):
-        raise BadInput(f"system {system!r} is not a target", "write -p system sim://NAME")
-    try:
-        scheme, rest = split_target(system)
-    except TargetError as err:
-        remedy = f"write -p system sim://{system}" if "://" not in system else err.remedy
-        raise BadInput(err.message, remedy) from None
-    if scheme not in schemes():
-        raise BadInput(f"no driver for scheme {scheme!r} in {system!r}",
-                       f"use one of: {', '.join(s + '://' for s in schemes())}")
-    if scheme != "sim":
-        return
-    from ftkit.sim.driver import system_path
-
-    path = system_path(rest)
-    mode = parameter_value(params, declared, "mode") if "mode" in declared else None
-    creates = "scenario" in declared and mode != "plan"
-    if not creates and not path.is_file():
-        why = "plan mode creates none" if mode == "plan" else (
-            f"runbook {runbook.stem} creates none")
-        raise BadInput(f"no simulated system {system}, and {why}",
-                       f"create it with: ftkit sim create {system}")
-
-
-def _check_session(runbook: Path, params: Mapping[str, Any],
-                   files: tuple[UpgradeConfig | None, list[UpdatePackage] | None]) -> None:
-    """Refuse, before a kernel starts, an upgrade run the session would refuse anyway: one
-    that would resume the system's unfinished session under another change id or operator
-    without ``-p handover True``, the rerun of a change that ended (a change runs once),
-    and one with nothing to install (every package there already, or none given). The
-    session refuses these too (a rerun reports the change that ran); here they cost no
-    kernel and no second ledger row. Only for a runbook that declares ``handover`` and
-    ``packages``, not in plan mode; a system that cannot be reached is left to the run to
-    report. FILES: the run's configuration and packages, as check_parameters loaded them.
-    Read-only."""
-    from ftkit.runner import parameter_value, runbook_parameters
-
-    declared = runbook_parameters(runbook)
-    config, packages = files
-    if config is None or packages is None or not {
-            "handover", "system", "change_id", "operator"} <= set(declared):
-        return
-
-    def value(name: str) -> Any:
-        return parameter_value(params, declared, name)
-
-    if "mode" in declared and value("mode") == "plan":
-        return
-    from ftkit.drivers import connect
-    from ftkit.journal import Journal
-    from ftkit.process import handover_refusal, nothing_to_install
-
-    target, change_id = str(value("system")), str(value("change_id"))
-    empty = nothing_to_install(None, config, packages)  # none given: no system needed
-    if empty is not None:
-        raise BadInput(*empty)
-    try:
-        driver = connect(target)
-    except FtkitError:
-        return  # not there yet (created by the run) or not reachable from here
-    journal = Journal.find(driver)
-    sessions = []
-    if journal is not None:
-        with journal:
-            record, sessions = journal.current_session(), journal.sessions()
-            busy = journal.busy()  # another run drives it now: it would be refused anyway
-        if record is not None:
-            if busy is not None:
-                raise BadInput(busy.message, busy.remedy)
-            if value("handover") is True:
-                return
-            refusal = handover_refusal(record, target, change_id=change_id,
-                                       operator=str(value("operator")))
-            if refusal is not None:
-                raise BadInput(refusal.message, refusal.remedy)
-            return  # the unfinished session goes on
-    ended = [s for s in sessions if s.change_id == change_id and s.ended]
-    if ended:  # a change runs once: its rerun would only archive a second record of it
-        raise BadInput(f"change {change_id} ran already on {target}: session {ended[-1].id} "
-                       f"ended {ended[-1].outcome} at {ended[-1].ended}; nothing is run again",
-                       "its record is in the archive (ftkit reports list); a new change "
-                       "needs a new change id")
-    refusal_why = nothing_to_install(driver.status(), config, packages)
-    if refusal_why is not None:
-        raise BadInput(*refusal_why)
-
-
 def _result_message(reports: Path, entry: LedgerEntry) -> str:
     """The one-line message of the result the archived run displayed ("" if none)."""
     if not entry.notebook:
@@ -454,20 +353,18 @@ def _reports(args: argparse.Namespace) -> Path:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """Run a runbook headless through papermill and archive it; its parameters, files and
-    system are checked before a kernel starts (bad input archives nothing)."""
-    from ftkit.runner import check_parameters, resolve_runbook, run_runbook
+    """Run a runbook headless through papermill and archive it; its parameters, files,
+    system and session are checked before a kernel starts (:func:`ftkit.preflight.check_run`:
+    bad input is exit 2, archives nothing and changes nothing)."""
+    from ftkit.preflight import check_run
+    from ftkit.runner import resolve_runbook, run_runbook
 
     params = _parameters(args.param)
     try:
         path = resolve_runbook(args.runbook)
-        files = check_parameters(path, params)
-        _check_system(path, params)
-        _check_session(path, params, files)
-    except BadInput:
-        raise
     except FtkitError as err:
         raise BadInput(err.message, err.remedy) from None
+    check_run(path, params)  # parameters, files, decisions, system, session: exit 2
     reports = _reports(args)
     entry = run_runbook(str(path), params, reports=reports, kernel_name=args.kernel,
                         progress=args.progress)
@@ -487,8 +384,11 @@ def cmd_recover(args: argparse.Namespace) -> int:
     through), so that the abort runbook or the upgrade runbook takes it to a correct end.
     Refused when the journal has an unfinished session or the system shows no upgrade
     under way (nothing changes then). One transaction (ftkit.recovery.adopt)."""
+    from ftkit.preflight import check_value
     from ftkit.recovery import adopt, seen
 
+    check_value("operator", args.operator)  # before anything changes: journaled as given
+    check_value("reason", args.reason)
     driver = _connect(args.target)
     try:
         session = adopt(driver, operator=args.operator, reason=args.reason)
@@ -506,11 +406,13 @@ def cmd_recover(args: argparse.Namespace) -> int:
           f"in {state}, from the system's own state: {found.what}")
     print(f"  next: {found.way_on}:")
     if found.abort:
-        print(f"    ftkit run abort -p system {target} -p operator {args.operator} "
+        print(f"    ftkit run abort -p system {target} -p operator "
+              f"{render.visible(args.operator)} "
               f"-p reason \"...\"")
     if found.upgrade is not None:
         print(f"    ftkit run active-upgrade -p system {target} -p mode auto -p operator "
-              f"{args.operator} -p change_id CHG-... -p decisions \"{found.upgrade}\"")
+              f"{render.visible(args.operator)} -p change_id CHG-... -p decisions "
+              f"\"{found.upgrade}\"")
     return EXIT_OK
 
 
@@ -544,7 +446,7 @@ def cmd_reports_verify(args: argparse.Namespace) -> int:
     problems += cross_check(reports, _journal_anchors({e.system for e in entries}))
     if problems:
         for problem in problems:
-            print(f"  {problem}")
+            print(f"  {render.visible(problem)}")
         raise Failed(f"{len(problems)} problem(s) in {reports}: {problems[0]}",
                      "restore the reports and ledger from a backup")
     count = len(entries)

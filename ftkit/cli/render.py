@@ -3,7 +3,10 @@ outcome and the runbook list of ``ftkit run --help``.
 
 Every function here only formats what it is given (no driver, journal or file is opened,
 except :func:`runbooks_help`, which reads the runbooks' parameters cells); the commands in
-:mod:`ftkit.cli.commands` gather the data.
+:mod:`ftkit.cli.commands` gather the data. A value that came from input or a file (a name,
+a reason, a ledger field, an error) is printed through :func:`visible`: a control
+character, line separator or bidi mark shows escaped (``\x1b``, ``\u202e``), never raw, so
+it cannot clear the screen, fake a line or reorder one.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ import textwrap
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from ftkit.preflight import visible
 
 if TYPE_CHECKING:
     from ftkit.archive import LedgerEntry
@@ -34,12 +39,15 @@ __all__ = [
     "status_text",
     "summary",
     "table",
+    "visible",
 ]
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], indent: str = "  ") -> str:
-    """Left-aligned columns under HEADERS and a dashed rule; None prints as nothing."""
-    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in r] for r in rows]
+    """Left-aligned columns under HEADERS and a dashed rule; None prints as nothing, and
+    every cell through :func:`visible`."""
+    cells = [[visible(h) for h in headers]] + [["" if c is None else visible(c) for c in r]
+                                               for r in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     lines = [
         indent + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
@@ -142,7 +150,7 @@ def status_text(status: Mapping[str, Any]) -> str:
     applications, transactions, outages, armed faults and staged packages."""
     from ftkit.model import DiskRole
 
-    target: str = status["target"]
+    target: str = visible(status["target"])
     st: SystemState = status["state"]
     neutral: dict[str, Any] = status["status"]  # the driver-neutral status (the JSON)
     session: dict[str, Any] | None = neutral["session"]
@@ -150,10 +158,10 @@ def status_text(status: Mapping[str, Any]) -> str:
     faults: list[dict[str, Any]] | None = status["faults"]
     broken = neutral["broken"]
     out = [
-        f"{target} — {st.model}",
+        f"{target} — {visible(st.model)}",
         f"  upgrade state {neutral['upgrade_state']}, operational state "
         f"{neutral['operational_state']}"
-        + (f" at {broken['step']}: {broken['reason']}" if broken else "")
+        + (f" at {visible(broken['step'])}: {visible(broken['reason'])}" if broken else "")
         + f", partner state {neutral['partner_state']}",
         f"  {summary(st)}",
         f"  simulated time {hms(st.now)} since {st.epoch}",
@@ -163,8 +171,8 @@ def status_text(status: Mapping[str, Any]) -> str:
     else:
         ended = (f", ended {session['outcome']}" if session.get("ended") else "")
         out.append(
-            f"  session {session['id']} {session['change_id'] or ''}"
-            f"{' by ' + session['operator'] if session.get('operator') else ''}"
+            f"  session {visible(session['id'])} {visible(session['change_id'] or '')}"
+            f"{' by ' + visible(session['operator']) if session.get('operator') else ''}"
             f" (last state {session['upgrade_state']}, {session['operational_state']}"
             f"{ended})"
         )
@@ -255,12 +263,12 @@ def status_text(status: Mapping[str, Any]) -> str:
     else:
         out.append("Outages: none")
     if faults:
-        out.append("Armed faults: " + "; ".join(
+        out.append("Armed faults: " + visible("; ".join(
             f"{f['name']} at {f['point']} on {f['side']}"
             + (f" ({f['target']})" if f.get("target") else "") + f" ×{f['times']}"
-            for f in faults))
+            for f in faults)))
     if st.staged:
-        out.append("Staged packages: " + ", ".join(sorted(st.staged)))
+        out.append("Staged packages: " + visible(", ".join(sorted(st.staged))))
     return "\n".join(out)
 
 
@@ -290,12 +298,12 @@ def faults_text(catalogue: Mapping[str, Any]) -> str:
 def check_text(target: str, rows: Sequence[Mapping[str, Any]]) -> str:
     """The readiness table of ``ftkit check``: a mark, the check, its detail and remedy."""
     marks = {"pass": "ok  ", "warn": "WARN", "fail": "FAIL"}
-    out = [f"readiness check of {target}"]
+    out = [f"readiness check of {visible(target)}"]
     for row in rows:
-        out.append(f"  {marks.get(row['status'], row['status'])}  {row['check']}: "
-                   f"{row['detail']}")
+        out.append(f"  {marks.get(row['status'], row['status'])}  {visible(row['check'])}: "
+                   f"{visible(row['detail'])}")
         if row["status"] != "pass" and row.get("remedy"):
-            out.append(f"        → {row['remedy']}")
+            out.append(f"        → {visible(row['remedy'])}")
     counts = {s: sum(r["status"] == s for r in rows) for s in ("pass", "warn", "fail")}
     out.append(f"{len(rows)} checks: {counts['pass']} passed, {counts['warn']} warned, "
                f"{counts['fail']} failed")
@@ -308,15 +316,16 @@ def check_text(target: str, rows: Sequence[Mapping[str, Any]]) -> str:
 def entry_text(entry: LedgerEntry, reports: Path, *, message: str = "") -> str:
     """A run's ledger entry: its outcome (with MESSAGE, the one line of the run's result),
     outage, error, the report files and the ledger line."""
-    outcome = f"outcome: {entry.outcome}"
+    outcome = f"outcome: {visible(entry.outcome)}"
     if message:
-        outcome += f" — {message}"
+        outcome += f" — {visible(message)}"
     out = [outcome]
     if entry.outage_s is not None:
         out.append(f"outage:  {entry.outage_s:g} s")
     if entry.error:
-        out.append(f"error:   {entry.error}")
-    out += [f"report:  {reports / name}" for name in (entry.notebook, entry.html) if name]
+        out.append(f"error:   {visible(entry.error)}")
+    out += [f"report:  {visible(reports / name)}" for name in (entry.notebook, entry.html)
+            if name]
     out.append(f"ledger:  {reports / 'ledger.jsonl'} (seq {entry.seq})")
     return "\n".join(out)
 
@@ -345,19 +354,19 @@ def runbooks_help(folder: Path) -> str:
     out = [f"runbooks (in {folder}; set a parameter with -p NAME VALUE):"]
     for book in books:
         title = runbook_title(book)
-        out.append(f"  {book.stem}" + (f" — {title}" if title else ""))
+        out.append(f"  {visible(book.stem)}" + (f" — {visible(title)}" if title else ""))
         try:
             declared = runbook_parameters(book)
         except FtkitError as err:
-            out.append(f"      (unreadable: {err.message})")
+            out.append(f"      (unreadable: {visible(err.message)})")
             continue
         if not declared:
             out.append("      (no parameters)")
         width = max((len(name) for name in declared), default=0)
         for name, info in declared.items():
-            line = f"      {name.ljust(width)}  {info['default']}"
+            line = f"      {name.ljust(width)}  {visible(info['default'])}"
             if info["help"]:
-                line += f"  # {info['help']}"
+                line += f"  # {visible(info['help'])}"
             out.append(textwrap.shorten(line, width=160, placeholder=" …")
                        if len(line) > 160 else line)
     return "\n".join(out)

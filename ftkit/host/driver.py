@@ -73,6 +73,7 @@ from ftkit.model import (
     SystemState,
     Team,
 )
+from ftkit.tomlreader import read_file
 
 __all__ = ["FAULTS", "HostDriver", "open_host", "prerequisites"]
 
@@ -86,6 +87,9 @@ FAULTS: dict[str, tuple[str, ...]] = {
     "health-check-fail": ("merge",),
 }
 _EVENTS_KEPT = 500
+#: The largest state file read (16 MiB): it keeps the last _EVENTS_KEPT events and a few
+#: hundred facts, a few hundred KiB at most.
+_STATE_BYTES = 16 << 20
 #: how long the workload may be silent before a switch and still count as running
 _LOAD_ACTIVE_S = 5.0
 
@@ -137,11 +141,20 @@ class HostDriver:
     # --- persistent state --------------------------------------------------------
 
     def _read(self) -> dict[str, Any]:
-        try:
-            state: dict[str, Any] = json.loads(self._file.read_text())
-        except FileNotFoundError:
+        """The state file, read with the bounded reader (a regular file of at most
+        :data:`_STATE_BYTES`: a FIFO or device put in its place is refused, never waited
+        on); read-only."""
+        if not self._file.exists() and not self._file.is_symlink():
             raise TargetError(f"site {self.site.file} is not up (no {self._file})",
-                              f"connect to {self.target} once to bring it up") from None
+                              f"connect to {self.target} once to bring it up")
+        data = read_file(self._file, f"state file {self._file}", TargetError,
+                         max_bytes=_STATE_BYTES, kind="JSON")
+        try:
+            state: dict[str, Any] = json.loads(data)
+        except ValueError:
+            raise TargetError(f"state file {self._file} is not JSON",
+                              f"bring the site down and up again: python -m ftkit.host "
+                              f"down {self.site.file}") from None
         return state
 
     @contextlib.contextmanager
@@ -246,7 +259,7 @@ class HostDriver:
     def teardown(self) -> None:
         """Stop everything the driver started (services, agent, front), delete the Upgrade
         side's namespace and forget the state: the site is down."""
-        state = json.loads(self._file.read_text()) if self._file.exists() else None
+        state = self._read() if self._file.exists() else None
         for what in ("agent", "service-0", "service-1", "front"):
             pidfile = self._pidfile(what)
             pid = daemons.read_pid(pidfile)

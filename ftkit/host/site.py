@@ -33,18 +33,20 @@ A site is a TOML file; relative paths are relative to the file::
     query = "SELECT txn FROM orders"     # the transaction ids it holds
 
 ``command`` placeholders: ``{python}`` (the tree's interpreter), ``{tree}``, ``{port}``,
-``{data}``. Loading reads the file only; nothing on the host changes.
+``{data}``. Loading reads the file only, with the configurations' bounded reader
+(:func:`ftkit.tomlreader.read_file`: a regular file of at most 1 MiB); nothing on the host
+changes.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ftkit.errors import ConfigError, TargetError
+from ftkit.tomlreader import decode, parse_toml, read_file
 
 __all__ = ["Site", "load_site"]
 
@@ -110,15 +112,14 @@ def load_site(path: str | Path) -> Site:
     if not file.is_absolute():
         raise TargetError(f"host target path {path!r} is not absolute",
                           "write host:///abs/path/site.toml")
-    try:
-        raw = tomllib.loads(file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    if not file.exists() and not file.is_symlink():
         raise TargetError(f"no site file {file}",
-                          "write one (see examples/host/site.toml) or correct the target"
-                          ) from None
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"{file}: cannot read the site file: {exc}",
-                          "fix the TOML syntax") from None
+                          "write one (see examples/host/site.toml) or correct the target")
+    # the configurations' bounded reader: a FIFO, a device (/dev/zero) or a folder is
+    # refused from os.stat before it is opened, and at most MAX_BYTES are read
+    label = f"site file {file}"
+    raw = parse_toml(decode(read_file(file, label, TargetError), label, ConfigError),
+                     label, ConfigError)
     base = file.parent
 
     def table(name: str) -> dict[str, Any]:

@@ -108,8 +108,9 @@ def create_system(target: str, *, scenario: str = "demo", seed: int = 0,
     if scheme != "sim":
         raise TargetError(f"{target!r} is not a simulator target", "write sim://NAME")
     path = system_path(rest)
-    if time_scale < 0:
-        raise TargetError(f"time scale {time_scale} is negative", "use 0 (instant) to 1 (real)")
+    from ftkit.preflight import check_value
+
+    check_value("time_scale", time_scale)  # finite, 0 to 1000: before anything is created
     data = load_scenario(scenario)
     start = (epoch or datetime.now(UTC).replace(microsecond=0)).isoformat()
     state = build_state(path.stem, data, epoch=start, system_id=str(uuid.uuid4()))
