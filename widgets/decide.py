@@ -537,14 +537,18 @@ def nobody_can_click() -> bool:
 
 def check_mode(mode: str, decisions: Mapping[str, str] | None, *, operator: str,
                reason: str, path: bool = True, change_id: str | None = None,
-               system: str | None = None) -> DecisionProvider | None:
+               system: str | None = None, others: Mapping[str, Any] | None = None
+               ) -> DecisionProvider | None:
     """Refuse, before anything changes, a bad mode or decision, auto decisions that do not
     reach an end or a declared pause (``path``; from where SYSTEM's unfinished session
-    stands, when there is one), and interactive mode in a run where nobody could click
-    (papermill): it would only wait for the panel's timeout.
+    stands, when there is one), interactive mode in a run where nobody could click
+    (papermill): it would only wait for the panel's timeout, and any of the run's OTHER
+    parameters out of type or bounds (``time_scale``, ``scenario``, ``soak_minutes``, …).
     Returns the mode's provider (None for interactive: the panel decides)."""
-    from ftkit.preflight import check_decisions  # the one check ftkit run makes too
+    from ftkit.preflight import check_decisions, check_value  # the one check ftkit run makes
 
+    for name, value in (others or {}).items():
+        check_value(name, value)
     provider = check_decisions(mode, decisions, operator=operator, reason=reason,
                                change_id=change_id, system=system, path=path)
     if mode == "interactive" and nobody_can_click():
