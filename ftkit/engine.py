@@ -477,13 +477,17 @@ def session_outage_notes(session: Session, step: str) -> list[Note]:
     from ftkit.narrate import clock
 
     notes: list[Note] = []
+    outages = session.outages()
+    if not outages:
+        return notes
+    now = session.now()
     seen: set[tuple[float, bool]] = set()
     for entry in session.entries(kinds=["warning"]):
         detail = entry.detail if isinstance(entry.detail, dict) else {}
         if "outage_start" in detail:
             seen.add((round(float(detail["outage_start"]), 3),
                       detail.get("outage_s") is not None))
-    for outage in session.outages():
+    for outage in outages:
         key = (round(outage.start, 3), outage.seconds is not None)
         if key in seen:
             continue
@@ -494,7 +498,7 @@ def session_outage_notes(session: Session, step: str) -> list[Note]:
                    f"outage ongoing since {clock(outage.start)}: the applications "
                    "are down")
         notes.append(Note(
-            "warning", message, step=step, sim_time=session.now(),
+            "warning", message, step=step, sim_time=now,
             detail={"outage_s": outage.seconds, "outage_start": outage.start,
                     "start": outage.start, "end": outage.end}))
     return notes
@@ -506,6 +510,10 @@ def _actions(step: StepRun, when: str) -> None:
     session, spec = step.session, step.spec
     request = spec.name.value
     assert session.record is not None
+    declared = [(side, action) for side in ("Production", "Upgrade")
+                for action in session.config.actions_for(request, when, side)]
+    if not declared:
+        return
     st = session.driver.status()
     # before: the state the request starts from; after: the state it led to
     state = spec.target if when == "after" else step.came_from
@@ -515,44 +523,43 @@ def _actions(step: StepRun, when: str) -> None:
         if isinstance(e.detail, dict) and e.detail.get("ok")
         and e.detail.get("request") == request and e.detail.get("when") == when
     }
-    for side in ("Production", "Upgrade"):
-        for action in session.config.actions_for(request, when, side):
-            if (action.name, side) in done:
-                continue  # succeeded before this process died: never twice
-            step.flush()  # what the step saw is journaled before it acts again
-            # a declared environment: ACTIVE_UPGRADE_*, PATH and what the configuration
-            # names; never the whole caller's environment
-            env = action.environment({
-                "ACTIVE_UPGRADE_SIDE": side,
-                "ACTIVE_UPGRADE_STATE": state.value,
-                "ACTIVE_UPGRADE_REQUEST": request,
-                "ACTIVE_UPGRADE_HW_SPLIT": "Yes" if st.split else "No",
-            })
-            result = session.driver.run_custom_action(
-                str(action.path), args=list(action.args), env=env,
-                timeout_s=action.timeout_s, request=request, side=side)
-            ok = result.exit_code == 0 and not result.timed_out
-            secrets = session.config.secret_env  # masked before anything is written
-            stdout = mask_env(result.stdout, secrets)[-4000:]
-            stderr = mask_env(result.stderr, secrets)[-4000:]
-            session.journal.log(
-                session.record.id, "action",
-                f"custom action {action.name} ({when} {request}, {side}) exit "
-                f"{result.exit_code}" + (" (timed out)" if result.timed_out else ""),
-                step=request, remote=(side == "Upgrade"), sim_time=session.now(),
-                detail={"action": action.name, "side": side, "request": request,
-                        "when": when, "ok": ok, "exit_code": result.exit_code,
-                        "stdout": stdout, "stderr": stderr,
-                        "duration_s": round(result.duration_s, 3)},
-            )
-            if result.timed_out:
-                raise ActionTimeoutError(
-                    f"custom action {action.name} timed out after {action.timeout_s:g} s",
-                    "fix the action or raise its timeout_s, then Retry",
-                    step=request, reason=f"{action.name} timed out")
-            if not ok:
-                raise StepFailedError(
-                    f"custom action {action.name} exited {result.exit_code}",
-                    "read its output in the activity log, fix it, then Retry",
-                    step=request, reason=f"{action.name} exit {result.exit_code}")
+    for side, action in declared:
+        if (action.name, side) in done:
+            continue  # succeeded before this process died: never twice
+        step.flush()  # what the step saw is journaled before it acts again
+        # a declared environment: ACTIVE_UPGRADE_*, PATH and what the configuration
+        # names; never the whole caller's environment
+        env = action.environment({
+            "ACTIVE_UPGRADE_SIDE": side,
+            "ACTIVE_UPGRADE_STATE": state.value,
+            "ACTIVE_UPGRADE_REQUEST": request,
+            "ACTIVE_UPGRADE_HW_SPLIT": "Yes" if st.split else "No",
+        })
+        result = session.driver.run_custom_action(
+            str(action.path), args=list(action.args), env=env,
+            timeout_s=action.timeout_s, request=request, side=side)
+        ok = result.exit_code == 0 and not result.timed_out
+        secrets = session.config.secret_env  # masked before anything is written
+        stdout = mask_env(result.stdout, secrets)[-4000:]
+        stderr = mask_env(result.stderr, secrets)[-4000:]
+        session.journal.log(
+            session.record.id, "action",
+            f"custom action {action.name} ({when} {request}, {side}) exit "
+            f"{result.exit_code}" + (" (timed out)" if result.timed_out else ""),
+            step=request, remote=(side == "Upgrade"), sim_time=session.now(),
+            detail={"action": action.name, "side": side, "request": request,
+                    "when": when, "ok": ok, "exit_code": result.exit_code,
+                    "stdout": stdout, "stderr": stderr,
+                    "duration_s": round(result.duration_s, 3)},
+        )
+        if result.timed_out:
+            raise ActionTimeoutError(
+                f"custom action {action.name} timed out after {action.timeout_s:g} s",
+                "fix the action or raise its timeout_s, then Retry",
+                step=request, reason=f"{action.name} timed out")
+        if not ok:
+            raise StepFailedError(
+                f"custom action {action.name} exited {result.exit_code}",
+                "read its output in the activity log, fix it, then Retry",
+                step=request, reason=f"{action.name} exit {result.exit_code}")
 
