@@ -224,7 +224,8 @@ class _Aborting:
     def decide(self, name: str) -> Decision:
         from ftkit.decisions import make_decision
 
-        spec = RECOVERY if name == RECOVERY.name else DECISIONS[Question(name)]
+        question = Question(name)
+        spec = RECOVERY if question is RECOVERY.name else DECISIONS[question]
         answer = next(a for a, r in spec.answers.items() if r == Request.ABORT)
         return make_decision(name, answer, who=self.who, why=self.why, source="parameter")
 

@@ -39,6 +39,7 @@ __all__ = [
     "Next",
     "Question",
     "RequestSpec",
+    "answer_to",
     "body",
     "check_path",
     "decision_for",
@@ -349,6 +350,11 @@ def decision_for(request: Request | str) -> list[tuple[Question, str]]:
     """The ``(decision, answer)`` pairs that lead to ``request``."""
     return [(d.name, answer) for d in DECISIONS.values()
             for answer, req in d.answers.items() if req == request]
+
+
+def answer_to(question: Question, request: Request) -> str:
+    """The answer to QUESTION that leads to REQUEST (pure)."""
+    return next(a for a, r in DECISIONS[question].answers.items() if r == request)
 
 
 def requests_from(state: UpgradeState) -> list[Request]:

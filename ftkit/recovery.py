@@ -47,6 +47,7 @@ from typing import Any
 from ftkit.config import UpgradeConfig
 from ftkit.drivers import Driver, connect
 from ftkit.errors import FtkitError, TransitionError
+from ftkit.flow import Question, answer_to
 from ftkit.journal import Journal, Note
 from ftkit.model import (
     MirrorState,
@@ -130,9 +131,11 @@ def _upgraded(st: SystemState) -> bool:
     return side is not None and all(side.software.get(n) == v for n, v in wanted)
 
 
-_SPLIT = {"split": "proceed"}
-_MERGED = {"split": "proceed", "merge": "proceed"}
-_COMMITTED = {**_MERGED, "commit": "commit"}
+# the answers a state implies (the lost journal's, as far as the system shows them): the
+# answer of each question that leads to the request that brought the system there
+_SPLIT = {Question.SPLIT.value: answer_to(Question.SPLIT, Request.EXECUTE_SPLIT)}
+_MERGED = {**_SPLIT, Question.MERGE.value: answer_to(Question.MERGE, Request.PREPARE_MERGE)}
+_COMMITTED = {**_MERGED, Question.COMMIT.value: answer_to(Question.COMMIT, Request.COMMIT)}
 
 
 def _way(upgrade: str | None, abort: bool, note: str = "") -> str:
