@@ -26,12 +26,12 @@ from pathlib import Path
 from typing import Any
 
 from ftkit import flow
+from ftkit.actions import run_actions, succeeded
 from ftkit.checks import CheckResult, failed, merge_checks, run_checks
 from ftkit.config import UpgradeConfig, load_config
 from ftkit.decisions import Decision, DecisionProvider, account, check_soak_minutes
 from ftkit.drivers import Driver, Outage, Progress, connect
 from ftkit.errors import (
-    ActionTimeoutError,
     DecisionError,
     FtkitError,
     StepFailedError,
@@ -42,7 +42,7 @@ from ftkit.home import ftkit_home
 from ftkit.journal import Entry, Journal, Note, SessionRecord
 from ftkit.model import ModuleState, OperationalState, PartnerState, SystemState, UpgradeState
 from ftkit.packages import UpdatePackage, ensure_supported, load_packages
-from ftkit.redact import mask_env, register_env_secrets
+from ftkit.redact import register_env_secrets
 
 __all__ = [
     "DECISIONS",
@@ -465,19 +465,21 @@ class Session:
         self._notes = []
         try:
             ended = work()
-        except FtkitError as err:
+        except Exception as exc:  # whatever it is, the session goes Broken, never stays Busy
+            err = exc if isinstance(exc, FtkitError) else StepFailedError.unexpected(
+                exc, step=request)
             step = getattr(err, "step", "") or request
             reason = getattr(err, "reason", "") or err.message
             self.journal.outcome(
                 sid, intent, ok=False, message=f"{request} failed: {err}",
-                detail={"error": type(err).__name__, "step": step},
+                detail={"error": type(exc).__name__, "step": step},
                 sim_time=self.now(), upgrade_state=entered.value,
                 operational_state=OperationalState.BROKEN.value,
                 broken_step=request, broken_reason=reason, notes=self._step_notes(request),
             )
             raise StepFailedError(f"{request} failed: {err.message}",
                                   err.remedy or "Retry the step or Abort",
-                                  step=request, reason=reason) from err
+                                  step=request, reason=reason) from exc
         # the step's last notes, its outcome, the new state (and for Finish the session's
         # end and the lease given up): one transaction. It waits for the disk unless run()
         # goes straight on to the next request, whose synced intent makes it durable before
@@ -527,59 +529,21 @@ class Session:
     # --- custom actions ---------------------------------------------------------------
 
     def _actions(self, spec: RequestSpec, when: str) -> None:
+        """Run SPEC's custom actions at WHEN (:func:`ftkit.actions.run_actions`), each
+        result journaled; those that succeeded before a kill are not run again."""
         if spec.actions is None:
             return
-        request = spec.actions.value
         assert self.record is not None
-        st = self.driver.status()
-        # before: the state the request starts from; after: the state it led to
-        state = spec.target if when == "after" else self._came_from
-        done = {
-            (e.detail.get("action"), e.detail.get("side"))
-            for e in self.entries(kinds=["action"])
-            if isinstance(e.detail, dict) and e.detail.get("ok")
-            and e.detail.get("request") == request and e.detail.get("when") == when
-        }
-        for side in ("Production", "Upgrade"):
-            for action in self.config.actions_for(request, when, side):
-                if (action.name, side) in done:
-                    continue  # succeeded before this process died: never twice
-                self._flush_notes()  # what the step saw is journaled before it acts again
-                # a declared environment: ACTIVE_UPGRADE_*, PATH and what the configuration
-                # names; never the whole caller's environment
-                env = action.environment({
-                    "ACTIVE_UPGRADE_SIDE": side,
-                    "ACTIVE_UPGRADE_STATE": state.value,
-                    "ACTIVE_UPGRADE_REQUEST": request,
-                    "ACTIVE_UPGRADE_HW_SPLIT": "Yes" if st.split else "No",
-                })
-                result = self.driver.run_custom_action(
-                    str(action.path), args=list(action.args), env=env,
-                    timeout_s=action.timeout_s, request=request, side=side)
-                ok = result.exit_code == 0 and not result.timed_out
-                secrets = self.config.secret_env  # masked before anything is written
-                stdout = mask_env(result.stdout, secrets)[-4000:]
-                stderr = mask_env(result.stderr, secrets)[-4000:]
-                self.journal.log(
-                    self.record.id, "action",
-                    f"custom action {action.name} ({when} {request}, {side}) exit "
-                    f"{result.exit_code}" + (" (timed out)" if result.timed_out else ""),
-                    step=request, remote=(side == "Upgrade"), sim_time=self.now(),
-                    detail={"action": action.name, "side": side, "request": request,
-                            "when": when, "ok": ok, "exit_code": result.exit_code,
-                            "stdout": stdout, "stderr": stderr,
-                            "duration_s": round(result.duration_s, 3)},
-                )
-                if result.timed_out:
-                    raise ActionTimeoutError(
-                        f"custom action {action.name} timed out after {action.timeout_s:g} s",
-                        "fix the action or raise its timeout_s, then Retry",
-                        step=request, reason=f"{action.name} timed out")
-                if not ok:
-                    raise StepFailedError(
-                        f"custom action {action.name} exited {result.exit_code}",
-                        "read its output in the activity log, fix it, then Retry",
-                        step=request, reason=f"{action.name} exit {result.exit_code}")
+        sid, request = self.record.id, spec.actions.value
+
+        def log(message: str, *, remote: bool, detail: dict[str, Any]) -> None:
+            self.journal.log(sid, "action", message, step=request, remote=remote,
+                             sim_time=self.now(), detail=detail)
+
+        run_actions(self.driver, self.config, request=request, when=when, log=log,
+                    state=(spec.target if when == "after" else self._came_from).value,
+                    done=succeeded(self.entries(kinds=["action"]), request=request, when=when),
+                    before_each=self._flush_notes)
 
     def _step(self, request: str, body: Callable[[], Any]) -> None:
         """Run REQUEST with BODY between its declared before- and after-actions."""
