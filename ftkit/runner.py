@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from ftkit import home
 from ftkit.archive import LedgerEntry, archive_run
 from ftkit.errors import FtkitError
-from ftkit.redact import scrub, secret_values
+from ftkit.redact import register_env_secrets, scrub, secret_values
 
 if TYPE_CHECKING:
     from ftkit.config import UpgradeConfig
@@ -211,7 +211,9 @@ def run_runbook(
     """
     path = resolve_runbook(runbook, runbooks_dir=runbooks_dir)
     params = dict(parameters)
-    check_parameters(path, params)
+    config, _packages = check_parameters(path, params)
+    if config is not None:  # the archive masks them too, whatever the kernel printed
+        register_env_secrets(config.secret_env)
     reports = Path(reports) if reports is not None else home.reports_dir()
     preflight_archive(reports)  # before anything changes: the record can be kept
 
