@@ -516,10 +516,10 @@ def _read_actions(r: Reader, raw: dict[str, Any], base_dir: Path) -> list[Custom
             )
         env = _env_names(r, entry, "env", where, 'env = ["ORACLE_HOME"]')
         secret_env = _env_names(r, entry, "secret_env", where, 'secret_env = ["DB_PASSWORD"]')
-        for index, name in enumerate(env):
-            if set(re.split(r"[_\-]+", name.lower())) & _SECRET_WORDS:
-                r.fail(f"{where}.env[{index}]", f"{name} looks like a secret",
-                       f'list it under secret_env = ["{name}"] so that its value is masked')
+        for index, var in enumerate(env):  # not `name`: that is the action's
+            if set(re.split(r"[_\-]+", var.lower())) & _SECRET_WORDS:
+                r.fail(f"{where}.env[{index}]", f"{var} looks like a secret",
+                       f'list it under secret_env = ["{var}"] so that its value is masked')
         assert path is not None and when is not None and request is not None
         actions.append(
             CustomAction(
