@@ -256,3 +256,37 @@ def test_a_short_secret_refuses_only_an_arg_that_is_it(
     assert load_config(_action_config(tmp_path, 'args = ["-v", "--level=v2"]\n'))
     with pytest.raises(ConfigError, match=r"args\[0\] holds the value of"):
         load_config(_action_config(tmp_path, 'args = ["--level=v"]\n'))
+
+
+@pytest.mark.notebook
+def test_the_archived_report_of_a_run_broken_by_the_action_holds_no_form_of_the_secret(
+        tmp_path: Path, ftkit_dirs: Any) -> None:
+    """The runbook through papermill and ftkit run's archive: the executed notebook, its
+    HTML and the ledger keep the failing step and its reason, and no form of the secret,
+    which also came in base64 and URL-encoded in a parameter (the notebook shows the
+    action's messages, not its output: the parameter is what reaches every cell, the
+    injected parameters and the ledger)."""
+    import base64
+
+    from ftkit.archive import read_ledger
+    from ftkit.runner import run_runbook
+
+    cfg, _status = leaky_config(tmp_path, exit_code=3)
+    system = f"sim://act-{uuid.uuid4().hex[:8]}"
+    create_system(system).close()
+    encoded = (f"{base64.b64encode(SECRET.encode()).decode()} "
+               f"{urllib.parse.quote_plus(SECRET)}")
+    with pytest.raises(FtkitError, match="Broken at ExecuteSplit"):
+        run_runbook("active-upgrade", {
+            "system": system, "mode": "auto", "decisions": COMMIT, "change_id": "CHG-ACT",
+            "operator": "nb-test", "config": str(cfg), "reason": f"ticket {encoded}",
+            "packages": [str(path) for path in PACKAGES]}, reports=ftkit_dirs.reports)
+    [entry] = read_ledger(ftkit_dirs.reports)
+    assert entry.outcome == "failed"
+    files = sorted(ftkit_dirs.reports.iterdir())
+    assert {path.suffix for path in files} >= {".ipynb", ".html", ".jsonl"}
+    page = (ftkit_dirs.reports / str(entry.html)).read_text()
+    assert "leaky exit 3" in page
+    assert "ticket *** ***" in page
+    for path in files:
+        assert leaks(path.read_text(encoding="utf-8", errors="replace"), SECRET) == [], path
