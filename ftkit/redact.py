@@ -161,8 +161,13 @@ class _Form:
 _Atom = tuple[str, str | None]
 
 
+# not part of a needle: line breaks (the text is searched without them) and sigma, whose
+# lower case depends on what follows it (a final sigma), in a needle as in the text
+_NOT_NEEDLE = "\r\n\u03a3\u03c3\u03c2"
+
+
 def _form(atoms: list[_Atom], *, length: int) -> _Form:
-    runs = "".join(fixed if fixed is not None and fixed not in "\r\n" else "\0"
+    runs = "".join(fixed if fixed is not None and fixed not in _NOT_NEEDLE else "\0"
                    for _regex, fixed in atoms).lower().split("\0")
     return _Form(length, _FOLD.join(regex for regex, _fixed in atoms), max(runs, key=len))
 
