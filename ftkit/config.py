@@ -39,8 +39,11 @@ files; every file is a regular file of at most 1 MiB (:mod:`ftkit.tomlreader`).
 A custom action sees only what it declares: the ``ACTIVE_UPGRADE_*`` variables, ``PATH``,
 its ``env`` and its ``secret_env``, whose values (and ``[remote] password_env``'s) are
 masked in everything captured (:attr:`UpgradeConfig.secret_env`,
-:func:`ftkit.redact.mask_env`). A secret is never written here: a secret-looking key or
-argument (``password = ...``, ``args = ["--password", "..."]``) is refused.
+:func:`ftkit.redact.mask_env`). A secret is never written here: an action's ``args``, or
+the value of a variable its ``env`` passes, holding the value of a declared secret (in any
+form :func:`ftkit.redact.scrub` masks: literal, base64, hex, URL-encoded) is refused at
+load; so is a secret-looking key or argument (``password = ...``, ``args = ["--password",
+"..."]``), for a secret the configuration does not declare.
 
 Only what the file alone can tell is checked here; whether the named disks and services
 exist on a system is the readiness check's business. Every problem raises one
@@ -61,7 +64,7 @@ from typing import Any
 
 from ftkit.errors import ConfigError
 from ftkit.flow import ACTION_REQUESTS
-from ftkit.redact import register_secret
+from ftkit.redact import MIN_INFERRED_SECRET, register_secret, secret_in
 from ftkit.tomlreader import Reader, decode, join, parse_toml, read_file, shown, type_name
 
 __all__ = [
@@ -98,11 +101,15 @@ MAX_INCLUDES = 64
 _PASSWORD_ENV_EXAMPLE = 'password_env = "FTKIT_UPGRADE_PASSWORD"'
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SECRET_WORDS = frozenset({"password", "passwd", "secret", "token"})
-_SECRET_ARG = re.compile(r"(password|passwd|secret|token)\s*[=:]", re.IGNORECASE)
-# ``--password VALUE``: a flag naming a secret whose value is the next argument; a flag
-# ending in one of these words names where the secret is, not the secret itself.
-_SECRET_FLAG = re.compile(r"-{1,2}[A-Za-z0-9_-]*(password|passwd|secret|token)[A-Za-z0-9_-]*",
-                          re.IGNORECASE)
+# The second net, for a secret the configuration does not declare (the first refuses the
+# value of any declared one, :func:`_refuse_declared_secrets`): ``password=VALUE``, and
+# ``--password VALUE``, a flag one of whose words names a secret followed by its value.
+_SECRET_ARG = re.compile(r"(password|passwd|secret|token|(?<![a-z])(?:pass|pwd|passphrase))"
+                         r"\s*[=:]", re.IGNORECASE)
+_SECRET_FLAG = re.compile(r"-{1,2}[A-Za-z0-9][A-Za-z0-9_-]*")
+_FLAG_SECRET_ENDINGS = ("password", "passwd", "secret", "token")  # dbpassword, authtoken
+_FLAG_SECRET_WORDS = frozenset({"pass", "pwd", "passphrase", "apikey"})
+# a flag whose last word is one of these names where the secret is, not the secret itself
 _REFERENCE_WORDS = frozenset({"env", "file", "stdin", "var", "path", "name"})
 # keys that name where a secret is, never the secret itself
 _REFERENCE_KEYS = frozenset({"password_env", "secret_env"})
@@ -280,10 +287,14 @@ class UpgradeConfig:
         return value
 
 
-def load_config(path: str | os.PathLike[str]) -> UpgradeConfig:
+def load_config(
+    path: str | os.PathLike[str], *, environ: Mapping[str, str] | None = None
+) -> UpgradeConfig:
     """Load, merge (includes first) and validate the upgrade configuration at ``path``.
 
-    Read-only. Raises :class:`ConfigError` naming the file, key and fix.
+    Read-only. Raises :class:`ConfigError` naming the file, key and fix; among them a
+    custom action whose ``args`` (or the value of a variable in its ``env``) hold the
+    value of a declared secret, read from ``environ`` (default ``os.environ``).
     """
     label = shown(str(path))
     file = Path(path)
@@ -291,15 +302,17 @@ def load_config(path: str | os.PathLike[str]) -> UpgradeConfig:
     resolved = file.resolve()
     loader = _Loader()
     layer = loader.load(text, label=label, base_dir=resolved.parent, stack=((resolved, label),))
-    return _finish(layer, source=resolved, includes=tuple(loader.includes))
+    return _finish(layer, source=resolved, includes=tuple(loader.includes), environ=environ)
 
 
-def load_config_text(text: str, *, base_dir: str | Path) -> UpgradeConfig:
+def load_config_text(
+    text: str, *, base_dir: str | Path, environ: Mapping[str, str] | None = None
+) -> UpgradeConfig:
     """Like :func:`load_config` for TOML text; includes and action paths are relative
     to ``base_dir``. ``source`` is ``None``."""
     loader = _Loader()
     layer = loader.load(text, label="<config text>", base_dir=Path(base_dir).resolve(), stack=())
-    return _finish(layer, source=None, includes=tuple(loader.includes))
+    return _finish(layer, source=None, includes=tuple(loader.includes), environ=environ)
 
 
 # --- configuration layers and merging ----------------------------------------------------
@@ -503,10 +516,10 @@ def _read_actions(r: Reader, raw: dict[str, Any], base_dir: Path) -> list[Custom
             )
         env = _env_names(r, entry, "env", where, 'env = ["ORACLE_HOME"]')
         secret_env = _env_names(r, entry, "secret_env", where, 'secret_env = ["DB_PASSWORD"]')
-        for index, name in enumerate(env):
-            if set(re.split(r"[_\-]+", name.lower())) & _SECRET_WORDS:
-                r.fail(f"{where}.env[{index}]", f"{name} looks like a secret",
-                       f'list it under secret_env = ["{name}"] so that its value is masked')
+        for index, var in enumerate(env):  # not `name`: that is the action's
+            if set(re.split(r"[_\-]+", var.lower())) & _SECRET_WORDS:
+                r.fail(f"{where}.env[{index}]", f"{var} looks like a secret",
+                       f'list it under secret_env = ["{var}"] so that its value is masked')
         assert path is not None and when is not None and request is not None
         actions.append(
             CustomAction(
@@ -526,14 +539,19 @@ def _read_actions(r: Reader, raw: dict[str, Any], base_dir: Path) -> list[Custom
 
 def _secret_arg(args: Sequence[str]) -> int | None:
     """The index of the first argument that writes a secret literal, if any:
-    ``password=VALUE``, or the value after a flag such as ``--password``."""
+    ``password=VALUE``, or the value after a flag such as ``--db-password``. Not a flag
+    named by its words only in part (``--tokenizer``, ``--secretary``), a negated one
+    (``--no-password``), one naming where the secret is (``--password-file``), nor a
+    flag followed by another flag (``--password --quiet``: it takes no value)."""
     for index, arg in enumerate(args):
         if _SECRET_ARG.search(arg):
             return index
-        flag = _SECRET_FLAG.fullmatch(arg)
-        if flag is not None:
+        if _SECRET_FLAG.fullmatch(arg) and index + 1 < len(args):
             words = re.split(r"[_-]+", arg.strip("-").lower())
-            if words[-1] not in _REFERENCE_WORDS and index + 1 < len(args):
+            secret = any(word.endswith(_FLAG_SECRET_ENDINGS) or word in _FLAG_SECRET_WORDS
+                         for word in words)
+            if (secret and words[-1] not in _REFERENCE_WORDS and words[0] != "no"
+                    and not args[index + 1].startswith("-")):
                 return index + 1
     return None
 
@@ -551,6 +569,45 @@ def _env_names(
             r.fail(f"{where}.{key}[{index}]", f"{name} is set by ftkit for every action",
                    f"leave it out: ftkit sets the ACTIVE_UPGRADE_* variables itself; {example}")
     return names
+
+
+def _refuse_declared_secrets(layer: _Layer, environ: Mapping[str, str]) -> None:
+    """Refuse a custom action whose ``args``, or the value of a variable its ``env``
+    passes, hold the value of a declared secret (any action's ``secret_env``, ``[remote]
+    password_env``) in any form :func:`ftkit.redact.scrub` masks: it would reach the
+    action's command line or an unmasked variable. Read-only."""
+    names = [] if layer.password_env is None else [layer.password_env]
+    names += [name for action, _label in layer.actions for name in action.secret_env]
+    secrets: dict[str, str] = {}  # value -> the first variable that declares it
+    for name in names:
+        if environ.get(name):
+            secrets.setdefault(environ[name], name)
+    if not secrets:
+        return
+    for action, label in layer.actions:
+        found = [(f"args[{index}]", _declared_secret_in(arg, secrets))
+                 for index, arg in enumerate(action.args)]
+        found += [(f"env[{index}] ({name}'s value)", _declared_secret_in(environ[name], secrets))
+                  for index, name in enumerate(action.env)
+                  if name in environ and name not in names]
+        for where, secret in found:
+            if secret is not None:
+                raise ConfigError(
+                    f"{label}: custom action {action.name}: {where} holds the value of "
+                    f"{secrets[secret]}, a declared secret",
+                    f'pass it through secret_env = ["{secrets[secret]}"]: the action reads '
+                    "it from its environment, and its value is masked in all it prints")
+
+
+def _declared_secret_in(text: str, secrets: Mapping[str, str]) -> str | None:
+    """The secret of SECRETS that TEXT holds in any form; one shorter than
+    :data:`ftkit.redact.MIN_INFERRED_SECRET` only when it is the whole text or the whole
+    value after ``=`` (else ``-v`` would be refused for a one-letter password)."""
+    short = [s for s in secrets if len(s) < MIN_INFERRED_SECRET]
+    for secret in short:
+        if secret in (text, text.partition("=")[2]):
+            return secret
+    return secret_in(text, [s for s in secrets if len(s) >= MIN_INFERRED_SECRET])
 
 
 class _Loader:
@@ -639,9 +696,11 @@ class _Loader:
         return child
 
 
-def _finish(layer: _Layer, *, source: Path | None, includes: tuple[Path, ...]) -> UpgradeConfig:
+def _finish(layer: _Layer, *, source: Path | None, includes: tuple[Path, ...],
+            environ: Mapping[str, str] | None) -> UpgradeConfig:
     """Checks that need the whole merged configuration, then the frozen result."""
     merged_note = " (after merging its includes)" if includes else ""
+    _refuse_declared_secrets(layer, os.environ if environ is None else environ)
     if not layer.system:
         raise ConfigError(
             f"{layer.label}: disks.system: no system disk named{merged_note}",

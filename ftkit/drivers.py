@@ -11,6 +11,7 @@ entry-point group and passes the same contract tests (``tests/test_driver_contra
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -126,27 +127,44 @@ class Driver(Protocol):
 
 def run_executable(command: Sequence[str], *, env: Mapping[str, str],
                    timeout_s: float) -> ActionResult:
-    """Run a custom action's COMMAND with exactly ENV, capturing its output: a timeout is
-    ``timed_out`` (exit -9), a command that cannot start is exit 127 with the reason. What
-    every driver's ``run_custom_action`` does once it knows where to run it."""
+    """Run a custom action's COMMAND with exactly ENV, capturing its output as text
+    (UTF-8; bytes that are not become U+FFFD, never an error): a timeout is ``timed_out``
+    (exit -9; the command and every process it started in its process group are killed),
+    a command that cannot start is exit 127 with the reason. What every driver's
+    ``run_custom_action`` does once it knows where to run it."""
+    import os
+    import signal
     import subprocess
     import time
 
-    def text(value: str | bytes | None) -> str:
-        return value.decode(errors="replace") if isinstance(value, bytes) else (value or "")
-
     started = time.monotonic()
     try:
-        done = subprocess.run(list(command), env=dict(env), capture_output=True, text=True,
-                              timeout=timeout_s, check=False)
-    except subprocess.TimeoutExpired as exc:
-        return ActionResult(-9, text(exc.stdout), text(exc.stderr),
-                            time.monotonic() - started, timed_out=True)
+        proc = subprocess.Popen(list(command), env=dict(env), stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, encoding="utf-8", errors="replace",
+                                start_new_session=True)  # its own group: killed whole
     except OSError as exc:
         return ActionResult(127, "", f"cannot run {command[0]}: {exc.strerror}",
                             time.monotonic() - started)
-    return ActionResult(done.returncode, done.stdout, done.stderr, time.monotonic() - started)
+    with proc:
+        try:
+            stdout, stderr = proc.communicate(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            try:  # what it printed before; a child that left the group may hold the pipes
+                stdout, stderr = proc.communicate(timeout=_AFTER_KILL_S)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                stdout, stderr = "", f"killed after {timeout_s:g} s; its output was lost"
+            return ActionResult(-9, stdout or "", stderr or "", time.monotonic() - started,
+                                timed_out=True)
+    return ActionResult(proc.returncode, stdout or "", stderr or "",
+                        time.monotonic() - started)
 
+
+#: How long a timed-out action's output is still read once its process group is killed.
+_AFTER_KILL_S = 5.0
 
 _REGISTRY: dict[str, Callable[[str, str], Driver]] = {}
 _TARGET = re.compile(r"^(?P<scheme>[a-z][a-z0-9+.-]*)://(?P<rest>.+)$")

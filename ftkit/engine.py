@@ -34,10 +34,10 @@ from typing import TYPE_CHECKING, Any
 
 from ftkit import flow
 from ftkit import steps as _steps  # noqa: F401  (registers the bodies and guards on the table)
+from ftkit.actions import run_actions, succeeded
 from ftkit.decisions import Decision, DecisionProvider, account, check_soak_minutes
 from ftkit.drivers import Driver, Progress
 from ftkit.errors import (
-    ActionTimeoutError,
     DecisionError,
     FtkitError,
     StepFailedError,
@@ -47,7 +47,6 @@ from ftkit.flow import DECISIONS, RECOVERY, REQUESTS, Kind, Next, Question, Requ
 from ftkit.journal import Note
 from ftkit.model import OperationalState, Request, UpgradeState
 from ftkit.packages import ensure_supported
-from ftkit.redact import mask_env
 
 if TYPE_CHECKING:
     from ftkit.process import Session
@@ -327,9 +326,8 @@ def _perform(session: Session, spec: RequestSpec, *, decision: Decision | None =
         if spec.actions:
             _actions(step, "after")
     except Exception as exc:  # any failure leaves the session Broken, never Busy
-        err = exc if isinstance(exc, FtkitError) else FtkitError(
-            f"{type(exc).__name__}: {exc}", "read the activity log, fix the cause, then "
-            "Retry or Abort")
+        err = exc if isinstance(exc, FtkitError) else StepFailedError.unexpected(
+            exc, step=spec.name)
         reason = getattr(err, "reason", "") or err.message
         session.journal.outcome(
             sid, intent, ok=False, message=f"{spec.name} failed: {err}",
@@ -508,59 +506,18 @@ def session_outage_notes(session: Session, step: str) -> list[Note]:
 # --- custom actions --------------------------------------------------------------------
 
 def _actions(step: StepRun, when: str) -> None:
+    """Run the request's custom actions at WHEN (:func:`ftkit.actions.run_actions`), each
+    result journaled (output masked); those that succeeded before a kill are not run
+    again. Before: the state the request starts from; after: the state it led to."""
     session, spec = step.session, step.spec
-    request = spec.name.value
     assert session.record is not None
-    declared = [(side, action) for side in ("Production", "Upgrade")
-                for action in session.config.actions_for(request, when, side)]
-    if not declared:
-        return
-    st = session.driver.status()
-    # before: the state the request starts from; after: the state it led to
-    state = spec.target if when == "after" else step.came_from
-    done = {
-        (e.detail.get("action"), e.detail.get("side"))
-        for e in session.entries(kinds=["action"])
-        if isinstance(e.detail, dict) and e.detail.get("ok")
-        and e.detail.get("request") == request and e.detail.get("when") == when
-    }
-    for side, action in declared:
-        if (action.name, side) in done:
-            continue  # succeeded before this process died: never twice
-        step.flush()  # what the step saw is journaled before it acts again
-        # a declared environment: ACTIVE_UPGRADE_*, PATH and what the configuration
-        # names; never the whole caller's environment
-        env = action.environment({
-            "ACTIVE_UPGRADE_SIDE": side,
-            "ACTIVE_UPGRADE_STATE": state.value,
-            "ACTIVE_UPGRADE_REQUEST": request,
-            "ACTIVE_UPGRADE_HW_SPLIT": "Yes" if st.split else "No",
-        })
-        result = session.driver.run_custom_action(
-            str(action.path), args=list(action.args), env=env,
-            timeout_s=action.timeout_s, request=request, side=side)
-        ok = result.exit_code == 0 and not result.timed_out
-        secrets = session.config.secret_env  # masked before anything is written
-        stdout = mask_env(result.stdout, secrets)[-4000:]
-        stderr = mask_env(result.stderr, secrets)[-4000:]
-        session.journal.log(
-            session.record.id, "action",
-            f"custom action {action.name} ({when} {request}, {side}) exit "
-            f"{result.exit_code}" + (" (timed out)" if result.timed_out else ""),
-            step=request, remote=(side == "Upgrade"), sim_time=session.now(),
-            detail={"action": action.name, "side": side, "request": request,
-                    "when": when, "ok": ok, "exit_code": result.exit_code,
-                    "stdout": stdout, "stderr": stderr,
-                    "duration_s": round(result.duration_s, 3)},
-        )
-        if result.timed_out:
-            raise ActionTimeoutError(
-                f"custom action {action.name} timed out after {action.timeout_s:g} s",
-                "fix the action or raise its timeout_s, then Retry",
-                step=request, reason=f"{action.name} timed out")
-        if not ok:
-            raise StepFailedError(
-                f"custom action {action.name} exited {result.exit_code}",
-                "read its output in the activity log, fix it, then Retry",
-                step=request, reason=f"{action.name} exit {result.exit_code}")
+    sid, request = session.record.id, spec.name.value
 
+    def log(message: str, *, remote: bool, detail: dict[str, Any]) -> None:
+        session.journal.log(sid, "action", message, step=request, remote=remote,
+                            sim_time=session.now(), detail=detail)
+
+    run_actions(session.driver, session.config, request=request, when=when, log=log,
+                state=(spec.target if when == "after" else step.came_from).value,
+                done=succeeded(session.entries(kinds=["action"]), request=request, when=when),
+                before_each=step.flush)

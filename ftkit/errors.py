@@ -89,6 +89,15 @@ class StepFailedError(FtkitError):
     def __reduce__(self) -> tuple[type, tuple[str, str, str, str]]:  # every field pickles
         return (type(self), (self.message, self.remedy, self.step, self.reason))
 
+    @classmethod
+    def unexpected(cls, exc: BaseException, *, step: str) -> StepFailedError:
+        """The failure of STEP by an exception that is not an FtkitError (a bug, a driver
+        that raised something else): its reason is the exception's class and first line."""
+        lines = str(exc).strip().splitlines()
+        reason = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+        return cls(reason, "Retry the step, or Abort; if it fails again, report it",
+                   step=step, reason=reason)
+
 
 class DecisionError(FtkitError):
     """A decision is missing or not one of the allowed answers."""

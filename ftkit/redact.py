@@ -5,7 +5,11 @@ Two nets, used together by the journal and the report archive:
 - :func:`redact` copies dicts, lists and strings, masking the value under any key that
   looks secret (``password``, ``token``, ``api_key``, … — case-insensitive substring);
 - :func:`scrub` masks, in free text, every secret literal handed to
-  :func:`register_secret` (for example a password read from the environment)::
+  :func:`register_secret` (for example a password read from the environment) in every
+  form a program may print it: the literal, its base64 (standard or URL-safe, padded or
+  not, alone or inside a longer base64 stream), hex (either case), URL-encoded, and each
+  of these folded across lines (``fold``, ``base64 -w``). The forms are worked out once
+  per secret; text that holds none of them costs a few substring searches::
 
       register_secret(os.environ["FTKIT_UPGRADE_PASSWORD"])
       journal.log(sid, "info", f"logged in with {password}")   # stored as "logged in with ***"
@@ -20,11 +24,14 @@ before it is journaled; :func:`register_env_secrets` registers them for :func:`s
 
 from __future__ import annotations
 
+import base64
 import functools
 import os
 import re
+import string
 import threading
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 __all__ = [
@@ -40,6 +47,7 @@ __all__ = [
     "register_env_secrets",
     "register_secret",
     "scrub",
+    "secret_in",
     "secret_values",
 ]
 
@@ -63,7 +71,7 @@ T = TypeVar("T")
 
 _lock = threading.Lock()
 _secrets: set[str] = set()
-_pattern: re.Pattern[str] | None = None
+_pattern: _Masker | None = None
 
 
 def is_secret_key(name: object) -> bool:
@@ -96,14 +104,135 @@ def forget_secrets() -> None:
         _pattern = None
 
 
-def _compile(secrets: Iterable[str]) -> re.Pattern[str] | None:
-    ordered = sorted({s for s in secrets if s}, key=len, reverse=True)  # longest first
-    if not ordered:
-        return None
-    return re.compile("|".join(re.escape(s) for s in ordered))
+def _compile(secrets: Iterable[str]) -> _Masker | None:
+    return _compiled(frozenset(s for s in secrets if s))
 
 
-def _pattern_with(extra: Iterable[str]) -> re.Pattern[str] | None:
+class _Masker:
+    """Every form (:func:`_forms`) of a set of secrets: one pattern (longest form first)
+    and, to skip it on the usual text that holds none, the needles one of which any match
+    holds once its line breaks are removed and it is lower-cased."""
+
+    def __init__(self, forms: Iterable[_Form]) -> None:
+        ordered = sorted(forms, key=lambda form: (-form.length, form.regex))
+        self.pattern = re.compile("|".join(dict.fromkeys(form.regex for form in ordered)))
+        self.needles = tuple(dict.fromkeys(form.needle for form in ordered))
+
+    def sub(self, text: str) -> str:
+        if not text:
+            return text
+        flat = text.replace("\r", "").replace("\n", "").lower()
+        if not any(needle in flat for needle in self.needles):
+            return text
+        return self.pattern.sub(MASK, text)
+
+    def search(self, text: str) -> bool:
+        return self.pattern.search(text) is not None
+
+
+@functools.lru_cache(maxsize=64)  # the registered set, and it with one action's secret_env
+def _compiled(secrets: frozenset[str]) -> _Masker | None:
+    forms = [form for secret in secrets for form in _forms(secret)]
+    return _Masker(forms) if forms else None
+
+
+# A line break that `fold`, `base64 -w` or a terminal may have put anywhere in a secret.
+_FOLD = r"(?:\r?\n)?"
+_UNRESERVED = frozenset(string.ascii_letters + string.digits + "-._~")
+#: A secret's base64 inside a longer base64 stream is masked by the characters that depend
+#: on the secret alone (:func:`_forms`), when there are at least this many: fewer could
+#: be matched by chance in ordinary text.
+MIN_BASE64_CORE = 6
+
+
+@dataclass(frozen=True)
+class _Form:
+    """One written form of a secret: the regex that matches it (a line break allowed
+    between any two characters), its shortest length, and its longest run of fixed
+    characters, lower-cased (what :class:`_Masker` looks for first)."""
+
+    length: int
+    regex: str
+    needle: str
+
+
+# an atom is one character of a form: its regex, and the character itself when it is
+# fixed (None: it may be written in more than one way)
+_Atom = tuple[str, str | None]
+
+
+# not part of a needle: line breaks (the text is searched without them) and sigma, whose
+# lower case depends on what follows it (a final sigma), in a needle as in the text
+_NOT_NEEDLE = "\r\n\u03a3\u03c3\u03c2"
+
+
+def _form(atoms: list[_Atom], *, length: int) -> _Form:
+    runs = "".join(fixed if fixed is not None and fixed not in _NOT_NEEDLE else "\0"
+                   for _regex, fixed in atoms).lower().split("\0")
+    return _Form(length, _FOLD.join(regex for regex, _fixed in atoms), max(runs, key=len))
+
+
+def _chars(text: str) -> list[_Atom]:
+    return [(re.escape(c), c) for c in text]
+
+
+def _hex(data: bytes) -> list[_Atom]:
+    """DATA's hex digits, in either case."""
+    return [(f"[{c}{c.upper()}]" if c.isalpha() else c, c) for c in data.hex()]
+
+
+def _percent(char: str) -> _Atom:
+    """CHAR as it may be written in a URL: itself, percent-encoded (either case, folded
+    anywhere), or ``+`` for a space (``quote_plus``)."""
+    if char in _UNRESERVED:
+        return re.escape(char), char
+    encoded = _FOLD.join(f"%{_FOLD}" + _FOLD.join(regex for regex, _c in _hex(bytes([byte])))
+                         for byte in char.encode("utf-8", errors="surrogatepass"))
+    plus = ["\\+"] if char == " " else []
+    return "(?:" + "|".join([re.escape(char), encoded, *plus]) + ")", None
+
+
+def _utf8(secret: str) -> bytes:
+    """SECRET's bytes as a program prints them (an environment value that is not UTF-8
+    comes back as the bytes it was)."""
+    try:
+        return secret.encode("utf-8", errors="surrogateescape")
+    except UnicodeEncodeError:
+        return secret.encode("utf-8", errors="surrogatepass")
+
+
+def _b64(data: bytes, *, urlsafe: bool) -> str:
+    encode = base64.urlsafe_b64encode if urlsafe else base64.b64encode
+    return encode(data).decode("ascii")
+
+
+@functools.lru_cache(maxsize=1024)  # computed once per secret, not per scrub()
+def _forms(secret: str) -> tuple[_Form, ...]:
+    """Every written form of SECRET: the literal; its UTF-8 in base64 (standard and
+    URL-safe, padded or not) and, when long enough, the characters that stand for it
+    alone inside a longer base64 stream at each of the three alignments; hex (either
+    case); URL-encoded (``quote``, ``quote_plus``, either case). Each may be folded: a
+    line break (LF or CRLF) is allowed between any two characters."""
+    data = _utf8(secret)
+    forms = {_form(_chars(secret), length=len(secret)), _form(_hex(data), length=2 * len(data))}
+    if any(c not in _UNRESERVED for c in secret):
+        forms.add(_form([_percent(c) for c in secret], length=len(secret)))
+    for urlsafe in (False, True):
+        alone = _b64(data, urlsafe=urlsafe)
+        bare = alone.rstrip("=")
+        padding: list[_Atom] = [("=?", None)] * (len(alone) - len(bare))
+        forms.add(_form(_chars(bare) + padding, length=len(alone)))
+        for shift in (0, 1, 2):  # the secret starts 0, 1 or 2 bytes into a 3-byte group
+            # the characters whose 6 bits all come from the secret: from bit 8*shift up
+            # to bit 8*(shift + len(data)); the others depend on the bytes around it
+            start, end = -(-8 * shift // 6), 8 * (shift + len(data)) // 6
+            core = _b64(bytes(shift) + data, urlsafe=urlsafe)[start:end]
+            if len(core) >= MIN_BASE64_CORE:
+                forms.add(_form(_chars(core), length=len(core)))
+    return tuple(forms)
+
+
+def _pattern_with(extra: Iterable[str]) -> _Masker | None:
     extra = [s for s in extra if isinstance(s, str) and s]
     if not extra:
         return _pattern
@@ -111,8 +240,18 @@ def _pattern_with(extra: Iterable[str]) -> re.Pattern[str] | None:
         return _compile([*_secrets, *extra])
 
 
-def _sub(pattern: re.Pattern[str] | None, text: str) -> str:
-    return pattern.sub(MASK, text) if pattern is not None and text else text
+def secret_in(text: str, secrets: Iterable[str]) -> str | None:
+    """The first of SECRETS that TEXT holds in any form :func:`scrub` masks (literal,
+    base64, hex, URL-encoded, folded), else ``None``. Read-only."""
+    for secret in secrets:
+        masker = _compiled(frozenset([secret])) if secret else None
+        if masker is not None and masker.search(text):
+            return secret
+    return None
+
+
+def _sub(masker: _Masker | None, text: str) -> str:
+    return masker.sub(text) if masker is not None else text
 
 
 def scrub(text: str, *, extra: Iterable[str] = ()) -> str:
@@ -132,7 +271,7 @@ def redact(value: T, *, extra: Iterable[str] = ()) -> T:
     return _redact(value, _pattern_with(extra))
 
 
-def _redact(value: Any, pattern: re.Pattern[str] | None) -> Any:
+def _redact(value: Any, pattern: _Masker | None) -> Any:
     if isinstance(value, str):
         return _sub(pattern, value)
     if isinstance(value, Mapping):

@@ -30,7 +30,7 @@ from typing import Any
 from ftkit import home
 from ftkit.archive import LedgerEntry, archive_run
 from ftkit.errors import FtkitError
-from ftkit.redact import scrub, secret_values
+from ftkit.redact import register_env_secrets, scrub, secret_values
 
 __all__ = [
     "find_file",
@@ -209,7 +209,10 @@ def run_runbook(
     params = dict(parameters)
     from ftkit.preflight import check_run
 
-    check_run(path, params, system=False)  # ftkit run checked the system and session too
+    # ftkit run checked the system and session too
+    config, _packages = check_run(path, params, system=False)
+    if config is not None:  # the archive masks them too, whatever the kernel printed
+        register_env_secrets(config.secret_env)
     reports = Path(reports) if reports is not None else home.reports_dir()
     preflight_archive(reports)  # before anything changes: the record can be kept
 

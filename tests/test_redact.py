@@ -3,11 +3,14 @@ scrub() by literal."""
 
 from __future__ import annotations
 
+import base64
+import textwrap
 from collections.abc import Iterator
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from secret_forms import leaks, written_forms
 
 from ftkit.redact import (
     MASK,
@@ -19,6 +22,7 @@ from ftkit.redact import (
     register_env_secrets,
     register_secret,
     scrub,
+    secret_in,
     secret_values,
 )
 
@@ -137,3 +141,74 @@ def test_register_env_secrets_feeds_scrub_and_the_journal(
     register_env_secrets(["FTKIT_TEST_PW", "FTKIT_TEST_UNSET"])
     assert scrub("echo s3cret-pw") == f"echo {MASK}"
     assert redact({"stdout": "s3cret-pw"}) == {"stdout": MASK}
+
+
+# --- every form a program prints a secret in: encoded, inside a stream, folded ------------
+
+FORM_SECRETS = ["Hunter2 s3cr3t/Pa+ss=", "pässwörd-€uro", "abcdefgh", "x1y2z3w4v5~."]
+
+
+@pytest.mark.parametrize("secret", FORM_SECRETS)
+def test_scrub_masks_every_encoded_form(secret: str) -> None:
+    register_secret(secret)
+    for name, form in written_forms(secret).items():
+        text = f"before {form} after"
+        masked = scrub(text)
+        assert masked == f"before {MASK} after", name
+        assert leaks(masked, secret) == [], name
+
+
+@pytest.mark.parametrize("secret", FORM_SECRETS)
+def test_scrub_masks_every_form_folded_at_any_point(secret: str) -> None:
+    register_secret(secret)
+    for name, form in written_forms(secret).items():
+        for cut in range(1, len(form)):
+            for brk in ("\n", "\r\n"):
+                masked = scrub(f"[{form[:cut]}{brk}{form[cut:]}]")
+                assert masked == f"[{MASK}]", (name, cut, brk)
+    wrapped = "\n".join(textwrap.wrap(base64.b64encode(secret.encode()).decode(), 3))
+    assert leaks(scrub(wrapped), secret) == []  # base64 -w 3: folded many times
+
+
+@pytest.mark.parametrize("secret", FORM_SECRETS)
+@pytest.mark.parametrize("before", [b"", b"x", b"xy", b"xyz", b"header:1234\n"])
+@pytest.mark.parametrize("after", [b"", b"!", b"!?", b"trailing bytes"])
+def test_scrub_masks_a_secret_inside_a_longer_base64_stream(
+        secret: str, before: bytes, after: bytes) -> None:
+    register_secret(secret)
+    data = before + secret.encode() + after
+    for stream in (base64.b64encode(data).decode(), base64.urlsafe_b64encode(data).decode()):
+        assert leaks(stream, secret), "the check itself finds it"
+        assert leaks(scrub(stream), secret) == [], stream
+        folded = "\n".join(textwrap.wrap(stream, 7))  # base64 -w 7
+        assert leaks(scrub(folded), secret) == [], folded
+
+
+def test_mask_env_masks_the_encoded_forms_of_a_referenced_secret() -> None:
+    environ = {"DB_PASSWORD": "Hunter2 s3cr3t/Pa+ss="}
+    forms = written_forms(environ["DB_PASSWORD"])
+    stdout = "\n".join(f"{name}: {form}" for name, form in forms.items())
+    masked = mask_env(stdout, ["DB_PASSWORD"], environ=environ)
+    assert masked == "\n".join(f"{name}: {MASK}" for name in forms)
+
+
+def test_ordinary_text_is_left_alone_and_short_secrets_stay_literal() -> None:
+    register_secret("Hunter2 s3cr3t/Pa+ss=")
+    text = "PrepareSplit done\nexit 0 (0.1 s) base64 aGVsbG8= hex 68656c6c6f url a%20b\r\n"
+    assert scrub(text) == text
+    register_secret("pw")  # short: its encodings alone, never a base64 stream's part
+    assert scrub("pw cHc= 7077 ok") == f"{MASK} {MASK} {MASK} ok"
+    assert scrub("cHdk is not it") == "cHdk is not it"
+
+
+def test_secret_in_names_the_secret_found_in_any_form() -> None:
+    secrets = ["first-secret", "Hunter2 s3cr3t/Pa+ss="]
+    assert secret_in("--auth=SHVudGVyMiBzM2NyM3QvUGErc3M9", secrets) == secrets[1]
+    assert secret_in("--x=66697273742d736563726574", secrets) == secrets[0]
+    assert secret_in("--quiet", secrets) is None
+
+
+def test_a_secret_with_a_sigma_is_masked_whatever_follows_it() -> None:
+    """lower() writes a final sigma differently: the quick pre-check must not miss it."""
+    register_secret("ΟΔΟΣ")
+    assert scrub("ΟΔΟΣ ΟΔΟΣx xΟΔΟΣ") == f"{MASK} {MASK}x x{MASK}"

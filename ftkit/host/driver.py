@@ -736,7 +736,7 @@ class HostDriver:
             try:
                 done = subprocess.run(self._ns(state, "sh", "-c", command),
                                       env=self._ns_env(up), cwd=where, capture_output=True,
-                                      text=True, timeout=timeout_s, check=False)
+                                      text=True, errors="replace", timeout=timeout_s, check=False)
             except subprocess.TimeoutExpired:
                 raise ActionTimeoutError(
                     f"installer of {name} {version} ran past its {timeout_s / 60:.0f} min "
