@@ -465,10 +465,11 @@ def cmd_run(args: argparse.Namespace) -> int:
             path = resolve_runbook(args.runbook)
             files = check_parameters(path, params)
             _check_system(path, params)
+            _check_session(path, params, files)  # refused here, nothing is created
             # the system's controller lock, held until the run ends (its kernel is handed
             # it): a run racing for the system is refused here, before a kernel starts
             hold.enter_context(controlling(path, params))
-            _check_session(path, params, files)  # under the lock: it stands still now
+            _check_session(path, params, files)  # again under the lock: it stands still now
         except BadInput:
             raise
         except FtkitError as err:
