@@ -239,7 +239,7 @@ def cmd_sim_remove(args: argparse.Namespace) -> int:
     target, _path = _existing_sim(args.name)
     path = admin.remove(target, force=args.force)
     print(f"removed {target} ({path}); its journal, if any, is kept aside as "
-          "journals/*.removed-<time>")
+          f"{path.with_suffix('.ftkit').name}/journal-*.removed-<time>")
     return EXIT_OK
 
 def gather_status(name: str) -> dict[str, Any]:
