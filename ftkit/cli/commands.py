@@ -14,6 +14,7 @@ IPython or ipywidgets (``check``, ``run`` and ``reports add`` do, lazily).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -236,7 +237,7 @@ def cmd_sim_remove(args: argparse.Namespace) -> int:
     target, _path = _existing_sim(args.name)
     path = admin.remove(target, force=args.force)
     print(f"removed {target} ({path}); its journal, if any, is kept aside as "
-          "journals/*.removed-<time>")
+          f"{path.with_suffix('.ftkit').name}/journal-*.removed-<time>")
     return EXIT_OK
 
 def gather_status(name: str) -> dict[str, Any]:
@@ -355,19 +356,29 @@ def _reports(args: argparse.Namespace) -> Path:
 def cmd_run(args: argparse.Namespace) -> int:
     """Run a runbook headless through papermill and archive it; its parameters, files,
     system and session are checked before a kernel starts (:func:`ftkit.preflight.check_run`:
-    bad input is exit 2, archives nothing and changes nothing)."""
+    bad input is exit 2, archives nothing and changes nothing), and the system's controller
+    lock is taken then: a run racing for the system is refused (exit 2) before a kernel
+    starts, before anything is recorded."""
     from ftkit.preflight import check_run
-    from ftkit.runner import resolve_runbook, run_runbook
+    from ftkit.runner import controlling, resolve_runbook, run_runbook
 
     params = _parameters(args.param)
-    try:
-        path = resolve_runbook(args.runbook)
-    except FtkitError as err:
-        raise BadInput(err.message, err.remedy) from None
-    check_run(path, params)  # parameters, files, decisions, system, session: exit 2
-    reports = _reports(args)
-    entry = run_runbook(str(path), params, reports=reports, kernel_name=args.kernel,
-                        progress=args.progress)
+    with contextlib.ExitStack() as hold:
+        try:
+            path = resolve_runbook(args.runbook)
+        except FtkitError as err:
+            raise BadInput(err.message, err.remedy) from None
+        check_run(path, params)  # parameters, files, decisions, system, session: exit 2
+        try:
+            # the system's controller lock, held until the run ends (its kernel is handed
+            # it): a run racing for the system is refused here, before a kernel starts
+            hold.enter_context(controlling(path, params))
+        except FtkitError as err:
+            raise BadInput(err.message, err.remedy) from None
+        check_run(path, params)  # again under the lock: the session stands still now
+        reports = _reports(args)
+        entry = run_runbook(str(path), params, reports=reports, kernel_name=args.kernel,
+                            progress=args.progress)
     print(render.entry_text(entry, reports, message=_result_message(reports, entry)))
     if entry.outcome == "failed":
         raise Failed(f"runbook {path.stem} ended {entry.outcome}",
