@@ -61,7 +61,7 @@ from ftkit.decisions import ParameterDecisions
 from ftkit.process import open_session
 session = open_session(sys.argv[1], sys.argv[2], sys.argv[3:], change_id="CHG-A",
                        operator="alice", reason="two homes")
-session.run_request("PrepareSplit")
+session.advance(request="PrepareSplit")
 print("split", flush=True)
 sys.stdin.readline()
 print(session.run(ParameterDecisions({"split": "proceed", "merge": "proceed",
