@@ -28,6 +28,7 @@ __all__ = [
     "Driver",
     "Outage",
     "Progress",
+    "clock_of",
     "connect",
     "ensure_system",
     "register",
@@ -194,6 +195,13 @@ _BUILTIN = {
 }
 #: Third-party drivers register a factory ``(target, rest) -> Driver`` in this group.
 ENTRY_POINT_GROUP = "ftkit.drivers"
+
+
+def clock_of(driver: Driver) -> float:
+    """DRIVER's clock in seconds: its ``now()`` when it offers one (cheaper: the simulator
+    reads it without decoding the whole state), else ``status().now``. Read-only."""
+    now = getattr(driver, "now", None)
+    return float(now() if callable(now) else driver.status().now)
 
 
 def register(scheme: str, factory: Callable[[str, str], Driver]) -> None:

@@ -28,7 +28,7 @@ from ftkit import engine, flow, results
 from ftkit.checks import CheckResult, run_checks
 from ftkit.config import UpgradeConfig, load_config
 from ftkit.decisions import Decision, DecisionProvider, account, check_soak_minutes
-from ftkit.drivers import Driver, Outage, Progress, connect
+from ftkit.drivers import Driver, Outage, Progress, clock_of, connect
 from ftkit.errors import FtkitError, TransitionError
 from ftkit.flow import DECISIONS, DONE, RECOVERY, REQUESTS, Kind, Next, Question, next_step
 from ftkit.journal import Entry, Journal, SessionRecord
@@ -221,7 +221,7 @@ class Session:
 
     def now(self) -> float:
         """The system's clock, in seconds (simulated for ``sim://``)."""
-        return float(self.driver.status().now)
+        return clock_of(self.driver)
 
     def partner_state(self) -> PartnerState:
         """The other side's health as the running side sees it."""

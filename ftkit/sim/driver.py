@@ -154,6 +154,10 @@ class SimDriver:
     def status(self) -> SystemState:
         return self.store.read()[0]
 
+    def now(self) -> float:
+        """The simulated clock, in seconds (read-only; cheaper than ``status().now``)."""
+        return self.store.now()
+
     def settings(self) -> SimSettings:
         return self.store.read()[1]
 

@@ -489,6 +489,15 @@ class TwinStore:
         self._cache = (row[0], state, sim)
         return state, sim
 
+    def now(self) -> float:
+        """The simulated clock (read-only): one query, nothing decoded."""
+        cached = self._cache
+        row = self._conn.execute(
+            "SELECT version, json_extract(state, '$.now') FROM twin WHERE id = 1").fetchone()
+        if cached is not None and cached[0] == row[0]:
+            return float(cached[1].now)
+        return float(row[1])
+
     @staticmethod
     def _decode(state: str, sim: str) -> tuple[SystemState, SimSettings]:
         return (from_dict(SystemState, json.loads(state)),
