@@ -34,7 +34,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 DECISIONS = "{split: proceed, merge: proceed, commit: commit}"
-GOAL_RATIO = 1.5
+GOAL_RATIO = 1.25
 
 
 def _bare_notebook(path: Path) -> None:

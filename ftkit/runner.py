@@ -218,6 +218,7 @@ def run_runbook(
     reports = Path(reports) if reports is not None else home.reports_dir()
     preflight_archive(reports)  # before anything changes: the record can be kept
 
+    _without_iri_grammar()
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
@@ -265,6 +266,21 @@ def run_runbook(
         )
         anchor(entry)
         return entry
+
+
+def _without_iri_grammar() -> None:
+    """Import papermill without the IRI grammar jsonschema builds at import time.
+
+    papermill imports nbformat, which imports jsonschema, whose format checkers import the
+    optional ``rfc3987_syntax`` when it is installed (jupyter-events pulls it in): about
+    1.8 s of grammar compiling on every run, for an "iri" format that nothing ftkit or
+    nbformat validates uses. jsonschema treats the package as optional; marking it absent
+    in this process (never in a kernel) skips that checker and nothing else. Nothing is
+    done when jsonschema was imported already (its checkers are built)."""
+    import sys
+
+    if "jsonschema" not in sys.modules:
+        sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
 
 
 @contextmanager
