@@ -173,6 +173,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         for name, answers, expected in PATHS for point in range(1, writes[name] + 2)])
 
 
+@pytest.mark.slow  # three whole runs; the cache is keyed by the sources that decide the count
 def test_the_sweep_counts_the_writes_of_this_tree(tmp_path: Path,
                                                   request: pytest.FixtureRequest) -> None:
     """The counts the sweep was parametrized with are those of a run now (a stale cache
