@@ -75,18 +75,26 @@ def _losers_then_winner(procs: list[subprocess.Popen[str]], system: str
                         ) -> list[tuple[int, str, str]]:
     """Wait until all but one of PROCS ended (the losers, refused at the door), then run
     SYSTEM's clock instantly (the winner, slowed so that it still drove while they tried,
-    finishes at once); the ends of all."""
+    finishes at once; a loser may end before the winner's kernel created the system); the
+    ends of all."""
     from ftkit.errors import FtkitError
 
     _until(lambda: sum(p.poll() is not None for p in procs) >= len(procs) - 1,
            "all runs but one ended")
-    try:
-        speed_up = connect(system)
-    except FtkitError:  # nobody created it
-        pass
-    else:
-        speed_up.set_time_scale(0.0)
-        speed_up.close()
+    driver = None
+
+    def created() -> bool:
+        nonlocal driver
+        try:
+            driver = connect(system)
+        except FtkitError:
+            return all(p.poll() is not None for p in procs)  # all ended: none will create it
+        return True
+
+    _until(created, f"{system} was created")
+    if driver is not None:
+        driver.set_time_scale(0.0)
+        driver.close()
     return _ended(procs)
 
 
