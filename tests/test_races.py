@@ -131,8 +131,6 @@ def _ledger(ftkit_dirs: SimpleNamespace) -> list[tuple[str, str]]:
     return [(e.runbook, e.outcome) for e in read_ledger(Path(ftkit_dirs.reports))]
 
 
-@pytest.mark.xfail(strict=True, reason="main refuses the abort inside its kernel: exit 1 and "
-                   "a failed ledger row (the lock branch refuses it before a kernel starts)")
 def test_the_abort_runbook_is_refused_while_an_upgrade_runs(ftkit_dirs: SimpleNamespace
                                                             ) -> None:
     system = f"sim://race-a-{uuid.uuid4().hex[:8]}"
@@ -155,9 +153,6 @@ def test_the_abort_runbook_is_refused_while_an_upgrade_runs(ftkit_dirs: SimpleNa
     ended_right(system, COMMIT, "committed", ORIGINAL)
 
 
-@pytest.mark.xfail(strict=True, reason="main refuses the second resume inside its kernel: "
-                   "exit 1 and a failed ledger row (the lock branch refuses it before a "
-                   "kernel starts)")
 def test_two_resumes_of_one_paused_session_one_drives(ftkit_dirs: SimpleNamespace) -> None:
     system = f"sim://race-b-{uuid.uuid4().hex[:8]}"
     driver = create_system(system)
@@ -177,9 +172,6 @@ def test_two_resumes_of_one_paused_session_one_drives(ftkit_dirs: SimpleNamespac
     ended_right(system, COMMIT, "committed", ORIGINAL)
 
 
-@pytest.mark.xfail(strict=True, reason="main lets all four start a kernel: the losers are "
-                   "refused inside it, exit 1 and a failed ledger row each (the lock branch "
-                   "refuses them before a kernel starts)")
 def test_four_first_runs_of_a_new_system_one_drives(ftkit_dirs: SimpleNamespace) -> None:
     system = f"sim://race-c-{uuid.uuid4().hex[:8]}"  # does not exist: the run creates it
     ends = _losers_then_winner([_upgrade(system, COMMIT, f"racer-{n}", time_scale=0.01)
