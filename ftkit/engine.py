@@ -372,6 +372,11 @@ def _resume(session: Session) -> Advanced:
     assert session.record is not None
     control(session)
     pending = session.journal.pending_intent(session.record.id)
+    if pending is None and session.operational_state is not OperationalState.BUSY:
+        raise TransitionError(  # the table leads nowhere from here: say so, change nothing
+            f"nothing is declared to run from {session.upgrade_state.value} / "
+            f"{session.operational_state.value}",
+            "run the abort runbook, or ftkit recover if the journal was replaced")
     if pending is None:
         session.journal.set_state(session.record.id, upgrade_state=session.upgrade_state.value,
                                   operational_state=READY,
