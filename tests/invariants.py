@@ -2,8 +2,9 @@
 that test files share (``from invariants import ended_right``). Read-only: they open the
 system and its journal, read them and close them.
 
-The same invariants as ``test_adversary.py``'s kill sweep (docs/DOMAIN.md#invariants, docs/DESIGN.md "The
-journal's guarantees"), stated once for the sweeps that drive the runbook through a kernel.
+The same invariants as ``test_adversary.py``'s kill sweep (docs/DOMAIN.md#invariants,
+docs/DESIGN.md "The journal's guarantees"), stated once for the sweeps that drive the
+runbook through a kernel.
 """
 
 from __future__ import annotations
