@@ -15,6 +15,7 @@ import importlib
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from ftkit.errors import TargetError
@@ -32,6 +33,7 @@ __all__ = [
     "run_executable",
     "schemes",
     "split_target",
+    "state_dir_of",
 ]
 
 Progress = Callable[[str, float, float], None]
@@ -120,8 +122,25 @@ class Driver(Protocol):
     def acknowledged(self) -> int:
         """How many transactions the applications have acknowledged (read-only)."""
 
+    def state_dir(self) -> Path | None:
+        """The folder where the system keeps its own state, in which ftkit keeps the
+        system's journal and controller lock (``journal-<system id>.db``,
+        ``controller.lock``): every process that drives the system must find the same
+        folder, whatever its ``$FTKIT_HOME``. None when there is none this process can
+        reach. Read-only: it creates nothing (ftkit creates the folder when it first writes
+        there)."""
+
     def close(self) -> None:
         """Release the connection."""
+
+
+def state_dir_of(driver: Driver) -> Path | None:
+    """DRIVER's :meth:`Driver.state_dir`; None for a driver that has none (one written
+    before drivers named it: ftkit then keeps the journal under ``$FTKIT_HOME/journals``
+    as before, with the lock beside it, so two homes do not share it). Read-only."""
+    method = getattr(driver, "state_dir", None)
+    folder = method() if callable(method) else None
+    return None if folder is None else Path(folder)
 
 
 def run_executable(command: Sequence[str], *, env: Mapping[str, str],

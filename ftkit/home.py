@@ -1,4 +1,5 @@
-"""Where ftkit keeps its state: ``$FTKIT_HOME`` (twins, journals) and the reports folder.
+"""Where ftkit keeps its state: ``$FTKIT_HOME`` (twins; the journals of systems whose
+driver names no folder of their own) and the reports folder.
 
 ``$FTKIT_HOME`` defaults to the user's state directory, never the repository; reports go
 to ``$FTKIT_REPORTS`` or ``./reports``. Nothing here creates a directory except
@@ -35,8 +36,10 @@ def reports_dir() -> Path:
     return Path.cwd() / "reports"
 
 
-def journal_path(target: str) -> Path:
-    """The journal file of TARGET under ``ftkit_home()/journals``; creates that folder.
+def journal_path(target: str, *, create: bool = True) -> Path:
+    """The journal file of TARGET under ``ftkit_home()/journals``; creates that folder
+    unless ``create`` is False. Only for a system whose driver names no folder of its own
+    (see :func:`ftkit.journal.journal_path_of`) or a target that cannot be reached.
 
     The name is the target made filename-safe plus a SHA-1 prefix of the exact target
     string, so ``sim://a/b`` and ``sim://a_b`` never share a journal.
@@ -44,5 +47,6 @@ def journal_path(target: str) -> Path:
     safe = _UNSAFE.sub("_", target).strip("._-")[:60] or "target"
     digest = hashlib.sha1(target.encode("utf-8"), usedforsecurity=False).hexdigest()[:12]
     folder = ftkit_home() / "journals"
-    folder.mkdir(parents=True, exist_ok=True)
+    if create:
+        folder.mkdir(parents=True, exist_ok=True)
     return folder / f"{safe}-{digest}.db"

@@ -35,8 +35,10 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import re
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -45,7 +47,7 @@ from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ftkit import canonical, home, store
+from ftkit import canonical, home, lock, store
 from ftkit.errors import ArchiveError, FtkitError, SessionBusyError, TransitionError
 from ftkit.redact import redact, scrub
 
@@ -60,6 +62,9 @@ __all__ = [
     "Journal",
     "Note",
     "SessionRecord",
+    "journal_path_of",
+    "legacy_journal_path_of",
+    "lock_path_of",
 ]
 
 log_ = logging.getLogger(__name__)
@@ -312,9 +317,10 @@ class Note:
 
 Listener = Callable[[Entry], None]
 
-LEASE_RENEW_S = 30.0  # a held lease's heartbeat is written at most this often
-LEASE_EXPIRY_S = 900.0  # a lease held from another host is taken over only this long after
-                        # its last heartbeat (on the same host, only once its process is gone)
+LEASE_RENEW_S = 30.0  # a held lease's heartbeat is written this often (by a daemon thread)
+LEASE_EXPIRY_S = 900.0  # a lease whose controller lock is free but whose row names another
+                        # host is taken over only this long after its last heartbeat (a file
+                        # system whose OS locks may not reach across hosts)
 
 
 def _pid_start(pid: int) -> str:
@@ -332,26 +338,6 @@ def _me(pid: int) -> Owner:
     import socket
 
     return Owner(socket.gethostname(), pid, _pid_start(pid))
-
-
-def _alive(pid: int, started: str) -> bool:
-    """Whether PID still runs the process that took the lease: it exists, is not a zombie
-    (killed, not yet reaped: an orphan may stay one a while) and started when it did."""
-    import os
-
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0]
-    except (OSError, IndexError):
-        return not Path("/proc").is_dir()  # gone meanwhile, or no /proc to ask
-    if state in ("Z", "X", "x"):
-        return False
-    return not started or _pid_start(pid) == started
 
 
 @dataclass(frozen=True)
@@ -386,8 +372,15 @@ class Journal:
         *,
         target: str | None = None,
         clock: Callable[[], datetime] | None = None,
+        lock_path: str | Path | None = None,
     ) -> None:
         self.path = Path(path)
+        #: the system's controller lock (:mod:`ftkit.lock`); by default beside the journal
+        self.lock_path = Path(lock_path) if lock_path is not None else self.path.with_suffix(
+            ".lock")
+        self._claimed = False  # this object holds the controller lock and its lease row
+        self._lost = False  # the heartbeat found the row naming another owner
+        self._beat: tuple[threading.Thread, threading.Event] | None = None
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._clock = clock or _utc_now
         self._lock = threading.RLock()
@@ -429,28 +422,33 @@ class Journal:
 
     @classmethod
     def open(cls, target: str, *, clock: Callable[[], datetime] | None = None) -> Journal:
-        """The journal of TARGET's system under ``$FTKIT_HOME/journals`` (created if new).
-
-        Keyed by the system's own id when the system can be reached (two spellings of one
-        system share one journal; a new system of an old name starts a new one), else by
-        the target string."""
-        return cls(journal_path_of(target), target=target, clock=clock)
+        """The journal of TARGET's system, where the system keeps its state (created if new;
+        see :func:`journal_path_of`). A target that cannot be reached gets one under
+        ``$FTKIT_HOME/journals`` keyed by the target string."""
+        try:
+            driver = _connect(target)
+        except FtkitError:
+            return cls(home.journal_path(target), target=target, clock=clock)
+        try:
+            return cls.of(driver, clock=clock)
+        finally:
+            driver.close()
 
     @classmethod
     def of(cls, driver: Any, *, clock: Callable[[], datetime] | None = None) -> Journal:
-        """The journal of DRIVER's system (keyed by its system id); created if new."""
-        return cls(home.journal_path(_key(driver.target, driver.status().system_id)),
-                   target=driver.target, clock=clock)
+        """The journal of DRIVER's system (created if new): beside the system's own state,
+        keyed by its system id (:func:`_locate`), whichever ``$FTKIT_HOME`` asks."""
+        path, lock_path = _locate(driver)
+        _move_legacy(driver, path)
+        return cls(path, target=driver.target, clock=clock, lock_path=lock_path)
 
     @classmethod
     def find(cls, driver: Any) -> Journal | None:
-        """The journal of DRIVER's system if it has one, else None; creates nothing."""
-        key = _key(driver.target, driver.status().system_id)
-        folder = home.ftkit_home() / "journals"
-        if not folder.is_dir():
-            return None
-        path = home.journal_path(key)
-        return cls(path, target=driver.target) if path.is_file() else None
+        """The journal of DRIVER's system if it has one, else None; creates nothing (but
+        moves a journal an older ftkit kept under ``$FTKIT_HOME`` to where it belongs)."""
+        path, lock_path = _locate(driver)
+        _move_legacy(driver, path)
+        return cls(path, target=driver.target, lock_path=lock_path) if path.is_file() else None
 
     # --- plumbing -------------------------------------------------------------------------
 
@@ -543,9 +541,18 @@ class Journal:
                 self._conn.execute("COMMIT")
 
     def close(self) -> None:
-        """Close the database connection."""
-        with self._lock:
-            self._conn.close()
+        """Give up the lease if this object holds it (:meth:`release`), then close the
+        database connection."""
+        try:
+            if self._claimed:
+                self.release()
+        except sqlite3.Error as err:  # the row names a process about to be gone anyway
+            log_.warning("controller lease of %s not released: %s", self.path, err)
+        finally:
+            self._let_go()
+            lock.release(self.lock_path, user=self)
+            with self._lock:
+                self._conn.close()
 
     def __enter__(self) -> Journal:
         return self
@@ -649,92 +656,166 @@ class Journal:
     # --- the controller lease ----------------------------------------------------------------
 
     def claim(self, holder: str = "", *, now: float | None = None) -> bool:
-        """Become this system's one controller, or renew the lease; one transaction.
+        """Become this system's one controller, or stay it: nothing to do (no SQL) once this
+        object holds it; else the controller lock and one transaction (not synced).
 
-        Returns True when the lease was newly taken (or taken over), False when renewed.
-        Raises :class:`SessionBusyError` naming the owner while another process holds it
-        and is provably alive (same host: its pid runs with the same start time; another
-        host: its heartbeat is younger than ``LEASE_EXPIRY_S``). A takeover is journaled.
+        Takes the system's controller lock (:mod:`ftkit.lock`, an OS lock beside the system's
+        state, non-blocking) and writes the lease row (host, pid, since, holder: for people
+        and status); a daemon thread renews the row's heartbeat every ``LEASE_RENEW_S``
+        while it is held. Returns True when newly taken (or taken over), False when this
+        process held it already. Raises :class:`SessionBusyError`, naming who holds it and
+        since when, while another process holds the lock; or, the lock being free, while
+        the row names a process on another host whose heartbeat is younger than
+        ``LEASE_EXPIRY_S`` (a file system whose locks may not reach across hosts). A row
+        naming another owner whose lock is free is a takeover, journaled.
         """
-        import time
-
+        if self._claimed and not self._lost:
+            return False
         me = Owner.me()
         beat = time.time() if now is None else now
-        with self._lock:  # held and fresh: nothing to write (a heartbeat every 30 s at most)
-            held = self._conn.execute("SELECT * FROM lease WHERE id = 1").fetchone()
-        if (held is not None and Owner(held["host"], held["pid"], held["pid_start"]) == me
-                and beat - held["heartbeat"] < LEASE_RENEW_S):
-            return False
-        # not synced: the lease names live processes, and a power cut ends them all (a
-        # takeover's warning is made durable by the synced intent that follows it)
-        with self._write(sync=False) as conn:
-            row = conn.execute("SELECT * FROM lease WHERE id = 1").fetchone()
-            if row is not None:
-                if Owner(row["host"], row["pid"], row["pid_start"]) == me:
-                    conn.execute("UPDATE lease SET heartbeat = ? WHERE id = 1", (beat,))
-                    return False
-                busy = self._busy(conn, row, me, beat)
-                if busy is not None:
-                    raise busy
-            conn.execute(
-                "INSERT OR REPLACE INTO lease (id, host, pid, pid_start, since, heartbeat, holder)"
-                " VALUES (1, ?, ?, ?, ?, ?, ?)",
-                (me.host, me.pid, me.pid_start, _iso(self._clock()), beat, _text(holder)))
-            entry = None
-            if row is not None:
-                current = conn.execute("SELECT id FROM sessions WHERE ended IS NULL").fetchone()
-                entry = self._append(
-                    conn, current["id"] if current else None, "warning",
-                    f"controller lease taken over from {row['holder'] or 'a run'} "
-                    f"(pid {row['pid']} on {row['host']}, gone) by {holder or 'a run'} "
-                    f"({me})",
-                    detail={"lease": "takeover", "from": {"host": row["host"],
-                                                          "pid": row["pid"]},
-                            "to": {"host": me.host, "pid": me.pid}})
+        text = _text(holder)
+        busy = lock.take(self.lock_path, user=self, holder=text)
+        if busy is not None:
+            raise self._refusal(busy)
+        entry = None
+        try:
+            # not synced: the lease names live processes, and a power cut ends them all (a
+            # takeover's warning is made durable by the synced intent that follows it)
+            with self._write(sync=False) as conn:
+                row = conn.execute("SELECT * FROM lease WHERE id = 1").fetchone()
+                mine = row is not None and Owner(row["host"], row["pid"],
+                                                 row["pid_start"]) == me
+                if mine and not self._lost:
+                    conn.execute("UPDATE lease SET heartbeat = ?, holder = ? WHERE id = 1",
+                                 (beat, text))
+                else:
+                    if row is not None and (self._lost or self._other_host_alive(row, me,
+                                                                                  beat)):
+                        raise self._refusal(None, row=row, conn=conn)
+                    conn.execute(
+                        "INSERT OR REPLACE INTO lease (id, host, pid, pid_start, since,"
+                        " heartbeat, holder) VALUES (1, ?, ?, ?, ?, ?, ?)",
+                        (me.host, me.pid, me.pid_start, _iso(self._clock()), beat, text))
+                if row is not None and not mine:
+                    current = conn.execute(
+                        "SELECT id FROM sessions WHERE ended IS NULL").fetchone()
+                    entry = self._append(
+                        conn, current["id"] if current else None, "warning",
+                        f"controller lease taken over from {row['holder'] or 'a run'} "
+                        f"(pid {row['pid']} on {row['host']}, gone) by {holder or 'a run'} "
+                        f"({me})",
+                        detail={"lease": "takeover", "from": {"host": row["host"],
+                                                              "pid": row["pid"]},
+                                "to": {"host": me.host, "pid": me.pid}})
+        except BaseException:
+            self._let_go()
+            lock.release(self.lock_path, user=self)
+            raise
+        self._claimed = True
+        self._start_heartbeat()
         if entry is not None:
             self._notify([entry])
-        return True
+        return not mine
 
-    def _busy(self, conn: sqlite3.Connection, row: sqlite3.Row, me: Owner,
-              beat: float) -> SessionBusyError | None:
-        """The refusal while ROW's owner (not ME) is provably alive, else None (read-only)."""
-        owner = Owner(row["host"], row["pid"], row["pid_start"])
-        gone = (not _alive(owner.pid, owner.pid_start) if owner.host == me.host
-                else beat - row["heartbeat"] > LEASE_EXPIRY_S)
-        if gone:
-            return None
-        current = conn.execute("SELECT * FROM sessions WHERE ended IS NULL").fetchone()
+    @staticmethod
+    def _other_host_alive(row: sqlite3.Row, me: Owner, beat: float) -> bool:
+        """Whether ROW names a process on another host that renewed its heartbeat within
+        ``LEASE_EXPIRY_S``: alive for all we know, where the OS lock may not reach."""
+        return row["host"] != me.host and beat - row["heartbeat"] <= LEASE_EXPIRY_S
+
+    def _refusal(self, note: lock.Holder | None, *, row: sqlite3.Row | None = None,
+                 conn: sqlite3.Connection | None = None) -> SessionBusyError:
+        """The refusal naming who drives the system: NOTE (what the lock file says of its
+        holder) or the lease ROW; read-only."""
+        with self._lock:
+            db = conn or self._conn
+            if row is None:
+                row = db.execute("SELECT * FROM lease WHERE id = 1").fetchone()
+                if note is not None and row is not None and (row["host"], row["pid"]) != (
+                        note.host, note.pid):
+                    row = None  # a row the lock's holder has not written yet: a dead one's
+            current = db.execute("SELECT * FROM sessions WHERE ended IS NULL").fetchone()
+        who = (f"{row['holder'] or 'a run'} (pid {row['pid']} on {row['host']}, since "
+               f"{row['since']})" if row is not None else str(note or lock.Holder()))
         what = (f"session {current['id']} ({current['upgrade_state']}, "
                 f"{current['operational_state']})" if current else "the system")
         return SessionBusyError(
-            f"{what} of {self.target} is driven by {row['holder'] or 'a run'} "
-            f"({owner}, since {row['since']})",
-            "wait for it to end, or stop that process; a lease is taken over only once its "
-            "owner is gone")
+            f"{what} of {self.target} is driven by {who}",
+            "wait for it to end, or stop that process; its lease is taken over only once it "
+            "is gone")
 
     def busy(self) -> SessionBusyError | None:
-        """Why this process could not become the controller now (another one lives and
-        holds the lease), else None. Read-only: :meth:`claim` decides, this only tells."""
-        import time
-
-        me = Owner.me()
+        """Why this process could not become the controller now (another one holds the
+        controller lock, or a fresh lease from another host), else None. Read-only: it
+        tests the lock without keeping it; :meth:`claim` decides, this only tells."""
+        if lock.held(self.lock_path) and not self._lost:
+            return None
+        note = lock.probe(self.lock_path)
+        if note is not None:
+            return self._refusal(note)
         with self._lock:
             row = self._conn.execute("SELECT * FROM lease WHERE id = 1").fetchone()
-            if row is None or Owner(row["host"], row["pid"], row["pid_start"]) == me:
-                return None
-            return self._busy(self._conn, row, me, time.time())
+        me = Owner.me()
+        if row is None or Owner(row["host"], row["pid"], row["pid_start"]) == me:
+            return None
+        return self._refusal(None, row=row) if self._other_host_alive(
+            row, me, time.time()) else None
 
     def release(self) -> None:
-        """Give the lease up if this process holds it; one transaction (not synced, as in
-        :meth:`claim`: a lease left behind by a power cut names a process that is gone)."""
-        with self._write(sync=False) as conn:
-            self._release(conn)
+        """Give the lease up: its row if it names this process (one transaction, not synced,
+        as in :meth:`claim`: a row left behind by a power cut names a process that is gone)
+        and this object's hold of the controller lock (free once no process holds it)."""
+        self._let_go()
+        try:
+            with self._write(sync=False) as conn:
+                self._release(conn)
+        finally:
+            lock.release(self.lock_path, user=self)
 
     @staticmethod
     def _release(conn: sqlite3.Connection) -> None:
         me = Owner.me()
         conn.execute("DELETE FROM lease WHERE id = 1 AND host = ? AND pid = ?",
                      (me.host, me.pid))
+
+    def _let_go(self) -> None:
+        """Stop renewing the heartbeat; this object no longer counts itself the controller."""
+        beat, self._beat = self._beat, None
+        self._claimed = self._lost = False
+        if beat is not None:
+            beat[1].set()
+            if beat[0] is not threading.current_thread():
+                beat[0].join()
+
+    def _start_heartbeat(self) -> None:
+        if self._beat is not None:
+            return
+        stop = threading.Event()
+        thread = threading.Thread(target=self._heartbeat, args=(stop,), daemon=True,
+                                  name=f"ftkit-lease-{self.path.name}")
+        self._beat = (thread, stop)
+        thread.start()
+
+    def _heartbeat(self, stop: threading.Event) -> None:
+        """Every ``LEASE_RENEW_S`` while held: the lease row's heartbeat (one transaction,
+        not synced), so that a long step never looks dead from another host. A row that no
+        longer names this process makes the next :meth:`claim` refuse."""
+        me = Owner.me()
+        while not stop.wait(LEASE_RENEW_S):
+            try:
+                with self._write(sync=False) as conn:
+                    renewed = conn.execute(
+                        "UPDATE lease SET heartbeat = ? WHERE id = 1 AND host = ? AND pid = ?",
+                        (time.time(), me.host, me.pid)).rowcount
+            except sqlite3.Error as err:  # closed meanwhile, or busy for 30 s: try again
+                if stop.is_set():
+                    return
+                log_.warning("controller lease heartbeat of %s not written: %s", self.path,
+                             err)
+                continue
+            if not renewed:
+                self._lost = True
+                return
 
     def lease(self) -> dict[str, Any] | None:
         """Who holds the controller lease, if anyone (read-only)."""
@@ -1090,6 +1171,9 @@ class Journal:
                 written.append(self._end(conn, session_id, end, sim_time))
             if release:
                 self._release(conn)
+        if release:  # the row went with the outcome; now the lock
+            self._let_go()
+            lock.release(self.lock_path, user=self)
         self._notify(written)
         return outcome_id
 
@@ -1351,19 +1435,123 @@ def _key(target: str, system_id: str) -> str:
     return f"system:{system_id}" if system_id else target
 
 
-def journal_path_of(target: str) -> Path:
-    """Where TARGET's journal lives: keyed by its system's id when the system can be
-    opened, else by the target string (a malformed or unknown target)."""
+def _connect(target: str) -> Any:
     from ftkit.drivers import connect
 
+    return connect(target)
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def _locate(driver: Any) -> tuple[Path, Path]:
+    """(journal file, controller lock file) of DRIVER's system; read-only, creates nothing.
+
+    Where the system keeps its own state (:func:`ftkit.drivers.state_dir_of`: for
+    ``sim://`` the folder ``NAME.ftkit`` beside the twin ``NAME.db``, for ``host://`` the
+    site's state folder): ``journal-<system id>.db`` (a new system of an old name starts a
+    new journal) and ``controller.lock``. A driver that names no such folder keeps today's
+    place: ``$FTKIT_HOME/journals``, keyed by the system id, the lock beside the journal."""
+    from ftkit.drivers import state_dir_of
+
+    system_id = str(getattr(driver.status(), "system_id", "") or "")
+    folder = state_dir_of(driver)
+    if folder is None:
+        path = home.journal_path(_key(driver.target, system_id), create=False)
+        return path, path.with_suffix(".lock")
+    name = _UNSAFE.sub("_", system_id).strip("._-")[:80]
+    return folder / (f"journal-{name}.db" if name else "journal.db"), folder / lock.LOCK_NAME
+
+
+def journal_path_of(target: str) -> Path:
+    """Where TARGET's journal lives (read-only, creates nothing): beside the system's own
+    state, keyed by its system id (:func:`_locate`), when the system can be opened; else
+    under ``$FTKIT_HOME/journals``, keyed by the target string."""
     try:
-        driver = connect(target)
+        driver = _connect(target)
     except FtkitError:
-        return home.journal_path(target)
+        return home.journal_path(target, create=False)
     try:
-        return home.journal_path(_key(driver.target, driver.status().system_id))
+        return _locate(driver)[0]
     finally:
         driver.close()
+
+
+def legacy_journal_path_of(target: str) -> Path | None:
+    """Where an older ftkit kept TARGET's journal (``$FTKIT_HOME/journals``, keyed by its
+    system id), if the system can be opened; read-only, creates nothing."""
+    try:
+        driver = _connect(target)
+    except FtkitError:
+        return None
+    try:
+        return home.journal_path(_key(driver.target, driver.status().system_id), create=False)
+    finally:
+        driver.close()
+
+
+def lock_path_of(target: str) -> Path | None:
+    """Where TARGET's controller lock is (read-only, creates nothing): beside the system's
+    own state; for a ``sim://`` system not created yet, where it will be; None for a
+    target that names no system this process can reach (nothing to lock)."""
+    try:
+        driver = _connect(target)
+    except FtkitError:
+        from ftkit.drivers import split_target
+
+        try:
+            scheme, rest = split_target(target)
+            if scheme != "sim":
+                return None
+            from ftkit.sim.driver import state_dir_for, system_path
+
+            return state_dir_for(system_path(rest)) / lock.LOCK_NAME
+        except FtkitError:
+            return None
+    try:
+        return _locate(driver)[1]
+    finally:
+        driver.close()
+
+
+def _move_legacy(driver: Any, path: Path) -> None:
+    """Move the journal an older ftkit kept for DRIVER's system under
+    ``$FTKIT_HOME/journals`` to PATH, where it belongs now, when PATH has none: copied
+    whole (SQLite's backup), published by a link that fails if another process did it
+    first, and the old file renamed ``<name>.moved-<UTC time>``. Nothing when there is none."""
+    if path.exists():
+        return
+    legacy = home.journal_path(_key(driver.target, driver.status().system_id), create=False)
+    if legacy == path or not legacy.is_file():
+        return
+    import os
+    import uuid
+    from datetime import UTC
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{uuid.uuid4().hex}.moving")
+    try:
+        source = sqlite3.connect(legacy)
+        try:
+            copy = sqlite3.connect(partial)
+            try:
+                source.backup(copy)
+            finally:
+                copy.close()
+        finally:
+            source.close()
+        try:
+            os.link(partial, path)
+        except FileExistsError:
+            return  # another process moved it first
+    finally:
+        partial.unlink(missing_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    for suffix in ("", "-wal", "-shm"):
+        old = Path(f"{legacy}{suffix}")
+        if old.is_file():
+            old.rename(old.with_name(f"{legacy.name}.moved-{stamp}{suffix}"))
+    log_.warning("journal %s moved to %s (beside the system's own state)", legacy, path)
 
 
 def _busy(record: SessionRecord) -> SessionBusyError:

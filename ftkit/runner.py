@@ -21,14 +21,15 @@ import json
 import os
 import tempfile
 import tokenize
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ftkit import home
 from ftkit.archive import LedgerEntry, archive_run
-from ftkit.errors import FtkitError
+from ftkit.errors import FtkitError, SessionBusyError
 from ftkit.redact import scrub, secret_values
 
 if TYPE_CHECKING:
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "check_parameters",
+    "controlling",
     "find_file",
     "now",
     "parameter_value",
@@ -219,7 +221,7 @@ def run_runbook(
     from papermill.exceptions import PapermillExecutionError
 
     secrets = secret_values(params)
-    with tempfile.TemporaryDirectory(prefix="ftkit-run-") as scratch:
+    with controlling(path, params), tempfile.TemporaryDirectory(prefix="ftkit-run-") as scratch:
         output = Path(scratch) / path.name
         started = now()
         try:
@@ -262,6 +264,40 @@ def run_runbook(
         )
         anchor(entry)
         return entry
+
+
+@contextmanager
+def controlling(path: Path, params: Mapping[str, Any]) -> Iterator[None]:
+    """Hold the controller lock of the system that a run of the runbook at PATH with
+    PARAMS can change (it declares ``system`` and ``operator``, and does not run in plan
+    mode) from before its kernel starts until the run ends, and hand it to that kernel
+    (:func:`ftkit.lock.holding`): of runs racing for one system one goes on, the others
+    are refused here with :class:`SessionBusyError` naming who drives it and since when,
+    before a kernel starts and before anything is written but the lock file. Re-entrant
+    (``ftkit run`` holds it while it checks the session, then runs). Nothing to hold for
+    a run that changes nothing, or a system no process here can reach."""
+    declared = runbook_parameters(path)
+    mode = parameter_value(params, declared, "mode") if "mode" in declared else None
+    if not {"system", "operator"} <= set(declared) or mode == "plan":
+        yield
+        return
+    from ftkit.journal import lock_path_of
+    from ftkit.lock import holding
+
+    target = str(parameter_value(params, declared, "system"))
+    where = lock_path_of(target)
+    if where is None:
+        yield
+        return
+    operator = parameter_value(params, declared, "operator") or "unknown"
+    change = (parameter_value(params, declared, "change_id") if "change_id" in declared
+              else "") or "no change id"
+    with holding(where, holder=f"ftkit run {path.stem} by {operator} ({change})") as busy:
+        if busy is not None:
+            raise SessionBusyError(
+                f"{target} is driven by {busy}",
+                "wait for that run to end, or stop it; nothing was run or recorded here")
+        yield
 
 
 def preflight_archive(reports: Path) -> None:

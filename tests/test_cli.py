@@ -318,6 +318,7 @@ def test_status_does_not_create_a_journal(capsys: pytest.CaptureFixture[str], la
                                           ftkit_dirs: SimpleNamespace) -> None:
     assert run(capsys, "status", lab)[0] == 0
     assert not (ftkit_dirs.home / "journals").exists()
+    assert not (ftkit_dirs.home / "systems" / f"{lab}.ftkit").exists()  # where it would be
 
 
 def test_status_shows_an_ongoing_outage(capsys: pytest.CaptureFixture[str], lab: str) -> None:

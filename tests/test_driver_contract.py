@@ -18,6 +18,7 @@ import json
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -207,6 +208,24 @@ def test_target_reconnects(subject: Subject) -> None:
         assert stable(subject, again.status()) == stable(subject, subject.driver.status())
     finally:
         again.close()
+
+
+def test_state_dir_is_one_folder_whoever_connects_and_naming_it_changes_nothing(
+        subject: Subject) -> None:
+    """Where ftkit keeps the system's journal and controller lock: every process that
+    connects to the target, from any $FTKIT_HOME, must name the same folder (None: the
+    driver has none, and ftkit keeps them under $FTKIT_HOME as before)."""
+    folder = subject.driver.state_dir()
+    assert folder is None or (isinstance(folder, Path) and folder.is_absolute())
+    existed = folder is not None and folder.exists()
+    before = snapshot(subject)
+    again = connect(subject.driver.target)
+    try:
+        assert again.state_dir() == folder
+    finally:
+        again.close()
+    assert snapshot(subject) == before  # read-only
+    assert folder is None or folder.exists() == existed  # and it creates nothing
 
 
 def test_status_shape(subject: Subject) -> None:

@@ -171,11 +171,13 @@ def test_remove_sets_the_journal_aside_so_a_new_system_of_the_name_starts_clean(
     by_target = journal_path("sim://ux2")  # a journal keyed by the name alone
     by_target.write_bytes(old.read_bytes())
 
+    assert old.parent == ftkit_dirs.home / "systems" / "ux2.ftkit"  # beside the twin
     admin.remove("ux2")
     assert not old.exists() and not by_target.exists()
-    aside = sorted(p.name for p in old.parent.glob("*.removed-*")
-                   if not p.name.endswith(("-wal", "-shm")))
-    assert [name.split(".removed-")[0] for name in aside] == sorted([old.name, by_target.name])
+    for journal in (old, by_target):  # each set aside where it was
+        aside = [p.name for p in journal.parent.glob("*.removed-*")
+                 if not p.name.endswith(("-wal", "-shm"))]
+        assert [name.split(".removed-")[0] for name in aside] == [journal.name]
 
     admin.create("ux2")
     again = open_session("sim://ux2", CONFIG, PACKAGES, change_id="CHG-2", operator="op")

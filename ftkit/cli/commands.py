@@ -14,6 +14,7 @@ IPython or ipywidgets (``check``, ``run`` and ``reports add`` do, lazily).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -238,7 +239,7 @@ def cmd_sim_remove(args: argparse.Namespace) -> int:
     target, _path = _existing_sim(args.name)
     path = admin.remove(target, force=args.force)
     print(f"removed {target} ({path}); its journal, if any, is kept aside as "
-          "journals/*.removed-<time>")
+          f"{path.with_suffix('.ftkit').name}/journal-*.removed-<time>")
     return EXIT_OK
 
 def gather_status(name: str) -> dict[str, Any]:
@@ -456,21 +457,26 @@ def _reports(args: argparse.Namespace) -> Path:
 def cmd_run(args: argparse.Namespace) -> int:
     """Run a runbook headless through papermill and archive it; its parameters, files and
     system are checked before a kernel starts (bad input archives nothing)."""
-    from ftkit.runner import check_parameters, resolve_runbook, run_runbook
+    from ftkit.runner import check_parameters, controlling, resolve_runbook, run_runbook
 
     params = _parameters(args.param)
-    try:
-        path = resolve_runbook(args.runbook)
-        files = check_parameters(path, params)
-        _check_system(path, params)
-        _check_session(path, params, files)
-    except BadInput:
-        raise
-    except FtkitError as err:
-        raise BadInput(err.message, err.remedy) from None
-    reports = _reports(args)
-    entry = run_runbook(str(path), params, reports=reports, kernel_name=args.kernel,
-                        progress=args.progress)
+    with contextlib.ExitStack() as hold:
+        try:
+            path = resolve_runbook(args.runbook)
+            files = check_parameters(path, params)
+            _check_system(path, params)
+            _check_session(path, params, files)  # refused here, nothing is created
+            # the system's controller lock, held until the run ends (its kernel is handed
+            # it): a run racing for the system is refused here, before a kernel starts
+            hold.enter_context(controlling(path, params))
+            _check_session(path, params, files)  # again under the lock: it stands still now
+        except BadInput:
+            raise
+        except FtkitError as err:
+            raise BadInput(err.message, err.remedy) from None
+        reports = _reports(args)
+        entry = run_runbook(str(path), params, reports=reports, kernel_name=args.kernel,
+                            progress=args.progress)
     print(render.entry_text(entry, reports, message=_result_message(reports, entry)))
     if entry.outcome == "failed":
         raise Failed(f"runbook {path.stem} ended {entry.outcome}",

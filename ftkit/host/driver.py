@@ -133,6 +133,11 @@ class HostDriver:
         self.dir = site.state_dir
         self._file = self.dir / "state.json"
 
+    def state_dir(self) -> Path:
+        """The site's state folder (``state`` in the site file), where ftkit keeps this
+        system's journal and controller lock beside ``state.json``; read-only."""
+        return self.dir
+
     # --- persistent state --------------------------------------------------------
 
     def _read(self) -> dict[str, Any]:

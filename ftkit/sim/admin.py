@@ -169,18 +169,21 @@ def remove(name: str, *, force: bool = False) -> Path:
 
 
 def set_journal_aside(target: str) -> list[Path]:
-    """Rename TARGET's journal (keyed by its system id, and one keyed by the target string)
-    to ``<file>.removed-<UTC time>`` beside it: the record of what was done to the system
+    """Rename TARGET's journal (beside the twin, keyed by its system id; and one an older
+    ftkit kept under ``$FTKIT_HOME/journals``, by system id or by the target string) to
+    ``<file>.removed-<UTC time>`` beside it: the record of what was done to the system
     is kept, and is never resumed by a new system of the same name.  Returns the new
-    paths (none when the system never had a journal)."""
+    paths (none when the system never had a journal); creates nothing."""
     from datetime import UTC, datetime
 
     from ftkit.home import journal_path
-    from ftkit.journal import journal_path_of
+    from ftkit.journal import journal_path_of, legacy_journal_path_of
 
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     moved = []
-    for journal in dict.fromkeys((journal_path_of(target), journal_path(target))):
+    found = (journal_path_of(target), legacy_journal_path_of(target),
+             journal_path(target, create=False))
+    for journal in dict.fromkeys(p for p in found if p is not None):
         if journal.is_file():
             aside = journal.with_name(f"{journal.name}.removed-{stamp}")
             journal.rename(aside)

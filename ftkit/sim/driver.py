@@ -52,7 +52,8 @@ from ftkit.sim.twin import (
     load_scenario,
 )
 
-__all__ = ["NAME_RULE", "SimDriver", "create_system", "list_systems", "open_sim", "system_path"]
+__all__ = ["NAME_RULE", "SimDriver", "create_system", "list_systems", "open_sim", "state_dir_for",
+           "system_path"]
 
 # Realistic durations in simulated seconds (boot and shutdown: see ftkit.sim.twin).
 SPLIT_S = 45.0
@@ -82,6 +83,13 @@ def system_path(rest: str) -> Path:
             f"a NAME is {NAME_RULE}: a letter or digit, then up to 63 letters, digits, "
             "'.', '_' or '-' (sim://demo); or sim:///abs/path/demo.db")
     return ftkit_home() / "systems" / f"{rest}.db"
+
+
+def state_dir_for(twin: Path) -> Path:
+    """The folder beside the twin file TWIN (``NAME.db`` → ``NAME.ftkit``) where ftkit keeps
+    that system's journal and controller lock, whichever ``$FTKIT_HOME`` names it
+    (read-only; ``sim list`` sees no ``.db`` in it)."""
+    return twin.with_suffix(".ftkit")
 
 
 def _refuse_control_characters(text: str) -> None:
@@ -135,6 +143,10 @@ class SimDriver:
     def __init__(self, target: str, store: TwinStore) -> None:
         self.target = target
         self.store = store
+
+    def state_dir(self) -> Path:
+        """``NAME.ftkit`` beside the twin ``NAME.db`` (:func:`state_dir_for`); read-only."""
+        return state_dir_for(self.store.path)
 
     # --- reading ---------------------------------------------------------
 
