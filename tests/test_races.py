@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -31,7 +32,8 @@ from ftkit.drivers import connect
 from ftkit.journal import Journal
 from ftkit.sim.driver import create_system
 
-pytestmark = pytest.mark.notebook
+pytestmark = [pytest.mark.notebook, pytest.mark.skipif(
+    not Path("/proc/self/stat").exists(), reason="needs /proc to find a run's kernel")]
 
 COMMIT = {"split": "proceed", "merge": "proceed", "commit": "commit"}
 DEADLINE_S = 60.0  # a bound on every wait; each test takes well under 30 s
@@ -71,16 +73,40 @@ def _ended(procs: list[subprocess.Popen[str]]) -> list[tuple[int, str, str]]:
     return ends
 
 
+def _descendants(pid: int) -> set[int]:
+    """The processes PID started (its kernel), from /proc now; read-only."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # ended meanwhile
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+    found, todo = set(), [pid]
+    while todo:
+        children = [child for child, parent in parents.items() if parent == todo[-1]]
+        todo.pop()
+        found.update(children)
+        todo += children
+    return found
+
+
 def _losers_then_winner(procs: list[subprocess.Popen[str]], system: str
-                        ) -> list[tuple[int, str, str]]:
+                        ) -> tuple[list[tuple[int, str, str]], dict[int, set[int]]]:
     """Wait until all but one of PROCS ended (the losers, refused at the door), then run
     SYSTEM's clock instantly (the winner, slowed so that it still drove while they tried,
     finishes at once; a loser may end before the winner's kernel created the system); the
-    ends of all."""
+    ends of all, and each one's family (its pid and those of the processes it started)."""
     from ftkit.errors import FtkitError
 
-    _until(lambda: sum(p.poll() is not None for p in procs) >= len(procs) - 1,
-           "all runs but one ended")
+    family = {p.pid: {p.pid} for p in procs}
+
+    def losers_ended() -> bool:
+        for p in procs:
+            family[p.pid] |= _descendants(p.pid)
+        return sum(p.poll() is not None for p in procs) >= len(procs) - 1
+
+    _until(losers_ended, "all runs but one ended")
     driver = None
 
     def created() -> bool:
@@ -95,7 +121,7 @@ def _losers_then_winner(procs: list[subprocess.Popen[str]], system: str
     if driver is not None:
         driver.set_time_scale(0.0)
         driver.close()
-    return _ended(procs)
+    return _ended(procs), family
 
 
 def _until(ready: Callable[[], bool], what: str) -> None:
@@ -113,12 +139,14 @@ def _pending_step(system: str) -> str | None:
         return pending.step if pending else None
 
 
-def _refused_at_the_door(end: tuple[int, str, str]) -> None:
-    """A loser: exit 2, one line on stderr saying who drives the system and since when."""
+def _refused_at_the_door(end: tuple[int, str, str], *, winner: set[int]) -> None:
+    """A loser: exit 2, one line on stderr saying who drives the system (one of WINNER:
+    the ftkit run that holds it, or its kernel) and since when."""
     status, _out, err = end
     lines = err.strip().splitlines()
     assert status == 2 and len(lines) == 1, end
-    assert "driven by" in lines[0] and "since" in lines[0], lines[0]
+    named = re.search(r"driven by .*\bpid (\d+)\b.*\bsince \d{4}-", lines[0])
+    assert named is not None and int(named[1]) in winner, (lines[0], winner)
 
 
 def _journal_text(system: str) -> str:
@@ -138,6 +166,7 @@ def test_the_abort_runbook_is_refused_while_an_upgrade_runs(ftkit_dirs: SimpleNa
     upgrade = _upgrade(system, COMMIT, "racer-upgrade", soak_minutes=1)
     try:
         _until(lambda: _pending_step(system) == "Install", "the upgrade is installing")
+        family = {upgrade.pid, *_descendants(upgrade.pid)}
         abort = _ftkit_run("abort", system=system, operator="bob", reason="racer-abort")
         [aborted] = _ended([abort])
     finally:
@@ -145,7 +174,7 @@ def test_the_abort_runbook_is_refused_while_an_upgrade_runs(ftkit_dirs: SimpleNa
         speed_up.set_time_scale(0.0)  # the upgrade finishes at once from here
         speed_up.close()
         [upgraded] = _ended([upgrade])
-    _refused_at_the_door(aborted)
+    _refused_at_the_door(aborted, winner=family)
     assert upgraded[0] == 0, upgraded
     assert _ledger(ftkit_dirs) == [("active-upgrade", "committed")]
     said = _journal_text(system)
@@ -161,12 +190,13 @@ def test_two_resumes_of_one_paused_session_one_drives(ftkit_dirs: SimpleNamespac
     assert _ledger(ftkit_dirs) == [("active-upgrade", "paused")]
     driver.set_time_scale(0.02)  # the winner still drives when the loser tries
     driver.close()
-    ends = _losers_then_winner([_upgrade(system, {"merge": "proceed", "commit": "commit"},
-                                         f"racer-{n}") for n in (1, 2)], system)
+    racers = [_upgrade(system, {"merge": "proceed", "commit": "commit"}, f"racer-{n}")
+              for n in (1, 2)]
+    ends, family = _losers_then_winner(racers, system)
     winners = [n for n, end in enumerate(ends) if end[0] == 0]
     assert len(winners) == 1, ends
     [loser] = [n for n in range(2) if n not in winners]
-    _refused_at_the_door(ends[loser])
+    _refused_at_the_door(ends[loser], winner=family[racers[winners[0]].pid])
     assert _ledger(ftkit_dirs) == [("active-upgrade", "paused"), ("active-upgrade", "committed")]
     assert f"racer-{loser + 1}" not in _journal_text(system)
     ended_right(system, COMMIT, "committed", ORIGINAL)
@@ -174,13 +204,14 @@ def test_two_resumes_of_one_paused_session_one_drives(ftkit_dirs: SimpleNamespac
 
 def test_four_first_runs_of_a_new_system_one_drives(ftkit_dirs: SimpleNamespace) -> None:
     system = f"sim://race-c-{uuid.uuid4().hex[:8]}"  # does not exist: the run creates it
-    ends = _losers_then_winner([_upgrade(system, COMMIT, f"racer-{n}", time_scale=0.01)
-                                for n in range(4)], system)  # slow till the losers end
+    racers = [_upgrade(system, COMMIT, f"racer-{n}", time_scale=0.01)  # slow till the
+              for n in range(4)]                                         # losers end
+    ends, family = _losers_then_winner(racers, system)
     winners = [n for n, end in enumerate(ends) if end[0] == 0]
     assert len(winners) == 1, ends
     for n, end in enumerate(ends):
         if n not in winners:
-            _refused_at_the_door(end)
+            _refused_at_the_door(end, winner=family[racers[winners[0]].pid])
     assert _ledger(ftkit_dirs) == [("active-upgrade", "committed")]
     said = _journal_text(system)
     assert not [n for n in range(4) if n not in winners and f"racer-{n}" in said]
