@@ -1,7 +1,7 @@
 """The repository explains itself: what it cites is in it, and its pointers lead somewhere.
 
-- No tracked file cites the outside briefing that the domain facts came from (``SPEC §N``,
-  ``SPEC invariant N``, a ``shared/`` briefing file): they point into ``docs/`` instead
+- No tracked file cites the outside briefing that the domain facts came from (the brief's
+  section marks, ``SPEC invariant N``, a ``shared/`` briefing file): they point into ``docs/`` instead
   (docs/DOMAIN.md).
 - Every ``docs/NAME.md#anchor`` written in a tracked file, and every relative link of a
   Markdown file, names a file that exists and, with an anchor, a heading of it (GitHub's
@@ -30,7 +30,7 @@ THIS = Path(__file__).resolve().relative_to(REPO).as_posix()
 
 #: Citations of the briefing that lives outside the repository.
 FORBIDDEN = re.compile(
-    r"SPEC §|SPEC invariant|shared/SPEC|\.\./shared|(?<![\w/.-])shared/[A-Z][A-Z-]*\.md"
+    r"SPEC[ ]§|SPEC invariant|shared/[S]PEC|\.\./shared|(?<![\w/.-])shared/[A-Z][A-Z-]*\.md"
 )
 LEAD_REWRITING: frozenset[str] = frozenset()  # files exempt from the citation check: none
 
@@ -218,8 +218,8 @@ def tree(tmp_path: Path) -> Path:
         "def test_there():\n    assert True\n", encoding="utf-8")
     (tmp_path / "code.py").write_text(
         '"""See docs/A.md#7-secrets-stay-secret and docs/A.md#twice, not docs/A.md#nope\n'
-        'nor docs/Z.md; (SPEC §4) and SPEC invariant 7 are gone."""\n', encoding="utf-8")
-    (tmp_path / "notes.md").write_text("As ../shared/SPEC.md and shared/STYLE.md say.\n",
+        'nor docs/Z.md; (SPEC \u00a74) and SPEC invariant 7 are gone."""\n', encoding="utf-8")
+    (tmp_path / "notes.md").write_text("As ../shared/" + "SPEC.md and shared/STYLE.md say.\n",
                                        encoding="utf-8")
     return tmp_path
 
@@ -236,8 +236,8 @@ def test_slugs_are_githubs() -> None:
 
 def test_the_checks_find_what_they_look_for(tree: Path) -> None:
     assert citations(tree, FILES) == [
-        "code.py:2: nor docs/Z.md; (SPEC §4) and SPEC invariant 7 are gone.\"\"\"",
-        "notes.md:1: As ../shared/SPEC.md and shared/STYLE.md say.",
+        "code.py:2: nor docs/Z.md; (SPEC \u00a74) and SPEC invariant 7 are gone.\"\"\"",
+        "notes.md:1: As ../shared/" + "SPEC.md and shared/STYLE.md say.",
     ]
     assert broken_links(tree, FILES) == [
         "code.py:1: docs/A.md#nope: docs/A.md has no heading #nope",
@@ -253,7 +253,7 @@ def test_the_checks_find_what_they_look_for(tree: Path) -> None:
 
 def test_the_tree_is_listed_without_git(tree: Path) -> None:
     (tree / ".hidden").mkdir()
-    (tree / ".hidden" / "x.md").write_text("SPEC §1", encoding="utf-8")
+    (tree / ".hidden" / "x.md").write_text("SPEC \u00a71", encoding="utf-8")
     assert tracked_files(tree) == FILES  # not a repository: hidden folders left out
 
 
