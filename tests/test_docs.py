@@ -1,8 +1,8 @@
 """The repository explains itself: what it cites is in it, and its pointers lead somewhere.
 
 - No tracked file cites the outside briefing that the domain facts came from (the brief's
-  section marks, ``SPEC invariant N``, a ``shared/`` briefing file): they point into ``docs/`` instead
-  (docs/DOMAIN.md).
+  section marks, ``SPEC invariant N``, a ``shared/`` briefing file): they point into
+  ``docs/`` instead (docs/DOMAIN.md).
 - Every ``docs/NAME.md#anchor`` written in a tracked file, and every relative link of a
   Markdown file, names a file that exists and, with an anchor, a heading of it (GitHub's
   anchors).
