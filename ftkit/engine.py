@@ -44,7 +44,7 @@ from ftkit.errors import (
     TransitionError,
 )
 from ftkit.flow import DECISIONS, RECOVERY, REQUESTS, Kind, Next, Question, RequestSpec
-from ftkit.journal import Note
+from ftkit.journal import Journal, Note
 from ftkit.model import OperationalState, Request, UpgradeState
 from ftkit.packages import ensure_supported
 
@@ -204,8 +204,12 @@ def control(session: Session) -> None:
     SessionBusyError naming the process that drives it while that process lives. Every
     step takes it first; :func:`ftkit.process.open_session` takes it before it journals
     a reopening or a handover."""
-    session.journal.claim(
-        f"{session.operator or 'unknown'} ({session.change_id or 'no change id'})")
+    claim(session.journal, operator=session.operator, change_id=session.change_id)
+
+
+def claim(journal: Journal, *, operator: str, change_id: str) -> None:
+    """:func:`control` before there is a session object: the lease names who drives it."""
+    journal.claim(f"{operator or 'unknown'} ({change_id or 'no change id'})")
 
 
 def _reload(session: Session) -> None:

@@ -454,7 +454,12 @@ def open_session(system: str | Driver, config: UpgradeConfig | str | os.PathLike
     driver = connect(system) if isinstance(system, str) else system
     journal = Journal.of(driver)
     journal.verify()  # a tampered journal is never resumed (nor added to)
-    record = journal.current_session()
+    while True:
+        record = journal.current_session()
+        if record is None or _controlled(journal, driver, record, change_id=change_id,
+                                         operator=operator, handover=handover):
+            break
+        # the run we read it from ended it before we took the lock: read again
     if record is None and change_id:
         # a rerun of a change that ended is reported, never run again
         ended = [s for s in journal.sessions() if s.change_id == change_id and s.ended]
@@ -470,18 +475,8 @@ def open_session(system: str | Driver, config: UpgradeConfig | str | os.PathLike
                       change_id=change_id, operator=operator, reason=reason,
                       progress=progress, record=record, resumed=record is not None)
     if record is not None:
-        refusal = handover_refusal(record, driver.target, change_id=change_id,
-                                   operator=operator)
-        differs = refusal is not None
-        try:
-            if refusal is not None and not handover:
-                raise refusal
-            # the one controller first: a run refused here writes nothing into the session
-            engine.control(session)
-        except FtkitError:
-            journal.close()
-            raise
-        if differs:
+        if handover_refusal(record, driver.target, change_id=change_id,
+                            operator=operator) is not None:
             journal.log(record.id, "warning",
                         f"handover of session {record.id}: change {record.change_id or '-'} / "
                         f"{record.operator or 'unknown'} → change {change_id or '-'} / "
@@ -497,6 +492,27 @@ def open_session(system: str | Driver, config: UpgradeConfig | str | os.PathLike
                     f"{operator or 'unknown'} in {record.upgrade_state}/"
                     f"{record.operational_state}", sim_time=session.now())
     return session
+
+
+def _controlled(journal: Journal, driver: Driver, record: SessionRecord, *, change_id: str,
+                operator: str, handover: bool) -> bool:
+    """Take the controller lock of RECORD's unfinished session (a handover refused first,
+    unless HANDOVER): True when it is still unfinished once held; False, the lock given back,
+    when the run that held it ended it meanwhile. A refusal closes the journal and raises;
+    nothing is written into the session before this returns True."""
+    refusal = handover_refusal(record, driver.target, change_id=change_id, operator=operator)
+    try:
+        if refusal is not None and not handover:
+            raise refusal
+        engine.claim(journal, operator=operator, change_id=change_id)
+    except FtkitError:
+        journal.close()
+        raise
+    now = journal.current_session()
+    if now is not None and now.id == record.id:
+        return True
+    journal.release()
+    return False
 
 
 def observe(system: str | Driver) -> Session:

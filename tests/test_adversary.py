@@ -392,3 +392,33 @@ def test_the_abort_path_ends_correct_from_every_state_abort_is_allowed_in(where:
     assert st.duplex and not st.split and driver.lost_transactions() == 0
     assert {enc: m.software for enc, m in st.boot_disk().members.items()} == {
         0: original, 1: original}
+
+
+def test_a_run_that_reads_a_session_its_controller_then_ends_reports_the_change(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """#2 (the race CI met): a late joiner reads the unfinished session, and before it takes
+    the lock the controller ends it and lets go. The joiner reads again under the lock and
+    reports the change that ran: no TransitionError, nothing written twice."""
+    from ftkit import engine
+
+    target = f"sim://ended-{uuid.uuid4().hex[:8]}"
+    driver = create_system(target)
+    first = open_session(driver, CONFIG, PACKAGES, change_id="CHG-E", operator="a", reason="r")
+    assert first.run(ParameterDecisions({"split": "proceed", "merge": "later"})) == "Split"
+    real_claim, raced = engine.claim, []
+
+    def claim_after_the_controller_ends(journal: Journal, **who: str) -> None:
+        if not raced:  # the controller finishes between the joiner's read and its claim
+            raced.append(True)
+            assert first.run(ParameterDecisions(COMMIT)) == "committed"
+        real_claim(journal, **who)
+
+    monkeypatch.setattr(engine, "claim", claim_after_the_controller_ends)
+    before = _intents(target)
+    late = open_session(connect(target), CONFIG, PACKAGES, change_id="CHG-E", operator="a",
+                        reason="r")
+    assert raced and late.done and late.record is not None
+    assert late.record.id == first.record.id and late.record.outcome == "committed"
+    assert late.run(ParameterDecisions(COMMIT)) == "committed"
+    assert set(Counter(_intents(target)).values()) == {1}
+    assert len(_intents(target)) > len(before)  # the controller's Commit and Finish only
