@@ -24,6 +24,7 @@ import tempfile
 import tokenize
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,9 @@ from ftkit.errors import FtkitError, SessionBusyError
 from ftkit.redact import register_env_secrets, scrub, secret_values
 
 __all__ = [
+    "Executed",
     "controlling",
+    "execute",
     "find_file",
     "now",
     "parameter_value",
@@ -217,55 +220,92 @@ def run_runbook(
         register_env_secrets(config.secret_env)
     reports = Path(reports) if reports is not None else home.reports_dir()
     preflight_archive(reports)  # before anything changes: the record can be kept
+    with controlling(path, params), tempfile.TemporaryDirectory(prefix="ftkit-run-") as scratch:
+        output = Path(scratch) / path.name
+        started = now()
+        try:
+            ran = execute(path, params, output, kernel_name=kernel_name, progress=progress)
+        except KeyboardInterrupt:
+            _archive_failure(output, path, params, started, reports, "interrupted")
+            raise
+        if ran.error is not None:
+            entry = _archive_failure(output, path, params, ran.started, reports, ran.error)
+            if ran.finished:
+                raise FtkitError(f"runbook {path.stem} failed: {ran.error}", _see(entry))
+            remedy = _see(entry) if entry else "check the kernel (--kernel) and the runbook"
+            # it may have run part of the way (a kernel that died mid-step): "did not finish";
+            # a session it left is resumed by the next run of the runbook
+            raise FtkitError(f"runbook {path.stem} did not finish: {ran.error}",
+                             f"{remedy}; run it again to resume what it left")
+        entry = archive_run(
+            output,
+            runbook=path.stem,
+            parameters=params,
+            started=ran.started,
+            ended=ran.ended,
+            reports=reports,
+        )
+        anchor(entry)
+        return entry
 
+
+@dataclass(frozen=True)
+class Executed:
+    """How one papermill execution of a runbook went (:func:`execute`)."""
+
+    started: datetime
+    ended: datetime
+    #: None when every cell ran; else one line: the runbook's own error, or why it stopped
+    error: str | None = None
+    #: False when the kernel died, timed out or never started (the run may be half done)
+    finished: bool = True
+    #: True when no cell ran at all (the kernel did not start): safe to try again
+    unstarted: bool = False
+
+
+def execute(path: Path, params: Mapping[str, Any], output: Path, *,
+            kernel_name: str | None = None, progress: bool = False) -> Executed:
+    """Execute the runbook at PATH with PARAMS through papermill into OUTPUT; archives
+    nothing (:func:`run_runbook` and a campaign's controller do). Writes OUTPUT (also when
+    a cell fails, if papermill got that far); the caller holds the system's lock
+    (:func:`controlling`). KeyboardInterrupt is raised as it comes."""
     _without_iri_grammar()
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
     secrets = secret_values(params)
-    with controlling(path, params), tempfile.TemporaryDirectory(prefix="ftkit-run-") as scratch:
-        output = Path(scratch) / path.name
-        started = now()
-        try:
-            papermill.execute_notebook(
-                str(path),
-                str(output),
-                parameters=params,
-                kernel_name=kernel_name,
-                progress_bar=progress,
-                log_output=False,
-                # the kernel's own warnings (TCP on 127.0.0.1, HMAC-signed) are noise on an
-                # operator's terminal; its errors still show
-                extra_arguments=["--IPKernelApp.log_level=ERROR"],
-            )
-        except PapermillExecutionError as err:
-            from ftkit.errors import is_ftkit_error
-
-            said = _first_line(err.evalue, secrets)
-            reason = said if is_ftkit_error(err.ename) else f"{err.ename}: {said}"
-            entry = _archive_failure(output, path, params, started, reports, reason)
-            raise FtkitError(f"runbook {path.stem} failed: {reason}", _see(entry)) from err
-        except KeyboardInterrupt:
-            _archive_failure(output, path, params, started, reports, "interrupted")
-            raise
-        except Exception as err:  # kernel died, timeout, no such kernel, …
-            reason = f"{type(err).__name__}: {_first_line(str(err), secrets)}"
-            entry = _archive_failure(output, path, params, started, reports, reason)
-            remedy = _see(entry) if entry else "check the kernel (--kernel) and the runbook"
-            # it may have run part of the way (a kernel that died mid-step): "did not finish";
-            # a session it left is resumed by the next run of the runbook
-            raise FtkitError(f"runbook {path.stem} did not finish: {reason}",
-                             f"{remedy}; run it again to resume what it left") from err
-        entry = archive_run(
-            output,
-            runbook=path.stem,
-            parameters=params,
-            started=started,
-            ended=now(),
-            reports=reports,
+    started = now()
+    try:
+        papermill.execute_notebook(
+            str(path),
+            str(output),
+            parameters=dict(params),
+            kernel_name=kernel_name,
+            progress_bar=progress,
+            log_output=False,
+            # the kernel's own warnings (TCP on 127.0.0.1, HMAC-signed) are noise on an
+            # operator's terminal; its errors still show
+            extra_arguments=["--IPKernelApp.log_level=ERROR"],
         )
-        anchor(entry)
-        return entry
+    except PapermillExecutionError as err:
+        from ftkit.errors import is_ftkit_error
+
+        said = _first_line(err.evalue, secrets)
+        return Executed(started, now(), said if is_ftkit_error(err.ename)
+                        else f"{err.ename}: {said}")
+    except Exception as err:  # kernel died, timeout, no such kernel, …
+        return Executed(started, now(), f"{type(err).__name__}: {_first_line(str(err), secrets)}",
+                        finished=False, unstarted=not _any_cell_ran(output))
+    return Executed(started, now())
+
+
+def _any_cell_ran(output: Path) -> bool:
+    """Whether the notebook papermill left at OUTPUT shows any cell that ran (read-only)."""
+    try:
+        cells = json.loads(output.read_text(encoding="utf-8")).get("cells", [])
+    except (OSError, ValueError, AttributeError):
+        return False
+    return any(c.get("execution_count") for c in cells if isinstance(c, dict))
 
 
 def _without_iri_grammar() -> None:
