@@ -92,6 +92,7 @@ class Outcome(StrEnum):
     STOPPED = "stopped"  # the operator stopped before the split; nothing changed
     PAUSED = "paused"  # paused on purpose by a decision (merge: later); the next run goes on
     FAILED = "failed"
+    COMPLETED = "completed"  # a campaign: every system ended committed (or as planned)
 
 
 # --- results out of a notebook ---------------------------------------------------------

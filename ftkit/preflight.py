@@ -469,6 +469,10 @@ def _load_files(values: Mapping[str, Any]
         given = values["packages"]
         names = [given] if isinstance(given, str | os.PathLike) else list(given or [])
         packages = load_packages([find_file(name, parameter="packages") for name in names])
+    if values.get("campaign"):  # the campaign runbook: every member's run, checked as one
+        from ftkit.campaign import check_members, load_campaign
+
+        check_members(load_campaign(find_file(values["campaign"], parameter="campaign")))
     return config, packages
 
 

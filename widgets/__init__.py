@@ -28,6 +28,7 @@ from .progress import Progress, progress_bar
 from .timeline import timeline
 
 if TYPE_CHECKING:
+    from .campaign import CampaignTable, campaign_plan, campaign_result
     from .decide import DecisionPanel, RecoveryPanel, ask, check_mode
     from .runbook import (
         abort_session,
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
     from .views import ActivityLog, StatusBar, SystemView, readiness_table
 
 _LAZY = {
+    **dict.fromkeys(("CampaignTable", "campaign_plan", "campaign_result"), "campaign"),
     **dict.fromkeys(("DecisionPanel", "RecoveryPanel", "ask", "check_mode"), "decide"),
     **dict.fromkeys(("abort_session", "check_readiness", "ensure_system", "overview",
                      "record_header", "require_ready", "resolve", "result", "resume",
@@ -67,6 +69,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "ActivityLog",
+    "CampaignTable",
     "DecisionPanel",
     "Progress",
     "RecoveryPanel",
@@ -74,6 +77,8 @@ __all__ = [
     "SystemView",
     "abort_session",
     "ask",
+    "campaign_plan",
+    "campaign_result",
     "check_mode",
     "check_readiness",
     "ensure_system",

@@ -13,12 +13,13 @@ from ftkit.errors import (
     TransitionError,
 )
 
-__all__ = ["BAD_INPUT", "EXIT_BAD_INPUT", "EXIT_FAILED", "EXIT_OK", "BadInput", "Failed",
-           "exit_code"]
+__all__ = ["BAD_INPUT", "EXIT_BAD_INPUT", "EXIT_FAILED", "EXIT_OK", "EXIT_WAITING", "BadInput",
+           "Failed", "exit_code"]
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # a step, check, run or verification failed
 EXIT_BAD_INPUT = 2  # usage error, unknown name, malformed file: nothing was changed
+EXIT_WAITING = 3  # a campaign waits for an approval: approve, then run it again
 
 #: Errors that mean the command line named something wrong (exit 2), not that work failed.
 BAD_INPUT: tuple[type[FtkitError], ...] = (

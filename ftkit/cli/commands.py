@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ftkit.cli import render
-from ftkit.cli.codes import EXIT_OK, BadInput, Failed
+from ftkit.cli.codes import EXIT_OK, EXIT_WAITING, BadInput, Failed
 from ftkit.errors import FtkitError
 
 if TYPE_CHECKING:
@@ -383,6 +383,70 @@ def cmd_run(args: argparse.Namespace) -> int:
     if entry.outcome == "failed":
         raise Failed(f"runbook {path.stem} ended {entry.outcome}",
                      f"see the report {reports / (entry.html or entry.notebook or '')}")
+    return EXIT_OK
+
+
+# --- ftkit campaign ---------------------------------------------------------------------
+
+
+def _campaign(path: str) -> Any:
+    from ftkit.campaign import load_campaign
+
+    try:
+        return load_campaign(path)
+    except FtkitError as err:
+        raise BadInput(err.message, err.remedy) from None
+
+
+def cmd_campaign_run(args: argparse.Namespace) -> int:
+    """Run the campaign through its runbook (``runbooks/campaign.ipynb``, archived like any
+    run); every system's run is checked before a kernel starts (exit 2). Exit 0 when every
+    system ended as it should, 3 while a wave waits for an approval, 1 otherwise."""
+    from ftkit.campaign import campaign_status, check_members, controlling, status_table
+    from ftkit.runner import run_runbook
+
+    spec = _campaign(args.campaign)
+    reports = _reports(args)
+    params = {"campaign": str(spec.path), "scheduler": args.scheduler or ""}
+    with contextlib.ExitStack() as hold:
+        try:
+            check_members(spec)
+            hold.enter_context(controlling(spec))  # one controller per campaign
+        except FtkitError as err:
+            raise BadInput(err.message, err.remedy) from None
+        entry = run_runbook("campaign", params, reports=reports, progress=False)
+    print(status_table(campaign_status(spec)))
+    print(render.entry_text(entry, reports, message=_result_message(reports, entry)))
+    if entry.outcome == "paused":
+        return EXIT_WAITING
+    if entry.outcome != "completed":
+        raise Failed(f"campaign {spec.name} ended {entry.outcome}",
+                     f"see ftkit campaign status {args.campaign} and the report "
+                     f"{reports / (entry.html or entry.notebook or '')}")
+    return EXIT_OK
+
+
+def cmd_campaign_approve(args: argparse.Namespace) -> int:
+    """Journal the approval of a wave with the account that gives it (one transaction)."""
+    from ftkit.campaign import approve_wave
+    from ftkit.preflight import check_value
+
+    check_value("operator", args.by)
+    check_value("reason", args.reason)
+    try:
+        print(approve_wave(_campaign(args.campaign), wave=args.wave, by=args.by,
+                           why=args.reason))
+    except FtkitError as err:
+        raise BadInput(err.message, err.remedy) from None
+    return EXIT_OK
+
+
+def cmd_campaign_status(args: argparse.Namespace) -> int:
+    """Each system's wave, state, outcome, outage and record, and the totals (read-only)."""
+    from ftkit.campaign import campaign_status, status_table, to_json
+
+    status = campaign_status(_campaign(args.campaign))
+    print(to_json(status) if args.json else status_table(status))
     return EXIT_OK
 
 

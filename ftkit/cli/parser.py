@@ -126,6 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reason", required=True, help="why (journaled)")
     p.set_defaults(func=commands.cmd_recover)
 
+    _campaign_parsers(subcommands)
+
     rep = subcommands.add_parser("reports", help="the report archive and its ledger",
                                  description="The executed notebooks, their HTML and the "
                                  "hash-chained ledger (reports/ledger.jsonl).")
@@ -156,6 +158,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reports", metavar="DIR", help=REPORTS_HELP)
     p.set_defaults(func=commands.cmd_reports_add)
     return parser
+
+
+def _campaign_parsers(subcommands: Any) -> None:
+    """``ftkit campaign …``: run, approve, status."""
+    camp = subcommands.add_parser(
+        "campaign", help="many systems: a canary, then waves, on Dask",
+        description="A campaign upgrades the systems its file lists, a canary first, then "
+        "waves, each system's run a Dask task (a local cluster, or --scheduler), each leaving "
+        "its own record; the campaign's record lists them. Run it again to go on after an "
+        "interruption or an approval.")
+    campc = camp.add_subparsers(dest="campaign_command", metavar="CAMPAIGNCOMMAND",
+                                required=True, parser_class=_Parser)
+    p = campc.add_parser("run", help="run (or go on with) the campaign, and archive its record")
+    p.add_argument("campaign", metavar="CAMPAIGN", help="the campaign file (TOML)")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="an existing Dask scheduler (tcp://HOST:8786); default: a local "
+                        "cluster of `concurrency` workers")
+    p.add_argument("--reports", metavar="DIR", help=REPORTS_HELP)
+    p.set_defaults(func=commands.cmd_campaign_run)
+    p = campc.add_parser("approve", help="approve the next wave (journaled with your account)")
+    p.add_argument("campaign", metavar="CAMPAIGN", help="the campaign file (TOML)")
+    p.add_argument("--wave", type=int, required=True, help="the wave (1 is the first after "
+                   "the canary)")
+    p.add_argument("--by", required=True, help="who approves (journaled beside the account)")
+    p.add_argument("--reason", default="", help="why (journaled)")
+    p.set_defaults(func=commands.cmd_campaign_approve)
+    p = campc.add_parser("status", help="each system's wave, state, outcome, outage, record")
+    p.add_argument("campaign", metavar="CAMPAIGN", help="the campaign file (TOML)")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
+    p.set_defaults(func=commands.cmd_campaign_status)
 
 
 def _sim_parsers(subcommands: Any) -> None:
