@@ -8,7 +8,8 @@ In order: a runbook run as a whole process beside bare papermill (bench_run.py: 
 peak memory, the kernel's slowest cells); ``reports verify`` at 1,000 and 10,000 entries,
 incremental, and the HTML sizes of the reports just made beside nbconvert's (bench_archive.py);
 the engine's cost per request (bench_process.py); cold start, twin open and memory of
-the simulator (bench_sim.py). A part that fails is reported and the rest still runs:
+the simulator (bench_sim.py); a campaign of 20 systems beside 20 runs one after another, and
+how it grows to 100 (bench_campaign.py). A part that fails is reported and the rest still runs:
 this is a report, not a test, and it exits 0.
 """
 
@@ -49,6 +50,7 @@ def main() -> int:
                                               *[p for p in wanted if p]])
         part("engine per request", [str(HERE / "bench_process.py")])
         part("simulator: cold start, twin open, memory", [str(HERE / "bench_sim.py")])
+        part("campaign on Dask vs one run after another", [str(HERE / "bench_campaign.py")])
     finally:
         shutil.rmtree(keep, ignore_errors=True)
     print(f"\nmake bench: {time.perf_counter() - started:.0f} s in all")

@@ -409,6 +409,9 @@ def _client(scheduler: str | None, spec: CampaignSpec) -> Iterator[Any]:
         if scheduler:
             client = Client(scheduler, timeout="30s")
             try:
+                # the scheduler's own setting, whatever its configuration says: a task whose
+                # worker died is never run again behind the campaign's back
+                client.run_on_scheduler(_no_retries)
                 yield client
             finally:
                 client.close()
@@ -423,6 +426,11 @@ def _client(scheduler: str | None, spec: CampaignSpec) -> Iterator[Any]:
         finally:
             client.close()
             cluster.close()
+
+
+def _no_retries(dask_scheduler: Any) -> None:
+    """On the scheduler: a task whose worker died is not given to another worker."""
+    dask_scheduler.allowed_failures = 0
 
 
 def run_campaign(spec: CampaignSpec, *, scheduler: str | None = None,
@@ -458,6 +466,9 @@ def _drive(spec: CampaignSpec, path: Path, journal: Any, *, scheduler: str | Non
     from distributed import as_completed
 
     states, approvals = _states(spec, journal)
+    for state in states.values():  # cut off last time (a killed controller or worker):
+        if state.state in ("running", "interrupted"):  # to be resumed, not yet a failure
+            state.state = "waiting"
     changed = (lambda: on_change(list(states.values()))) if on_change else (lambda: None)
     with _client(scheduler, spec) as client:
         link = client.dashboard_link if scheduler or _has_dashboard() else None
@@ -469,8 +480,7 @@ def _drive(spec: CampaignSpec, path: Path, journal: Any, *, scheduler: str | Non
                 journal.log(None, "warning", stop, detail={"campaign": "stopped", "wave": w})
                 say(stop)
                 return CampaignResult("stopped", stop, list(states.values()), link)
-            todo = [m for m in wave if states[m.name].state in ("waiting", "running",
-                                                                  "interrupted")]
+            todo = [m for m in wave if states[m.name].state == "waiting"]
             if not todo:
                 continue
             if w > 0 and spec.approve_between_waves and w not in approvals:
@@ -533,7 +543,8 @@ def _stop_reason(spec: CampaignSpec, states: Mapping[str, MemberState], wave: in
         return (f"campaign {spec.name} stopped: the canary {canary[0].name} ended "
                 f"{canary[0].outcome or canary[0].state}; no later system was started")
     if len(failed) >= spec.max_failures:
-        return (f"campaign {spec.name} stopped: {len(failed)} systems failed "
+        return (f"campaign {spec.name} stopped: {len(failed)} "
+                f"{'system' if len(failed) == 1 else 'systems'} failed "
                 f"({', '.join(s.name for s in failed)}), the limit is {spec.max_failures}; "
                 "no new system is started")
     return None

@@ -10,10 +10,12 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from conftest import CONFIG, PACKAGES
@@ -22,6 +24,7 @@ from ftkit.archive import read_ledger
 from ftkit.campaign import (
     CampaignError,
     approve_wave,
+    campaign_journal,
     campaign_status,
     load_campaign,
     run_campaign,
@@ -29,7 +32,8 @@ from ftkit.campaign import (
 from ftkit.cli import main
 from ftkit.drivers import connect
 from ftkit.errors import TargetError
-from ftkit.journal import Journal
+from ftkit.journal import Journal, lock_path_of
+from ftkit.lock import probe
 from ftkit.sim import admin
 
 pytest.importorskip("distributed")
@@ -73,7 +77,7 @@ def sessions_of(target: str) -> list[str]:
 
 def create(*targets: str) -> None:
     for target in targets:
-        admin.create_system(target.removeprefix("sim://"), scenario="demo").close()
+        admin.create_system(target, scenario="demo").close()
 
 
 # --- the campaign file --------------------------------------------------------------------
@@ -197,7 +201,7 @@ def test_two_failures_stop_the_campaign_and_no_new_system_starts(tmp_path: Path)
 
 
 @pytest.fixture
-def dask_cluster(tmp_path: Path) -> Iterator[str]:
+def dask_cluster(tmp_path: Path) -> Iterator[SimpleNamespace]:
     """A real ``dask scheduler`` and two ``dask worker`` processes on 127.0.0.1, the
     workers tagged site_a and site_b (the README's commands for an existing cluster)."""
     with socket.socket() as s:
@@ -209,20 +213,23 @@ def dask_cluster(tmp_path: Path) -> Iterator[str]:
     procs = [subprocess.Popen([str(bin_ / "dask"), "scheduler", "--host", "127.0.0.1",
                                "--port", str(port), "--no-dashboard"], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    workers = {}
     for site in ("site_a", "site_b"):
-        procs.append(subprocess.Popen(
+        workers[site] = subprocess.Popen(
             [str(bin_ / "dask"), "worker", address, "--nthreads", "1", "--nworkers", "1",
              "--resources", f"{site}=1", "--name", site, "--no-dashboard"], env=env,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        procs.append(workers[site])
     try:
         from distributed import Client
 
         with Client(address, timeout="60s") as client:
             client.wait_for_workers(2, timeout=120)
-        yield address
+        yield SimpleNamespace(address=address, workers=workers)
     finally:
         for p in reversed(procs):
-            p.send_signal(signal.SIGTERM)
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
         for p in procs:
             try:
                 p.wait(timeout=30)
@@ -232,14 +239,14 @@ def dask_cluster(tmp_path: Path) -> Iterator[str]:
 
 @pytest.mark.slow
 def test_on_an_existing_cluster_each_system_runs_on_a_worker_of_its_site(
-        tmp_path: Path, dask_cluster: str) -> None:
+        tmp_path: Path, dask_cluster: SimpleNamespace) -> None:
     path = campaign_file(tmp_path, ["a1", "b1", "a2", "b2"], waves="[1, 3]",
                          site={"a1": "site_a", "a2": "site_a", "b1": "site_b",
                                "b2": "site_b"}, extra="concurrency = 2")
-    assert main(["campaign", "run", str(path), "--scheduler", dask_cluster]) == 0
+    assert main(["campaign", "run", str(path), "--scheduler", dask_cluster.address]) == 0
     from distributed import Client
 
-    with Client(dask_cluster) as client:
+    with Client(dask_cluster.address) as client:
         names = {w["name"]: addr for addr, w in client.scheduler_info()["workers"].items()}
     status = campaign_status(load_campaign(path))
     placed = {s["name"]: s["worker"] for s in status["systems"]}
@@ -268,9 +275,39 @@ def test_a_controller_killed_mid_wave_is_resumed_by_the_same_command(tmp_path: P
                             start_new_session=True)
     _wait_for(lambda: any(s["wave"] == 1 and s["state"] == "running"
                           for s in campaign_status(spec)["systems"]))
-    os.killpg(proc.pid, signal.SIGKILL)  # the controller, its kernel, the cluster: all of it
-    proc.wait()
+    os.killpg(proc.pid, signal.SIGKILL)  # the command; its kernel (a session of its own)
+    proc.wait()  # notices within a second or so, and its cluster and their kernels with it
+    locks = [campaign_journal(spec).lock_path, *(lock_path_of(m.target) for m in spec.members)]
+    _wait_for(lambda: not any(p is not None and probe(p) for p in locks))
     assert main(["campaign", "run", str(path)]) == 0
     assert [sessions_of(m.target) for m in spec.members] == [["committed"]] * 3
     status = campaign_status(spec)
     assert {s["outcome"] for s in status["systems"]} == {"committed"}
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_run_never_makes_a_second_run_of_its_system(
+        tmp_path: Path, dask_cluster: SimpleNamespace) -> None:
+    """kill -9 of the worker running a system's upgrade: Dask does not run it again
+    elsewhere (the campaign records it interrupted, never cancelled or failed over); the
+    campaign run again resumes that system's own session: one session, committed."""
+    path = campaign_file(tmp_path, ["x", "y"], waves="[2]", extra="concurrency = 2")
+    spec = load_campaign(path)
+
+    def kill_a_worker() -> None:
+        _wait_for(lambda: all(s["state"] == "running" for s in campaign_status(spec)["systems"])
+                  and all(sessions_of(m.target) for m in spec.members))
+        os.killpg(dask_cluster.workers["site_a"].pid, signal.SIGKILL)
+
+    killer = threading.Thread(target=kill_a_worker)
+    killer.start()
+    assert main(["campaign", "run", str(path), "--scheduler", dask_cluster.address]) == 1
+    killer.join()
+    status = campaign_status(spec)
+    cut = [s for s in status["systems"] if s["state"] == "interrupted"]
+    assert len(cut) == 1 and "KilledWorker" in str(cut[0]["error"]), status
+    cut_target = next(m.target for m in spec.members if m.name == cut[0]["name"])
+    assert sessions_of(cut_target) == ["None"]  # left open, never begun a second time
+    _wait_for(lambda: probe(lock_path_of(cut_target)) is None)  # its kernel saw its worker go
+    assert main(["campaign", "run", str(path), "--scheduler", dask_cluster.address]) == 0
+    assert [sessions_of(m.target) for m in spec.members] == [["committed"]] * 2

@@ -20,8 +20,17 @@ _STYLE = ("<style>.ftkit-campaign td,.ftkit-campaign th{padding:2px 10px;text-al
           ".ftkit-campaign .bar{font-family:monospace}</style>")
 
 
+class _Link(str):
+    """A record's file name, shown as a link to it (the records lie in one folder)."""
+
+
+def _cell(value: Any) -> str:
+    text = html.escape(str(value))
+    return f"<a href='{text}'>{text}</a>" if isinstance(value, _Link) else text
+
+
 def _table(head: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    cells = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>"
+    cells = "".join("<tr>" + "".join(f"<td>{_cell(c)}</td>" for c in row) + "</tr>"
                     for row in rows)
     heads = "".join(f"<th>{html.escape(h)}</th>" for h in head)
     return f"{_STYLE}<table class='ftkit-campaign'><tr>{heads}</tr>{cells}</table>"
@@ -56,7 +65,8 @@ def _rows(spec: CampaignSpec, members: Sequence[MemberState]) -> str:
         f"{html.escape(_bar(sum(m.state in ('ended', 'interrupted') for m in ms), len(ms)))}"
         "</div>" for w, ms in sorted(by_wave.items()))
     rows = [(m.name, m.wave, m.state, m.outcome or "-",
-             "-" if m.outage_s is None else f"{m.outage_s:g} s", m.report or "-")
+             "-" if m.outage_s is None else f"{m.outage_s:g} s",
+             _Link(m.report) if m.report else "-")
             for m in members]
     return bars + _table(("system", "wave", "state", "outcome", "outage", "record"), rows)
 
