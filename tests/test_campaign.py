@@ -17,9 +17,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
+import jsonschema
 import pytest
 from conftest import CONFIG, PACKAGES
 
+import ftkit
 from ftkit.archive import read_ledger
 from ftkit.campaign import (
     CampaignError,
@@ -171,6 +173,12 @@ def test_a_campaign_upgrades_every_system_and_leaves_a_record_of_each_and_of_its
     status = campaign_status(spec)
     assert status["totals"] == {**status["totals"], "ended": 3, "failed": 0, "outage_s": 135}
     assert main(["reports", "verify"]) == 0
+    capsys.readouterr()
+    assert main(["campaign", "status", str(path), "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    schema = Path(ftkit.__file__).with_name("schemas") / "campaign-status.schema.json"
+    jsonschema.validate(shown, json.loads(schema.read_text(encoding="utf-8")))
+    assert shown["approvals"]["1"]["by"] == "carol"
 
 
 @pytest.mark.slow
