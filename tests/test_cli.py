@@ -560,7 +560,8 @@ def test_run_help_lists_every_runbook_with_its_parameters(
     assert code == 0
     listing = out.split("\nrunbooks (in ")[1]
     books = sorted((REPO / "runbooks").glob("*.ipynb"))
-    assert [b.stem for b in books] == ["abort", "active-upgrade", "readiness-check", "status"]
+    assert [b.stem for b in books] == ["abort", "active-upgrade", "campaign", "readiness-check",
+                                          "status"]
     for book in books:
         section = re.split(r"\n  (?=\S)", listing.split(f"\n  {book.stem} — ")[1])[0]
         # the json + ast reader says what papermill says, name by name
