@@ -64,6 +64,7 @@ __all__ = [
     "check_members",
     "controlling",
     "load_campaign",
+    "pending_approval",
     "run_campaign",
     "status_table",
     "to_json",
@@ -348,6 +349,22 @@ def approve_wave(spec: CampaignSpec, *, wave: int, by: str, why: str = "") -> st
         return said
     finally:
         journal.close()
+
+
+def pending_approval(spec: CampaignSpec) -> int | None:
+    """The wave a run of SPEC's campaign waits at for an approval now (every earlier wave
+    ended, this one not approved), else None (read-only)."""
+    if not spec.approve_between_waves:
+        return None
+    journal = campaign_journal(spec)
+    try:
+        states, approvals = _states(spec, journal)
+    finally:
+        journal.close()
+    for w, wave in enumerate(spec.waves):
+        if any(states[m.name].state != "ended" for m in wave):
+            return w if w > 0 and w not in approvals else None
+    return None
 
 
 # --- running ---------------------------------------------------------------------------------

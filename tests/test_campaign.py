@@ -29,6 +29,7 @@ from ftkit.campaign import (
     campaign_journal,
     campaign_status,
     load_campaign,
+    pending_approval,
     run_campaign,
 )
 from ftkit.cli import main
@@ -135,22 +136,30 @@ def test_a_member_whose_run_would_be_refused_stops_the_campaign_before_anything_
     assert read_ledger(Path(os.environ["FTKIT_REPORTS"])) == []
 
 
-def test_an_approval_is_journaled_with_the_account_and_given_once(tmp_path: Path) -> None:
-    spec = load_campaign(campaign_file(tmp_path, ["a", "b"], waves="[1, 1]"))
+def test_an_approval_is_journaled_with_the_account_and_given_once(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = campaign_file(tmp_path, ["a", "b"], waves="[1, 1]",
+                         extra="approve_between_waves = true")
+    spec = load_campaign(path)
+    assert pending_approval(spec) is None  # the canary runs first: nothing waits yet
     with pytest.raises(CampaignError, match="no wave 0 to approve"):
         approve_wave(spec, wave=0, by="carol")
-    said = approve_wave(spec, wave=1, by="carol", why="canary fine")
-    assert said.startswith("wave 1 approved by carol (account ")
-    with pytest.raises(CampaignError, match="approved already by carol"):
-        approve_wave(spec, wave=1, by="dave")
+    assert main(["campaign", "approve", str(path), "--wave", "1", "--by", "carol",
+                 "--reason", "canary fine"]) == 0
+    assert capsys.readouterr().out.startswith("wave 1 approved by carol (account ")
+    assert main(["campaign", "approve", str(path), "--wave", "1", "--by", "dave"]) == 2
+    assert "approved already by carol" in capsys.readouterr().err
+    assert main(["campaign", "approve", str(path), "--wave", "1", "--by", "x\x1b[2J"]) == 2
     assert campaign_status(spec)["approvals"]["1"]["by"] == "carol"
+    assert pending_approval(spec) is None
 
 
 # --- running ---------------------------------------------------------------------------------
 
 
 def test_a_campaign_upgrades_every_system_and_leaves_a_record_of_each_and_of_itself(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
     """The README's command: one canary, then a wave of 2 (approved between), all
     committed; each system's record and the campaign's in the one ledger, which verifies."""
     path = campaign_file(tmp_path, ["a", "b", "c"], waves="[1, 2]",
@@ -160,7 +169,10 @@ def test_a_campaign_upgrades_every_system_and_leaves_a_record_of_each_and_of_its
     out = capsys.readouterr().out
     assert "wave 1 waits for an approval: ftkit campaign approve" in out
     assert [sessions_of(m.target) for m in spec.members] == [["committed"], [], []]
-    assert main(["campaign", "approve", str(path), "--wave", "1", "--by", "carol"]) == 0
+    # at a terminal, the run asks for the approval it waits for, journals it and goes on
+    answers = iter(["carol", "canary fine"])
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True)
+    monkeypatch.setattr("builtins.input", lambda _prompt: next(answers))
     assert main(["campaign", "run", str(path)]) == 0
     assert [sessions_of(m.target) for m in spec.members] == [["committed"]] * 3
     reports = Path(os.environ["FTKIT_REPORTS"])
@@ -178,7 +190,8 @@ def test_a_campaign_upgrades_every_system_and_leaves_a_record_of_each_and_of_its
     shown = json.loads(capsys.readouterr().out)
     schema = Path(ftkit.__file__).with_name("schemas") / "campaign-status.schema.json"
     jsonschema.validate(shown, json.loads(schema.read_text(encoding="utf-8")))
-    assert shown["approvals"]["1"]["by"] == "carol"
+    assert shown["approvals"]["1"] == {"by": "carol", "account": shown["approvals"]["1"][
+        "account"], "why": "canary fine"}
 
 
 @pytest.mark.slow

@@ -408,13 +408,23 @@ def cmd_campaign_run(args: argparse.Namespace) -> int:
     spec = _campaign(args.campaign)
     reports = _reports(args)
     params = {"campaign": str(spec.path), "scheduler": args.scheduler or ""}
-    with contextlib.ExitStack() as hold:
-        try:
-            check_members(spec)
-            hold.enter_context(controlling(spec))  # one controller per campaign
-        except FtkitError as err:
-            raise BadInput(err.message, err.remedy) from None
-        entry = run_runbook("campaign", params, reports=reports, progress=False)
+    def run() -> Any:
+        with contextlib.ExitStack() as hold:
+            try:
+                check_members(spec)
+                hold.enter_context(controlling(spec))  # one controller per campaign
+            except FtkitError as err:
+                raise BadInput(err.message, err.remedy) from None
+            return run_runbook("campaign", params, reports=reports, progress=False)
+
+    entry = None
+    while True:  # at a terminal, the approval a wave waits for is asked for, then it goes on
+        asked = _approved_at_the_prompt(spec)
+        if asked is False and entry is not None:
+            break  # the operator stopped at the prompt: the last record says what waits
+        entry = run()
+        if entry.outcome != "paused" or asked is None:
+            break
     print(status_table(campaign_status(spec)))
     print(render.entry_text(entry, reports, message=_result_message(reports, entry)))
     if entry.outcome == "paused":
@@ -424,6 +434,29 @@ def cmd_campaign_run(args: argparse.Namespace) -> int:
                      f"see ftkit campaign status {args.campaign} and the report "
                      f"{reports / (entry.html or entry.notebook or '')}")
     return EXIT_OK
+
+
+def _approved_at_the_prompt(spec: Any) -> bool | None:
+    """At a terminal, ask for the approval the campaign waits for now (who, why) and
+    journal it: True once given, False when the operator gives no name (nothing journaled),
+    None when nothing is asked (no terminal, or no wave waits)."""
+    import sys
+
+    from ftkit.campaign import approve_wave, pending_approval
+    from ftkit.preflight import check_value
+
+    wave = pending_approval(spec)
+    if wave is None or not sys.stdin.isatty():
+        return None
+    print(f"Wave {wave} of campaign {spec.name} waits for an approval.")
+    by = input("Approve it as (your name; empty to stop here): ").strip()
+    if not by:
+        return False
+    why = input("Why: ").strip()
+    check_value("operator", by)
+    check_value("reason", why)
+    print(approve_wave(spec, wave=wave, by=by, why=why))
+    return True
 
 
 def cmd_campaign_approve(args: argparse.Namespace) -> int:
