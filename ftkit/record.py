@@ -170,7 +170,8 @@ def record_facts(facts: Mapping[str, Any], result: Mapping[str, Any]) -> dict[st
     row("Started", utc_text(facts.get("started")))
     row("Ended", utc_text(facts.get("ended")))
     evidence: list[dict[str, Any]] = []
-    session = result.get("session")
+    # the run's own session, else the one a read-only run (status) looked at
+    session = result.get("session", result.get("observed_session"))
     if isinstance(session, int) and not isinstance(session, bool):
         journal = _journal_of(str(facts.get("system") or ""))
         if journal is not None:
