@@ -131,6 +131,32 @@ def _session_rows(journal: Any, session_id: int, rows: list[list[str]]) -> list[
     return evidence
 
 
+def _session_of_run(journal: Any, facts: Mapping[str, Any]) -> int | None:
+    """The session a run that reported no result wrote to: the system's last session, if
+    it has an entry from the run's start on and is the run's change or operator's (read-only)."""
+    sessions = journal.sessions()
+    if not sessions:
+        return None
+    last = sessions[-1]
+    entries = journal.entries(last.id)
+    started = str(facts.get("started") or "")
+    if not entries or not started or _instant(entries[-1].ts) < _instant(started):
+        return None
+    ours = {str(facts.get("change_id") or ""), str(facts.get("operator") or "")} - {""}
+    return int(last.id) if ours & {last.change_id, last.operator} or any(
+        isinstance(e.detail, Mapping) and isinstance(e.detail.get("handover"), Mapping)
+        and ours & set((e.detail["handover"].get("to") or {}).values())
+        for e in entries) else None
+
+
+def _instant(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return datetime.min.replace(tzinfo=UTC)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 def record_facts(facts: Mapping[str, Any], result: Mapping[str, Any]) -> dict[str, Any]:
     """The summary block and the evidence of one archived run (read-only), as JSON:
     ``{"summary": [[label, text], …], "evidence": [action output, …]}``.
@@ -170,13 +196,17 @@ def record_facts(facts: Mapping[str, Any], result: Mapping[str, Any]) -> dict[st
     row("Started", utc_text(facts.get("started")))
     row("Ended", utc_text(facts.get("ended")))
     evidence: list[dict[str, Any]] = []
-    # the run's own session, else the one a read-only run (status) looked at
+    # the run's own session, else the one a read-only run (status) looked at, else (a run
+    # that failed before its result) the session it wrote to, found in the journal
     session = result.get("session", result.get("observed_session"))
-    if isinstance(session, int) and not isinstance(session, bool):
+    named = isinstance(session, int) and not isinstance(session, bool)
+    if named or (not result and facts.get("operator")):
         journal = _journal_of(str(facts.get("system") or ""))
         if journal is not None:
             try:
-                evidence = _session_rows(journal, session, rows)
+                session = session if named else _session_of_run(journal, facts)
+                if session is not None:
+                    evidence = _session_rows(journal, session, rows)
             except Exception:  # a record is kept even if its journal cannot be read
                 rows.append(["Session", f"{session} (its journal could not be read)"])
             finally:

@@ -229,5 +229,7 @@ def test_failed_records_say_where_they_stopped_in_words_true_in_a_record(
     assert "RunResult" not in text  # the result cell never ran: not even in the appendix
     text = page(ftkit_dirs.reports / str(upgrade.html))[1]
     assert "This run stopped with an error in “13. Result”" in text
+    # no result, yet the summary names the session the run left Broken, from its journal
+    assert "<th>Session</th><td>1, started" in text and "(not ended yet)" in text
     assert "run this runbook again in auto mode with <code>broken: retry</code>" in text
     assert "<li><b>Abort</b> — run <code>runbooks/abort.ipynb</code>" in text
