@@ -201,3 +201,17 @@ def test_the_upgrade_abort_and_readiness_records_read_as_their_golden_files(
         assert "cell [" not in text and "panel below" not in text, name
         assert "fw." not in text and "import ftkit" not in text, name  # no code input
         check(f"record-{name}.txt", text)
+
+
+def test_every_runbook_numbers_its_sections_without_a_gap() -> None:
+    """A record's section numbers run 1, 2, 3, … in every runbook (a reader who meets 13
+    then 15 looks for the missing section); conditional sections are not numbered."""
+    for runbook in sorted((REPO / "runbooks").glob("*.ipynb")):
+        cells = json.loads(runbook.read_text(encoding="utf-8"))["cells"]
+        numbers = [int(found[1]) for cell in cells if cell["cell_type"] == "markdown"
+                   for found in re.finditer(r"^#+\s+(\d+)\.", "".join(cell["source"]),
+                                            re.MULTILINE)]
+        assert numbers == list(range(1, len(numbers) + 1)), runbook.name
+        conditional = [cell for cell in cells if "if-output" in cell["metadata"].get("tags", [])
+                       and cell["cell_type"] == "markdown"]
+        assert not any(re.match(r"#+\s+\d+\.", "".join(c["source"])) for c in conditional)
