@@ -166,7 +166,8 @@ def record_facts(facts: Mapping[str, Any], result: Mapping[str, Any]) -> dict[st
     result names (``session``) is read from the system's journal, when it has one: reason,
     who handed over to whom, packages with their digests, the configuration's digest and
     each custom action's output (masked when journaled, bounded here)."""
-    params = facts.get("parameters") if isinstance(facts.get("parameters"), Mapping) else {}
+    given = facts.get("parameters")
+    params: Mapping[str, Any] = given if isinstance(given, Mapping) else {}
     rows: list[list[str]] = []
 
     def row(label: str, value: Any) -> None:
@@ -185,8 +186,8 @@ def record_facts(facts: Mapping[str, Any], result: Mapping[str, Any]) -> dict[st
     row("Outcome", facts.get("outcome"))
     if facts.get("outage_s") is not None:
         outages = result.get("outages")
-        each = f" ({len(outages)} outage{'s' * (len(outages) != 1)}: {_shown(outages)} s)" \
-            if isinstance(outages, list) and outages else ""
+        each = (f" ({len(outages)} outage{'s' * (len(outages) != 1)}: {_shown(outages)} s)"
+                if isinstance(outages, list) and outages else "")
         row("Outage", f"{_shown(facts.get('outage_s'))} s{each}")
     if result.get("lost_transactions") is not None:
         acked = result.get("acknowledged")
