@@ -107,11 +107,16 @@ def _session_rows(journal: Any, session_id: int, rows: list[list[str]]) -> list[
     if packages:
         before = data.get("installed_before")
         olds = before if isinstance(before, Mapping) else {}
-        kept = ("" if record.outcome == "committed" else
-                f" (not kept: {record.outcome})" if record.outcome else " (not ended yet)")
-        rows.append(["Packages, before → after", "; ".join(
-            f"{p.get('name')} {olds.get(p.get('name'), '?')} → {p.get('version')}{kept}"
-            for p in packages)])
+
+        def change(package: Mapping[str, Any]) -> str:
+            old, new = olds.get(package.get("name"), "?"), package.get("version")
+            if record.outcome == "committed":
+                return f"{package.get('name')} {old} → {new}"
+            if record.outcome:  # aborted (or stopped): the original software stays
+                return f"{package.get('name')} {old} → {old} ({new} not kept: {record.outcome})"
+            return f"{package.get('name')} {old} → {new} (not ended yet)"
+
+        rows.append(["Packages, before → after", "; ".join(change(p) for p in packages)])
         rows.append(["Package digests", "; ".join(
             f"{p.get('name')} {p.get('version')}: sha256 {p.get('digest')}" for p in packages)])
     config = data.get("config")
