@@ -374,7 +374,7 @@ def _appendix(code: list[tuple[str, str]]) -> str:
     blocks, last = [], None
     for section, source in code:
         if section != last:
-            blocks.append(f"<p class='sec'>{html.escape(section or 'Start')}</p>")
+            blocks.append(f"<p class='sec'>{html.escape(section or 'Introduction')}</p>")
             last = section
         blocks.append(f"<pre class='in'>{html.escape(source)}</pre>")
     return ("<details class='code'><summary>Show the code that ran (it is kept in the "
