@@ -167,6 +167,51 @@ def _text(value: Any) -> str:
     return "" if value is None else str(value)
 
 
+# a start tag as nh3 writes it: every attribute double-quoted (a quote inside escaped)
+_START_TAG = re.compile(r'<([a-zA-Z][\w-]*)((?:\s+[\w:-]+="[^"]*")*)(\s*/?)>')
+_STYLE_ATTR = re.compile(r'\sstyle="([^"]*)"')
+_CLASS_ATTR = re.compile(r'\sclass="([^"]*)"')
+# what a hoisted declaration may hold: nothing that could end the <style> element or
+# open a rule, an at-rule or an escape
+_PLAIN_CSS = re.compile(r"[\w\s#%.,:;()'/+-]*\Z")
+
+
+def _hoist_styles(body: str) -> tuple[str, str]:
+    """(BODY with every inline style that is used more than once replaced by a class,
+    the CSS of those classes): the widgets repeat the same few styles hundreds of times.
+    Each declaration is ``!important``, so it wins over the page's rules as the inline
+    style did. Only styles of plain CSS characters move; the others stay inline."""
+    counts: dict[str, int] = {}
+    for tag in _START_TAG.finditer(body):
+        found = _STYLE_ATTR.search(tag[2])
+        if found:
+            counts[found[1]] = counts.get(found[1], 0) + 1
+    names: dict[str, str] = {}
+    for value, count in counts.items():  # first use first: the same notebook, the same page
+        if count > 1 and _PLAIN_CSS.match(html.unescape(value)):
+            names[value] = f"z{len(names)}"
+    if not names:
+        return body, ""
+
+    def rewrite(tag: re.Match[str]) -> str:
+        attrs = tag[2]
+        found = _STYLE_ATTR.search(attrs)
+        if not found or found[1] not in names:
+            return tag[0]
+        attrs = attrs[:found.start()] + attrs[found.end():]
+        cls = _CLASS_ATTR.search(attrs)
+        name = names[found[1]]
+        attrs = (attrs[:cls.start()] + f' class="{cls[1]} {name}"' + attrs[cls.end():]
+                 if cls else f'{attrs} class="{name}"')
+        return f"<{tag[1]}{attrs}{tag[3]}>"
+
+    rules = []
+    for value, name in names.items():
+        declarations = [d.strip() for d in html.unescape(value).split(";") if d.strip()]
+        rules.append(f".{name}{{{';'.join(d + '!important' for d in declarations)}}}")
+    return _START_TAG.sub(rewrite, body), "\n".join(rules) + "\n"
+
+
 def _markdown() -> Any:
     import mistune
 
@@ -419,8 +464,9 @@ def notebook_html(nb: Mapping[str, Any]) -> str:
             body.append(_pre(source, "raw"))
     body.append(_evidence(record))
     body.append(_appendix(code))
+    page, hoisted = _hoist_styles("".join(body))
     return ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
             f"<meta http-equiv='Content-Security-Policy' content=\"{CSP}\">"
             "<meta name='viewport' content='width=device-width, initial-scale=1'>"
-            f"<title>{html.escape(title)}</title><style>{STYLE}</style></head>"
-            f"<body>{''.join(body)}</body></html>\n")
+            f"<title>{html.escape(title)}</title><style>{STYLE}{hoisted}</style></head>"
+            f"<body>{page}</body></html>\n")

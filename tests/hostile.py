@@ -37,6 +37,10 @@ PAYLOADS: dict[str, str] = {
     "body onload": "<body onload=alert(1)>",
     "remote stylesheet": '<link rel=stylesheet href="http://example.invalid/x.css">',
     "img sets a flag": "<img src=x onerror=window.__ran=1>",
+    # a style that would end the page's <style> element if it were moved there
+    "style breakout": "<p style=\"color:red;font-family:'</style><script>alert(1)</script>'\">"
+                      "b</p><p style='color:red;font-family:\"</style><img src=x onerror="
+                      "alert(1)>\"'>b</p>",
 }
 
 #: All of them, one after the other (a parameter, an action's output, a Markdown cell).

@@ -98,6 +98,8 @@ def test_hostile_outputs_and_facts_are_inert_in_the_page() -> None:
     assert parsed.found == []
     assert parsed.csp == [CSP]
     assert page.index("Content-Security-Policy") < page.index("<title>")
+    # a repeated style moves into the page's <style>, never one that could end it
+    assert "<" not in page[page.index("<style>") + 7:page.index("</style>")]
     # evidence is kept as text: the action's output, printed output, the operator
     escaped = PAYLOADS["split script"].replace("<", "&lt;").replace(">", "&gt;")
     assert page.count(escaped) >= 4
