@@ -196,7 +196,6 @@ def test_a_run_of_a_system_another_process_drives_is_refused_before_a_kernel_sta
         holder.communicate()
 
 
-@pytest.mark.slow  # ~20 s: two runbooks that fail
 def test_failed_records_say_where_they_stopped_in_words_true_in_a_record(
         capsys: pytest.CaptureFixture[str], ftkit_dirs: SimpleNamespace) -> None:
     """A failed readiness check and an upgrade Broken at Install: each record says in which
