@@ -103,6 +103,13 @@ def _session_rows(journal: Any, session_id: int, rows: list[list[str]]) -> list[
                              f"at {utc_text(entry.ts)}")
     if handovers:
         rows.append(["Handed over", "; ".join(handovers)])
+    if not any(r[0] == "Outage" for r in rows):  # a run that reported no result: the journal's
+        measured = [float(e.detail["outage_s"]) for e in journal.entries(record.id, kinds=[
+            "warning"]) if isinstance(e.detail, Mapping)
+            and isinstance(e.detail.get("outage_s"), int | float)]
+        rows.append(["Outage", f"{_shown(round(sum(measured), 1))} s (as measured in the "
+                     f"journal: {_shown([round(m, 1) for m in measured])} s)" if measured
+                     else "none measured in the journal"])
     packages = [p for p in data.get("packages") or [] if isinstance(p, Mapping)]
     if packages:
         before = data.get("installed_before")

@@ -230,5 +230,6 @@ def test_failed_records_say_where_they_stopped_in_words_true_in_a_record(
     assert "This run stopped with an error in “13. Result”" in text
     # no result, yet the summary names the session the run left Broken, from its journal
     assert "<th>Session</th><td>1, started" in text and "(not ended yet)" in text
+    assert "<th>Outage</th><td>none measured in the journal</td>" in text  # before merge
     assert "run this runbook again in auto mode with <code>broken: retry</code>" in text
     assert "<li><b>Abort</b> — run <code>runbooks/abort.ipynb</code>" in text
