@@ -975,6 +975,8 @@ def archive_run(
     if _safe(facts["change_id"]):
         base += f"-{_safe(facts['change_id'])}"
 
+    # the record's summary block and evidence, from the facts and the system's journal
+    nb.metadata["ftkit_record"] = record_facts(facts, result)
     _scrub_notebook(nb, secrets)
     with _ledger_lock(reports):
         name, counter = base, 1
@@ -1060,6 +1062,13 @@ def _was_executed(nb: Any) -> bool:
     return any(cell.get("cell_type") == "code"
                and (cell.get("execution_count") is not None or cell.get("outputs"))
                for cell in nb.get("cells", []))
+
+
+def record_facts(facts: Mapping[str, Any], result: Mapping[str, Any]) -> dict[str, Any]:
+    """:func:`ftkit.record.record_facts` (read-only), imported when a run is archived."""
+    from ftkit.record import record_facts as gather
+
+    return gather(facts, result)
 
 
 def _render_html(nb: Any) -> str:

@@ -47,6 +47,7 @@ from ftkit.flow import DECISIONS, RECOVERY, REQUESTS, Kind, Next, Question, Requ
 from ftkit.journal import Journal, Note
 from ftkit.model import OperationalState, Request, UpgradeState
 from ftkit.packages import ensure_supported
+from ftkit.record import installed_versions
 
 if TYPE_CHECKING:
     from ftkit.process import Session
@@ -308,6 +309,9 @@ def _perform(session: Session, spec: RequestSpec, *, decision: Decision | None =
                      "data": {"account": account(),  # the authenticated one, as claimed
                               "config": session.config.to_dict(),
                               "packages": [p.to_dict() for p in session.packages],
+                              # what the record states as "before → after" (ftkit.record)
+                              "installed_before": installed_versions(
+                                  session.driver, [p.name for p in session.packages]),
                               "sim_start": session.now()}}
         now = session.now()
         entered = spec.entered(came_from)

@@ -436,7 +436,9 @@ def _check_run(path: Path, params: Mapping[str, Any], *, reach: bool
     if mode is not None:
         check_decisions(mode, values.get("decisions"), operator="", reason="",
                         system=values.get("system"))
-    if mode != "plan" and "operator" in declared:  # a run that can change the system
+    # a run that can change the system (a readiness check names who and which change
+    # only for its record: optional there)
+    if mode != "plan" and "operator" in declared and path.stem != "readiness-check":
         from ftkit.decisions import check_identity
 
         # the abort keeps the session's own change id; every other run names its change

@@ -287,6 +287,7 @@ def test_the_archived_report_of_a_run_broken_by_the_action_holds_no_form_of_the_
     assert {path.suffix for path in files} >= {".ipynb", ".html", ".jsonl"}
     page = (ftkit_dirs.reports / str(entry.html)).read_text()
     assert "leaky exit 3" in page
+    assert "Evidence: the custom actions' output" in page  # its output, masked, as text
     assert "ticket *** ***" in page
     for path in files:
         assert leaks(path.read_text(encoding="utf-8", errors="replace"), SECRET) == [], path

@@ -194,3 +194,42 @@ def test_a_run_of_a_system_another_process_drives_is_refused_before_a_kernel_sta
     finally:
         holder.kill()
         holder.communicate()
+
+
+def test_failed_records_say_where_they_stopped_in_words_true_in_a_record(
+        capsys: pytest.CaptureFixture[str], ftkit_dirs: SimpleNamespace) -> None:
+    """A failed readiness check and an upgrade Broken at Install: each record says in which
+    section the run stopped (no cell number), ends where the run ended (no code that never
+    ran, no promise of a log or a result it does not hold), gives its way on without a
+    panel to click, and shows no code but in its closed appendix."""
+    from ftkit.sim.driver import create_system
+
+    for name in ("sim://bad-check", "sim://bad-install"):
+        create_system(name, scenario="demo", seed=0).close()
+    assert main(["sim", "fault", "sim://bad-check", "module-fail", "--side", "1"]) == 0
+    assert main(["sim", "fault", "sim://bad-install", "installer-fail"]) == 0
+    assert main(["run", "readiness-check", "-p", "system", "sim://bad-check", "-p",
+                 "change_id", "CHG-R", "-p", "operator", "alice"]) != 0
+    code, _, _ = ftkit_run(capsys, "system", "sim://bad-install", "change_id", "CHG-I",
+                           "operator", "alice", "decisions", ALL)
+    assert code != 0
+    capsys.readouterr()
+    check, upgrade = read_ledger(ftkit_dirs.reports)
+    assert (check.outcome, upgrade.outcome) == ("failed", "failed")
+    for entry in (check, upgrade):
+        text = page(ftkit_dirs.reports / str(entry.html))[1]
+        assert "cell [" not in text and "panel below" not in text, entry.runbook
+        assert "<pre class='in'>" in text.split("<details class='code'>", 1)[1]
+        assert "<pre class='in'>" not in text.split("<details class='code'>", 1)[0]
+    text = page(ftkit_dirs.reports / str(check.html))[1]
+    assert "This run stopped with an error in “The checks”" in text
+    assert "the timeline" not in text
+    assert "<th>Change</th><td>CHG-R</td>" in text and "alice (account" in text
+    assert "RunResult" not in text  # the result cell never ran: not even in the appendix
+    text = page(ftkit_dirs.reports / str(upgrade.html))[1]
+    assert "This run stopped with an error in “13. Result”" in text
+    # no result, yet the summary names the session the run left Broken, from its journal
+    assert "<th>Session</th><td>1, started" in text and "(not ended yet)" in text
+    assert "<th>Outage</th><td>none measured in the journal</td>" in text  # before merge
+    assert "run this runbook again in auto mode with <code>broken: retry</code>" in text
+    assert "<li><b>Abort</b> — run <code>runbooks/abort.ipynb</code>" in text
