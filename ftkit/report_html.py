@@ -102,13 +102,19 @@ _CSS_RISK = re.compile(r"url\s*\(|expression\s*\(|\\|@import|behaviou?r\s*:|-moz
                        re.IGNORECASE)
 
 
+#: another record of the same archive, by its file name (a campaign's record links each
+#: system's): no scheme, no folder, nothing but a report's name
+_SIBLING_RECORD = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\.(?:html|ipynb)$")
+
+
 def _attribute(tag: str, name: str, value: str) -> str | None:
     """An attribute's value as kept (None drops it): images only from ``data:image/…``
-    URIs, links only within the page, no style that could load or compute anything."""
+    URIs, links only within the page or to another record of the archive, no style that could load or compute anything."""
     if name == "src":
         return value if tag == "img" and _IMAGE_DATA.match(value.strip()) else None
     if name == "href":
-        return value if value.strip().startswith("#") else None
+        href = value.strip()
+        return value if href.startswith("#") or _SIBLING_RECORD.match(href) else None
     if name == "style" and _CSS_RISK.search(value):
         return None
     return value
