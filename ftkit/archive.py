@@ -33,6 +33,7 @@ import base64
 import binascii
 import contextlib
 import hashlib
+import hmac
 import html
 import json
 import os
@@ -77,7 +78,7 @@ LEDGER = "ledger.jsonl"
 LOCK = ".ledger.lock"
 ZERO_HASH = "0" * 64
 # report files archive_run writes: verify_reports flags one the ledger does not list
-_REPORT_NAME = re.compile(r"^\d{8}T\d{6}Z-.+\.(ipynb|html)$")
+_REPORT_NAME = re.compile(r"^\d{8}T\d{6}Z-.+\.(ipynb|html|intoto\.jsonl)$")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
@@ -560,8 +561,17 @@ def _resume_from_checkpoint(walk: _Walk, ledger: Path, mark: Path) -> int:
         point = canonical.loads_strict(mark.read_text(encoding="utf-8"))
         seq, digest = int(point["seq"]), str(point["hash"])
         offset, prefix_sha = int(point["offset"]), str(point["prefix_sha256"])
+        mac = str(point.pop("mac", ""))
     except (OSError, ValueError, KeyError, TypeError) as err:
         walk.problems.append(f"checkpoint {mark.name} is unreadable ({err}): verify in full")
+        return 0
+    from ftkit.keys import state_mac
+
+    if not hmac.compare_digest(mac, state_mac(_json(point))):
+        # keyed (ftkit.keys): an edited ledger with this file rewritten to match fails here
+        walk.problems.append(
+            f"checkpoint {mark.name} (seq {seq}) is not authenticated by this machine's "
+            "verification key: it was written elsewhere or edited; verify in full")
         return 0
     data = ledger.read_bytes() if ledger.exists() else b""
     prefix = data[:offset]
@@ -599,6 +609,9 @@ def _write_checkpoint(mark: Path, ledger: Path, seq: int, digest: str, offset: i
         prefix = handle.read(offset)
     point = {"seq": seq, "hash": digest, "offset": offset, "prefix_sha256": _sha256(prefix),
              "verified": canonical.iso(canonical.utc_now())}
+    from ftkit.keys import state_mac
+
+    point["mac"] = state_mac(_json(point))  # HMAC-SHA256, keyed outside the reports folder
     try:
         _write_atomic(mark, (_json(point) + "\n").encode("utf-8"))
     except OSError as err:
@@ -719,7 +732,11 @@ def _trusted_key(public_key: Path | str | None) -> Any | None:
 def _signer(signing_key: Path | str | None, reports: Path) -> Any | None:
     """The private key SIGNING_KEY (else ``$FTKIT_SIGNING_KEY``) names, or None; refused
     when it lies inside REPORTS (a key stored beside the reports protects nothing)."""
-    ref = signing_key if signing_key is not None else os.environ.get(SIGNING_KEY_ENV) or None
+    ref: Path | str | None = signing_key
+    if ref is None:  # $FTKIT_SIGNING_KEY, else the key `ftkit keys init` made
+        from ftkit.keys import signing_key_path
+
+        ref = signing_key_path()
     if ref is None:
         return None
     path = Path(ref).expanduser().resolve()
@@ -998,8 +1015,14 @@ def archive_run(
         nb_bytes = nbformat.writes(nb).encode("utf-8")
         html_bytes = _render_html(nb).encode("utf-8")
         files = {f"{name}.ipynb": _sha256(nb_bytes), f"{name}.html": _sha256(html_bytes)}
+        # the in-toto attestation of the two (ftkit.attest), listed in the line like them
+        from ftkit.attest import SUFFIX, attestation_bytes
+
+        statement = attestation_bytes(files, {"seq": seq, **facts}, signer)
         _write_atomic(reports / f"{name}.ipynb", nb_bytes)
         _write_atomic(reports / f"{name}.html", html_bytes)
+        _write_atomic(reports / f"{name}{SUFFIX}", statement)
+        files[f"{name}{SUFFIX}"] = _sha256(statement)
         if damaged is not None:
             raise ArchiveError(
                 f"{damaged.message}; the report was written to {reports / name}.ipynb "
@@ -1018,6 +1041,10 @@ def archive_run(
         if signer is not None:
             entry["signature"] = _sign(signer, entry["hash"])
         _append_line(ledger, _json(entry))
+        # the signed checkpoint of the ledger now (ftkit.checkpoints): archive, witnesses
+        from ftkit.checkpoints import write_checkpoint
+
+        write_checkpoint(reports, size=seq, head=entry["hash"], signer=signer)
     return LedgerEntry.from_dict(entry)
 
 

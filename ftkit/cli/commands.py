@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "cmd_check",
+    "cmd_keys",
     "cmd_recover",
     "cmd_reports_add",
     "cmd_reports_list",
@@ -446,50 +447,65 @@ def cmd_reports_list(args: argparse.Namespace) -> int:
 
 
 def cmd_reports_verify(args: argparse.Namespace) -> int:
-    """Find edited, removed or reordered records; read-only (exit 1 on a problem)."""
-    from ftkit.archive import cross_check, read_ledger, verify_limits, verify_reports
+    """Find edited, removed, reordered or dropped records: the ledger's chain and files
+    (:func:`ftkit.archive.verify_reports`), then every signed checkpoint found in the
+    archive, the journals and the witnesses (:func:`ftkit.checkpoints.verify_checkpoints`);
+    read-only but for the incremental state (exit 1 on a problem)."""
+    from ftkit.archive import _trusted_key, read_ledger, verify_limits, verify_reports
+    from ftkit.checkpoints import verify_checkpoints
 
     reports = _reports(args)
-    problems = verify_reports(reports, since_checkpoint=args.incremental,
-                              checkpoint=Path(args.checkpoint) if args.checkpoint else None,
-                              public_key=args.public_key)
-    entries = read_ledger(reports) if not problems else []
-    problems += cross_check(reports, _journal_anchors({e.system for e in entries}))
+    witnesses = [Path(w) for w in args.witness or []]
+    for witness in witnesses:
+        if not witness.exists():
+            raise BadInput(f"no witness {witness}", "give the folder checkpoints were "
+                           "published to ($FTKIT_WITNESS when the runs were archived)")
+    try:
+        problems = verify_reports(reports, since_checkpoint=args.incremental,
+                                  checkpoint=Path(args.checkpoint) if args.checkpoint
+                                  else None, public_key=args.public_key)
+        verdict = verify_checkpoints(reports, witnesses=witnesses,
+                                     public_key=_trusted_key(args.public_key))
+    except FtkitError as err:  # an unreadable key: bad input, nothing checked
+        raise BadInput(err.message, err.remedy) from None
+    problems += verdict.problems
     if problems:
         for problem in problems:
             print(f"  {render.visible(problem)}")
         raise Failed(f"{len(problems)} problem(s) in {reports}: {problems[0]}",
                      "restore the reports and ledger from a backup")
-    count = len(entries)
+    count = len(read_ledger(reports))
     print(f"{reports}: {count} ledger entr{'y' if count == 1 else 'ies'} and their reports "
-          + ("verified since the checkpoint" if args.incremental else "verified")
-          + "; cross-checked with the journals of the systems still here")
-    for limit in verify_limits(keyed=True if args.public_key else None,
-                               since_checkpoint=args.incremental):
+          + ("verified since the last verification" if args.incremental else "verified")
+          + f"; against {verdict.own} checkpoint(s) in the archive and {verdict.outside} "
+          "in the systems' journals and witnesses")
+    for limit in [*verdict.limits,
+                  *verify_limits(keyed=True, since_checkpoint=args.incremental)]:
         print(f"  note: {limit}")
     return EXIT_OK
 
 
-def _journal_anchors(systems: set[str]) -> list[tuple[int, str]]:
-    """The (seq, hash) pairs the systems' journals recorded when their runs were archived
-    (systems that cannot be reached any more are skipped); read-only."""
-    from ftkit.drivers import connect
-    from ftkit.journal import Journal
+def cmd_keys(args: argparse.Namespace) -> int:
+    """``ftkit keys init|show|rotate``: the archive's Ed25519 key (:mod:`ftkit.keys`)."""
+    from ftkit import keys
 
-    anchors: list[tuple[int, str]] = []
-    for system in sorted(s for s in systems if s):
-        try:
-            driver = connect(system)
-        except FtkitError:
-            continue
-        try:
-            journal = Journal.find(driver)
-        finally:
-            driver.close()
-        if journal is not None:
-            with journal:
-                anchors += journal.anchors()
-    return anchors
+    try:
+        if args.keys_command == "init":
+            info = keys.init_key(path=args.key)
+            print(f"made the archive key {info.private} (mode 0600) and {info.public}")
+        elif args.keys_command == "rotate":
+            old, info = keys.rotate_key(reports=_reports(args), path=args.key)
+            print(f"rotated the archive key: {old.fingerprint} → {info.fingerprint}; the "
+                  f"rotation checkpoint (signed by both) is in {_reports(args)}")
+        else:
+            info = keys.show_key(path=args.key)
+            print(f"archive key {info.private}\npublic key {info.public}")
+    except FtkitError as err:
+        raise BadInput(err.message, err.remedy) from None
+    print(f"fingerprint (SHA-256 of the raw public key): {info.fingerprint}")
+    if args.keys_command == "show":
+        print(info.public_pem, end="")
+    return EXIT_OK
 
 
 def cmd_reports_add(args: argparse.Namespace) -> int:
@@ -535,6 +551,6 @@ def cmd_reports_add(args: argparse.Namespace) -> int:
                             reports=reports, error=error)
     except ArchiveError as err:  # archived already, never executed: bad input, nothing written
         raise BadInput(err.message, err.remedy) from None
-    anchor(entry)
+    anchor(entry, reports=reports)
     print(render.entry_text(entry, reports))
     return EXIT_OK
