@@ -518,7 +518,12 @@ def verify_reports(
     mark = Path(checkpoint) if checkpoint is not None else reports / CHECKPOINT
     if since_checkpoint and mark.exists():
         start = _resume_from_checkpoint(walk, path, mark)
-        if walk.problems:
+        if walk.problems and walk.problems[0].endswith(_FORGED_STATE):
+            # a state this machine did not write: say so, and verify everything instead
+            forged = walk.problems
+            walk = _Walk(reports=reports, present=present, folder=str(reports))
+            walk.problems += forged
+        elif walk.problems:
             return walk.problems
     if path.exists():
         with path.open("rb") as handle:
@@ -569,9 +574,7 @@ def _resume_from_checkpoint(walk: _Walk, ledger: Path, mark: Path) -> int:
 
     if not hmac.compare_digest(mac, state_mac(_json(point))):
         # keyed (ftkit.keys): an edited ledger with this file rewritten to match fails here
-        walk.problems.append(
-            f"checkpoint {mark.name} (seq {seq}) is not authenticated by this machine's "
-            "verification key: it was written elsewhere or edited; verify in full")
+        walk.problems.append(f"checkpoint {mark.name} (seq {seq}) {_FORGED_STATE}")
         return 0
     data = ledger.read_bytes() if ledger.exists() else b""
     prefix = data[:offset]
@@ -602,6 +605,10 @@ def _resume_from_checkpoint(walk: _Walk, ledger: Path, mark: Path) -> int:
     walk.last = (seq, digest, offset)
     walk.lines = prefix.count(b"\n")
     return offset
+
+
+_FORGED_STATE = ("is not authenticated by this machine's verification key: it was written "
+                 "elsewhere or edited; everything was verified instead")
 
 
 def _write_checkpoint(mark: Path, ledger: Path, seq: int, digest: str, offset: int) -> None:

@@ -386,8 +386,8 @@ def journal_files(systems: Iterable[str]) -> list[Path]:
             path = journal_path_of(system)
             found.update(path.parent.glob(path.name + "*"))
             found.update(path.parent.glob("journal*.db*"))
-    return sorted(p for p in found if p.is_file() and not p.name.endswith(("-wal", "-shm",
-                                                                            "-journal")))
+    return sorted({p.resolve() for p in found if p.is_file()
+                   and not p.name.endswith(("-wal", "-shm", "-journal"))})
 
 
 def _journal(path: Path) -> Iterator[Found]:
@@ -506,8 +506,9 @@ def verify_checkpoints(reports: Path, *, witnesses: Iterable[Path] = (),
     outside: list[Found] = []
     for path in journal_files(s for s in systems if s and s != "?"):
         outside += _journal(path)
-    for folder in [*witnesses, *witnesses_from_env()]:
-        outside += _witness(Path(folder))
+    for folder in dict.fromkeys(Path(w).resolve() for w in [*witnesses,
+                                                             *witnesses_from_env()]):
+        outside += _witness(folder)
 
     def ours(found: Found) -> bool:
         if found.reports == here:
@@ -595,7 +596,8 @@ def verify_checkpoints(reports: Path, *, witnesses: Iterable[Path] = (),
                                      f"signed by key {fingerprint(bytes.fromhex(key_hex))[:16]}"
                                      f"…, not by the archive's trusted key ({_short(trusted)})"))
     seen: set[str] = set()
-    for _seq, text in sorted(problems, key=lambda item: item[0]):
+    # by seq; at one seq, what a journal says first (it names the entry)
+    for _seq, text in sorted(problems, key=lambda item: (item[0], "journal" not in item[1])):
         if text not in seen:
             seen.add(text)
             verdict.problems.append(text)
