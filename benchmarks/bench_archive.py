@@ -124,11 +124,10 @@ def _timed(folder: Path, runs: int = 3) -> tuple[float, float, float]:
     walls, cpus, parts = [], [], []
     for _ in range(runs):
         start, cpu = time.perf_counter(), time.process_time()
-        problems = verify_reports(folder)
-        middle = time.perf_counter()
-        verdict = verify_checkpoints(folder)
+        verdict = verify_checkpoints(folder)  # as `ftkit reports verify` does: first,
+        parts.append(time.perf_counter() - start)  # for the lines a checkpoint covers
+        problems = verify_reports(folder, signed_through=verdict.covered)
         walls.append(time.perf_counter() - start)
-        parts.append(time.perf_counter() - middle)
         cpus.append(time.process_time() - cpu)
         assert problems == [] and verdict.problems == [], (problems + verdict.problems)[:3]
         assert verdict.own == int(folder.name.split("-")[-1])
