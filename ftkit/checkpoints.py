@@ -400,11 +400,13 @@ def journal_files(systems: Iterable[str]) -> list[Path]:
                    and not p.name.endswith(("-wal", "-shm", "-journal"))})
 
 
-def _journal(path: Path) -> Iterator[Found]:
-    """The checkpoints (and older anchors) journal PATH holds; read-only (SQLite ro)."""
+def _journal(path: Path, unreadable: list[str]) -> Iterator[Found]:
+    """The checkpoints (and older anchors) journal PATH holds; read-only (SQLite ro). A
+    journal that cannot be read is added to UNREADABLE."""
     try:
         conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
     except sqlite3.Error:
+        unreadable.append(str(path))
         return
     try:
         target = ""
@@ -415,6 +417,7 @@ def _journal(path: Path) -> Iterator[Found]:
             rows = conn.execute("SELECT id, detail FROM entries WHERE kind = 'info' AND "
                                 "detail LIKE '%ledger_seq%' ORDER BY id").fetchall()
         except sqlite3.Error:
+            unreadable.append(str(path))
             return
     finally:
         conn.close()
@@ -517,8 +520,9 @@ def verify_checkpoints(reports: Path, *, witnesses: Iterable[Path] = (),
     own = list(_own(reports, index))
     systems = {label.rsplit(" on ", 1)[-1] for _h, _o, label in index.values()}
     outside: list[Found] = []
+    unreadable: list[str] = []
     for path in journal_files(s for s in systems if s and s != "?"):
-        outside += _journal(path)
+        outside += _journal(path, unreadable)
     for folder in dict.fromkeys(Path(w).resolve() for w in [*witnesses,
                                                              *witnesses_from_env()]):
         outside += _witness(folder)
@@ -635,6 +639,8 @@ def verify_checkpoints(reports: Path, *, witnesses: Iterable[Path] = (),
             verdict.problems.append(text)
     verdict.limits = _limits(size, own, outside, trusted, given=public_key is not None,
                              witnessed=any("witness" in f.where for f in outside))
+    verdict.limits += [f"the journal {path} could not be read: its checkpoints were not "
+                       "compared" for path in unreadable]
     return verdict
 
 
