@@ -216,8 +216,8 @@ def origin_of(reports: Path) -> str | None:
 
 def witnesses_from_env() -> list[Path]:
     """The witness folders ``$FTKIT_WITNESS`` names (``os.pathsep``-separated)."""
-    return [Path(p).expanduser() for p in os.environ.get(WITNESS_ENV, "").split(os.pathsep)
-            if p.strip()]
+    return list(dict.fromkeys(Path(p).expanduser() for p in
+                              os.environ.get(WITNESS_ENV, "").split(os.pathsep) if p.strip()))
 
 
 def _append(path: Path, record: Mapping[str, Any]) -> None:

@@ -143,3 +143,29 @@ def test_verify_says_what_it_cannot_prove(archived: SimpleNamespace,
     limits = verify_checkpoints(archived.reports, witnesses=[archived.witness]).limits
     assert not any("no witness" in limit for limit in limits)
     assert not any("no checkpoint outside" in limit for limit in limits)
+
+
+def test_reports_add_publishes_to_a_witness_that_verify_reads(
+        tmp_path: Path, ftkit_dirs: SimpleNamespace,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from ftkit.cli import main
+
+    witness = tmp_path / "elsewhere"
+    for n in (1, 2):
+        assert main(["reports", "add", str(executed(tmp_path / f"nb-{n}.ipynb", "sim://gone")),
+                     "--witness", str(witness)]) == 0
+    [published] = witness.glob("*.jsonl")
+    assert [parse_note(json.loads(line)["note"]).size
+            for line in published.read_text().splitlines()] == [1, 2]
+    capsys.readouterr()
+    assert main(["reports", "verify", "--witness", str(witness)]) == 0
+    assert "against 2 checkpoint(s) in the archive and 2 in" in capsys.readouterr().out
+    # the system is gone (no journal at all): the witness alone names the dropped tail
+    ledger = ftkit_dirs.reports / LEDGER
+    ledger.write_text(ledger.read_text().splitlines()[0] + "\n")
+    (ftkit_dirs.reports / CHECKPOINTS).unlink()
+    for name in ftkit_dirs.reports.glob("*-2.*"):
+        name.unlink()
+    assert main(["reports", "verify", "--witness", str(witness)]) == 1
+    assert "line 2 recorded a checkpoint at seq 2, the ledger ends at seq 1" in \
+        capsys.readouterr().out

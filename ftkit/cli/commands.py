@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -354,6 +354,27 @@ def _reports(args: argparse.Namespace) -> Path:
     return Path(args.reports) if getattr(args, "reports", None) else reports_dir()
 
 
+@contextlib.contextmanager
+def _witnesses(args: argparse.Namespace) -> Iterator[None]:
+    """``--witness PATH``: added to ``$FTKIT_WITNESS`` (where the archive publishes its
+    checkpoints, :mod:`ftkit.checkpoints`) while the command archives; restored after."""
+    import os
+
+    from ftkit.checkpoints import WITNESS_ENV
+
+    given = [str(Path(w).expanduser().resolve()) for w in getattr(args, "witness", None) or []]
+    before = os.environ.get(WITNESS_ENV)
+    if given:
+        os.environ[WITNESS_ENV] = os.pathsep.join([*filter(None, [before]), *given])
+    try:
+        yield
+    finally:
+        if given and before is None:
+            os.environ.pop(WITNESS_ENV, None)
+        elif given and before is not None:
+            os.environ[WITNESS_ENV] = before
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """Run a runbook headless through papermill and archive it; its parameters, files,
     system and session are checked before a kernel starts (:func:`ftkit.preflight.check_run`:
@@ -365,6 +386,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     params = _parameters(args.param)
     with contextlib.ExitStack() as hold:
+        hold.enter_context(_witnesses(args))
         try:
             path = resolve_runbook(args.runbook)
         except FtkitError as err:
@@ -543,9 +565,10 @@ def cmd_reports_add(args: argparse.Namespace) -> int:
     from ftkit.runner import anchor
 
     try:
-        entry = archive_run(notebook, runbook=runbook, parameters=params,
-                            started=when("start_time"), ended=when("end_time"),
-                            reports=reports, error=error)
+        with _witnesses(args):
+            entry = archive_run(notebook, runbook=runbook, parameters=params,
+                                started=when("start_time"), ended=when("end_time"),
+                                reports=reports, error=error)
     except ArchiveError as err:  # archived already, never executed: bad input, nothing written
         raise BadInput(err.message, err.remedy) from None
     anchor(entry, reports=reports)

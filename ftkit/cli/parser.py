@@ -110,6 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reports", metavar="DIR", help=REPORTS_HELP)
     p.add_argument("--progress", action="store_true",
                    help="show papermill's cell-by-cell progress bar")
+    p.add_argument("--witness", metavar="PATH", action="append",
+                   help="also publish the archive's checkpoint to this folder (added to "
+                        "$FTKIT_WITNESS; repeat for more)")
     p.set_defaults(func=commands.cmd_run)
 
     p = subcommands.add_parser(
@@ -158,6 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
                    metavar=("NAME", "VALUE"),
                    help="add or override a recorded parameter (repeat for more)")
     p.add_argument("--reports", metavar="DIR", help=REPORTS_HELP)
+    p.add_argument("--witness", metavar="PATH", action="append",
+                   help="also publish the archive's checkpoint to this folder (added to "
+                        "$FTKIT_WITNESS; repeat for more)")
     p.set_defaults(func=commands.cmd_reports_add)
 
     keys = subcommands.add_parser(
