@@ -5,8 +5,13 @@ Each run leaves under ``reports/``::
     20250301T020000Z-active-upgrade-CHG-42.ipynb   executed notebook, facts in metadata.ftkit
     20250301T020000Z-active-upgrade-CHG-42.html    its page (:mod:`ftkit.report_html`:
                                                    self-contained, tens of KB)
+    20250301T020000Z-active-upgrade-CHG-42.intoto.jsonl   its in-toto attestation
+                                                   (:mod:`ftkit.attest`)
     ledger.jsonl                                   one line per run, chained by hash
+    checkpoints.jsonl                              a signed checkpoint after each write
+                                                   (:mod:`ftkit.checkpoints`)
     .verified.json                                 where the last incremental verify ended
+                                                   (HMAC under a key outside the reports)
 
 A ledger line holds ``seq``, the files' SHA-256, the runbook, its parameters (redacted),
 change id, operator, system, start and end (ISO UTC, :mod:`ftkit.canonical`), outcome,
@@ -747,8 +752,9 @@ def _trusted_key(public_key: Path | str | None) -> Any | None:
 
 
 def _signer(signing_key: Path | str | None, reports: Path) -> Any | None:
-    """The private key SIGNING_KEY (else ``$FTKIT_SIGNING_KEY``) names, or None; refused
-    when it lies inside REPORTS (a key stored beside the reports protects nothing)."""
+    """The private key SIGNING_KEY (else ``$FTKIT_SIGNING_KEY``, else the key ``ftkit keys
+    init`` made: :func:`ftkit.keys.signing_key_path`) names, or None; refused when it lies
+    inside REPORTS (a key stored beside the reports protects nothing)."""
     ref: Path | str | None = signing_key
     if ref is None:  # $FTKIT_SIGNING_KEY, else the key `ftkit keys init` made
         from ftkit.keys import signing_key_path
