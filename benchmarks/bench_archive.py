@@ -6,8 +6,11 @@ Run from the repository root::
 
 It builds synthetic archives of 1,000 and 10,000 readiness-check reports (real report
 files: an executed notebook and its HTML, rendered as ``archive_run`` renders them,
-each entry with its own copies and a hash-chained ledger line) and prints the time of a
-full verification of each with a warm page cache (median of 3, after one warm-up), their
+each entry with its own copies, a hash-chained ledger line signed with Ed25519 and a
+signed checkpoint after it, as ``archive_run`` writes them) and prints the time of a
+full verification of each — the ledger and files (``verify_reports``) and every
+checkpoint (``verify_checkpoints``), what ``ftkit reports verify`` does — with a warm
+page cache (median of 3, after one warm-up), their
 ratio (10.0 means linear), the bytes read, and an incremental verification after 10 more
 entries. With notebooks given (executed ones, e.g. from ``ftkit run``), it also prints
 the size of their HTML beside the size nbconvert's "lab" template gives the same notebook
@@ -30,7 +33,13 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from ftkit import canonical  # noqa: E402
-from ftkit.archive import LEDGER, ZERO_HASH, RunResult, verify_reports  # noqa: E402
+from ftkit.archive import LEDGER, ZERO_HASH, RunResult, _sign, verify_reports  # noqa: E402
+from ftkit.checkpoints import (  # noqa: E402
+    CHECKPOINTS,
+    ORIGIN_PREFIX,
+    make_note,
+    verify_checkpoints,
+)
 from ftkit.report_html import notebook_html  # noqa: E402
 
 GOAL_VERIFY_S = 2.0
@@ -62,13 +71,27 @@ def _sample_report() -> tuple[bytes, bytes]:
     return text.encode("utf-8"), notebook_html(nb).encode("utf-8")
 
 
+_KEY: list[object] = []
+
+
+def _key() -> object:
+    """One Ed25519 key for every archive of the run."""
+    if not _KEY:
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+        _KEY.append(Ed25519PrivateKey.generate())
+    return _KEY[0]
+
+
 def build_archive(folder: Path, count: int, nb_bytes: bytes, html_bytes: bytes,
                   *, first: int = 1, prev: str = ZERO_HASH) -> str:
-    """Append COUNT entries (seq FIRST…) with their two report files to FOLDER; return
-    the last hash. Each entry gets its own files (same bytes, so one digest each)."""
+    """Append COUNT entries (seq FIRST…) with their two report files to FOLDER, each
+    line signed and followed by a signed checkpoint; return the last hash. Each entry
+    gets its own files (same bytes, so one digest each)."""
     folder.mkdir(parents=True, exist_ok=True)
     nb_digest, html_digest = canonical.sha256_hex(nb_bytes), canonical.sha256_hex(html_bytes)
-    lines = []
+    lines, notes, key = [], [], _key()
+    origin = None
     for seq in range(first, first + count):
         name = f"20250301T{seq // 3600 % 24:02d}{seq // 60 % 60:02d}{seq % 60:02d}Z-rc-{seq}"
         (folder / f"{name}.ipynb").write_bytes(nb_bytes)
@@ -80,23 +103,35 @@ def build_archive(folder: Path, count: int, nb_bytes: bytes, html_bytes: bytes,
                  "outcome": "checked", "outage_s": None, "error": None,
                  "source": canonical.sha256_hex(str(seq)), "prev": prev}
         entry["hash"] = canonical.sha256_hex(canonical.dumps(entry))
+        entry["signature"] = _sign(key, entry["hash"])
         prev = entry["hash"]
         lines.append(canonical.dumps(entry))
+        if seq == 1:
+            origin = ORIGIN_PREFIX + prev[:16]
+        notes.append(canonical.dumps({"note": make_note(
+            origin=origin or ORIGIN_PREFIX + "0" * 16, size=seq, head=prev,
+            signers=[key])}))
     with (folder / LEDGER).open("a", encoding="utf-8") as handle:
         handle.write("\n".join(lines) + "\n")
+    with (folder / CHECKPOINTS).open("a", encoding="utf-8") as handle:
+        handle.write("\n".join(notes) + "\n")
     return prev
 
 
-def _timed(folder: Path, runs: int = 3) -> tuple[float, float]:
-    """Median wall and CPU seconds of a full verification of FOLDER."""
-    walls, cpus = [], []
+def _timed(folder: Path, runs: int = 3) -> tuple[float, float, float]:
+    """Median wall and CPU seconds of a full verification of FOLDER (ledger, files and
+    checkpoints), and the median wall seconds of its checkpoint part."""
+    walls, cpus, parts = [], [], []
     for _ in range(runs):
         start, cpu = time.perf_counter(), time.process_time()
-        problems = verify_reports(folder)
+        verdict = verify_checkpoints(folder)  # as `ftkit reports verify` does: first,
+        parts.append(time.perf_counter() - start)  # for the lines a checkpoint covers
+        problems = verify_reports(folder, signed_through=verdict.covered)
         walls.append(time.perf_counter() - start)
         cpus.append(time.process_time() - cpu)
-        assert problems == [], problems[:3]
-    return statistics.median(walls), statistics.median(cpus)
+        assert problems == [] and verdict.problems == [], (problems + verdict.problems)[:3]
+        assert verdict.own == int(folder.name.split("-")[-1])
+    return statistics.median(walls), statistics.median(cpus), statistics.median(parts)
 
 
 def _real_report(notebooks: list[Path]) -> tuple[bytes, bytes] | None:
@@ -118,10 +153,10 @@ def verify_figures(scratch: Path, notebooks: list[Path]) -> None:
         folder = scratch / f"archive-{count}"
         last = build_archive(folder, count, nb_bytes, html_bytes)
         verify_reports(folder)  # warm-up: page cache
-        figures[count], cpu = _timed(folder)
+        figures[count], cpu, part = _timed(folder)
         print(f"  {count:>6,} entries: {figures[count]:6.3f} s wall, {cpu:6.3f} s CPU  "
               f"({figures[count] / count * 1e6:5.1f} µs/entry, reads "
-              f"{count * per_entry / 1e6:,.0f} MB)")
+              f"{count * per_entry / 1e6:,.0f} MB; checkpoints {part:5.3f} s of it)")
     ratio = figures[10_000] / figures[1_000]
     goal = "met" if figures[10_000] < GOAL_VERIFY_S else "NOT met"
     print(f"  ratio 10,000 / 1,000: {ratio:.1f}× (10.0× = linear); goal < {GOAL_VERIFY_S} s for "
@@ -182,7 +217,12 @@ def html_figures(notebooks: list[Path]) -> None:
 
 
 def main(argv: list[str]) -> None:
+    import os
+
     scratch = Path(tempfile.mkdtemp(prefix="ftkit-bench-archive-"))
+    # the journals verify_checkpoints looks through: none but the scratch folder's
+    os.environ["FTKIT_HOME"] = str(scratch / "home")
+    os.environ.pop("FTKIT_WITNESS", None)
     try:
         verify_figures(scratch, [Path(a) for a in argv])
     finally:

@@ -5,8 +5,13 @@ Each run leaves under ``reports/``::
     20250301T020000Z-active-upgrade-CHG-42.ipynb   executed notebook, facts in metadata.ftkit
     20250301T020000Z-active-upgrade-CHG-42.html    its page (:mod:`ftkit.report_html`:
                                                    self-contained, tens of KB)
+    20250301T020000Z-active-upgrade-CHG-42.intoto.jsonl   its in-toto attestation
+                                                   (:mod:`ftkit.attest`)
     ledger.jsonl                                   one line per run, chained by hash
+    checkpoints.jsonl                              a signed checkpoint after each write
+                                                   (:mod:`ftkit.checkpoints`)
     .verified.json                                 where the last incremental verify ended
+                                                   (HMAC under a key outside the reports)
 
 A ledger line holds ``seq``, the files' SHA-256, the runbook, its parameters (redacted),
 change id, operator, system, start and end (ISO UTC, :mod:`ftkit.canonical`), outcome,
@@ -33,6 +38,7 @@ import base64
 import binascii
 import contextlib
 import hashlib
+import hmac
 import html
 import json
 import os
@@ -77,7 +83,7 @@ LEDGER = "ledger.jsonl"
 LOCK = ".ledger.lock"
 ZERO_HASH = "0" * 64
 # report files archive_run writes: verify_reports flags one the ledger does not list
-_REPORT_NAME = re.compile(r"^\d{8}T\d{6}Z-.+\.(ipynb|html)$")
+_REPORT_NAME = re.compile(r"^\d{8}T\d{6}Z-.+\.(ipynb|html|intoto\.jsonl)$")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
@@ -355,6 +361,7 @@ class _Walk:
     last: tuple[int, str, int] | None = None  # seq, hash, byte offset after its line
     lines: int = 0  # lines before the first one this walk reads (blank ones included)
     jobs: list[tuple[int, str, str, str]] = field(default_factory=list)  # files to hash
+    signed_through: int = 0  # lines up to this seq are covered by a signed checkpoint
 
 
 def _check_line(walk: _Walk, number: int, raw: str, *, trusted: Any | None) -> None:
@@ -394,7 +401,8 @@ def _check_line(walk: _Walk, number: int, raw: str, *, trusted: Any | None) -> N
             f"{where} does not chain to the line before it: an entry was removed, "
             "reordered or edited"
         )
-    _check_signature(where, data, digest, trusted, problems)
+    _check_signature(where, data, digest, trusted, problems,
+                     covered=isinstance(seq, int) and seq <= walk.signed_through)
     files = data["files"] if isinstance(data["files"], dict) else {}
     if not files:
         problems.append(f"{where} lists no report files")
@@ -489,6 +497,7 @@ def verify_reports(
     since_checkpoint: bool = False,
     checkpoint: Path | None = None,
     public_key: Path | str | None = None,
+    signed_through: int = 0,
 ) -> list[str]:
     """Every problem found in the ledger and report files of REPORTS ([] = fine).
 
@@ -508,17 +517,29 @@ def verify_reports(
     after it are verified in full, and when nothing is wrong the checkpoint moves to the
     last entry (written tmp-then-rename). Without a checkpoint the whole ledger is
     verified and the checkpoint written.
+
+    SIGNED_THROUGH: the ledger's seq up to which a checkpoint signed by the trusted key
+    was checked to match (:attr:`ftkit.checkpoints.Verdict.covered`): the lines up to it
+    are bound by the chain to that signature, so their own signatures' keys are compared
+    and the signatures not checked again (what makes 10,000 signed entries fast).
     """
     reports = Path(reports)
     path = reports / LEDGER
     trusted = _trusted_key(public_key)
     present = _present_files(reports)
-    walk = _Walk(reports=reports, present=present, folder=str(reports))
+    walk = _Walk(reports=reports, present=present, folder=str(reports),
+                 signed_through=signed_through)
     start = 0
     mark = Path(checkpoint) if checkpoint is not None else reports / CHECKPOINT
     if since_checkpoint and mark.exists():
         start = _resume_from_checkpoint(walk, path, mark)
-        if walk.problems:
+        if walk.problems and walk.problems[0].endswith(_FORGED_STATE):
+            # a state this machine did not write: say so, and verify everything instead
+            forged = walk.problems
+            walk = _Walk(reports=reports, present=present, folder=str(reports),
+                         signed_through=signed_through)
+            walk.problems += forged
+        elif walk.problems:
             return walk.problems
     if path.exists():
         with path.open("rb") as handle:
@@ -561,8 +582,15 @@ def _resume_from_checkpoint(walk: _Walk, ledger: Path, mark: Path) -> int:
         point = canonical.loads_strict(mark.read_text(encoding="utf-8"))
         seq, digest = int(point["seq"]), str(point["hash"])
         offset, prefix_sha = int(point["offset"]), str(point["prefix_sha256"])
+        mac = str(point.pop("mac", ""))
     except (OSError, ValueError, KeyError, TypeError) as err:
         walk.problems.append(f"checkpoint {mark.name} is unreadable ({err}): verify in full")
+        return 0
+    from ftkit.keys import state_mac
+
+    if not hmac.compare_digest(mac, state_mac(_json(point))):
+        # keyed (ftkit.keys): an edited ledger with this file rewritten to match fails here
+        walk.problems.append(f"checkpoint {mark.name} (seq {seq}) {_FORGED_STATE}")
         return 0
     data = ledger.read_bytes() if ledger.exists() else b""
     prefix = data[:offset]
@@ -595,11 +623,18 @@ def _resume_from_checkpoint(walk: _Walk, ledger: Path, mark: Path) -> int:
     return offset
 
 
+_FORGED_STATE = ("is not authenticated by this machine's verification key: it was written "
+                 "elsewhere or edited; everything was verified instead")
+
+
 def _write_checkpoint(mark: Path, ledger: Path, seq: int, digest: str, offset: int) -> None:
     with ledger.open("rb") as handle:
         prefix = handle.read(offset)
     point = {"seq": seq, "hash": digest, "offset": offset, "prefix_sha256": _sha256(prefix),
              "verified": canonical.iso(canonical.utc_now())}
+    from ftkit.keys import state_mac
+
+    point["mac"] = state_mac(_json(point))  # HMAC-SHA256, keyed outside the reports folder
     try:
         _write_atomic(mark, (_json(point) + "\n").encode("utf-8"))
     except OSError as err:
@@ -718,9 +753,14 @@ def _trusted_key(public_key: Path | str | None) -> Any | None:
 
 
 def _signer(signing_key: Path | str | None, reports: Path) -> Any | None:
-    """The private key SIGNING_KEY (else ``$FTKIT_SIGNING_KEY``) names, or None; refused
-    when it lies inside REPORTS (a key stored beside the reports protects nothing)."""
-    ref = signing_key if signing_key is not None else os.environ.get(SIGNING_KEY_ENV) or None
+    """The private key SIGNING_KEY (else ``$FTKIT_SIGNING_KEY``, else the key ``ftkit keys
+    init`` made: :func:`ftkit.keys.signing_key_path`) names, or None; refused when it lies
+    inside REPORTS (a key stored beside the reports protects nothing)."""
+    ref: Path | str | None = signing_key
+    if ref is None:  # $FTKIT_SIGNING_KEY, else the key `ftkit keys init` made
+        from ftkit.keys import signing_key_path
+
+        ref = signing_key_path()
     if ref is None:
         return None
     path = Path(ref).expanduser().resolve()
@@ -738,11 +778,18 @@ def _sign(key: Any, digest: str) -> dict[str, str]:
 
 
 def _check_signature(where: str, data: Mapping[str, Any], digest: str, trusted: Any | None,
-                     problems: list[str]) -> None:
+                     problems: list[str], *, covered: bool = False) -> None:
+    """Check the line's signature (by TRUSTED when given); COVERED: the line is chained to
+    a checkpoint whose signature by the trusted key was checked, so its own signature's
+    key is compared but the signature itself not checked again (the chain binds it)."""
     signature = data.get("signature")
     if signature is None:
         if trusted is not None:
             problems.append(f"{where} is not signed by the given key")
+        return
+    if covered and isinstance(signature, Mapping):
+        if trusted is not None and _public_hex(trusted) != str(signature.get("key")):
+            problems.append(f"{where} is signed by another key than the given one")
         return
     try:
         from cryptography.exceptions import InvalidSignature
@@ -1001,8 +1048,14 @@ def archive_run(
         nb_bytes = nbformat.writes(nb).encode("utf-8")
         html_bytes = _render_html(nb).encode("utf-8")
         files = {f"{name}.ipynb": _sha256(nb_bytes), f"{name}.html": _sha256(html_bytes)}
+        # the in-toto attestation of the two (ftkit.attest), listed in the line like them
+        from ftkit.attest import SUFFIX, attestation_bytes
+
+        statement = attestation_bytes(files, {"seq": seq, **facts}, signer)
         _write_atomic(reports / f"{name}.ipynb", nb_bytes)
         _write_atomic(reports / f"{name}.html", html_bytes)
+        _write_atomic(reports / f"{name}{SUFFIX}", statement)
+        files[f"{name}{SUFFIX}"] = _sha256(statement)
         if damaged is not None:
             raise ArchiveError(
                 f"{damaged.message}; the report was written to {reports / name}.ipynb "
@@ -1021,6 +1074,10 @@ def archive_run(
         if signer is not None:
             entry["signature"] = _sign(signer, entry["hash"])
         _append_line(ledger, _json(entry))
+        # the signed checkpoint of the ledger now (ftkit.checkpoints): archive, witnesses
+        from ftkit.checkpoints import write_checkpoint
+
+        write_checkpoint(reports, size=seq, head=entry["hash"], signer=signer)
     return LedgerEntry.from_dict(entry)
 
 

@@ -641,7 +641,7 @@ def _archive(member: Member, spec: CampaignSpec, out: Mapping[str, Any], reports
                             started=datetime.fromisoformat(out["started"]),
                             ended=datetime.fromisoformat(out["ended"]), reports=reports,
                             error=out.get("error"))
-    anchor(entry)
+    anchor(entry, reports=reports)
     return entry
 
 

@@ -109,7 +109,8 @@ _SIBLING_RECORD = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\.(?:html|ipynb)$")
 
 def _attribute(tag: str, name: str, value: str) -> str | None:
     """An attribute's value as kept (None drops it): images only from ``data:image/…``
-    URIs, links only within the page or to another record of the archive, no style that could load or compute anything."""
+    URIs, links only within the page or to another record of the archive, no style that
+    could load or compute anything."""
     if name == "src":
         return value if tag == "img" and _IMAGE_DATA.match(value.strip()) else None
     if name == "href":

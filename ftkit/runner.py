@@ -245,7 +245,7 @@ def run_runbook(
             ended=ran.ended,
             reports=reports,
         )
-        anchor(entry)
+        anchor(entry, reports=reports)
         return entry
 
 
@@ -379,10 +379,13 @@ def preflight_archive(reports: Path) -> None:
                          "again; nothing was changed")
 
 
-def anchor(entry: LedgerEntry) -> None:
-    """Journal the archived run's ledger entry (seq and hash) with its system, so that a
-    dropped tail or an edited, re-chained ledger is found by cross-checking (``ftkit
-    reports verify``). A system that cannot be reached is skipped (nothing is created)."""
+def anchor(entry: LedgerEntry, *, reports: Path | None = None) -> None:
+    """Journal the archived run's ledger entry (seq and hash) with its system, and the
+    checkpoint written for it in REPORTS (:func:`ftkit.checkpoints.journal_detail`), so
+    that a dropped tail or entry, an emptied archive or an edited, re-chained ledger is
+    found by ``ftkit reports verify``. One journal transaction; the journal is made if the
+    system has none yet (a readiness check is anchored like an upgrade). A system that
+    cannot be reached is skipped."""
     if not entry.system:
         return
     from ftkit.drivers import connect
@@ -393,14 +396,13 @@ def anchor(entry: LedgerEntry) -> None:
     except FtkitError:
         return
     try:
-        journal = Journal.find(driver)
-        if journal is None:
-            return
-        with journal:
+        from ftkit.checkpoints import journal_detail
+
+        detail = journal_detail(reports or home.reports_dir(), seq=entry.seq,
+                                entry=entry.to_dict())
+        with Journal.of(driver) as journal:
             journal.log(None, "info", f"archived {entry.runbook} ({entry.outcome}) as ledger "
-                        f"entry {entry.seq}", detail={"ledger_seq": entry.seq,
-                                                       "ledger_hash": entry.hash,
-                                                       "change_id": entry.change_id})
+                        f"entry {entry.seq}", step="checkpoint", detail=detail)
     finally:
         driver.close()
 
@@ -469,5 +471,5 @@ def _archive_failure(
         reports=reports,
         error=reason,
     )
-    anchor(entry)
+    anchor(entry, reports=reports)
     return entry

@@ -321,9 +321,12 @@ def test_the_checkpoint_is_itself_verified(tmp_path: Path, reports: Path) -> Non
     write(reports, lines)
     point = json.loads((reports / CHECKPOINT).read_text(encoding="utf-8"))
     (reports / CHECKPOINT).write_text(json.dumps({**point, "hash": "0" * 64}), "utf-8")
+    # the state is keyed (HMAC, key outside the reports): an edited one is not trusted, and
+    # everything is verified instead (here nothing else is wrong)
     assert verify_reports(reports, since_checkpoint=True) == [
-        f"checkpoint {CHECKPOINT} (seq 3) does not match the ledger's entry at that seq: "
-        "verify in full"]
+        f"checkpoint {CHECKPOINT} (seq 3) is not authenticated by this machine's "
+        "verification key: it was written elsewhere or edited; everything was verified "
+        "instead"]
     elsewhere = tmp_path / "nightly.json"
     assert verify_reports(reports, since_checkpoint=True, checkpoint=elsewhere) == []
     assert json.loads(elsewhere.read_text(encoding="utf-8"))["seq"] == 3

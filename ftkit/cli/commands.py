@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "cmd_check",
+    "cmd_keys",
     "cmd_recover",
     "cmd_reports_add",
     "cmd_reports_list",
@@ -353,6 +354,27 @@ def _reports(args: argparse.Namespace) -> Path:
     return Path(args.reports) if getattr(args, "reports", None) else reports_dir()
 
 
+@contextlib.contextmanager
+def _witnesses(args: argparse.Namespace) -> Iterator[None]:
+    """``--witness PATH``: added to ``$FTKIT_WITNESS`` (where the archive publishes its
+    checkpoints, :mod:`ftkit.checkpoints`) while the command archives; restored after."""
+    import os
+
+    from ftkit.checkpoints import WITNESS_ENV
+
+    given = [str(Path(w).expanduser().resolve()) for w in getattr(args, "witness", None) or []]
+    before = os.environ.get(WITNESS_ENV)
+    if given:
+        os.environ[WITNESS_ENV] = os.pathsep.join([*filter(None, [before]), *given])
+    try:
+        yield
+    finally:
+        if given and before is None:
+            os.environ.pop(WITNESS_ENV, None)
+        elif given and before is not None:
+            os.environ[WITNESS_ENV] = before
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """Run a runbook headless through papermill and archive it; its parameters, files,
     system and session are checked before a kernel starts (:func:`ftkit.preflight.check_run`:
@@ -364,6 +386,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     params = _parameters(args.param)
     with contextlib.ExitStack() as hold:
+        hold.enter_context(_witnesses(args))
         try:
             path = resolve_runbook(args.runbook)
         except FtkitError as err:
@@ -543,50 +566,62 @@ def cmd_reports_list(args: argparse.Namespace) -> int:
 
 
 def cmd_reports_verify(args: argparse.Namespace) -> int:
-    """Find edited, removed or reordered records; read-only (exit 1 on a problem)."""
-    from ftkit.archive import cross_check, read_ledger, verify_limits, verify_reports
+    """Find edited, removed, reordered or dropped records: the ledger's chain and files
+    (:func:`ftkit.archive.verify_reports`), then every signed checkpoint found in the
+    archive, the journals and the witnesses (:func:`ftkit.checkpoints.verify_checkpoints`);
+    read-only but for the incremental state (exit 1 on a problem)."""
+    from ftkit.archive import _trusted_key, read_ledger, verify_limits, verify_reports
+    from ftkit.checkpoints import verify_checkpoints
 
     reports = _reports(args)
+    witnesses = [Path(w) for w in args.witness or []]
+    for witness in witnesses:
+        if not witness.exists():
+            raise BadInput(f"no witness {witness}", "give the folder checkpoints were "
+                           "published to ($FTKIT_WITNESS when the runs were archived)")
+    verdict = verify_checkpoints(reports, witnesses=witnesses,
+                                 public_key=_trusted_key(args.public_key))
     problems = verify_reports(reports, since_checkpoint=args.incremental,
                               checkpoint=Path(args.checkpoint) if args.checkpoint else None,
-                              public_key=args.public_key)
-    entries = read_ledger(reports) if not problems else []
-    problems += cross_check(reports, _journal_anchors({e.system for e in entries}))
+                              public_key=args.public_key, signed_through=verdict.covered)
+    problems += verdict.problems
     if problems:
         for problem in problems:
             print(f"  {render.visible(problem)}")
         raise Failed(f"{len(problems)} problem(s) in {reports}: {problems[0]}",
                      "restore the reports and ledger from a backup")
-    count = len(entries)
+    count = len(read_ledger(reports))
     print(f"{reports}: {count} ledger entr{'y' if count == 1 else 'ies'} and their reports "
-          + ("verified since the checkpoint" if args.incremental else "verified")
-          + "; cross-checked with the journals of the systems still here")
-    for limit in verify_limits(keyed=True if args.public_key else None,
-                               since_checkpoint=args.incremental):
+          + ("verified since the last verification" if args.incremental else "verified")
+          + f"; against {verdict.own} checkpoint(s) in the archive and {verdict.outside} "
+          "in the systems' journals and witnesses")
+    for limit in [*verdict.limits,
+                  *verify_limits(keyed=True, since_checkpoint=args.incremental)]:
         print(f"  note: {limit}")
     return EXIT_OK
 
 
-def _journal_anchors(systems: set[str]) -> list[tuple[int, str]]:
-    """The (seq, hash) pairs the systems' journals recorded when their runs were archived
-    (systems that cannot be reached any more are skipped); read-only."""
-    from ftkit.drivers import connect
-    from ftkit.journal import Journal
+def cmd_keys(args: argparse.Namespace) -> int:
+    """``ftkit keys init|show|rotate``: the archive's Ed25519 key (:mod:`ftkit.keys`)."""
+    from ftkit import keys
 
-    anchors: list[tuple[int, str]] = []
-    for system in sorted(s for s in systems if s):
-        try:
-            driver = connect(system)
-        except FtkitError:
-            continue
-        try:
-            journal = Journal.find(driver)
-        finally:
-            driver.close()
-        if journal is not None:
-            with journal:
-                anchors += journal.anchors()
-    return anchors
+    try:
+        if args.keys_command == "init":
+            info = keys.init_key(path=args.key)
+            print(f"made the archive key {info.private} (mode 0600) and {info.public}")
+        elif args.keys_command == "rotate":
+            old, info = keys.rotate_key(reports=_reports(args), path=args.key)
+            print(f"rotated the archive key: {old.fingerprint} → {info.fingerprint}; the "
+                  f"rotation checkpoint (signed by both) is in {_reports(args)}")
+        else:
+            info = keys.show_key(path=args.key)
+            print(f"archive key {info.private}\npublic key {info.public}")
+    except FtkitError as err:
+        raise BadInput(err.message, err.remedy) from None
+    print(f"fingerprint (SHA-256 of the raw public key): {info.fingerprint}")
+    if args.keys_command == "show":
+        print(info.public_pem, end="")
+    return EXIT_OK
 
 
 def cmd_reports_add(args: argparse.Namespace) -> int:
@@ -627,11 +662,12 @@ def cmd_reports_add(args: argparse.Namespace) -> int:
     from ftkit.runner import anchor
 
     try:
-        entry = archive_run(notebook, runbook=runbook, parameters=params,
-                            started=when("start_time"), ended=when("end_time"),
-                            reports=reports, error=error)
+        with _witnesses(args):
+            entry = archive_run(notebook, runbook=runbook, parameters=params,
+                                started=when("start_time"), ended=when("end_time"),
+                                reports=reports, error=error)
     except ArchiveError as err:  # archived already, never executed: bad input, nothing written
         raise BadInput(err.message, err.remedy) from None
-    anchor(entry)
+    anchor(entry, reports=reports)
     print(render.entry_text(entry, reports))
     return EXIT_OK

@@ -110,6 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reports", metavar="DIR", help=REPORTS_HELP)
     p.add_argument("--progress", action="store_true",
                    help="show papermill's cell-by-cell progress bar")
+    p.add_argument("--witness", metavar="PATH", action="append",
+                   help="also publish the archive's checkpoint to this folder (added to "
+                        "$FTKIT_WITNESS; repeat for more)")
     p.set_defaults(func=commands.cmd_run)
 
     p = subcommands.add_parser(
@@ -145,8 +148,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", metavar="FILE",
                    help="where the incremental checkpoint lives (default: beside the ledger)")
     p.add_argument("--public-key", metavar="PEM",
-                   help="require every entry signed by this Ed25519 key (default: "
-                        "$FTKIT_VERIFY_KEY); detects a chain recomputed after an edit")
+                   help="require every entry and checkpoint signed by this Ed25519 key "
+                        "(default: $FTKIT_VERIFY_KEY, else the key pinned by the archive's "
+                        "first checkpoint); detects a chain recomputed after an edit")
+    p.add_argument("--witness", metavar="PATH", action="append",
+                   help="a folder checkpoints were published to ($FTKIT_WITNESS); repeat "
+                        "for more; proves entries present whose journals are gone")
     p.set_defaults(func=commands.cmd_reports_verify)
     p = repc.add_parser("add", help="archive a notebook executed by plain papermill")
     p.add_argument("notebook", metavar="NOTEBOOK", help="the output notebook papermill wrote")
@@ -156,7 +163,29 @@ def build_parser() -> argparse.ArgumentParser:
                    metavar=("NAME", "VALUE"),
                    help="add or override a recorded parameter (repeat for more)")
     p.add_argument("--reports", metavar="DIR", help=REPORTS_HELP)
+    p.add_argument("--witness", metavar="PATH", action="append",
+                   help="also publish the archive's checkpoint to this folder (added to "
+                        "$FTKIT_WITNESS; repeat for more)")
     p.set_defaults(func=commands.cmd_reports_add)
+
+    keys = subcommands.add_parser(
+        "keys", help="the archive's Ed25519 signing key",
+        description="The key every ledger entry, checkpoint and attestation is signed with "
+        "(default $FTKIT_HOME/keys/archive-ed25519.pem, or $FTKIT_SIGNING_KEY), its "
+        "fingerprint (SHA-256 of the raw public key) recorded in every checkpoint.")
+    keysc = keys.add_subparsers(dest="keys_command", metavar="KEYSCOMMAND", required=True,
+                                parser_class=_Parser)
+    for name, text in (("init", "make the key (private key mode 0600) and its public key"),
+                       ("show", "print the key's files, fingerprint and public key"),
+                       ("rotate", "replace the key: a checkpoint signed by the old key and "
+                        "the new one names the new one")):
+        p = keysc.add_parser(name, help=text)
+        p.add_argument("--key", metavar="PEM",
+                       help="the private key file (default: $FTKIT_SIGNING_KEY, else "
+                            "$FTKIT_HOME/keys/archive-ed25519.pem)")
+        if name == "rotate":
+            p.add_argument("--reports", metavar="DIR", help=REPORTS_HELP)
+        p.set_defaults(func=commands.cmd_keys)
     return parser
 
 
