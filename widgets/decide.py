@@ -627,7 +627,7 @@ async def ask(session: Session | None, name: str, *, mode: str,
     if did.did is Kind.PAUSED and did.decision is not None:
         display(HTML(note_html(
             f"{name}: {did.decision.answer} — paused here on purpose by {did.decision.who}: "
-            f"{spec.pauses[did.decision.answer]}. To go on, run again with "
+            f"{spec.pauses.get(did.decision.answer, did.decision.why)}. To go on, run again with "
             f"{name}: {' or '.join(spec.answers)}.", colour=YELLOW)))
         return None
     decision = did.decision
