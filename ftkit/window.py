@@ -48,6 +48,7 @@ __all__ = [
     "Expired",
     "Window",
     "check_window",
+    "merge_outage",
     "minutes_left",
     "parse_time",
     "read_controls",
@@ -359,10 +360,10 @@ def outage_budget(session: Session) -> str | None:
     budget = getattr(session, "controls", Controls()).max_outage_s
     if budget is None:
         return None
-    outage = sum(o.seconds or 0.0 for o in session.outages())
-    if outage <= budget:
+    outage = merge_outage(session)
+    if outage is None or outage <= budget:
         return None
-    return (f"the measured outage {outage:.1f} s exceeded max_outage_s {budget:g} s by "
+    return (f"the merge's measured outage {outage:.1f} s exceeded max_outage_s {budget:g} s by "
             f"{outage - budget:.1f} s")
 
 
@@ -385,6 +386,13 @@ def minutes_left(session: Session) -> float | None:
     if window is None:
         return None
     return (window.end - system_time(session.driver)).total_seconds() / 60
+
+
+def merge_outage(session: Session) -> float | None:
+    """The merge's measured outage in seconds: the session's first outage (an abort's
+    restart comes after it); None before the merge. Read-only."""
+    first = next(iter(session.outages()), None)
+    return None if first is None or first.seconds is None else first.seconds
 
 
 def rule_decision(question: str, answer: str, why: str, *, source: str = "rule") -> Decision:
@@ -442,7 +450,8 @@ def check_window(state: SystemState, controls: Controls, target: str,
 
 def window_facts(session: Session) -> dict[str, Any]:
     """What the change record states of the controls (read-only): the window and whether
-    it was met (no step outside it), the outage budget (met, or exceeded by how much)."""
+    it was met (no step started outside it), the outage budget against the merge's
+    measured outage (met, or exceeded by how much)."""
     controls: Controls = getattr(session, "controls", Controls())
     out: dict[str, Any] = {}
     try:
@@ -455,9 +464,10 @@ def window_facts(session: Session) -> dict[str, Any]:
         out["window"] = {**window.to_dict(), "met": not outside,
                          **({"outside": sorted(set(outside))} if outside else {})}
     if controls.max_outage_s is not None:
-        outage = round(sum(o.seconds or 0.0 for o in session.outages()), 1)
+        outage = round(merge_outage(session) or 0.0, 1)
         over = round(outage - controls.max_outage_s, 1)
-        out["outage_budget"] = {"max_outage_s": controls.max_outage_s, "outage_s": outage,
+        out["outage_budget"] = {"max_outage_s": controls.max_outage_s,
+                                "merge_outage_s": outage,
                                 "met": over <= 0, **({"exceeded_by_s": over} if over > 0
                                                      else {}),
                                 "on_outage_breach": controls.breach_policy}
