@@ -243,3 +243,28 @@ def test_an_expired_commit_decision_follows_the_window_policy() -> None:
         did.decision.why
     assert session.decision("commit") is not None
     session.close()
+
+
+def test_an_expired_panel_leaves_no_button_live_and_journals_the_expiry(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    import ftkit_widgets as fw
+    from ftkit_widgets import decide
+
+    shown: list[Any] = []
+    monkeypatch.setattr(decide, "show", shown.append)
+    monkeypatch.setattr(decide, "display", lambda *_a, **_k: None)
+    _system, driver = fresh()
+    config = config_with(tmp_path, "decision_timeout_min = { split = 0.002 }")  # 0.12 s
+    session = open_session(driver, config, PACKAGES, change_id="CHG-P", operator="alice")
+    request(session, "PrepareSplit")
+    got = asyncio.run(fw.ask(session, "split", mode="interactive", decisions={},
+                             operator="alice", reason="r"))
+    (panel,) = shown
+    assert got is None and all(b.disabled for b in panel.buttons.values())
+    assert session.next().kind is Kind.PAUSED and driver.status().duplex
+    (held,) = [e for e in session.entries(kinds=["warning"]) if e.detail.get("pause")]
+    assert "no split decision within 0.002 min" in held.message
+    assert "run again with split: proceed or split: stop" in held.message
+    session.close()
