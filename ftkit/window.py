@@ -25,7 +25,7 @@ read-only.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -54,6 +54,7 @@ __all__ = [
     "read_controls",
     "remaining",
     "rule_decision",
+    "status_facts",
     "system_time",
     "window_facts",
 ]
@@ -480,3 +481,31 @@ def _inside(session: Session, window: Window, sim_time: float) -> bool:
     if epoch.tzinfo is None:
         epoch = epoch.replace(tzinfo=UTC)
     return window.start <= epoch + timedelta(seconds=float(sim_time)) <= window.end
+
+
+def status_facts(said: Mapping[str, Any] | None, *, epoch: str, started: Sequence[float],
+                 merge_outage_s: float | None) -> dict[str, Any] | None:
+    """What ``ftkit status`` shows of a session's controls (pure): SAID is the ``window``
+    its journaled configuration holds (window parameters included), STARTED the system
+    clock's seconds at which its steps started, MERGE_OUTAGE_S the merge's measured outage.
+    None when the session had no controls."""
+    if not said:
+        return None
+    controls = Controls(start=said.get("start"), end=said.get("end"),
+                        max_outage_s=said.get("max_outage_s"))
+    out: dict[str, Any] = {}
+    try:
+        window = controls.the_window()
+    except FtkitError:
+        window = None
+    if window is not None:
+        base = datetime.fromisoformat(epoch)
+        base = base if base.tzinfo is not None else base.replace(tzinfo=UTC)
+        out["window"] = {**window.to_dict(), "met": all(
+            window.start <= base + timedelta(seconds=t) <= window.end for t in started)}
+    if controls.max_outage_s is not None:
+        outage = round(merge_outage_s or 0.0, 1)
+        out["outage_budget"] = {"max_outage_s": controls.max_outage_s,
+                                "merge_outage_s": outage,
+                                "met": outage <= controls.max_outage_s}
+    return out or None

@@ -211,6 +211,9 @@ def test_a_breach_of_the_outage_budget_is_recorded_and_aborts_when_told(
         assert "commit: abort by ftkit (rule)" in result["decisions"]
     else:
         assert result["outcome"] == "committed" and software(driver) == [UPGRADED, UPGRADED]
+    notebook = max(tmp_path.glob("active-upgrade-*.ipynb"), key=lambda p: p.stat().st_mtime)
+    assert "outage budget" in notebook.read_text()  # the record's header says it
+    assert f"10 s: exceeded by {budget['exceeded_by_s']:g} s" in notebook.read_text()
 
 
 # --- decisions time out, safely -----------------------------------------------------------
@@ -268,3 +271,27 @@ def test_an_expired_panel_leaves_no_button_live_and_journals_the_expiry(
     assert "no split decision within 0.002 min" in held.message
     assert "run again with split: proceed or split: stop" in held.message
     session.close()
+
+
+def test_status_shows_the_window_and_the_outage_budget(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    system, driver = fresh()
+    config = config_with(tmp_path, "max_outage_s = 10")
+    session = open_session(driver, config, PACKAGES, change_id="CHG-S", operator="alice",
+                           window_start="2026-12-05T22:00 Europe/Berlin",
+                           window_end="2026-12-06T02:00 Europe/Berlin")
+    from ftkit.decisions import ParameterDecisions
+
+    assert session.run(ParameterDecisions(ALL)) == "committed"
+    session.close()
+    assert main(["status", system, "--json"]) == 0
+    controls = json.loads(capsys.readouterr().out)["session"]["controls"]
+    assert controls["window"]["met"] is True
+    assert controls["outage_budget"]["met"] is False
+    assert controls["outage_budget"]["merge_outage_s"] > 10
+    assert main(["status", system]) == 0
+    out = capsys.readouterr().out
+    assert "change window 2026-12-05T22:00:00+01:00 to 2026-12-06T02:00:00+01:00: met" in out
+    assert "outage budget 10 s: merge outage" in out and "exceeded by" in out
