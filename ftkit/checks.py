@@ -844,10 +844,11 @@ def _change_window(ctx: CheckContext, found: Findings) -> str:
     from ftkit.process import plan_facts
     from ftkit.window import check_window
 
-    steps, _stop = walk({"split": "proceed", "merge": "proceed", "commit": "commit"},
-                        plan_facts(ctx.state, ctx.config, list(ctx.packages)))
+    facts = plan_facts(ctx.state, ctx.config, list(ctx.packages))
+    steps, _stop = walk({"split": "proceed", "merge": "proceed", "commit": "commit"}, facts)
     status, detail, remedy = check_window(ctx.state, ctx.config.controls, ctx.target,
-                                          sum(s["minutes"] for s in steps))
+                                          sum(s["minutes"] for s in steps),
+                                          float(facts["merge_outage_s"]))
     if status == "fail":
         found.fail(detail, remedy)
     elif status == "warn":

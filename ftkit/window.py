@@ -420,10 +420,29 @@ class Expired:
 # --- what a check, the plan and the record show --------------------------------------
 
 def check_window(state: SystemState, controls: Controls, target: str,
-                 plan_minutes: float) -> tuple[str, str, str]:
-    """(status, detail, remedy) of the change window for the readiness check, ``ftkit
+                 plan_minutes: float, merge_outage_s: float = 0.0) -> tuple[str, str, str]:
+    """(status, detail, remedy) of the change controls for the readiness check, ``ftkit
     check`` and the plan: the window, where the system's clock stands in it, and whether
-    PLAN_MINUTES (the plan's estimate, without the soak) fit. Read-only."""
+    PLAN_MINUTES (the plan's estimate, without the soak) fit; the outage budget against
+    the merge's estimated outage (MERGE_OUTAGE_S); the decision timeouts. Read-only."""
+    status, detail, remedy = _check_the_window(state, controls, target, plan_minutes)
+    more: list[str] = []
+    if controls.max_outage_s is not None:
+        more.append(f"outage budget {controls.max_outage_s:g} s (on breach: "
+                    f"{controls.breach_policy}), the merge's estimate about "
+                    f"{merge_outage_s:.0f} s")
+        if merge_outage_s > controls.max_outage_s and status == "pass":
+            status, remedy = "warn", ("the merge's estimated outage exceeds max_outage_s: "
+                                      "raise the budget, or expect the breach")
+    if controls.decision_timeout_min:
+        more.append("decision timeouts " + ", ".join(
+            f"{'every decision' if q == '*' else q} {m:g} min"
+            for q, m in controls.decision_timeout_min))
+    return status, "; ".join([detail, *more]), remedy
+
+
+def _check_the_window(state: SystemState, controls: Controls, target: str,
+                      plan_minutes: float) -> tuple[str, str, str]:
     try:
         window = controls.the_window()
     except FtkitError as err:

@@ -121,11 +121,14 @@ def test_check_and_plan_show_the_window_and_whether_the_plan_fits(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     system, _driver = fresh()
     short = config_with(tmp_path, 'start = "2026-12-05T22:00 Europe/Berlin"\n'
-                                  'end = "2026-12-05T23:00 Europe/Berlin"')
+                                  'end = "2026-12-05T23:00 Europe/Berlin"\n'
+                                  "max_outage_s = 30\ndecision_timeout_min = 20")
     assert main(["check", system, "--config", short, "--package", str(PACKAGES[0])]) == 0
     out = capsys.readouterr().out
     assert "change-window: window 2026-12-05 22:00 +01:00 to 2026-12-05 23:00 +01:00" in out
     assert "does not fit (60 min left)" in out, out
+    assert "outage budget 30 s (on breach: record), the merge's estimate about 60 s" in out
+    assert "decision timeouts every decision 20 min" in out
     result = run("active-upgrade", tmp_path, **upgrade(
         system, mode="plan", window_start="2026-12-05T22:00 Europe/Berlin",
         window_end="2026-12-06T02:00 Europe/Berlin"))
