@@ -9,6 +9,8 @@ commit 123 min. The runbook tests run it through papermill, as users do.
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import uuid
 from datetime import UTC, datetime
@@ -217,6 +219,10 @@ def test_a_breach_of_the_outage_budget_is_recorded_and_aborts_when_told(
     notebook = max(tmp_path.glob("active-upgrade-*.ipynb"), key=lambda p: p.stat().st_mtime)
     assert "outage budget" in notebook.read_text()  # the record's header says it
     assert f"10 s: exceeded by {budget['exceeded_by_s']:g} s" in notebook.read_text()
+    assert main(["reports", "add", str(notebook)]) == 0  # the ledger entry carries it
+    ledger = (Path(os.environ["FTKIT_REPORTS"]) / "ledger.jsonl").read_text().splitlines()
+    assert json.loads(ledger[-1])["controls"]["outage_budget"] == budget
+    assert main(["reports", "verify"]) == 0
 
 
 # --- decisions time out, safely -----------------------------------------------------------
@@ -278,8 +284,6 @@ def test_an_expired_panel_leaves_no_button_live_and_journals_the_expiry(
 
 def test_status_shows_the_window_and_the_outage_budget(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    import json
-
     system, driver = fresh()
     config = config_with(tmp_path, "max_outage_s = 10")
     session = open_session(driver, config, PACKAGES, change_id="CHG-S", operator="alice",
