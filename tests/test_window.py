@@ -27,7 +27,7 @@ from ftkit import flow
 from ftkit.cli import main
 from ftkit.config import load_config_text
 from ftkit.drivers import connect
-from ftkit.errors import ConfigError, ParameterError
+from ftkit.errors import ConfigError, ParameterError, TransitionError
 from ftkit.flow import Kind
 from ftkit.journal import Journal
 from ftkit.process import open_session
@@ -302,3 +302,20 @@ def test_status_shows_the_window_and_the_outage_budget(
     out = capsys.readouterr().out
     assert "change window 2026-12-05T22:00:00+01:00 to 2026-12-06T02:00:00+01:00: met" in out
     assert "outage budget 10 s: merge outage" in out and "exceeded by" in out
+
+
+def test_a_required_window_is_refused_when_none_is_given(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    system, _driver = fresh()
+    config = config_with(tmp_path, 'window = "required"')
+    code = main(["run", "active-upgrade", "-p", "system", system, "-p", "mode", "auto",
+                 "-p", "decisions", str(ALL), "-p", "change_id", "CHG-R", "-p", "operator",
+                 "alice", "-p", "config", config])
+    err = capsys.readouterr().err
+    assert code == 2 and f"no change window: a run on {system} needs one" in err
+    session = open_session(connect(system), config, PACKAGES, change_id="CHG-R",
+                           operator="alice")  # the engine's guard says the same
+    with pytest.raises(TransitionError, match="no change window"):
+        request(session, "PrepareSplit")
+    assert session.record is None
+    session.close()
