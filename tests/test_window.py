@@ -319,3 +319,19 @@ def test_a_required_window_is_refused_when_none_is_given(
         request(session, "PrepareSplit")
     assert session.record is None
     session.close()
+
+
+def test_a_merge_after_the_window_ended_is_refused_and_the_system_stays_split() -> None:
+    _system, driver = fresh()
+    session = open_session(driver, CONFIG, PACKAGES, change_id="CHG-E", operator="alice",
+                           window_start="2026-12-05T21:00:00+00:00",
+                           window_end="2026-12-05T21:20:00+00:00")
+    request(session, "PrepareSplit")
+    answer(session, "split", "proceed")
+    request(session, "Install")  # about 26 simulated minutes: the window has ended
+    with pytest.raises(TransitionError, match="the change window ended at 2026-12-05 "
+                                              r"21:20 \+00:00, 6 min ago"):
+        answer(session, "merge", "proceed")
+    assert session.upgrade_state.value == "Split" and driver.status().split
+    assert session.decision("merge") is not None  # the answer stands; its request refused
+    session.close()
