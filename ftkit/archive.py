@@ -1009,6 +1009,11 @@ def archive_run(
         "outage_s": outage_s,
         "error": scrub("; ".join(notes), extra=secrets) if notes else None,
     }
+    # the change window (met?) and the outage budget the run reported (ftkit/window.py)
+    controls = {k: result[k] for k in ("window", "outage_budget")
+                if isinstance(result.get(k), Mapping)}
+    if controls:
+        facts["controls"] = json.loads(_json(redact(controls, extra=secrets)))
     anchor: dict[str, Any] = {"source": source}
     # the anchor comes from the caller, else from the runbook's result (the kernel knows it)
     entry_id = journal_entry if journal_entry is not None else result.get("journal_entry")

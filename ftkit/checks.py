@@ -109,6 +109,7 @@ class CheckContext:
     packages: Sequence[UpdatePackage]
     in_session: bool = False
     stage_pending: bool = False
+    target: str = ""  # the system's target (whether a change window is required)
 
 
 @dataclass
@@ -224,7 +225,8 @@ def run_checks(
     PrepareSplit by the session that owns the system; ``stage_pending`` says PrepareSplit
     will stage the packages, so packages not staged yet warn instead of failing.
     """
-    ctx = CheckContext(driver.status(), config, packages, in_session, stage_pending)
+    ctx = CheckContext(driver.status(), config, packages, in_session, stage_pending,
+                       target=getattr(driver, "target", ""))
     return _run(READINESS, ctx)
 
 
@@ -830,3 +832,25 @@ def _reboot_pending(ctx: CheckContext, found: Findings) -> str:
 
 
 _also("custom-actions", MERGE)  # still ready (docs/DOMAIN.md#preparemerge-checks), run last
+
+
+@check("change-window", "Change window")
+def _change_window(ctx: CheckContext, found: Findings) -> str:
+    """The change window (ftkit/window.py) and whether the plan fits it; inside a session
+    the guards of split and merge hold the window instead."""
+    if ctx.in_session:
+        return "held by the guards of split and merge"
+    from ftkit.flow import walk
+    from ftkit.process import plan_facts
+    from ftkit.window import check_window
+
+    facts = plan_facts(ctx.state, ctx.config, list(ctx.packages))
+    steps, _stop = walk({"split": "proceed", "merge": "proceed", "commit": "commit"}, facts)
+    status, detail, remedy = check_window(ctx.state, ctx.config.controls, ctx.target,
+                                          sum(s["minutes"] for s in steps),
+                                          float(facts["merge_outage_s"]))
+    if status == "fail":
+        found.fail(detail, remedy)
+    elif status == "warn":
+        found.warn(detail, remedy)
+    return detail

@@ -31,6 +31,11 @@ and the custom actions. It may include child configurations::
     user = "upgrade-admin"
     password_env = "FTKIT_UPGRADE_PASSWORD"   # the variable's name, never the secret
 
+    [window]                             # change controls: ftkit/window.py
+    start = "2026-12-05T22:00:00+01:00"
+    end = "2026-12-06T02:00:00+01:00"
+    max_outage_s = 60
+
 Children are merged first, in the order listed; the including file then overrides their
 scalars and extends their lists without duplicates. A file included twice is read once;
 includes nest at most :data:`MAX_INCLUDE_DEPTH` deep and name at most :data:`MAX_INCLUDES`
@@ -58,7 +63,7 @@ import json
 import os
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +71,7 @@ from ftkit.errors import ConfigError
 from ftkit.flow import ACTION_REQUESTS
 from ftkit.redact import MIN_INFERRED_SECRET, register_secret, secret_in
 from ftkit.tomlreader import Reader, decode, join, parse_toml, read_file, shown, type_name
+from ftkit.window import Controls, read_controls
 
 __all__ = [
     "MAX_INCLUDES",
@@ -123,6 +129,7 @@ _TOP_KEYS = (
     "network",
     "custom_actions",
     "remote",
+    "window",
 )
 _DISK_KEYS = ("system", "data")
 _NETWORK_KEYS = ("upgrade_ip", "team")
@@ -214,9 +221,11 @@ class UpgradeConfig:
     password_env: str | None = None
     source: Path | None = None
     includes: tuple[Path, ...] = ()
+    controls: Controls = field(default_factory=Controls)  # [window]: ftkit/window.py
 
     def _content(self) -> dict[str, Any]:
-        return {
+        window = {"window": self.controls.to_dict()} if self.controls.said else {}
+        return {**window,
             "description": self.description,
             "disks": {"system": list(self.system_disks), "data": list(self.data_disks)},
             "critical_services": list(self.critical_services),
@@ -334,6 +343,7 @@ class _Layer:
     remote_user: str | None = None
     password_env: str | None = None
     include: tuple[tuple[str, Path], ...] = ()  # (label, path) as written, made absolute
+    controls: Controls = field(default_factory=Controls)  # what [window] says
 
 
 def _extend(old: tuple[str, ...], new: tuple[str, ...]) -> tuple[str, ...]:
@@ -368,6 +378,7 @@ def _merge(base: _Layer, over: _Layer) -> _Layer:
         actions=tuple(actions),
         remote_user=over.remote_user if over.remote_user is not None else base.remote_user,
         password_env=over.password_env if over.password_env is not None else base.password_env,
+        controls=base.controls.merged(over.controls),
     )
 
 
@@ -445,6 +456,7 @@ def _read_layer(raw: dict[str, Any], label: str, base_dir: Path) -> _Layer:
         layer.password_env = env_name
 
     layer.actions = tuple((action, label) for action in _read_actions(r, raw, base_dir))
+    layer.controls = read_controls(r, raw)
     return layer
 
 
@@ -727,4 +739,5 @@ def _finish(layer: _Layer, *, source: Path | None, includes: tuple[Path, ...],
         password_env=layer.password_env,
         source=source,
         includes=includes,
+        controls=layer.controls,
     )

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from ftkit import flow
 from ftkit import steps as _steps  # noqa: F401  (registers the bodies and guards on the table)
+from ftkit import window as _window  # registers the change controls' guards and rules
 from ftkit.actions import run_actions, succeeded
 from ftkit.decisions import Decision, DecisionProvider, account, check_soak_minutes
 from ftkit.drivers import Driver, Progress
@@ -177,6 +178,10 @@ def _advance(session: Session, decider: DecisionProvider | None, *,
         return _resume(session)
     if nxt.kind is Kind.SOAK:
         return _soak(session)
+    if nxt.kind is Kind.DECIDE:
+        ruled = _ruled(session, DECISIONS[Question(nxt.name)])
+        if ruled is not None:
+            return ruled
     if decider is None:
         return Advanced(Kind.DECIDE, RECOVERY.name if nxt.kind is Kind.RECOVER else nxt.name)
     if nxt.kind is Kind.RECOVER:
@@ -184,6 +189,8 @@ def _advance(session: Session, decider: DecisionProvider | None, *,
     spec = DECISIONS[Question(nxt.name)]
     control(session)
     answer = decider.decide(spec.name.value)
+    if answer.answer == flow.EXPIRED:
+        return _expired(session, spec, answer)
     if answer.answer in spec.pauses:
         return _pause(session, answer)
     if answer.answer not in spec.answers:
@@ -451,19 +458,88 @@ def _pause(session: Session, decision: Decision) -> Advanced:
 
 def _soak(session: Session) -> Advanced:
     """Watch the merged system for the rest of this run's soak before the question that
-    soaks first; journaled with the transactions acknowledged meanwhile."""
+    soaks first; journaled with the transactions acknowledged meanwhile. A soak stops at
+    the change window's end (journaled so): the commit decision then follows the
+    declared ``window end`` rule."""
     assert session.record is not None
     minutes = check_soak_minutes(session.soak_minutes - session.soak_result()[0])
     control(session)
+    left = _window.minutes_left(session)
+    cut = left is not None and left < minutes
+    if cut:
+        minutes = max(float(left or 0.0), 0.0)
     before = session.driver.acknowledged()
     session.driver.wait(minutes * 60, progress=session.progress)
     served = session.driver.acknowledged() - before
+    ended = (" and stopped: the change window ended before the commit decision"
+             if cut else "")
     session.journal.log_many(session.record.id, [
         *session_outage_notes(session, S.MERGE.value),
-        Note("info", f"soaked {minutes:g} min on the upgraded software; {served} "
-             "transactions acknowledged meanwhile", step=S.MERGE.value,
-             sim_time=session.now(), detail={"soak_minutes": minutes, "transactions": served})])
+        Note("warning" if cut else "info",
+             f"soaked {minutes:g} min on the upgraded software; {served} "
+             f"transactions acknowledged meanwhile{ended}", step=S.MERGE.value,
+             sim_time=session.now(), detail={"soak_minutes": minutes, "transactions": served,
+                                             **({"window_end": True} if cut else {})})])
     return Advanced(Kind.SOAK, minutes=minutes, served=served)
+
+
+# --- declared rules and expired decisions (ftkit/flow.py: RULES, ON_TIMEOUT) -------------
+
+def _ruled(session: Session, spec: flow.DecisionSpec) -> Advanced | None:
+    """Answer SPEC by the first declared rule that applies (flow.RULES, in order), its
+    outcome chosen by the configuration: the answer journaled with its request's intent
+    (source ``rule``), or a hold (the run stops here, journaled); None when no rule
+    answers (a rule whose outcome is "recorded only" leaves the question to its decider)."""
+    for rule in flow.RULES.values():
+        if rule.question is not spec.name:
+            continue
+        why = rule.applies(session)
+        if why is None:
+            continue
+        setting = getattr(session.controls, rule.setting) or next(iter(rule.outcomes))
+        outcome = rule.outcomes.get(setting)
+        if outcome is None:
+            continue
+        control(session)
+        decision = _window.rule_decision(spec.name.value, outcome,
+                                         f"{why} ({rule.setting} = {setting})")
+        return _answer_by(session, spec, decision)
+    return None
+
+
+def _expired(session: Session, spec: flow.DecisionSpec, expired: Decision) -> Advanced:
+    """A decision whose timeout expired: what flow.ON_TIMEOUT declares for it (a hold
+    before the merge; after it the window rule's outcome), journaled as its outcome."""
+    leads = flow.ON_TIMEOUT.get(spec.name, flow.HOLD)
+    if leads == flow.HOLD:
+        return _answer_by(session, spec, expired)
+    rule = flow.RULES[leads]
+    setting = getattr(session.controls, rule.setting) or next(iter(rule.outcomes))
+    outcome = rule.outcomes.get(setting) or flow.HOLD
+    return _answer_by(session, spec, _window.rule_decision(
+        spec.name.value, outcome, f"{expired.why}; {rule.setting} = {setting}",
+        source=expired.source))
+
+
+def _answer_by(session: Session, spec: flow.DecisionSpec, decision: Decision) -> Advanced:
+    """Act on a rule's (or an expiry's) DECISION: the request its answer leads to, or,
+    for a hold or an expiry, stop the run here with the system as it is (journaled with
+    the way on; a later run asks again)."""
+    if decision.answer in spec.answers:
+        return _perform(session, REQUESTS[Request(spec.answers[decision.answer])],
+                        decision=decision)
+    assert session.record is not None
+    session.paused = decision
+    how = " or ".join(f"{spec.name}: {a}" for a in spec.answers)
+    session.journal.log(session.record.id, "warning",
+                        f"{spec.name} not decided ({decision.answer}): {decision.why}; the "
+                        f"system stays as it is ({session.upgrade_state.value}); to go on, "
+                        f"run again with {how}, or run the abort runbook",
+                        detail={"pause": spec.name.value, "answer": decision.answer,
+                                "who": decision.who, "why": decision.why,
+                                "source": decision.source},
+                        sim_time=session.now())
+    return Advanced(Kind.PAUSED, spec.name.value, decision=decision)
 
 
 def _record_decision(session: Session, decision: Decision) -> None:

@@ -31,14 +31,18 @@ from ftkit.model import OperationalState, Request, UpgradeState
 __all__ = [
     "ACTION_REQUESTS",
     "DECISIONS",
+    "EXPIRED",
+    "ON_TIMEOUT",
     "RECOVERY",
     "REQUESTS",
+    "RULES",
     "DecisionSpec",
     "Estimate",
     "Kind",
     "Next",
     "Question",
     "RequestSpec",
+    "Rule",
     "answer_to",
     "body",
     "check_path",
@@ -51,6 +55,7 @@ __all__ = [
     "recovery_leads_to",
     "requests_from",
     "route",
+    "rule",
     "state_machine_doc",
     "walk",
 ]
@@ -251,18 +256,20 @@ REQUESTS: dict[Request, RequestSpec] = {
     for r in (
         RequestSpec(R.PREPARE_SPLIT, frozenset({S.IDLE}), S.PREPARE_SPLIT, True,
                     "stage the packages and re-run the readiness check",
-                    actions=True, guards=("something to install",), estimate=_prepare_split),
+                    actions=True, guards=("something to install", "inside the window"),
+                    estimate=_prepare_split),
         RequestSpec(R.EXECUTE_SPLIT, frozenset({S.PREPARE_SPLIT}), S.SPLIT, False,
                     "disable RDR mirroring, isolate the Upgrade side, disable its critical "
-                    "services", actions=True, minutes=1.0),
+                    "services", actions=True, minutes=1.0, guards=("inside the window",)),
         RequestSpec(R.INSTALL, frozenset({S.SPLIT}), S.SPLIT, False,
                     "install the update packages on the Upgrade side, reboot and verify it",
                     estimate=_install),
         RequestSpec(R.PREPARE_MERGE, frozenset({S.SPLIT}), S.PREPARE_MERGE, True,
-                    "check the Upgrade side is up, upgraded and ready", actions=True),
+                    "check the Upgrade side is up, upgraded and ready", actions=True,
+                    guards=("inside the window", "merge fits the window")),
         RequestSpec(R.EXECUTE_MERGE, frozenset({S.PREPARE_MERGE}), S.MERGE, False,
                     "stop the applications, hand over the data disks, start them upgraded",
-                    actions=True, estimate=_execute_merge),
+                    actions=True, estimate=_execute_merge, guards=("inside the window",)),
         RequestSpec(R.COMMIT, frozenset({S.MERGE}), S.COMMIT, True,
                     "back up event logs, resynchronise the old side from the new one",
                     actions=True, guards=("enclosures up",), estimate=_commit),
@@ -316,6 +323,63 @@ RECOVERY = DecisionSpec(Q.BROKEN, S.IDLE, {RETRY: "", "abort": R.ABORT},
                         "The session is Broken: retry the failed step (its cause fixed), or abort?",
                         help={RETRY: "run the failed step again (after fixing the cause)",
                               "abort": "return to the original software"})
+
+
+# --- declared rules: answers the engine gives in place of a person's ---------------------
+
+#: What a rule's outcome may be besides an answer: stop the run here, the system as it is
+#: (journaled; the run's result says how to go on).
+HOLD = "hold"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A declared rule: when its condition (registered with :func:`rule`, returning why it
+    applies, or None) holds where QUESTION is asked, the engine answers it by SETTING (a
+    key of the configuration's ``[window]`` table): ``outcomes`` maps the setting's value
+    to the answer journaled (source ``rule``), :data:`HOLD` (stop the run here), or None
+    (only recorded). The first value is the default."""
+
+    name: str
+    question: Question
+    setting: str
+    outcomes: Mapping[str, str | None]
+    when: str
+
+    def applies(self, context: Any) -> str | None:
+        """Why the rule applies in CONTEXT (a session), or None."""
+        return _RULES[self.name](context)
+
+
+_RULES: dict[str, Callable[[Any], str | None]] = {}
+
+
+def rule(name: str) -> Callable[[Callable[[Any], str | None]], Callable[[Any], str | None]]:
+    """Register the condition of rule NAME, as :data:`RULES` names it (a decorator)."""
+
+    def register(function: Callable[[Any], str | None]) -> Callable[[Any], str | None]:
+        _RULES[name] = function
+        return function
+
+    return register
+
+
+RULES: dict[str, Rule] = {
+    r.name: r
+    for r in (
+        Rule("outage budget", Q.COMMIT, "on_outage_breach", {"record": None, "abort": "abort"},
+             "the merge's measured outage exceeded max_outage_s"),
+        Rule("window end", Q.COMMIT, "on_window_end", {"abort": "abort", HOLD: HOLD},
+             "the change window ended (a soak stops there) before the commit decision"),
+    )
+}
+
+#: The answer a decision whose ``decision_timeout_min`` expired carries; what follows is
+#: declared in :data:`ON_TIMEOUT`.
+EXPIRED = "expired"
+#: What an expired decision leads to: before the merge the run pauses, the system as it
+#: is (:data:`HOLD`); after the merge the window's rule applies (``on_window_end``).
+ON_TIMEOUT: dict[Question, str] = {Q.SPLIT: HOLD, Q.MERGE: HOLD, Q.COMMIT: "window end"}
 
 
 # How a session ends, by the state Finish ran from (a decision's declared outcome first).
@@ -579,6 +643,14 @@ def state_machine_doc() -> str:
         f"{', '.join(f'{a} → {r}' for a, r in d.answers.items())} | "
         f"{', '.join(d.pauses) or '-'} | {', '.join(d.requires) or '-'} |\n"
         for d in (*DECISIONS.values(), RECOVERY))
+    rules = "".join(
+        f"| {r.name} | {r.question} | {r.when} | "
+        + "; ".join(f"{r.setting} = {v} → {a or 'recorded only'}" for v, a in r.outcomes.items())
+        + " |\n"
+        for r in RULES.values())
+    timeouts = "".join(f"| {q} | "
+                       + ("pause (the system as it is)" if o == HOLD else f"rule {o}") + " |\n"
+                       for q, o in ON_TIMEOUT.items())
     return (
         "# The Active Upgrade state machine\n\n"
         "Rendered from `ftkit/flow.py` (the one declaration of the process) by\n"
@@ -591,4 +663,10 @@ def state_machine_doc() -> str:
         "| request | from | to | entered at start | custom actions | guards |\n"
         "|---|---|---|---|---|---|\n" + rows + "\n"
         "| decision | asked in | answers | pauses | after |\n"
-        "|---|---|---|---|---|\n" + decisions)
+        "|---|---|---|---|---|\n" + decisions + "\n"
+        "Declared rules answer a decision in place of a person (journaled as the decision,\n"
+        "source `rule`), and an expired `decision_timeout_min` leads where declared:\n\n"
+        "| rule | decision | when | outcome |\n"
+        "|---|---|---|---|\n" + rules + "\n"
+        "| decision expired | outcome |\n"
+        "|---|---|\n" + timeouts)

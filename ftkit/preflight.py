@@ -30,6 +30,9 @@ What each parameter may be (:data:`PARAMETERS`; docs/DESIGN.md, "One check befor
   text of at most :data:`MAX_REASON`; none of them holds a control character, a line or
   paragraph separator, or a format character (the bidi marks that reorder a line).
 - ``scenario``: a scenario's name (no path), one of ``ftkit sim scenarios``.
+- ``window_start``, ``window_end``: empty, or ISO 8601 with an offset or a zone name
+  (``2026-12-05T22:00 Europe/Berlin``), both or neither, the end after the start
+  (:mod:`ftkit.window`); a run on a system that requires a window gives one.
 
 :func:`visible` is how the command line prints a value that came from input or a file: its
 unsafe characters escaped (``\\x1b``, ``\\u202e``), never raw. Only the standard library is
@@ -288,6 +291,18 @@ def _not_special(path: Path, target: str) -> None:
                              "device)", "name a simulated system's .db file")
 
 
+def _moment(name: str, value: object) -> object:
+    """A change window's start or end: empty (none, or the configuration's), or ISO 8601
+    with an offset or a zone name (ftkit/window.py)."""
+    if value in ("", None):
+        return value
+    from ftkit.window import parse_time
+
+    parse_time(check_text(name, value, limit=100, example="2026-12-05T22:00:00+01:00"),
+               what=name)
+    return value
+
+
 #: Every runbook parameter's check: ``(name, value) -> value``, raising ParameterError.
 PARAMETERS: dict[str, Callable[[str, Any], Any]] = {
     "system": _system,
@@ -302,6 +317,8 @@ PARAMETERS: dict[str, Callable[[str, Any], Any]] = {
     "scenario": _scenario,
     "time_scale": lambda _n, v: _time_scale(v),
     "handover": _flag,
+    "window_start": lambda n, v: _moment(n, v),
+    "window_end": lambda n, v: _moment(n, v),
 }
 
 
@@ -426,6 +443,7 @@ def _check_run(path: Path, params: Mapping[str, Any], *, reach: bool
     for name, value in values.items():
         values[name] = check_value(name, value)
     files = _load_files(values)
+    _check_window(values, files[0])
     mode = values.get("mode")
     if mode == "interactive":
         raise ParameterError(
@@ -450,6 +468,27 @@ def _check_run(path: Path, params: Mapping[str, Any], *, reach: bool
         _check_system(path, values, declared)
         _check_session(values, declared, files)
     return files
+
+
+def _check_window(values: Mapping[str, Any], config: UpgradeConfig | None) -> None:
+    """The run's change window (its parameters in place of the configuration's): both
+    ends or neither, the end after the start; and, for a run that can change the system,
+    one where the configuration (or the driver: every one but sim://) requires it.
+    Read-only; one ParameterError line."""
+    if "window_start" not in values and "window_end" not in values:
+        return
+    from ftkit.window import Controls
+
+    controls = (config.controls if config is not None else Controls()).with_window(
+        str(values.get("window_start") or ""), str(values.get("window_end") or ""))
+    window = controls.the_window()
+    system = str(values.get("system") or "")
+    if window is None and values.get("mode") != "plan" and system and controls.required(system):
+        raise ParameterError(
+            f"no change window: a run on {visible(system)} needs one",
+            "give -p window_start … -p window_end … (ISO 8601 with an offset or a zone), "
+            "or [window] start and end in the configuration (window = \"optional\" to "
+            "run without)")
 
 
 def _load_files(values: Mapping[str, Any]

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,7 @@ from ftkit.model import (
 )
 from ftkit.packages import UpdatePackage, load_packages
 from ftkit.redact import register_env_secrets
+from ftkit.window import Controls
 
 __all__ = [
     "DECISIONS",
@@ -273,8 +274,17 @@ class Session:
         return minutes, served
 
     def soaked(self) -> bool:
-        """True once the session has soaked this run's :attr:`soak_minutes`."""
-        return self.soak_minutes <= 0 or self.soak_result()[0] >= self.soak_minutes
+        """True once the session has soaked this run's :attr:`soak_minutes`, or a soak
+        stopped at the change window's end."""
+        return (self.soak_minutes <= 0 or self.soak_result()[0] >= self.soak_minutes
+                or any(isinstance(e.detail, dict) and e.detail.get("window_end")
+                       for e in self.entries(kinds=["warning"])))
+
+    @property
+    def controls(self) -> Controls:
+        """The change controls of this run: the configuration's ``[window]``, with the
+        run's window parameters (:func:`open_session`) in place (read-only)."""
+        return self.config.controls
 
     def standing(self) -> Next:
         """What the session needs next, from the journal and :mod:`ftkit.flow` alone
@@ -360,9 +370,13 @@ class Session:
 
 
 def _load(config: UpgradeConfig | str | os.PathLike[str],
-          packages: Iterable[UpdatePackage | str | os.PathLike[str]]
+          packages: Iterable[UpdatePackage | str | os.PathLike[str]], *,
+          window_start: str = "", window_end: str = ""
           ) -> tuple[UpgradeConfig, list[UpdatePackage]]:
     cfg = config if isinstance(config, UpgradeConfig) else load_config(config)
+    if window_start or window_end:  # the run's window in place of the configuration's
+        cfg = replace(cfg, controls=cfg.controls.with_window(window_start, window_end))
+        cfg.controls.the_window()  # a bad window is refused before anything changes
     items = list(packages)
     paths = [Path(p) for p in items if not isinstance(p, UpdatePackage)]
     loaded = load_packages(paths) if paths else []
@@ -441,7 +455,9 @@ def handover_refusal(record: SessionRecord, target: str, *, change_id: str,
 def open_session(system: str | Driver, config: UpgradeConfig | str | os.PathLike[str],
                  packages: Iterable[UpdatePackage | str | os.PathLike[str]] = (), *,
                  change_id: str = "", operator: str = "", reason: str = "",
-                 progress: Progress | None = None, handover: bool = False) -> Session:
+                 progress: Progress | None = None, handover: bool = False,
+                 window_start: str = "", window_end: str = "",
+                 soak_minutes: float = 0.0) -> Session:
     """The session of ``system``: the unfinished one if there is one (resumed, never a
     second); else, when CHANGE_ID names a session that ended, that one (a rerun of a
     finished change reports it and runs nothing); else a new one that starts at
@@ -449,8 +465,12 @@ def open_session(system: str | Driver, config: UpgradeConfig | str | os.PathLike
 
     Resuming the unfinished session under another change id or operator is a handover:
     refused (TransitionError, nothing changed) unless ``handover`` is True, and then
-    journaled with both."""
-    cfg, pkgs = _load(config, packages)
+    journaled with both.
+
+    WINDOW_START and WINDOW_END (the runbook's parameters) give the change window in place
+    of the configuration's ``[window]`` (ftkit/window.py); SOAK_MINUTES is the soak this
+    run plans (what the merge's fit to the window counts)."""
+    cfg, pkgs = _load(config, packages, window_start=window_start, window_end=window_end)
     driver = connect(system) if isinstance(system, str) else system
     journal = Journal.of(driver)
     journal.verify()  # a tampered journal is never resumed (nor added to)
@@ -466,14 +486,16 @@ def open_session(system: str | Driver, config: UpgradeConfig | str | os.PathLike
         if ended:
             session = Session(driver=driver, journal=journal, config=cfg, packages=pkgs,
                               change_id=change_id, operator=operator, reason=reason,
-                              progress=progress, record=ended[-1])
+                              progress=progress, record=ended[-1],
+                              soak_minutes=soak_minutes)
             journal.log(None, "info", f"change {change_id} ran already: session "
                         f"{ended[-1].id} ended {ended[-1].outcome}; nothing is run again",
                         sim_time=session.now())
             return session
     session = Session(driver=driver, journal=journal, config=cfg, packages=pkgs,
                       change_id=change_id, operator=operator, reason=reason,
-                      progress=progress, record=record, resumed=record is not None)
+                      progress=progress, record=record, resumed=record is not None,
+                      soak_minutes=check_soak_minutes(soak_minutes))
     if record is not None:
         if handover_refusal(record, driver.target, change_id=change_id,
                             operator=operator) is not None:
@@ -546,9 +568,12 @@ def plan_facts(st: SystemState, config: UpgradeConfig,
 
 def plan(system: str | Driver, config: UpgradeConfig | str | os.PathLike[str],
          packages: Iterable[UpdatePackage | str | os.PathLike[str]] = (), *,
-         provider: DecisionProvider) -> Plan:
-    """What an upgrade would do, from a read-only look at the system; changes nothing."""
-    cfg, pkgs = _load(config, packages)
+         provider: DecisionProvider, window_start: str = "", window_end: str = ""
+         ) -> Plan:
+    """What an upgrade would do, from a read-only look at the system; changes nothing.
+    Its readiness check shows the change window (WINDOW_START, WINDOW_END in place of the
+    configuration's) and whether the plan fits it."""
+    cfg, pkgs = _load(config, packages, window_start=window_start, window_end=window_end)
     driver = connect(system) if isinstance(system, str) else system
     checks = run_checks(driver, cfg, pkgs, stage_pending=True)
     decisions = [provider.decide(name) for name in DECISIONS]

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from ftkit.errors import FtkitError
 from ftkit.flow import DECISIONS, Question
 from ftkit.narrate import handed_over, stopped
+from ftkit.window import window_facts
 
 if TYPE_CHECKING:
     from ftkit.archive import RunResult
@@ -33,6 +34,7 @@ def facts(session: Session) -> dict[str, Any]:
         "acknowledged": session.driver.acknowledged(),
         "lost_transactions": session.driver.lost_transactions(),
         "decisions": session.decisions(),
+        **window_facts(session),  # the change window (met?) and the outage budget
     }
 
 
@@ -47,13 +49,18 @@ def result(session: Session, *, mode: str) -> RunResult:
     if session.paused is not None and record is not None and not session.done:
         paused = session.paused
         how = " or ".join(DECISIONS[Question(paused.name)].answers)
+        known = facts(session)
+        held = paused.answer not in DECISIONS[Question(paused.name)].pauses
         return RunResult(
             outcome="paused", system=session.target, change_id=record.change_id,
-            operator=session.operator or record.operator, outage_s=facts(session)["outage_s"],
-            message=f"session {record.id}{handed_over(session)} paused on purpose in "
-                    f"{session.upgrade_state.value} ({paused.name}: {paused.answer}); to go "
-                    f"on, run again with {paused.name}: {how}",
-            extra={"mode": mode, "session": record.id})
+            operator=session.operator or record.operator, outage_s=known["outage_s"],
+            message=f"session {record.id}{handed_over(session)} paused "
+                    f"{'' if held else 'on purpose '}in "
+                    f"{session.upgrade_state.value} ({paused.name}: {paused.answer}"
+                    f"{f': {paused.why}' if held else ''}); to go "
+                    f"on, run again with {paused.name}: {how}"
+                    f"{' (in a new window)' if held else ''}, or run the abort runbook",
+            extra={"mode": mode, "session": record.id, **_controls_extra(known)})
     if record is None:
         what = ("nothing to abort: no unfinished session" if mode == "abort"
                 else "no session")
@@ -81,7 +88,13 @@ def result(session: Session, *, mode: str) -> RunResult:
                "acknowledged": known["acknowledged"], "outages": known["outages_s"],
                "decisions": "; ".join(f"{d.name}: {d.answer} by {d.who} ({d.source})"
                                       for d in known["decisions"]),
+               **_controls_extra(known),
                # this session's last entry, on disk: the ledger entry carries it
                # (cross-checked by reports verify)
                **session.journal.head_entry(record.id)},
     )
+
+
+def _controls_extra(known: dict[str, Any]) -> dict[str, Any]:
+    """The change window and outage budget, as the ledger entry carries them (pure)."""
+    return {key: known[key] for key in ("window", "outage_budget") if key in known}

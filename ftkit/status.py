@@ -66,15 +66,35 @@ def session_of(driver: Driver) -> dict[str, Any] | None:
     try:
         sessions = journal.sessions()
         record = journal.current_session() or (sessions[-1] if sessions else None)
+        started = ([e.sim_time for e in journal.entries(record.id, kinds=["intent"])
+                    if e.sim_time is not None] if record is not None else [])
     finally:
         journal.close()
     if record is None:
         return None
-    return {"id": record.id, "change_id": record.change_id, "operator": record.operator,
-            "reason": record.reason, "started": record.started, "ended": record.ended,
-            "outcome": record.outcome, "upgrade_state": record.upgrade_state,
-            "operational_state": record.operational_state,
-            "broken_step": record.broken_step, "broken_reason": record.broken_reason}
+    out = {"id": record.id, "change_id": record.change_id, "operator": record.operator,
+           "reason": record.reason, "started": record.started, "ended": record.ended,
+           "outcome": record.outcome, "upgrade_state": record.upgrade_state,
+           "operational_state": record.operational_state,
+           "broken_step": record.broken_step, "broken_reason": record.broken_reason}
+    controls = _controls(driver, record.data or {}, started)
+    return {**out, "controls": controls} if controls else out
+
+
+def _controls(driver: Driver, data: dict[str, Any], started: list[float]
+              ) -> dict[str, Any] | None:
+    """The session's change window (met?) and outage budget (ftkit/window.py), from the
+    configuration it journaled at its start; None without them. Read-only."""
+    from ftkit.window import status_facts
+
+    said = (data.get("config") or {}).get("window")
+    if not said:
+        return None
+    since = float(data.get("sim_start", 0.0))
+    merge = next((o.seconds for o in driver.outages()
+                  if o.seconds is not None and (o.end or 0) > since), None)
+    return status_facts(said, epoch=driver.status().epoch, started=started,
+                        merge_outage_s=merge)
 
 
 def partner_state(st: SystemState) -> PartnerState:

@@ -53,6 +53,7 @@ READINESS_IDS = [
     "packages-staged",
     "packages-supported",
     "packages-new",
+    "change-window",
 ]
 MERGE_IDS = ["upgrade-side", "packages-installed", "reboot-pending", "custom-actions"]
 

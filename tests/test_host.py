@@ -372,9 +372,14 @@ def host_config(tmp_path: Path, driver: HostDriver) -> Path:
 
 
 def runbook_parameters(site: Path, config: Path, **more: Any) -> dict[str, Any]:
+    from datetime import UTC, datetime, timedelta
+
+    now = datetime.now(UTC)  # a real host needs a change window (ftkit/window.py)
     return {"system": f"host://{site}", "config": str(config), "packages": [str(PACKAGE)],
             "mode": "auto", "decisions": ALL, "soak_minutes": 0.05, "change_id": "CHG-H1",
-            "operator": "host-test", "reason": "host driver test", **more}
+            "operator": "host-test", "reason": "host driver test",
+            "window_start": (now - timedelta(minutes=5)).isoformat(timespec="seconds"),
+            "window_end": (now + timedelta(hours=4)).isoformat(timespec="seconds"), **more}
 
 
 def run_upgrade(tmp_path: Path, parameters: dict[str, Any]) -> dict[str, Any]:

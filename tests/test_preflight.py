@@ -39,7 +39,7 @@ VALID: dict[str, Any] = {
     "system": "sim://preflight", "config": str(CONFIG), "packages": [str(p) for p in PACKAGES],
     "mode": "auto", "decisions": DECISIONS, "soak_minutes": 0, "change_id": "CHG-PF",
     "operator": "alice", "reason": "monthly patches", "scenario": "demo", "time_scale": 0.0,
-    "handover": False,
+    "handover": False, "window_start": "", "window_end": "",
 }
 #: The parameters whose value is a name or text (any plain string is one of them).
 NAMES = ("operator", "change_id", "reason")

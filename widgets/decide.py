@@ -32,6 +32,7 @@ from ftkit.errors import DecisionError, FtkitError, StepFailedError
 from ftkit.flow import DECISIONS, LAST, RECOVERY, Kind, Next, no_way_back
 from ftkit.model import Request
 from ftkit.process import Session
+from ftkit.window import Expired
 
 from .attention import alert, lead_to
 from .render import (
@@ -395,6 +396,8 @@ class DecisionPanel(LiveHTML, w.VBox):
         if self.decision is not None:
             return True
         session = self.session
+        if session.paused is not None and session.paused.name == self.name:
+            return True  # held by a declared rule or an expired timeout (ftkit/flow.py)
         return bool(session.done or (
             session.record is not None and not session.broken
             and session.upgrade_state is not DECISIONS[self.name].asked_in))
@@ -597,11 +600,26 @@ async def ask(session: Session | None, name: str, *, mode: str,
         if not session.needs_decision(name):
             return None
         if provider is None:
+            if session.advance(expect=Next(Kind.DECIDE, name)).did is not Kind.DECIDE:
+                return session.decision(name)  # a declared rule answered (ftkit/flow.py)
             panel = DecisionPanel(session, name, reason=reason or None)
             show(panel)
             lead_to(session, panel, name)  # scroll to it, focus it, say so on the sticky line
             before = session.now()
-            answer = await panel.wait(timeout_s)  # the click advanced the session
+            minutes = session.controls.timeout_min(name)  # decision_timeout_min
+            try:
+                answer = await panel.wait(timeout_s if minutes is None else minutes * 60)
+            except DecisionError:
+                if minutes is None:
+                    raise
+                # expired: its buttons are off; the declared outcome, journaled
+                did = session.advance(Expired(minutes), expect=Next(Kind.DECIDE, name))
+                for button in panel.buttons.values():
+                    button.disabled = True  # no button stays live after the expiry
+                display(HTML(note_html(f"{name}: no decision within {minutes:g} min — "
+                                       f"{did.decision.why if did.decision else did.did}; "
+                                       f"now {session.upgrade_state.value}.", colour=YELLOW)))
+                return None
             if panel.error is not None:
                 session.halt(panel.error)
                 return answer
@@ -627,7 +645,7 @@ async def ask(session: Session | None, name: str, *, mode: str,
     if did.did is Kind.PAUSED and did.decision is not None:
         display(HTML(note_html(
             f"{name}: {did.decision.answer} — paused here on purpose by {did.decision.who}: "
-            f"{spec.pauses[did.decision.answer]}. To go on, run again with "
+            f"{spec.pauses.get(did.decision.answer, did.decision.why)}. To go on, run again with "
             f"{name}: {' or '.join(spec.answers)}.", colour=YELLOW)))
         return None
     decision = did.decision

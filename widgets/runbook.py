@@ -162,6 +162,15 @@ def _finish_header(session: Session, outcome: str, facts: Mapping[str, Any] | No
     if facts is not None:
         header["outage"] = f"{facts['outage_s']:g} s"
         header["transactions lost"] = facts["lost_transactions"]
+        if "window" in facts:  # the change controls (ftkit/window.py)
+            header["change window"] = (f"{facts['window']['start']} to "
+                                       f"{facts['window']['end']}: "
+                                       + ("met" if facts["window"]["met"] else "not met"))
+        if "outage_budget" in facts:
+            budget = facts["outage_budget"]
+            header["outage budget"] = (
+                f"{budget['max_outage_s']:g} s: " + ("met" if budget["met"] else
+                                                   f"exceeded by {budget['exceeded_by_s']:g} s"))
     update_display(HTML(_header_html(header)), display_id=_HEADER)
 
 

@@ -176,6 +176,17 @@ def status_text(status: Mapping[str, Any]) -> str:
             f" (last state {session['upgrade_state']}, {session['operational_state']}"
             f"{ended})"
         )
+        controls = session.get("controls") or {}
+        if "window" in controls:
+            w = controls["window"]
+            out.append(f"  change window {visible(w['start'])} to {visible(w['end'])}: "
+                       + ("met" if w["met"] else "a step started outside it"))
+        if "outage_budget" in controls:
+            b = controls["outage_budget"]
+            over = b["merge_outage_s"] - b["max_outage_s"]
+            out.append(f"  outage budget {b['max_outage_s']:g} s: merge outage "
+                       f"{b['merge_outage_s']:g} s, "
+                       + ("met" if b["met"] else f"exceeded by {over:.1f} s"))
     out += ["", "Modules", table(
         ["id", "kind", "enclosure", "state", "primary", "faults", "MTBF h / threshold", "policy"],
         [
