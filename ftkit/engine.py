@@ -32,7 +32,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ftkit import flow
+from ftkit import approvals, flow, probes
 from ftkit import steps as _steps  # noqa: F401  (registers the bodies and guards on the table)
 from ftkit.actions import run_actions, succeeded
 from ftkit.decisions import Decision, DecisionProvider, account, check_soak_minutes
@@ -177,6 +177,8 @@ def _advance(session: Session, decider: DecisionProvider | None, *,
     if nxt.kind is Kind.SOAK:
         return _soak(session)
     if decider is None:
+        if nxt.kind is Kind.DECIDE:
+            _pending(session, Question(nxt.name))  # people hear of it (config's notify)
         return Advanced(Kind.DECIDE, RECOVERY.name if nxt.kind is Kind.RECOVER else nxt.name)
     if nxt.kind is Kind.RECOVER:
         return _recover(session, decider, nxt.name)
@@ -185,10 +187,41 @@ def _advance(session: Session, decider: DecisionProvider | None, *,
     answer = decider.decide(spec.name.value)
     if answer.answer in spec.pauses:
         return _pause(session, answer)
+    answer = _resolve(session, spec, answer)  # a condition ("commit: if-healthy") decides
     if answer.answer not in spec.answers:
         raise DecisionError(f"{spec.name}: {answer.answer!r} is not an answer",
                             f"answer one of: {' | '.join(spec.choices)}")
-    return _perform(session, REQUESTS[Request(spec.answers[answer.answer])], decision=answer)
+    leads = REQUESTS[Request(spec.answers[answer.answer])]
+    if flow.APPROVED in leads.guards:  # missing approvals: told, and an auto run waits
+        approvals.wait(session, answer)
+    return _perform(session, leads, decision=answer)
+
+
+def _resolve(session: Session, spec: flow.DecisionSpec, answer: Decision) -> Decision:
+    """ANSWER, or for a declared condition the answer its check takes, the check's reason
+    added to why (journaled with the request it leads to)."""
+    taken, why = spec.resolve(answer.answer, session)
+    if not why:
+        return answer
+    from dataclasses import replace
+
+    from ftkit.probes import summary
+
+    return replace(answer, answer=taken, why=f"{answer.why}; {why} → {taken} "
+                   f"({summary(session)})".lstrip("; "))
+
+
+def _pending(session: Session, question: Question) -> None:
+    """Notify the configuration's ``notify`` URLs that QUESTION waits (once a session)."""
+    from ftkit.notify import pending
+
+    spec = DECISIONS[question]
+    who = f"the operator {session.operator or '-'} (account {account()}), in the runbook"
+    pending(session, what="decision", name=question.value, who=who,
+            answer=f"click an answer in the runbook, or ftkit run active-upgrade -p system "
+                   f"{session.target} -p mode auto -p change_id {session.change_id or '-'} "
+                   f"-p operator {session.operator or '-'} -p decisions "
+                   f"\"{{{question.value}: {' | '.join(spec.choices)}}}\"")
 
 
 def release(session: Session) -> None:
@@ -452,7 +485,7 @@ def _soak(session: Session) -> Advanced:
     minutes = check_soak_minutes(session.soak_minutes - session.soak_result()[0])
     control(session)
     before = session.driver.acknowledged()
-    session.driver.wait(minutes * 60, progress=session.progress)
+    probes.soak(session, minutes * 60)  # probing every probe_every_s, when declared
     served = session.driver.acknowledged() - before
     session.journal.log_many(session.record.id, [
         *session_outage_notes(session, S.MERGE.value),
