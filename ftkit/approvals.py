@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from ftkit.process import Session
 
 __all__ = ["DEFAULT_TIMEOUT_MIN", "POLL_S", "approve", "approvers", "command", "given",
-           "refusal", "required", "wait"]
+           "of_record", "refusal", "required", "wait"]
 
 #: How long an auto run waits for an approval when the configuration says nothing.
 DEFAULT_TIMEOUT_MIN = 30.0
@@ -47,8 +47,11 @@ _OPEN = frozenset({UpgradeState.PREPARE_SPLIT, UpgradeState.SPLIT,
 def required(config: Any, target: str) -> int:
     """How many approvals Commit needs (read-only): ``[approvals] commit``, else 0 on the
     simulator and 1 on every other driver."""
-    said = getattr(config, "approvals_commit", None)
-    if said is not None:
+    return _required(getattr(config, "approvals_commit", None), target)
+
+
+def _required(said: Any, target: str) -> int:
+    if isinstance(said, int | float) and not isinstance(said, bool):
         return int(said)
     return 0 if target.startswith("sim://") else 1
 
@@ -111,6 +114,22 @@ def approvers(session: Session) -> list[str]:
         return []
     return [f"{a.get('by')} ({a.get('account')})"
             for a in given(session.entries(kinds=["info"]), session.record)]
+
+
+def of_record(entries: Iterable[Entry], record: SessionRecord) -> dict[str, Any] | None:
+    """What ``ftkit status`` shows of RECORD's approvals (read-only): ``required`` (from
+    the configuration the session began with) and ``given`` (those that count); None when
+    it needs none and has none."""
+    config = record.data.get("config") if isinstance(record.data, dict) else None
+    said = (config or {}).get("approvals") if isinstance(config, Mapping) else None
+    needed = _required(said.get("commit") if isinstance(said, Mapping) else None,
+                       record.target)
+    have = [{"by": str(a.get("by", "")), "account": str(a.get("account", "")),
+             "when": str(a.get("when", "")), "reason": str(a.get("reason") or ""),
+             "expires": a.get("expires")} for a in given(entries, record)]
+    if not needed and not have:
+        return None
+    return {"required": needed, "given": have}
 
 
 def refusal(session: Session) -> tuple[str, str] | None:

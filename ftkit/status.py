@@ -66,15 +66,19 @@ def session_of(driver: Driver) -> dict[str, Any] | None:
     try:
         sessions = journal.sessions()
         record = journal.current_session() or (sessions[-1] if sessions else None)
+        if record is None:
+            return None
+        from ftkit.approvals import of_record
+
+        approvals = of_record(journal.entries(record.id, kinds=["info"]), record)
     finally:
         journal.close()
-    if record is None:
-        return None
     return {"id": record.id, "change_id": record.change_id, "operator": record.operator,
             "reason": record.reason, "started": record.started, "ended": record.ended,
             "outcome": record.outcome, "upgrade_state": record.upgrade_state,
             "operational_state": record.operational_state,
-            "broken_step": record.broken_step, "broken_reason": record.broken_reason}
+            "broken_step": record.broken_step, "broken_reason": record.broken_reason,
+            **({"approvals": approvals} if approvals else {})}
 
 
 def partner_state(st: SystemState) -> PartnerState:

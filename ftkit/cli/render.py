@@ -176,6 +176,12 @@ def status_text(status: Mapping[str, Any]) -> str:
             f" (last state {session['upgrade_state']}, {session['operational_state']}"
             f"{ended})"
         )
+        approvals = session.get("approvals")
+        if approvals:  # Commit's approvals (ftkit approve)
+            given = ", ".join(f"{visible(a['by'])} ({visible(a['account'])}, {a['when']})"
+                              for a in approvals["given"]) or "none yet"
+            out.append(f"  approvals of Commit: {len(approvals['given'])} of "
+                       f"{approvals['required']} required: {given}")
     out += ["", "Modules", table(
         ["id", "kind", "enclosure", "state", "primary", "faults", "MTBF h / threshold", "policy"],
         [
