@@ -43,6 +43,16 @@ def send(urls: Sequence[str], *, title: str, body: str,
          environ: Mapping[str, str] | None = None) -> str | None:
     """Send TITLE and BODY to every apprise URL in URLS; None when each took it, else why
     not, in one line (secrets masked). Never raises for a failure to deliver."""
+    import warnings
+
+    # apprise's plugins import imghdr, deprecated since Python 3.11: its warning, not ours
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return _send(urls, title=title, body=body, environ=environ)
+
+
+def _send(urls: Sequence[str], *, title: str, body: str,
+          environ: Mapping[str, str] | None) -> str | None:
     import logging
 
     import apprise
@@ -88,7 +98,7 @@ def pending(session: Session, *, what: str, who: str, answer: str,
     for entry in session.entries(kinds=["info", "warning"]):
         detail = entry.detail if isinstance(entry.detail, dict) else {}
         sent = detail.get("notify")
-        if isinstance(sent, dict) and sent.get("key") == key:
+        if isinstance(sent, dict) and sent.get("about") == key:
             return False
     change = record.change_id or session.change_id or "-"
     title = f"ftkit: {session.target} ({change}) waits for {what}" + (f" {name}"
@@ -101,7 +111,7 @@ def pending(session: Session, *, what: str, who: str, answer: str,
         error = send(urls, title=title, body=body)
     except Exception as err:  # a broken notifier never stops an upgrade
         error = scrub(f"{type(err).__name__}: {err}")[:500]
-    detail: dict[str, Any] = {"key": key, "ok": error is None, "targets": len(urls)}
+    detail: dict[str, Any] = {"about": key, "ok": error is None, "targets": len(urls)}
     if error is None:
         session.journal.log(record.id, "info",
                             f"notified {len(urls)} target(s): {title}",
@@ -109,6 +119,6 @@ def pending(session: Session, *, what: str, who: str, answer: str,
     else:
         detail["error"] = error
         session.journal.log(record.id, "warning",
-                            f"could not notify that {what} {name} waits: {error}",
+                            f"could not notify that {key.replace(':', ' ')} waits: {error}",
                             detail={"notify": detail}, sim_time=session.now())
     return True
