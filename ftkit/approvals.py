@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from ftkit.process import Session
 
 __all__ = ["DEFAULT_TIMEOUT_MIN", "POLL_S", "approve", "approvers", "command", "given",
-           "of_record", "refusal", "required", "wait"]
+           "hold", "of_record", "refusal", "required", "wait"]
 
 #: How long an auto run waits for an approval when the configuration says nothing.
 DEFAULT_TIMEOUT_MIN = 30.0
@@ -239,3 +239,22 @@ def wait(session: Session, decision: Decision, *, timeout_min: float | None = No
         session.journal.log(session.record.id, "info",
                             "Commit approved by " + ", ".join(approvers(session)),
                             step=UpgradeState.MERGE.value, sim_time=session.now())
+
+
+def hold(session: Session, decision: Decision) -> None:
+    """Refuse DECISION's Commit while approvals are missing: a ``warning`` journaled with
+    who answered what (the answer itself is not recorded as decided, so a later run, or
+    click, once approved asks again and commits), then TransitionError naming who may
+    approve and the command. Nothing else changes: the system stays merged, abortable."""
+    said = refusal(session)
+    if said is None:
+        return
+    assert session.record is not None
+    session.journal.log(
+        session.record.id, "warning",
+        f"{decision.name}: {decision.answer} by {decision.who} not carried out: {said[0]}",
+        step=UpgradeState.MERGE.value, sim_time=session.now(),
+        detail={"refused": {"decision": decision.name, "answer": decision.answer,
+                            "who": decision.who, "account": decision.account,
+                            "why": decision.why, "guard": "approvals"}})
+    raise TransitionError(*said)

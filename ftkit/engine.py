@@ -194,6 +194,7 @@ def _advance(session: Session, decider: DecisionProvider | None, *,
     leads = REQUESTS[Request(spec.answers[answer.answer])]
     if flow.APPROVED in leads.guards:  # missing approvals: told, and an auto run waits
         approvals.wait(session, answer)
+        approvals.hold(session, answer)  # still missing: refused, the answer not recorded
     return _perform(session, leads, decision=answer)
 
 

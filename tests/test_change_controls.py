@@ -162,7 +162,6 @@ def closed_port() -> int:
 
 
 @pytest.mark.notebook
-@pytest.mark.slow
 def test_commit_without_approval_is_refused_and_stays_abortable(
         capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     system = target()
@@ -193,7 +192,6 @@ def test_commit_without_approval_is_refused_and_stays_abortable(
 
 
 @pytest.mark.notebook
-@pytest.mark.slow
 def test_commit_approved_by_another_account(capsys: pytest.CaptureFixture[str],
                                             tmp_path: Path,
                                             ftkit_dirs: SimpleNamespace) -> None:
@@ -205,6 +203,8 @@ def test_commit_approved_by_another_account(capsys: pytest.CaptureFixture[str],
     given = approve(system, account="bob")  # given beforehand, by another account
     assert given.returncode == 0, given.stderr
     assert "by Bob B (account bob)" in given.stdout
+    again = approve(system, account="bob", reason="once more")  # one approval an account
+    assert again.returncode == 0 and "by Bob B (account bob)" in again.stdout
 
     code, out, err = run_upgrade(capsys, system, cfg, decisions=ALL)
     assert code == 0, err
@@ -226,6 +226,8 @@ def test_commit_approved_by_another_account(capsys: pytest.CaptureFixture[str],
     assert [a["account"] for a in session["approvals"]["given"]] == ["bob"]
     code, out, _ = cli(capsys, "status", system)
     assert "approvals of Commit: 1 of 1 required: Bob B (bob" in out
+    late = approve(system, account="carol")  # the session ended: nothing to approve
+    assert late.returncode == 2 and "no unfinished session" in late.stderr
 
 
 def test_an_auto_run_waits_for_the_approval_and_is_told(tmp_path: Path) -> None:
