@@ -214,15 +214,9 @@ def _resolve(session: Session, spec: flow.DecisionSpec, answer: Decision) -> Dec
 
 def _pending(session: Session, question: Question) -> None:
     """Notify the configuration's ``notify`` URLs that QUESTION waits (once a session)."""
-    from ftkit.notify import pending
+    from ftkit.notify import decision_pending
 
-    spec = DECISIONS[question]
-    who = f"the operator {session.operator or '-'} (account {account()}), in the runbook"
-    pending(session, what="decision", name=question.value, who=who,
-            answer=f"click an answer in the runbook, or ftkit run active-upgrade -p system "
-                   f"{session.target} -p mode auto -p change_id {session.change_id or '-'} "
-                   f"-p operator {session.operator or '-'} -p decisions "
-                   f"\"{{{question.value}: {' | '.join(spec.choices)}}}\"")
+    decision_pending(session, question.value)
 
 
 def release(session: Session) -> None:

@@ -22,7 +22,7 @@ from ftkit.redact import register_secret, scrub
 if TYPE_CHECKING:
     from ftkit.process import Session
 
-__all__ = ["pending", "send"]
+__all__ = ["decision_pending", "pending", "send"]
 
 _REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -122,3 +122,17 @@ def pending(session: Session, *, what: str, who: str, answer: str,
                             f"could not notify that {key.replace(':', ' ')} waits: {error}",
                             detail={"notify": detail}, sim_time=session.now())
     return True
+
+
+def decision_pending(session: Session, name: str) -> bool:
+    """:func:`pending` for decision NAME: who may answer (the operator, in the runbook) and
+    the command that answers it. What the engine calls when a step waits for an answer and
+    a decision panel calls when it is shown; once a session per decision."""
+    from ftkit.decisions import CHOICES, account
+
+    who = f"the operator {session.operator or '-'} (account {account()}), in the runbook"
+    answer = (f"click an answer in the runbook, or ftkit run active-upgrade -p system "
+              f"{session.target} -p mode auto -p change_id {session.change_id or '-'} "
+              f"-p operator {session.operator or '-'} -p decisions "
+              f"\"{{{name}: {' | '.join(CHOICES.get(name, ()))}}}\"")
+    return pending(session, what="decision", name=name, who=who, answer=answer)

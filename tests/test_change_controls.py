@@ -431,3 +431,43 @@ def test_controls_are_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     assert "SMTP_PASSWORD" in cfg.secret_env
     assert cfg.actions_for("ExecuteMerge", "before", "Production") == ()
     assert "s3cret-value" not in json.dumps(cfg.to_dict())
+
+
+def test_an_approval_expires_with_the_window_and_counts_once_per_other_account() -> None:
+    from datetime import UTC, datetime
+
+    from ftkit.approvals import given
+    from ftkit.journal import SessionRecord
+
+    record = SessionRecord(
+        id=1, target="host:///site.toml", change_id="CHG-CC", operator="alice", reason="",
+        started="", ended=None, outcome=None, upgrade_state="Merge",
+        operational_state="Ready", broken_step=None, broken_reason=None,
+        data={"account": "alice", "config": {"window_end": "2026-12-03T06:00:00+00:00"}})
+
+    def entry(account: str, *, expires: str | None = "2026-12-03T06:00:00+00:00",
+              change: str = "CHG-CC") -> SimpleNamespace:
+        return SimpleNamespace(detail={"approval": {"account": account, "by": account,
+                                                    "change_id": change,
+                                                    "expires": expires}})
+
+    entries = [entry("alice"), entry("bob"), entry("bob"), entry("carol", change="CHG-X"),
+               entry("dave", expires=None)]
+    inside = datetime(2026, 12, 3, 5, 59, tzinfo=UTC)
+    after = datetime(2026, 12, 3, 6, 0, tzinfo=UTC)
+    assert [a["account"] for a in given(entries, record, now=inside)] == ["bob", "dave"]
+    assert [a["account"] for a in given(entries, record, now=after)] == ["dave"]
+
+
+def test_a_plan_walks_if_healthy_as_a_commit(tmp_path: Path) -> None:
+    from ftkit import flow
+    from ftkit.decisions import PlanDecisions
+    from ftkit.process import plan
+
+    path = flow.check_path({**ALL, "commit": "if-healthy"})
+    assert path.endswith("ExecuteMerge → Commit → Finish")
+    system = target()
+    create_system(system, scenario="demo").close()
+    shown = plan(system, CONFIG, PACKAGES,
+                 provider=PlanDecisions({**ALL, "commit": "if-healthy"}))
+    assert "Commit" in [step["request"] for step in shown.steps]
