@@ -158,6 +158,8 @@ def approve(target: str, *, change_id: str, by: str, reason: str = "") -> dict[s
     from ftkit.probes import evidence
     from ftkit.process import observe
 
+    if not by.strip():
+        raise DecisionError("an approval names who gives it", "pass --by YOUR-NAME")
     check_identity(operator=by, change_id=change_id, what="an approval")
     _check_names(reason=reason)
     session = observe(target)
@@ -202,6 +204,7 @@ def approve(target: str, *, change_id: str, by: str, reason: str = "") -> dict[s
         return approval
     finally:
         session.journal.close()
+        session.driver.close()
 
 
 def _said(shown: Mapping[str, Any]) -> str:
