@@ -85,10 +85,12 @@ def _window_end(record: SessionRecord) -> datetime | None:
 
 
 def given(entries: Iterable[Entry], record: SessionRecord, *, change_id: str = "",
-          now: datetime | None = None) -> list[dict[str, Any]]:
+          now: datetime | None = None, exclude: Iterable[str] = ()) -> list[dict[str, Any]]:
     """The approvals journaled in ENTRIES that count for RECORD's Commit (read-only): one
-    per account, none of the operator's account, of the session's change, not expired."""
+    per account, none of the operator's account (nor of EXCLUDE), of the session's
+    change, not expired."""
     operator = _operator_account(record)
+    excluded = set(exclude)
     moment = now or datetime.now(UTC)
     out: dict[str, dict[str, Any]] = {}
     for entry in entries:
@@ -97,7 +99,7 @@ def given(entries: Iterable[Entry], record: SessionRecord, *, change_id: str = "
         if not isinstance(approval, dict):
             continue
         who = str(approval.get("account") or "")
-        if not who or who == operator or who in out:
+        if not who or who == operator or who in excluded or who in out:
             continue
         if approval.get("change_id") != (change_id or record.change_id):
             continue
@@ -138,7 +140,9 @@ def refusal(session: Session) -> tuple[str, str] | None:
     needed = required(session.config, session.target)
     if needed <= 0 or session.record is None:
         return None
-    have = given(session.entries(kinds=["info"]), session.record)
+    # the account asking for the Commit is the operator's too (a session recovered
+    # without the account it began with)
+    have = given(session.entries(kinds=["info"]), session.record, exclude=[account()])
     if len(have) >= needed:
         return None
     operator = _operator_account(session.record) or account()
