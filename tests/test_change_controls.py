@@ -471,3 +471,44 @@ def test_a_plan_walks_if_healthy_as_a_commit(tmp_path: Path) -> None:
     shown = plan(system, CONFIG, PACKAGES,
                  provider=PlanDecisions({**ALL, "commit": "if-healthy"}))
     assert "Commit" in [step["request"] for step in shown.steps]
+
+
+def test_the_commit_panel_is_refused_until_another_account_approves(tmp_path: Path) -> None:
+    import html
+    import re
+
+    import ftkit_widgets as fw
+
+    from ftkit.errors import DecisionError
+
+    def text(markup: str) -> str:
+        return html.unescape(re.sub(r"<[^>]+>", "", markup))
+
+    system = target()
+    create_system(system, scenario="demo").close()
+    cfg = config(tmp_path, "[approvals]\ncommit = 1\n")
+    session = open_session(system, cfg, PACKAGES, change_id="CHG-CC", operator="alice")
+    try:
+        with pytest.raises(DecisionError):  # up to the commit question, unanswered
+            session.run(ParameterDecisions({"split": "proceed", "merge": "proceed"},
+                                           operator="alice"))
+        panel = fw.DecisionPanel(session, "commit")
+        panel.operator.value, panel.reason.value = "alice", "soak was clean"
+        panel.buttons["commit"].click()
+        assert "Commit needs 1 approval" in text(panel.message.value)
+        assert f"ftkit approve {system} --change CHG-CC" in text(panel.message.value)
+        assert session.upgrade_state.value == "Merge" and "commit" not in session.answers()
+
+        assert approve(system, account="bob").returncode == 0
+        again = fw.DecisionPanel(session, "commit")
+        again.operator.value, again.reason.value = "alice", "approved by bob"
+        again.buttons["commit"].click()
+        assert session.upgrade_state.value == "Commit" and session.answers()["commit"] == \
+            "commit"
+    finally:
+        session.close()
+    refused = [e.detail["refused"] for e in journal_entries(system)
+               if isinstance(e.detail, dict) and "refused" in e.detail]
+    assert refused == [{"decision": "commit", "answer": "commit", "who": "alice",
+                        "account": refused[0]["account"], "why": "soak was clean",
+                        "guard": "approvals"}]
