@@ -478,7 +478,6 @@ def test_the_commit_panel_is_refused_until_another_account_approves(tmp_path: Pa
     import re
 
     import ftkit_widgets as fw
-
     from ftkit.errors import DecisionError
 
     def text(markup: str) -> str:
