@@ -254,6 +254,7 @@ class LedgerEntry:
     journal_hash: str | None = None
     signature: dict[str, str] | None = field(default=None, hash=False)
     account: str | None = None  # the authenticated account beside the claimed operator
+    approved_by: tuple[str, ...] | None = None  # who approved the Commit: NAME (account)
 
     @property
     def notebook(self) -> str | None:
@@ -295,6 +296,8 @@ class LedgerEntry:
             journal_hash=None if data.get("journal_hash") is None else str(data["journal_hash"]),
             signature=dict(signature) if isinstance(signature, Mapping) else None,
             account=None if data.get("account") is None else str(data["account"]),
+            approved_by=(tuple(str(a) for a in data["approved_by"])
+                         if isinstance(data.get("approved_by"), list) else None),
         )
 
 
@@ -1014,6 +1017,8 @@ def archive_run(
                 if isinstance(result.get(k), Mapping)}
     if controls:
         facts["controls"] = json.loads(_json(redact(controls, extra=secrets)))
+    if isinstance(result.get("approved_by"), list) and result["approved_by"]:  # Commit's
+        facts["approved_by"] = [scrub(str(a), extra=secrets) for a in result["approved_by"]]
     anchor: dict[str, Any] = {"source": source}
     # the anchor comes from the caller, else from the runbook's result (the kernel knows it)
     entry_id = journal_entry if journal_entry is not None else result.get("journal_entry")

@@ -130,13 +130,30 @@ _TOP_KEYS = (
     "custom_actions",
     "remote",
     "window",
+    # change controls (README "Change controls"): ftkit/approvals.py, probes.py, notify.py
+    "approvals",
+    "notify",
+    "probe_url",
+    "probe_every_s",
 )
+_APPROVAL_KEYS = ("commit",)
+#: The most approvals Commit may require.
+MAX_APPROVALS = 9
+#: The longest pause between two soak probes (one hour), in seconds.
+MAX_PROBE_EVERY_S = 3600.0
+#: The longest an auto run waits for an approval (one day), in minutes.
+MAX_DECISION_TIMEOUT_MIN = 1440.0
 _DISK_KEYS = ("system", "data")
 _NETWORK_KEYS = ("upgrade_ip", "team")
 _REMOTE_KEYS = ("user", "password_env")
 _ACTION_KEYS = (
-    "name", "path", "when", "request", "side", "timeout_s", "args", "env", "secret_env"
+    "name", "path", "when", "request", "side", "timeout_s", "args", "env", "secret_env",
+    "kind",
 )
+#: What a custom action is: run before/after a request, or a health probe of the soak.
+KINDS: tuple[str, ...] = ("action", "probe")
+# ${NAME} in a notify URL: the value of environment variable NAME (a secret, masked)
+_SECRET_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 @dataclass(frozen=True)
@@ -156,6 +173,7 @@ class CustomAction:
     args: tuple[str, ...] = ()
     env: tuple[str, ...] = ()
     secret_env: tuple[str, ...] = ()
+    kind: str = "action"  # "probe": run every probe_every_s during the soak (ftkit/probes.py)
 
     def runs_on(self, side: str) -> bool:
         """True if the action runs on ``side`` (``"Production"`` or ``"Upgrade"``)."""
@@ -198,6 +216,8 @@ class CustomAction:
             data["env"] = list(self.env)
         if self.secret_env:
             data["secret_env"] = list(self.secret_env)
+        if self.kind != "action":
+            data["kind"] = self.kind
         return data
 
 
@@ -222,6 +242,11 @@ class UpgradeConfig:
     source: Path | None = None
     includes: tuple[Path, ...] = ()
     controls: Controls = field(default_factory=Controls)  # [window]: ftkit/window.py
+    # change controls: None = not said (each reader has its default)
+    approvals_commit: int | None = None
+    notify: tuple[str, ...] = ()
+    probe_url: str | None = None
+    probe_every_s: float | None = None
 
     def _content(self) -> dict[str, Any]:
         window = {"window": self.controls.to_dict()} if self.controls.said else {}
@@ -236,7 +261,25 @@ class UpgradeConfig:
             },
             "custom_actions": [action.to_dict() for action in self.custom_actions],
             "remote": {"user": self.remote_user, "password_env": self.password_env},
+            **self._controls(),
         }
+
+    def _controls(self) -> dict[str, Any]:
+        """The change controls said (only those: a configuration without them keeps its
+        digest)."""
+        data: dict[str, Any] = {}
+        if self.approvals_commit is not None:
+            data["approvals"] = {"commit": self.approvals_commit}
+        for key in ("notify", "probe_url", "probe_every_s"):
+            value = getattr(self, key)
+            if value not in (None, ()):
+                data[key] = list(value) if isinstance(value, tuple) else value
+        return data
+
+    @property
+    def probes(self) -> tuple[CustomAction, ...]:
+        """The custom actions of kind ``probe`` (run during the soak), in order."""
+        return tuple(a for a in self.custom_actions if a.kind == "probe")
 
     @property
     def digest(self) -> str:
@@ -262,7 +305,8 @@ class UpgradeConfig:
         return tuple(
             action
             for action in self.custom_actions
-            if action.request == request and action.when == when and action.runs_on(side)
+            if action.kind == "action" and action.request == request and action.when == when
+            and action.runs_on(side)
         )
 
     @property
@@ -272,6 +316,7 @@ class UpgradeConfig:
         anything captured (:func:`ftkit.redact.mask_env`)."""
         names = [] if self.password_env is None else [self.password_env]
         names += [name for action in self.custom_actions for name in action.secret_env]
+        names += [name for url in self.notify for name in _SECRET_REF.findall(url)]
         return tuple(dict.fromkeys(names))
 
     def remote_password(self, environ: Mapping[str, str] | None = None) -> str | None:
@@ -344,6 +389,10 @@ class _Layer:
     password_env: str | None = None
     include: tuple[tuple[str, Path], ...] = ()  # (label, path) as written, made absolute
     controls: Controls = field(default_factory=Controls)  # what [window] says
+    approvals_commit: int | None = None
+    notify: tuple[str, ...] = ()
+    probe_url: str | None = None
+    probe_every_s: float | None = None
 
 
 def _extend(old: tuple[str, ...], new: tuple[str, ...]) -> tuple[str, ...]:
@@ -379,6 +428,9 @@ def _merge(base: _Layer, over: _Layer) -> _Layer:
         remote_user=over.remote_user if over.remote_user is not None else base.remote_user,
         password_env=over.password_env if over.password_env is not None else base.password_env,
         controls=base.controls.merged(over.controls),
+        notify=_extend(base.notify, over.notify),
+        **{key: getattr(over, key) if getattr(over, key) is not None else getattr(base, key)
+           for key in ("approvals_commit", "probe_url", "probe_every_s")},
     )
 
 
@@ -457,7 +509,52 @@ def _read_layer(raw: dict[str, Any], label: str, base_dir: Path) -> _Layer:
 
     layer.actions = tuple((action, label) for action in _read_actions(r, raw, base_dir))
     layer.controls = read_controls(r, raw)
+    _read_controls(r, raw, layer)
     return layer
+
+
+def _read_controls(r: Reader, raw: dict[str, Any], layer: _Layer) -> None:
+    """The change controls (README "Change controls"): ``[approvals] commit``, ``notify``,
+    ``probe_url``, ``probe_every_s`` (the decision timeout is the window's:
+    :mod:`ftkit.window`); read-only."""
+    approvals = r.table(raw, "approvals", "", _APPROVAL_KEYS, "[approvals] commit = 1")
+    if approvals is not None:
+        count = _zero_or_number(r, approvals, "commit", "approvals", "commit = 1",
+                                high=MAX_APPROVALS, unit="approvals")
+        if count is not None:
+            if count != int(count):
+                r.fail("approvals.commit", f"{count:g} is not a whole number",
+                       "write commit = 0, 1 or 2 (approvals from other accounts)")
+            layer.approvals_commit = int(count)
+    urls = r.names(raw, "notify", "", 'notify = ["json://host:8080/hook"]') or ()
+    for index, url in enumerate(urls):
+        scheme, sep, rest = url.partition("://")
+        if not sep or not re.fullmatch(r"[a-z][a-z0-9+.-]*", scheme):
+            r.fail(f"notify[{index}]", f"{url!r} is not an apprise URL",
+                   'write scheme://…, e.g. notify = ["json://ops.example:8080/hook"]')
+        creds = rest.partition("/")[0].rpartition("@")[0]
+        secret = creds.partition(":")[2]
+        if secret and not _SECRET_REF.fullmatch(secret):
+            r.fail(f"notify[{index}]", "a password must not be written in the configuration",
+                   "name the environment variable that holds it: "
+                   '"mailto://user:${SMTP_PASSWORD}@mail.example" (its value is masked)')
+    layer.notify = tuple(urls)
+    probe_url = r.text(raw, "probe_url", "", 'probe_url = "http://app.example:8080/health"')
+    if probe_url is not None and not re.fullmatch(r"https?://[^\s]+", probe_url):
+        r.fail("probe_url", f"{probe_url!r} is not an http(s) URL",
+               'write probe_url = "http://app.example:8080/health" (expects 2xx)')
+    layer.probe_url = probe_url
+    layer.probe_every_s = r.number(raw, "probe_every_s", "", "probe_every_s = 30", low=0,
+                                   high=MAX_PROBE_EVERY_S, unit="seconds")
+
+
+def _zero_or_number(r: Reader, table: Mapping[str, Any], key: str, where: str, example: str,
+                    *, high: float, unit: str) -> float | None:
+    """0, or a number in (0, HIGH] as :meth:`Reader.number` reads it; None when absent."""
+    value = table.get(key)
+    if value == 0 and not isinstance(value, bool):
+        return 0.0
+    return r.number(table, key, where, example, low=0, high=high, unit=unit)
 
 
 def _check_path(r: Reader, key: str, text: str, example: str) -> None:
@@ -512,8 +609,10 @@ def _read_actions(r: Reader, raw: dict[str, Any], base_dir: Path) -> list[Custom
         path = r.text(entry, "path", where, 'path = "actions/quiesce.sh"', required=True)
         assert path is not None
         _check_path(r, f"{where}.path", path, 'path = "actions/quiesce.sh"')
-        when = r.choice(entry, "when", where, WHEN, required=True)
-        request = r.choice(entry, "request", where, REQUESTS, required=True)
+        kind = r.choice(entry, "kind", where, KINDS) or "action"
+        probe = kind == "probe"  # run during the soak: no request, no moment
+        when = r.choice(entry, "when", where, WHEN, required=not probe) or ""
+        request = r.choice(entry, "request", where, REQUESTS, required=not probe) or ""
         side = r.choice(entry, "side", where, SIDES) or "Production"
         timeout = r.number(entry, "timeout_s", where, "timeout_s = 300",
                            low=0, high=MAX_TIMEOUT_S, unit="seconds")
@@ -544,6 +643,7 @@ def _read_actions(r: Reader, raw: dict[str, Any], base_dir: Path) -> list[Custom
                 args=args,
                 env=env,
                 secret_env=secret_env,
+                kind=kind,
             )
         )
     return actions
@@ -740,4 +840,8 @@ def _finish(layer: _Layer, *, source: Path | None, includes: tuple[Path, ...],
         source=source,
         includes=includes,
         controls=layer.controls,
+        approvals_commit=layer.approvals_commit,
+        notify=layer.notify,
+        probe_url=layer.probe_url,
+        probe_every_s=layer.probe_every_s,
     )

@@ -32,7 +32,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ftkit import flow
+from ftkit import approvals, flow, probes
 from ftkit import steps as _steps  # noqa: F401  (registers the bodies and guards on the table)
 from ftkit import window as _window  # registers the change controls' guards and rules
 from ftkit.actions import run_actions, succeeded
@@ -183,6 +183,8 @@ def _advance(session: Session, decider: DecisionProvider | None, *,
         if ruled is not None:
             return ruled
     if decider is None:
+        if nxt.kind is Kind.DECIDE:
+            _pending(session, Question(nxt.name))  # people hear of it (config's notify)
         return Advanced(Kind.DECIDE, RECOVERY.name if nxt.kind is Kind.RECOVER else nxt.name)
     if nxt.kind is Kind.RECOVER:
         return _recover(session, decider, nxt.name)
@@ -193,10 +195,36 @@ def _advance(session: Session, decider: DecisionProvider | None, *,
         return _expired(session, spec, answer)
     if answer.answer in spec.pauses:
         return _pause(session, answer)
+    answer = _resolve(session, spec, answer)  # a condition ("commit: if-healthy") decides
     if answer.answer not in spec.answers:
         raise DecisionError(f"{spec.name}: {answer.answer!r} is not an answer",
                             f"answer one of: {' | '.join(spec.choices)}")
-    return _perform(session, REQUESTS[Request(spec.answers[answer.answer])], decision=answer)
+    leads = REQUESTS[Request(spec.answers[answer.answer])]
+    if flow.APPROVED in leads.guards:  # missing approvals: told, and an auto run waits
+        approvals.wait(session, answer)
+        approvals.hold(session, answer)  # still missing: refused, the answer not recorded
+    return _perform(session, leads, decision=answer)
+
+
+def _resolve(session: Session, spec: flow.DecisionSpec, answer: Decision) -> Decision:
+    """ANSWER, or for a declared condition the answer its check takes, the check's reason
+    added to why (journaled with the request it leads to)."""
+    taken, why = spec.resolve(answer.answer, session)
+    if not why:
+        return answer
+    from dataclasses import replace
+
+    from ftkit.probes import summary
+
+    return replace(answer, answer=taken, why=f"{answer.why}; {why} → {taken} "
+                   f"({summary(session)})".lstrip("; "))
+
+
+def _pending(session: Session, question: Question) -> None:
+    """Notify the configuration's ``notify`` URLs that QUESTION waits (once a session)."""
+    from ftkit.notify import decision_pending
+
+    decision_pending(session, question.value)
 
 
 def release(session: Session) -> None:
@@ -469,7 +497,7 @@ def _soak(session: Session) -> Advanced:
     if cut:
         minutes = max(float(left or 0.0), 0.0)
     before = session.driver.acknowledged()
-    session.driver.wait(minutes * 60, progress=session.progress)
+    probes.soak(session, minutes * 60)  # probing every probe_every_s, when declared
     served = session.driver.acknowledged() - before
     ended = (" and stopped: the change window ended before the commit decision"
              if cut else "")

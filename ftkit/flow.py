@@ -30,8 +30,10 @@ from ftkit.model import OperationalState, Request, UpgradeState
 
 __all__ = [
     "ACTION_REQUESTS",
+    "APPROVED",
     "DECISIONS",
     "EXPIRED",
+    "HEALTHY",
     "ON_TIMEOUT",
     "RECOVERY",
     "REQUESTS",
@@ -202,11 +204,30 @@ class DecisionSpec:
     # answers that stop the run here on purpose, with nothing journaled as decided (a
     # later run asks again): "merge: later" splits and installs tonight, merges next window
     pauses: Mapping[str, str] = field(default_factory=dict)  # answer -> what it means
+    # answers decided by a registered check when the question is asked: answer ->
+    # (check's name, the answer when it passes, the answer when it refuses); the answer
+    # journaled is the one taken, with the check's reason ("commit: if-healthy")
+    conditions: Mapping[str, tuple[str, str, str]] = field(default_factory=dict)
 
     @property
     def choices(self) -> tuple[str, ...]:
-        """Every answer a parameter may give (the answers, then the pauses)."""
-        return (*self.answers, *self.pauses)
+        """Every answer a parameter may give (the answers, the conditions, the pauses)."""
+        return (*self.answers, *self.conditions, *self.pauses)
+
+    def planned(self, answer: str) -> str:
+        """ANSWER as a plan walks it: a condition as the answer it takes when it passes."""
+        return self.conditions[answer][1] if answer in self.conditions else answer
+
+    def resolve(self, answer: str, context: Any) -> tuple[str, str]:
+        """The answer ANSWER takes in CONTEXT and why (``""`` for a plain answer): a
+        condition runs its registered check (a guard: None passes)."""
+        if answer not in self.conditions:
+            return answer, ""
+        check, passed, refused = self.conditions[answer]
+        said = _GUARDS[check](context)
+        if said is None:
+            return passed, f"{answer}: {check}"
+        return refused, f"{answer}: {said[0]}"
 
 
 def _minutes(facts: Mapping[str, Any], key: str, default: float = 0.0) -> float:
@@ -247,6 +268,11 @@ def _abort(facts: Mapping[str, Any]) -> list[Estimate]:
                      _minutes(facts, "upgrade_resync_min"))]
 
 
+#: Commit's guard: approvals from accounts other than the operator's (ftkit/approvals.py).
+APPROVED = "approved by another account"
+#: The condition ``commit: if-healthy`` holds the soak's evidence to (ftkit/probes.py).
+HEALTHY = "soak healthy"
+
 _COMMIT_STARTED = ("Abort is refused once Commit has started",
                    "Retry a Broken commit (the Retry button, or the upgrade runbook with "
                    "decisions broken: retry), then Finish")
@@ -272,7 +298,7 @@ REQUESTS: dict[Request, RequestSpec] = {
                     actions=True, estimate=_execute_merge, guards=("inside the window",)),
         RequestSpec(R.COMMIT, frozenset({S.MERGE}), S.COMMIT, True,
                     "back up event logs, resynchronise the old side from the new one",
-                    actions=True, guards=("enclosures up",), estimate=_commit),
+                    actions=True, guards=("enclosures up", APPROVED), estimate=_commit),
         RequestSpec(R.ABORT, frozenset({S.PREPARE_SPLIT, S.SPLIT, S.PREPARE_MERGE, S.MERGE}),
                     S.ABORT, True, "return to the original software", actions=True,
                     refusals={S.COMMIT: _COMMIT_STARTED}, estimate=_abort),
@@ -313,7 +339,8 @@ DECISIONS: dict[Question, DecisionSpec] = {
                      "software?", soak=True,
                      help={"commit": "no outage; the point of no return: Abort is refused "
                                      "once Commit has started",
-                           "abort": "back to the original software: one restart outage"}),
+                           "abort": "back to the original software: one restart outage"},
+                     conditions={"if-healthy": (HEALTHY, "commit", "abort")}),
     )
 }
 
@@ -486,6 +513,7 @@ def route(answers: Mapping[str, str], *, start: UpgradeState = S.IDLE,
             answer = answers.get(nxt.name)
             if answer is None or answer in DECISIONS[Q(nxt.name)].pauses:
                 return steps
+            answer = DECISIONS[Q(nxt.name)].planned(answer)
             taken[nxt.name] = answer
             nxt = Next(Kind.REQUEST, DECISIONS[Q(nxt.name)].answers[answer])
         elif nxt.kind is Kind.REQUEST:
@@ -515,6 +543,7 @@ def walk(answers: Mapping[str, str], facts: Mapping[str, Any] | None = None
             answer = answers.get(nxt.name)
             if answer is None or answer in DECISIONS[Q(nxt.name)].pauses:
                 return steps, nxt
+            answer = DECISIONS[Q(nxt.name)].planned(answer)
             taken[nxt.name] = answer
             label = f"{nxt.name}: {answer}"
             continue
@@ -545,6 +574,7 @@ def leads_to(name: str, answer: str, facts: Mapping[str, Any] | None = None
     with its estimates (pure; what a decision panel says a click costs). ``facts`` are the
     plan's facts (:func:`ftkit.process.plan_facts`) with ``merged`` set as the system is."""
     spec = DECISIONS[Q(name)]
+    answer = spec.planned(answer)
     if answer not in spec.answers:
         return []
     facts = dict(facts or {})
@@ -627,6 +657,13 @@ def mermaid() -> str:
     return "\n".join(lines) + "\n"
 
 
+def _answers_text(d: DecisionSpec) -> str:
+    """A decision's answers as the state-machine table lists them (pure)."""
+    return ", ".join([*(f"{a} → {r}" for a, r in d.answers.items()),
+                      *(f"{a} → {yes} when {check}, else {no}"
+                        for a, (check, yes, no) in d.conditions.items())])
+
+
 def state_machine_doc() -> str:
     """docs/STATE-MACHINE.md, rendered from the table (a test compares the file with it):
     ``python -c "from ftkit import flow; print(flow.state_machine_doc(), end='')" >
@@ -640,7 +677,7 @@ def state_machine_doc() -> str:
         for r in REQUESTS.values())
     decisions = "".join(
         f"| {d.name} | {'any, while Broken' if d is RECOVERY else d.asked_in.value} | "
-        f"{', '.join(f'{a} → {r}' for a, r in d.answers.items())} | "
+        f"{_answers_text(d)} | "
         f"{', '.join(d.pauses) or '-'} | {', '.join(d.requires) or '-'} |\n"
         for d in (*DECISIONS.values(), RECOVERY))
     rules = "".join(

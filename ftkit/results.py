@@ -35,7 +35,25 @@ def facts(session: Session) -> dict[str, Any]:
         "lost_transactions": session.driver.lost_transactions(),
         "decisions": session.decisions(),
         **window_facts(session),  # the change window (met?) and the outage budget
+        **_controls(session),
     }
+
+
+def _controls(session: Session) -> dict[str, Any]:
+    """The change controls' facts, only where the session has them (read-only): who
+    approved the Commit (``approved_by``, ``NAME (account)``) and the soak's evidence
+    (``evidence``: probes passed/failed, outage, transactions served and lost)."""
+    from ftkit.approvals import approvers
+    from ftkit.probes import evidence
+
+    out: dict[str, Any] = {}
+    approved = approvers(session)
+    if approved:
+        out["approved_by"] = approved
+    shown = evidence(session)
+    if shown["probes_passed"] or shown["probes_failed"]:
+        out["evidence"] = shown
+    return out
 
 
 def result(session: Session, *, mode: str) -> RunResult:
@@ -89,6 +107,7 @@ def result(session: Session, *, mode: str) -> RunResult:
                "decisions": "; ".join(f"{d.name}: {d.answer} by {d.who} ({d.source})"
                                       for d in known["decisions"]),
                **_controls_extra(known),
+               **{key: known[key] for key in ("approved_by", "evidence") if key in known},
                # this session's last entry, on disk: the ledger entry carries it
                # (cross-checked by reports verify)
                **session.journal.head_entry(record.id)},

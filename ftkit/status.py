@@ -68,6 +68,11 @@ def session_of(driver: Driver) -> dict[str, Any] | None:
         record = journal.current_session() or (sessions[-1] if sessions else None)
         started = ([e.sim_time for e in journal.entries(record.id, kinds=["intent"])
                     if e.sim_time is not None] if record is not None else [])
+        approvals = None
+        if record is not None:
+            from ftkit.approvals import of_record
+
+            approvals = of_record(journal.entries(record.id, kinds=["info"]), record)
     finally:
         journal.close()
     if record is None:
@@ -76,7 +81,8 @@ def session_of(driver: Driver) -> dict[str, Any] | None:
            "reason": record.reason, "started": record.started, "ended": record.ended,
            "outcome": record.outcome, "upgrade_state": record.upgrade_state,
            "operational_state": record.operational_state,
-           "broken_step": record.broken_step, "broken_reason": record.broken_reason}
+           "broken_step": record.broken_step, "broken_reason": record.broken_reason,
+           **({"approvals": approvals} if approvals else {})}
     controls = _controls(driver, record.data or {}, started)
     return {**out, "controls": controls} if controls else out
 

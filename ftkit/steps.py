@@ -160,3 +160,21 @@ def enclosures_up(session: Session) -> tuple[str, str] | None:
             "resynchronises onto it and cannot be aborted once started",
             "repair or replace the module, then commit; or abort (once the original "
             "side is back) to return to the original software")
+
+
+@flow.guard(flow.APPROVED)
+def approved(session: Session) -> tuple[str, str] | None:
+    """Two people at the point of no return: the approvals ``[approvals] commit`` asks
+    for, from accounts other than the operator's (:func:`ftkit.approvals.refusal`)."""
+    from ftkit.approvals import refusal
+
+    return refusal(session)
+
+
+@flow.guard(flow.HEALTHY)
+def soak_healthy(session: Session) -> tuple[str, str] | None:
+    """``commit: if-healthy``: every probe passed, the outage budget held, nothing lost
+    (:func:`ftkit.probes.healthy`)."""
+    from ftkit.probes import healthy
+
+    return healthy(session)

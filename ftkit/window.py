@@ -222,6 +222,16 @@ class Controls:
         return got.get(question, got.get("*"))
 
 
+def _minutes(r: Reader, table: Mapping[str, Any], key: str, where: str, example: str) -> float:
+    """A timeout in minutes: 0 (do not wait: expire at once) or a number in (0, the most]."""
+    value = table[key]
+    if value == 0 and not isinstance(value, bool):
+        return 0.0
+    got = r.number(table, key, where, example, low=0, high=MAX_TIMEOUT_MIN, unit="minutes")
+    assert got is not None
+    return got
+
+
 def read_controls(r: Reader, raw: Mapping[str, Any]) -> Controls:
     """What one configuration file's ``[window]`` table says (its keys, types and bounds
     checked: one ConfigError line naming the key); read-only."""
@@ -244,15 +254,10 @@ def read_controls(r: Reader, raw: Mapping[str, Any]) -> Controls:
         if isinstance(value, Mapping):
             r.known(value, tuple(q.value for q in flow.DECISIONS), "window.decision_timeout_min")
             for question in value:
-                got = r.number(value, question, "window.decision_timeout_min", example,
-                               low=0, high=MAX_TIMEOUT_MIN, unit="minutes")
-                assert got is not None
+                got = _minutes(r, value, question, "window.decision_timeout_min", example)
                 timeouts[str(question)] = got
         else:
-            got = r.number(table, "decision_timeout_min", "window", example, low=0,
-                           high=MAX_TIMEOUT_MIN, unit="minutes")
-            assert got is not None
-            timeouts["*"] = got
+            timeouts["*"] = _minutes(r, table, "decision_timeout_min", "window", example)
     controls = Controls(
         start=times.get("start"), end=times.get("end"),
         window=r.choice(table, "window", "window", NEEDS),

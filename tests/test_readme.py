@@ -91,8 +91,9 @@ def test_the_readme_script_is_what_the_readme_says() -> None:
             assert owner.setdefault(name, number) == number, f"{name} is used by two blocks"
         created = re.findall(r"ftkit sim create ([\w.-]+)", block)
         assert len(created) == len(set(created)), f"a block creates {created} twice"
-    # the rehearsed failures, and the bad change window refused (Change controls)
-    assert text.count("README: this should have failed") == 3
+    # the rehearsed failures, the bad change window refused and a Commit refused for want of
+    # an approval (Change controls)
+    assert text.count("README: this should have failed") == 4
 
 
 @pytest.mark.slow
@@ -126,9 +127,9 @@ def test_readme_runs_in_order(tmp_path: Path) -> None:
     # the runs were archived where $FTKIT_REPORTS says; nothing landed in the working folder
     assert sorted(p.name for p in work.iterdir()) == ["examples", "runbooks"]
     ledger = (tmp_path / "reports" / "ledger.jsonl").read_text(encoding="utf-8").splitlines()
-    # lab1, lab2 (papermill, then reports add), lab4 twice, lab5 twice; the campaign's three
-    # systems and its own record
-    assert len(ledger) == 10
+    # lab1, lab2 (papermill, then reports add), lab4 twice, lab5 twice, cc1 twice; the
+    # campaign's three systems and its own record
+    assert len(ledger) == 12
 
 
 def _subcommands(parser: argparse.ArgumentParser, prefix: str = "ftkit") -> list[str]:

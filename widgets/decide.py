@@ -582,6 +582,8 @@ async def ask(session: Session | None, name: str, *, mode: str,
     the session's state and the way on; this run stops there (later steps skip, the result
     cell fails the run).
     """
+    from ftkit.notify import decision_pending
+
     from .runbook import _done, _failed
 
     try:
@@ -604,6 +606,7 @@ async def ask(session: Session | None, name: str, *, mode: str,
                 return session.decision(name)  # a declared rule answered (ftkit/flow.py)
             panel = DecisionPanel(session, name, reason=reason or None)
             show(panel)
+            decision_pending(session, name)  # people hear of it (the configuration's notify)
             lead_to(session, panel, name)  # scroll to it, focus it, say so on the sticky line
             before = session.now()
             minutes = session.controls.timeout_min(name)  # decision_timeout_min

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from ftkit.sim.driver import SimDriver
 
 __all__ = [
+    "cmd_approve",
     "cmd_check",
     "cmd_keys",
     "cmd_recover",
@@ -544,6 +545,29 @@ def cmd_recover(args: argparse.Namespace) -> int:
         print(f"    ftkit run active-upgrade -p system {target} -p mode auto -p operator "
               f"{render.visible(args.operator)} -p change_id CHG-... -p decisions "
               f"\"{found.upgrade}\"")
+    return EXIT_OK
+
+
+# --- ftkit approve ------------------------------------------------------------------------
+
+
+def cmd_approve(args: argparse.Namespace) -> int:
+    """This account approves the Commit of a system's unfinished session (one journal
+    transaction, with the evidence shown); refused, nothing written, when this account is
+    the operator's, the change id differs, or the session is past the commit decision."""
+    from ftkit.approvals import approve
+
+    target = target_of(args.target)
+    _connect(args.target).close()  # an unknown system is bad input, named
+    approval = approve(target, change_id=args.change, by=args.by, reason=args.reason or "")
+    shown = approval.get("evidence") or {}
+    print(f"approved: Commit of {target} (change {approval['change_id']}) by "
+          f"{render.visible(str(approval['by']))} (account {approval['account']}) at "
+          f"{approval['when']}" + (f", until {approval['expires']}" if approval.get("expires")
+                                   else ""))
+    print(f"  shown: probes {shown.get('probes_passed', 0)} passed, "
+          f"{shown.get('probes_failed', 0)} failed; outage {shown.get('outage_s', 0):g} s; "
+          f"{shown.get('lost_transactions', 0)} transactions lost")
     return EXIT_OK
 
 

@@ -130,6 +130,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=commands.cmd_recover)
 
     _campaign_parsers(subcommands)
+    p = subcommands.add_parser(
+        "approve", help="approve the Commit of a system's upgrade, as another account than "
+        "the operator's", description="Journal this account's approval of the Commit of "
+        "SYSTEM's unfinished session, with the evidence shown (soak probes, outage, "
+        "transactions lost). The account is $JUPYTERHUB_USER, else the OS user; the "
+        "operator's own account is refused, as is another change id or a session past the "
+        "commit decision (nothing is written then). How many approvals Commit needs: "
+        "[approvals] commit in the configuration.")
+    p.add_argument("target", metavar="SYSTEM", help=TARGET_HELP)
+    p.add_argument("--change", required=True, metavar="CHG",
+                   help="the change id of the session (must match)")
+    p.add_argument("--by", required=True, metavar="NAME", help="who approves (journaled)")
+    p.add_argument("--reason", metavar="TEXT", help="why (journaled)")
+    p.set_defaults(func=commands.cmd_approve)
 
     rep = subcommands.add_parser("reports", help="the report archive and its ledger",
                                  description="The executed notebooks, their HTML and the "

@@ -187,6 +187,12 @@ def status_text(status: Mapping[str, Any]) -> str:
             out.append(f"  outage budget {b['max_outage_s']:g} s: merge outage "
                        f"{b['merge_outage_s']:g} s, "
                        + ("met" if b["met"] else f"exceeded by {over:.1f} s"))
+        approvals = session.get("approvals")
+        if approvals:  # Commit's approvals (ftkit approve)
+            given = ", ".join(f"{visible(a['by'])} ({visible(a['account'])}, {a['when']})"
+                              for a in approvals["given"]) or "none yet"
+            out.append(f"  approvals of Commit: {len(approvals['given'])} of "
+                       f"{approvals['required']} required: {given}")
     out += ["", "Modules", table(
         ["id", "kind", "enclosure", "state", "primary", "faults", "MTBF h / threshold", "policy"],
         [
