@@ -222,7 +222,8 @@ class Controls:
         return got.get(question, got.get("*"))
 
 
-def _minutes(r: Reader, table: Mapping[str, Any], key: str, where: str, example: str) -> float:
+def _timeout_minutes(r: Reader, table: Mapping[str, Any], key: str, where: str,
+                     example: str) -> float:
     """A timeout in minutes: 0 (do not wait: expire at once) or a number in (0, the most]."""
     value = table[key]
     if value == 0 and not isinstance(value, bool):
@@ -254,10 +255,10 @@ def read_controls(r: Reader, raw: Mapping[str, Any]) -> Controls:
         if isinstance(value, Mapping):
             r.known(value, tuple(q.value for q in flow.DECISIONS), "window.decision_timeout_min")
             for question in value:
-                got = _minutes(r, value, question, "window.decision_timeout_min", example)
+                got = _timeout_minutes(r, value, question, "window.decision_timeout_min", example)
                 timeouts[str(question)] = got
         else:
-            timeouts["*"] = _minutes(r, table, "decision_timeout_min", "window", example)
+            timeouts["*"] = _timeout_minutes(r, table, "decision_timeout_min", "window", example)
     controls = Controls(
         start=times.get("start"), end=times.get("end"),
         window=r.choice(table, "window", "window", NEEDS),
