@@ -244,14 +244,15 @@ def run_runbook(
             said = _first_line(err.evalue, secrets)
             reason = said if is_ftkit_error(err.ename) else f"{err.ename}: {said}"
             entry = _archive_failure(output, path, params, started, reports, reason)
-            raise FtkitError(f"runbook {path.stem} failed: {reason}", _see(entry)) from err
+            raise FtkitError(f"runbook {path.stem} failed: {reason}", _see(entry, reports)) from err
         except KeyboardInterrupt:
             _archive_failure(output, path, params, started, reports, "interrupted")
             raise
         except Exception as err:  # kernel died, timeout, no such kernel, …
             reason = f"{type(err).__name__}: {_first_line(str(err), secrets)}"
             entry = _archive_failure(output, path, params, started, reports, reason)
-            remedy = _see(entry) if entry else "check the kernel (--kernel) and the runbook"
+            remedy = (_see(entry, reports) if entry
+                      else "check the kernel (--kernel) and the runbook")
             # it may have run part of the way (a kernel that died mid-step): "did not finish";
             # a session it left is resumed by the next run of the runbook
             raise FtkitError(f"runbook {path.stem} did not finish: {reason}",
@@ -403,10 +404,11 @@ def _first_line(text: str, secrets: set[str]) -> str:
     return scrub(lines[0], extra=secrets) if lines else ""
 
 
-def _see(entry: LedgerEntry | None) -> str:
+def _see(entry: LedgerEntry | None, reports: Path) -> str:
+    """Where the report of a failed run is: its file in its folder (read-only)."""
     if entry is None:
         return "nothing was archived"
-    return f"see the report {entry.html or entry.notebook}"
+    return f"see the report {reports / (entry.html or entry.notebook)}"
 
 
 def _archive_failure(

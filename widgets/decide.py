@@ -62,6 +62,30 @@ __all__ = [
 
 _STYLE = {"proceed": "success", "commit": "success", "stop": "warning", "abort": "danger"}
 _WIDE = {"width": "auto"}  # a button as wide as what it says
+_REASON_LAYOUT = {"width": "min(100%, 640px)"}  # a reason is a sentence: room to read it
+#: A new panel's answer buttons are armed this long after it is shown: a click meant for
+#: the panel before it (the same spot, a second later) lands on a disabled button.
+ARM_S = 2.0
+REASON_PLACEHOLDER = "why you decide this"
+
+
+def reason_field(suggestion: str = "") -> w.Text:
+    """An empty Reason field: typed per decision, never carried over. SUGGESTION (the
+    run's ``reason`` parameter) is offered in the placeholder, not as a value."""
+    hint = f"{REASON_PLACEHOLDER} (e.g. {suggestion})" if suggestion.strip() else \
+        REASON_PLACEHOLDER
+    return w.Text(value="", description="Reason", placeholder=hint, layout=_REASON_LAYOUT)
+
+
+def _arm_later(arm: Callable[[], None]) -> None:
+    """Call ARM after :data:`ARM_S` on the kernel's event loop (where the panel's clicks
+    arrive); at once where no loop runs (a script, a unit test that clicks)."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        arm()
+        return
+    loop.call_later(ARM_S, arm)
 
 
 def _who_why(operator: w.Text, reason: w.Text, what: str) -> tuple[str, str]:
@@ -107,8 +131,7 @@ class RecoveryPanel(LiveHTML, w.VBox):
         self.follow = follow
         self.operator = operator or w.Text(value=session.operator, description="Operator",
                                            placeholder="your name")
-        self.reason = reason or w.Text(value=session.reason, description="Reason",
-                                       placeholder="why you decide this")
+        self.reason = reason or reason_field(session.reason)
         self.failure = w.HTML(failure_html(session, error) if error is not None else "")
         self.state = w.HTML()
         self.retry_button = w.Button(description="Retry", button_style="warning",
@@ -315,12 +338,30 @@ def _decided(session: Session, panel: DecisionPanel, output: w.Output) -> None:
     carry_on(session, output, panel.message)
 
 
+def _in_order(answers: Mapping[str, Any], costs: Mapping[str, list[tuple[Any, Any]]]
+              ) -> list[str]:
+    """The answers as the panel lays them out: declared order, except that an answer that
+    starts an outage or is the point of no return (merge's proceed, commit's commit) goes
+    last, so that it is not where the previous panel's first button was."""
+    def grave(answer: str) -> bool:
+        return no_way_back(answers[answer]) or any(
+            float(getattr(e, "outage_s", 0) or 0) for _r, e in costs.get(answer, []))
+
+    declared = list(answers)
+    first = declared[0]
+    if grave(first):
+        return [*declared[1:], first]
+    return declared
+
+
 class DecisionPanel(LiveHTML, w.VBox):
     """Ask the operator one decision (``split``, ``merge`` or ``commit``).
 
     Shows the question, the session's state (live until decided, then stamped "at
-    decision, HH:MM"), Operator and Reason fields (Reason pre-filled with the session's
-    reason) and one button per allowed answer, each saying what it costs and runs, from
+    decision, HH:MM"), Operator and Reason fields (Reason empty: typed per decision, the
+    session's reason offered as its placeholder) and one button per allowed answer (armed
+    :data:`ARM_S` after the panel is shown; an answer that starts the outage or passes the
+    point of no return laid out last), each saying what it costs and runs, from
     the declared estimates (:meth:`ftkit.process.Session.costs`); the commit panel shows
     the evidence (measured outage, soak, transactions lost) and marks Commit as the point
     of no return. A click journals the decision (``source="widget"``) and sets
@@ -342,8 +383,7 @@ class DecisionPanel(LiveHTML, w.VBox):
         self.evidence = w.HTML(evidence_html(session) if DECISIONS[name].soak else "")
         self.operator = w.Text(value=session.operator, description="Operator",
                                placeholder="your name")
-        self.reason = w.Text(value=session.reason if reason is None else reason,
-                             description="Reason", placeholder="why you decide this")
+        self.reason = reason_field(session.reason if reason is None else reason)
         try:
             costs = session.costs(name)
         except FtkitError:
@@ -351,7 +391,8 @@ class DecisionPanel(LiveHTML, w.VBox):
         spec = DECISIONS[name]
         self.buttons = {}
         lines = []
-        for answer in spec.answers:
+        self.armed = False  # the answer buttons: disabled until ARM_S after it is shown
+        for answer in _in_order(spec.answers, costs):
             cost = cost_text(costs[answer]) if costs.get(answer) else ""
             if no_way_back(spec.answers[answer]):
                 cost += "; the point of no return"
@@ -384,6 +425,11 @@ class DecisionPanel(LiveHTML, w.VBox):
         self.refresh()
         if not self._settled:
             self._unsubscribe = session.subscribe(self.refresh)
+            _arm_later(self._arm)
+
+    def _arm(self) -> None:
+        self.armed = True
+        self.refresh()
 
     @property
     def settled(self) -> bool:
@@ -429,7 +475,7 @@ class DecisionPanel(LiveHTML, w.VBox):
         self.help.layout.display = self.choices.layout.display
         self.recovery.layout.display = "" if (broken or recovered) and not decided else "none"
         for button in self.buttons.values():
-            button.disabled = decided or broken
+            button.disabled = decided or broken or not self.armed
         if broken and not decided:
             step, reason = self.session.broken or ("", "")
             self.message.value = note_html(
@@ -481,7 +527,7 @@ class DecisionPanel(LiveHTML, w.VBox):
             self.decision = self.session.decision(self.name)  # journaled if it stood
             if self.decision is None:
                 for button in self.buttons.values():
-                    button.disabled = False
+                    button.disabled = not self.armed
                 self.message.value = note_html(str(err), colour=RED, title="not recorded")
                 return
             self.message.value = failure_html(self.session, err)

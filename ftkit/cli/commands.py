@@ -183,14 +183,23 @@ def cmd_sim_fault(args: argparse.Namespace) -> int:
                            target=args.target or "", times=args.times)
     what = f"{done.name}" + (f" ({done.target})" if done.target else "")
     if done.point == "now":
-        print(f"{what} happened on the {done.side} side (enclosure {done.enclosure}) of "
-              f"{target}")
+        print(f"{what} happened on {_enclosure_side(done.state, done.enclosure)} of {target}")
         print(f"  {render.summary(done.state)}")
     else:
         times = "once" if done.times == 1 else f"{done.times} times"
-        print(f"armed {what} at {done.point} on the {done.side} side of {target} "
-              f"(fires {times})")
+        where = (f"enclosure {done.side}" if done.side.isdigit()
+                 else f"the {done.side} side")
+        print(f"armed {what} at {done.point} on {where} of {target} (fires {times})")
     return EXIT_OK
+
+
+def _enclosure_side(state: Any, enclosure: int) -> str:
+    """``enclosure 1 (the Upgrade side)``: an enclosure with the side it is (or would be
+    at the split: the primary one keeps the applications); read-only."""
+    from ftkit.sim.faults import enclosure as side_enclosure
+
+    role = "Production" if side_enclosure(state, "production") == enclosure else "Upgrade"
+    return f"enclosure {enclosure} (the {role} side)"
 
 
 def cmd_sim_clear(args: argparse.Namespace) -> int:
