@@ -506,6 +506,9 @@ class DecisionPanel(LiveHTML, w.VBox):
             if self.session.broken:
                 raise StepFailedError(f"the session is Broken at {self.session.broken[0]}",
                                       "Retry or Abort first")
+            if not self.armed:  # disabled in the browser; a click that got through anyway
+                raise DecisionError(f"{self.name}: this panel was shown a moment ago",
+                                    "read it, type the reason, then click")
             who, why = _who_why(self.operator, self.reason, f"{self.name}: {answer}")
             decision = make_decision(self.name, answer, who=who, why=why, source="widget")
         except FtkitError as err:

@@ -7,6 +7,7 @@ the status bar, the system picture and the outage.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import time
@@ -38,7 +39,7 @@ pytestmark = pytest.mark.browser
 require_browser(module_level=True)
 
 ROOT = Path(__file__).resolve().parents[2]
-REASON = 'input[placeholder="why you decide this"]'
+REASON = 'input[placeholder^="why you decide this"]'
 QUESTION_MERGE = "Merge: restart the applications"
 QUESTION_COMMIT = "Commit the upgrade"
 
@@ -58,7 +59,7 @@ def decide(panel: Locator, answer: str, reason: str, operator: str = "alice") ->
     """Type operator and reason into the newest decision panel and click the answer."""
     outputs = output_areas(panel)
     for placeholder, text in (("your name", operator), ("why you decide this", reason)):
-        field = outputs.locator(f'input[placeholder="{placeholder}"]').last
+        field = outputs.locator(f'input[placeholder^="{placeholder}"]').last
         field.wait_for(timeout=60_000)
         field.fill(text)
         field.press("Tab")  # the change reaches the kernel
@@ -299,3 +300,61 @@ def test_operator_aborts_a_broken_install(jupyterlab_factory, page: Page, tmp_pa
     expect(broken.locator("button").filter(has_text=answer_label("Abort"))
            ).to_be_disabled()
     expect(broken.locator("button").filter(has_text="Finish")).to_be_enabled()
+
+
+SHOTS = Path(os.environ.get("FTKIT_SHOTS", "")) if os.environ.get("FTKIT_SHOTS") else None
+
+
+def shot(page: Page, tmp_path: Path, name: str) -> None:
+    """A screenshot under tmp_path, and under $FTKIT_SHOTS too when that is set."""
+    screenshot(page, tmp_path / name)
+    if SHOTS is not None:
+        screenshot(page, SHOTS / name)
+
+
+@pytest.mark.slow
+def test_a_repeated_click_after_split_proceed_does_not_merge(
+        jupyterlab_factory, page: Page, tmp_path: Path, home: Path) -> None:
+    """The operator double-clicks Proceed on the split panel (a second click a second
+    later, at the same spot): the merge panel that appeared meanwhile takes nothing from
+    it (its Reason is empty and typed per decision, its buttons are armed only after a
+    moment, and its outage button is not where Proceed was). Nothing merges."""
+    from playwright.sync_api import expect
+
+    from ftkit.journal import Journal
+
+    _, panel = run_upgrade_runbook(jupyterlab_factory, page, home)
+    outputs = output_areas(panel)
+    split = decision_panel(panel)
+    expect(split.locator(REASON)).to_be_focused(timeout=120_000)
+    expect(split.locator(REASON)).to_have_value("")  # typed per decision, not pre-filled
+    proceed = split.get_by_role("button").filter(has_text=answer_label("Proceed"))
+    expect(proceed).to_be_enabled(timeout=30_000)
+    box = proceed.bounding_box()  # where the operator clicks, twice
+    assert box is not None
+    decide(panel, "Proceed", "browser test: split")
+    time.sleep(1.0)  # the operator's second click, a second after the first
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    shot(page, tmp_path, "3-repeated-click-landed.png")
+
+    wait_for_output_text(panel, QUESTION_MERGE, timeout=120)
+    merge = decision_panel(panel)
+    grave = merge.get_by_role("button").filter(has_text=answer_label("Proceed"))
+    expect(grave).to_be_enabled(timeout=30_000)  # armed a moment after it was shown
+    expect(panel.locator(".ftkit-attention-bar")).to_contain_text(
+        "Waiting for: the merge decision")
+    expect(merge.locator(REASON)).to_have_value("")
+    grave_box = grave.bounding_box()
+    assert grave_box is not None
+    assert not (grave_box["x"] <= box["x"] + box["width"] / 2
+                <= grave_box["x"] + grave_box["width"]
+                and grave_box["y"] <= box["y"] + box["height"] / 2
+                <= grave_box["y"] + grave_box["height"])
+    shot(page, tmp_path, "3-after-repeated-click.png")
+    assert not output_has_text(panel, "merge: proceed")
+    assert outputs.filter(has_text="ExecuteMerge done").count() == 0
+    with Journal.open("sim://demo") as journal:
+        decided = [e.detail["name"] for e in journal.entries(kinds=["decision"])]
+        steps = [e.step for e in journal.entries(kinds=["intent"])]
+    assert decided == ["split"]
+    assert "PrepareMerge" not in steps and "ExecuteMerge" not in steps
