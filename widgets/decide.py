@@ -11,6 +11,7 @@ the panel: ipywidgets' callback dispatcher would swallow it.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -75,6 +76,29 @@ def reason_field(suggestion: str = "") -> w.Text:
     hint = f"{REASON_PLACEHOLDER} (e.g. {suggestion})" if suggestion.strip() else \
         REASON_PLACEHOLDER
     return w.Text(value="", description="Reason", placeholder=hint, layout=_REASON_LAYOUT)
+
+
+class _Owner:
+    """The thread (and its event loop) a panel was made in: the kernel's main one, whose
+    cells opened the session's SQLite connections. JupyterLab may send widget messages to
+    a kernel subshell, which ipykernel runs on a thread of its own; a click arriving there
+    is handed to the owner's loop, so that the engine runs where the session lives."""
+
+    def __init__(self) -> None:
+        self.ident = threading.get_ident()
+        try:
+            self.loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            self.loop = None
+
+    def run(self, action: Callable[[], None]) -> None:
+        """Run ACTION now when on the owner's thread (or when it has no loop), else soon on
+        the owner's loop."""
+        loop = self.loop
+        if threading.get_ident() == self.ident or loop is None or loop.is_closed():
+            action()
+        else:
+            loop.call_soon_threadsafe(action)
 
 
 def _arm_later(arm: Callable[[], None]) -> None:
@@ -143,9 +167,10 @@ class RecoveryPanel(LiveHTML, w.VBox):
         self.next_button.layout.display = "none"
         self.message = w.HTML()
         self.output = w.Output()
-        self.retry_button.on_click(lambda _b: self._act("retry"))
-        self.abort_button.on_click(lambda _b: self._act("abort"))
-        self.next_button.on_click(lambda _b: self._next())
+        owner = _Owner()
+        self.retry_button.on_click(lambda _b: owner.run(lambda: self._act("retry")))
+        self.abort_button.on_click(lambda _b: owner.run(lambda: self._act("abort")))
+        self.next_button.on_click(lambda _b: owner.run(self._next))
         self._next_action = ""
         own = operator is None
         fields = [self.failure, self.state, self.operator, self.reason] if own else []
@@ -405,8 +430,9 @@ class DecisionPanel(LiveHTML, w.VBox):
                          f"{esc(_runs(costs.get(answer, [])))}"
                          f"{'; ' + esc(cost) if cost else ''})</li>")
         self.help = w.HTML(f"<ul style='margin:2px 0'>{''.join(lines)}</ul>")
+        owner = _Owner()
         for answer, button in self.buttons.items():
-            button.on_click(lambda _b, a=answer: self._choose(a))
+            button.on_click(lambda _b, a=answer: owner.run(lambda: self._choose(a)))
         self.choices = w.HBox(list(self.buttons.values()),
                               layout={"flex_flow": "row wrap"})
         self.recovery = RecoveryPanel(session, operator=self.operator, reason=self.reason,

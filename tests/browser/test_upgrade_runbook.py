@@ -282,14 +282,16 @@ def test_operator_retries_a_broken_install_then_commits(jupyterlab_factory, page
     assert driver.lost_transactions() == 0 and driver.status().duplex
 
 
-def test_operator_aborts_a_broken_install(jupyterlab_factory, page: Page, tmp_path: Path,
-                                          home: Path) -> None:
+def test_operator_aborts_a_broken_install_and_finishes_from_the_panels(
+        jupyterlab_factory, page: Page, tmp_path: Path, home: Path) -> None:
     from playwright.sync_api import expect
 
+    from ftkit.journal import Journal
+    from ftkit.process import observe
     from ftkit.sim.driver import create_system
 
     create_system("sim://demo").inject("installer-fail")
-    _, panel = run_upgrade_runbook(jupyterlab_factory, page, home)
+    lab, panel = run_upgrade_runbook(jupyterlab_factory, page, home)
     decide(panel, "Proceed", "browser test: split")
     broken = see_broken_install(page, panel)
     decide(panel, "Abort", "browser test: installer broken, abort")
@@ -299,7 +301,35 @@ def test_operator_aborts_a_broken_install(jupyterlab_factory, page: Page, tmp_pa
     expect(retry_button(broken)).to_be_disabled()
     expect(broken.locator("button").filter(has_text=answer_label("Abort"))
            ).to_be_disabled()
-    expect(broken.locator("button").filter(has_text="Finish")).to_be_enabled()
+    finish = broken.locator("button").filter(has_text="Finish")
+    expect(finish).to_be_enabled()
+    finish.click()
+
+    # "finished" is said once the journal has the Finish, and every view follows it:
+    # the sticky line, the header and the result's box (whose cell ran before the click)
+    line = panel.locator(".ftkit-attention-bar")
+    expect(line).to_contain_text("Finished: aborted", timeout=120_000)
+    wait_for_output_text(panel, re.compile(r"Session \d+ finished: aborted"), timeout=30)
+    wait_for_output_text(panel, "Ended from a panel", timeout=30)
+    header = wait_for_output_text(panel, "Change record", timeout=30)
+    expect(header).to_contain_text(re.compile(r"outcome\s*aborted"))
+    shot(page, tmp_path, "1-2-abort-finished-from-panels.png")
+    with Journal.open("sim://demo") as journal:
+        (record,) = journal.sessions()
+    assert record.outcome == "aborted" and record.ended
+    status = observe("sim://demo").system()
+    assert not status.split and status.duplex
+
+    # saved and reopened: the record reads the end, and no widget is missing
+    page.keyboard.press("Control+s")
+    expect(panel.locator(".jp-mod-dirty")).to_have_count(0, timeout=30_000)
+    lab.delete_all_sessions()
+    panel = open_notebook(page, lab, "runbooks/active-upgrade.ipynb")
+    wait_for_output_text(panel, "Ended from a panel", timeout=30)
+    page.wait_for_timeout(2500)  # the widget manager gives a missing model 2 s to appear
+    reopened = output_areas(panel).all_inner_texts()
+    assert not [t for t in reopened if "model not found" in t]
+    shot(page, tmp_path, "2-aborted-record-reopened.png")
 
 
 SHOTS = Path(os.environ.get("FTKIT_SHOTS", "")) if os.environ.get("FTKIT_SHOTS") else None
