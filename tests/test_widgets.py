@@ -203,7 +203,11 @@ def test_wait_times_out_safely_with_a_way_on(session: Session, sim: SimDriver) -
 # --- ask -------------------------------------------------------------------------------
 
 
-def test_ask_interactive_waits_for_the_click(session: Session, shown: list[Any]) -> None:
+def test_ask_interactive_waits_for_the_click(session: Session, shown: list[Any],
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from ftkit_widgets import decide
+
+    monkeypatch.setattr(decide, "ARM_S", 0.05)
     request(session, "PrepareSplit")
 
     async def operator_clicks() -> Any:
@@ -215,6 +219,8 @@ def test_ask_interactive_waits_for_the_click(session: Session, shown: list[Any])
         await asyncio.sleep(0.1)
         assert not task.done()  # the cell waits for the operator
         fill(panel, "carol", "approved in CAB")
+        while not panel.armed:  # the operator reads the panel a moment first
+            await asyncio.sleep(0.01)
         panel.buttons["proceed"].click()
         return await asyncio.wait_for(task, 2)
 
