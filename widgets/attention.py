@@ -26,9 +26,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ftkit.journal import Entry
+from ftkit.model import Request
 from ftkit.process import Session
 
-__all__ = ["alert", "attention_line", "lead_to"]
+__all__ = ["alert", "attention_line", "lead_to", "progressed"]
 
 log = logging.getLogger(__name__)
 
@@ -239,14 +240,19 @@ def _frontend() -> bool:
 
 
 def attention_line(session: Session, *, waiting: str | None = None,
-                   running: str | None = None) -> tuple[str, str]:
-    """``(tone, text)`` of the sticky line: what the runbook is waiting for or doing.
+                   running: str | None = None, progress: str = "") -> tuple[str, str]:
+    """``(tone, text)`` of the sticky line: what the runbook is waiting for or doing, with
+    the running step's PROGRESS (``42% · about 14 min left``); the soak's progress when no
+    step runs (``running`` None, ``progress`` given).
 
     Tone is ``run``, ``wait``, ``broken`` or ``done``. Read-only.
     """
     broken = session.broken
     if running:
-        return "run", f"Running: {running} …"
+        return "run", f"Running: {running} — {progress}" if progress else \
+            f"Running: {running} …"
+    if progress and not broken:
+        return "run", f"Soaking: {progress}"
     if broken:
         return "broken", f"Broken at {broken[0]} — decide Retry or Abort"
     if waiting:
@@ -279,25 +285,61 @@ class _Watch:
     running: str | None = None
     target: str = ""
     unsubscribe: Any = field(default=None, repr=False)
+    started_s: float = 0.0  # the system's clock when the running step began
+    estimate_s: float = 0.0  # the plan's estimate of the running step
+    progress: str = ""  # the running step's (or the soak's) progress, as the line says it
 
     def heard(self, entry: Entry) -> None:
         try:
             if entry.kind == "intent":
                 self.running = entry.step
+                self.started_s = (entry.sim_time if entry.sim_time is not None
+                                  else self.session.now())
+                self.estimate_s = _estimate_s(self.session, entry.step)
+                self.progress = ""
             elif entry.kind == "outcome":
-                self.running = None
+                self.running, self.progress = None, ""
             self.show()
         except Exception:  # the page is a help: never let it stop the upgrade
             log.exception("attention: could not update the sticky line")
+
+    def progressed(self, label: str, done: float, total: float) -> None:
+        """A part of the running step (or the soak) moved on: the line says how far the
+        step is against the plan's estimate and how long is left; during the merge, the
+        outage so far. Said again only when its words change."""
+        now = self.session.now()
+        share = min(1.0, done / total) if total > 0 else 1.0
+        if self.running:
+            parts = []
+            if self.estimate_s > 0:
+                took = max(0.0, now - self.started_s)
+                parts.append(f"{min(99.0, took / self.estimate_s * 100):.0f}% · about "
+                             f"{_duration(max(0.0, self.estimate_s - took))} left")
+            parts.append(f"{label} {share * 100:.0f}%")
+            if self.running == Request.EXECUTE_MERGE.value:
+                ongoing = [o for o in self.session.outages() if o.end is None]
+                if ongoing:
+                    parts.append(f"outage so far {now - ongoing[-1].start:.0f} s")
+            text = " · ".join(parts)
+        elif label == _SOAK and share < 1.0:
+            text = (f"{share * 100:.0f}% · about {_duration(total - done)} left, then the "
+                    "commit decision")
+        else:
+            text = ""
+        if text != self.progress:
+            self.progress = text
+            self.show()
 
     def show(self) -> None:
         if self.waiting is not None and (
                 self.session.decision(self.waiting) is not None
                 or getattr(self.panel, "done", False)):
             self.waiting = None
-        tone, text = attention_line(self.session, waiting=self.waiting, running=self.running)
+        tone, text = attention_line(self.session, waiting=self.waiting, running=self.running,
+                                    progress=self.progress)
         # the step running, the result, else the panel last led to (it offers the next step)
-        target = "@last" if tone == "done" else "@running" if self.running else self.target
+        target = ("@last" if tone == "done" else "@running" if self.running or self.progress
+                  else self.target)
         from html import escape
 
         head, _, rest = text.partition(": ")
@@ -310,6 +352,42 @@ class _Watch:
 
 
 _STATE: dict[str, Any] = {"beacon": None, "app": None, "watch": None}
+_SOAK = "soak"  # the progress label of the soak (the simulator's and the host's wait)
+
+
+def _duration(seconds: float) -> str:
+    """``40 s``, ``14 min``, ``2.5 h`` (system time, simulated for ``sim://``)."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _estimate_s(session: Session, step: str) -> float:
+    """The plan's estimate of request STEP, in seconds, as the system stands (0 when it
+    has none); read-only."""
+    from ftkit.flow import REQUESTS
+    from ftkit.process import plan_facts
+
+    try:
+        st = session.system()
+        facts = {**plan_facts(st, session.config, session.packages), "merged": st.merged}
+        return 60.0 * sum(float(e.minutes) for e in REQUESTS[Request(step)].estimates(facts))
+    except Exception:  # a step the table does not estimate: no percentage, only its parts
+        return 0.0
+
+
+def progressed(label: str, done: float, total: float) -> None:
+    """A long step's progress (:class:`ftkit_widgets.progress.Progress`, live runs): the
+    sticky line shows it. Does nothing before the line exists or where nobody can click."""
+    watch: _Watch | None = _STATE["watch"]
+    if watch is None:
+        return
+    try:
+        watch.progressed(label, done, total)
+    except Exception:  # the page is a help: never let it stop the upgrade
+        log.exception("attention: could not show the progress")
 
 
 def _beacon() -> Any:
