@@ -654,7 +654,7 @@ async def ask(session: Session | None, name: str, *, mode: str,
     the session's state and the way on; this run stops there (later steps skip, the result
     cell fails the run).
     """
-    from .runbook import _done, _failed
+    from .runbook import _done, _failed, done_earlier_html
 
     try:
         provider = check_mode(mode, decisions, operator=operator, reason=reason, path=False)
@@ -664,6 +664,9 @@ async def ask(session: Session | None, name: str, *, mode: str,
         if earlier is not None:
             display(HTML(note_html(f"{name}: {earlier.answer} — decided earlier by "
                                    f"{earlier.who} ({earlier.source}, {earlier.when})")))
+            led = DECISIONS[name].answers.get(earlier.answer)
+            if led is not None and (evidence := done_earlier_html(session, led)) is not None:
+                display(HTML(evidence))  # what the answer ran, as the journal holds it
             return earlier
         if session.broken or session.last_error is not None:
             display(HTML(note_html(f"{name}: not asked — the run stopped above "

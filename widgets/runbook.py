@@ -313,6 +313,8 @@ def step(session: Session | None, name: str, *, picture: bool = False,
     if session.next() != expect:
         if session.broken or session.last_error is not None:  # say why the step is skipped
             display(HTML(note_html(f"{name}: skipped ({_why_not(session)}).", colour=GREY)))
+        elif (earlier := done_earlier_html(session, name)) is not None:
+            display(HTML(earlier))  # a re-run (after a restart, say): its evidence stays
         return
     before = session.now()
     try:
@@ -321,6 +323,34 @@ def step(session: Session | None, name: str, *, picture: bool = False,
         _failed(session, err, live=live)
         return  # the session records why; later steps skip; the result fails the run
     _done(session, name, before, picture=picture)
+
+
+def done_earlier_html(session: Session, name: str) -> str | None:
+    """What the journal holds of request NAME done earlier in this session (a re-run, a
+    resumed session, a step a button ran): its outcome, when, and what was noted while it
+    ran; None when it has not run. Read-only."""
+    from .render import esc
+
+    record = session.record
+    if record is None:
+        return None
+    entries = session.journal.entries(record.id)
+    outcome = next((e for e in reversed(entries) if e.kind == "outcome" and e.step == name),
+                   None)
+    if outcome is None:
+        return None
+    intent = next((e for e in entries if e.id == outcome.intent_id), None)
+    began = intent.sim_time if intent is not None else None
+    noted = [e for e in entries if e.kind == "info" and e.step == name
+             and (intent is None or intent.id < e.id < outcome.id)]
+    when = (f"t={clock(began)} → {clock(outcome.sim_time)}"
+            if began is not None and outcome.sim_time is not None else outcome.ts[:19])
+    head = note_html(f"{name}: done earlier in session {record.id} — {outcome.message} "
+                     f"({when}, from the journal).", colour=GREEN, title="Done earlier")
+    if not noted:
+        return head
+    items = "".join(f"<li>{esc(mask_paths(e.message))}</li>" for e in noted)
+    return head + f"<ul style='margin:2px 0 6px'>{items}</ul>"
 
 
 def _done(session: Session, name: str, before: float, *, picture: bool) -> None:
