@@ -52,6 +52,10 @@ const CSS = `
 .ftkit-attention-here { outline: 2px solid #1565c0; outline-offset: 2px;
   transition: outline-color 1.5s ease-out; }
 .ftkit-attention-here.ftkit-attention-faded { outline-color: transparent; }
+.ftkit-dead-note { margin: 4px 0; padding: 6px 10px; border-left: 4px solid #c62828;
+  background: #fdecea; color: #b71c1c; font-family: var(--jp-ui-font-family);
+  font-size: var(--jp-ui-font-size1); }
+.ftkit-dead-panel button, .ftkit-dead-panel input { opacity: .45; }
 .${BAR} button { flex: none; cursor: pointer; font: inherit; padding: 1px 8px;
   border: 1px solid var(--jp-border-color1); border-radius: 2px;
   background: var(--jp-layout-color2); color: inherit; }
@@ -123,6 +127,35 @@ function focusField(el, hint) {
   if (!empty && field.select) field.select();
 }
 
+const DEAD = "this panel's kernel stopped — Run All to resume where the journal stands";
+const DEAD_CLICK = "This panel's kernel stopped: a click here does nothing. Run All to " +
+  "resume where the journal stands (nothing is done twice; decisions taken stand).";
+
+// ftkit's panels whose widget models lost their kernel (a restart, a kernel that died):
+// ipywidgets marks their views "jupyter-widgets-disconnected"
+function deadPanels(root, token) {
+  const mine = new RegExp("^ftkit-attention-(decision|broken)-" + token + "-\\d+$");
+  return Array.from(root.querySelectorAll(".jupyter-widgets-disconnected")).filter((el) =>
+    Array.from(el.classList).some((c) => mine.test(c)));
+}
+
+function markDead(panel) {
+  if (panel.classList.contains("ftkit-dead-panel")) return;
+  panel.classList.add("ftkit-dead-panel");
+  const note = document.createElement("div");
+  note.className = "ftkit-dead-note";
+  note.setAttribute("role", "alert");
+  note.textContent = DEAD.charAt(0).toUpperCase() + DEAD.slice(1) + ".";
+  panel.insertBefore(note, panel.firstChild);
+  // a click explains instead of doing nothing
+  panel.addEventListener("click", (event) => {
+    if (!event.target.closest("button, input")) return;
+    event.preventDefault();
+    event.stopPropagation();
+    note.textContent = DEAD_CLICK;
+  }, true);
+}
+
 export default {
   initialize({ model }) {
     addStyle();
@@ -130,6 +163,7 @@ export default {
     let scroller = null;
     let pinned = null;  // the element a "@here" target resolved to
     let timer = null;
+    let dead = false;  // this kernel is gone: the line says so and stays so
 
     function resolve() {
       const target = model.get("target");
@@ -171,7 +205,7 @@ export default {
     }
 
     function draw() {
-      if (!bar) return;
+      if (!bar || dead) return;
       bar.dataset.tone = model.get("tone");
       bar.querySelector(".ftkit-attention-text").innerHTML = model.get("line");
       const go = bar.querySelector(".ftkit-attention-go");
@@ -202,6 +236,20 @@ export default {
       attempt();
     }
 
+    // a panel whose kernel is gone says so, and so does the line (checked each second:
+    // the page is told of a restart only through the views it disconnects)
+    const deathWatch = setInterval(() => {
+      const gone = deadPanels(document, model.get("token"));
+      if (!gone.length) return;
+      gone.forEach(markDead);
+      if (dead || !bar || !bar.isConnected) return;  // another kernel's line took its place
+      dead = true;
+      bar.dataset.tone = "broken";
+      bar.querySelector(".ftkit-attention-text").innerHTML =
+        "<b>Stopped:</b> " + DEAD;
+      bar.querySelector(".ftkit-attention-go").style.display = "none";
+    }, 1000);
+
     const onLead = () => { pinned = null; lead(true); };
     model.on("change:lead", onLead);
     model.on("change:line", draw);
@@ -222,6 +270,7 @@ export default {
     }
     return () => {
       clearTimeout(timer);
+      clearInterval(deathWatch);
       if (bar) bar.remove();
     };
   },
@@ -405,6 +454,7 @@ def _beacon() -> Any:
             button = t.Unicode("").tag(sync=True)
             focus = t.Unicode("").tag(sync=True)
             anchor = t.Unicode("").tag(sync=True)  # the last panel led to: the line's notebook
+            token = t.Unicode(_TOKEN).tag(sync=True)  # this kernel's panels' class names
             lead = t.Int(0).tag(sync=True)
 
         _STATE["beacon"] = Beacon()

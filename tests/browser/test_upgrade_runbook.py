@@ -388,3 +388,41 @@ def test_a_repeated_click_after_split_proceed_does_not_merge(
         steps = [e.step for e in journal.entries(kinds=["intent"])]
     assert decided == ["split"]
     assert "PrepareMerge" not in steps and "ExecuteMerge" not in steps
+
+
+@pytest.mark.slow
+def test_after_a_kernel_restart_the_panels_say_so_and_run_all_resumes_with_evidence(
+        jupyterlab_factory, page: Page, tmp_path: Path, home: Path) -> None:
+    """The kernel behind the merge panel is restarted: the panel and the sticky line say
+    that its kernel stopped, a click on it explains; Run All resumes where the journal
+    stands and shows the steps done before, with their evidence, then commits."""
+    from playwright.sync_api import expect
+
+    _, panel = run_upgrade_runbook(jupyterlab_factory, page, home)
+    decide(panel, "Proceed", "browser test: split")
+    wait_for_output_text(panel, QUESTION_MERGE, timeout=120)
+    line = panel.locator(".ftkit-attention-bar")
+    expect(line).to_contain_text("Waiting for: the merge decision", timeout=30_000)
+    merge = decision_panel(panel)
+    # the operator restarts the kernel: Kernel → Restart Kernel…, then Restart
+    page.locator(".lm-MenuBar-item", has_text=re.compile(r"^Kernel$")).click()
+    page.locator(".lm-Menu:visible .lm-Menu-item", has=page.locator(
+        ".lm-Menu-itemLabel", has_text=re.compile(r"^Restart Kernel…$"))).click()
+    page.locator(".jp-Dialog button.jp-mod-accept").click()
+
+    stopped = "this panel's kernel stopped — Run All to resume where the journal stands"
+    expect(line).to_contain_text(stopped, timeout=60_000)
+    note = merge.locator(".ftkit-dead-note")
+    expect(note).to_contain_text(stopped, ignore_case=True)
+    merge.get_by_role("button").filter(has_text=answer_label("Proceed")).click(force=True)
+    expect(note).to_contain_text("a click here does nothing")
+    shot(page, tmp_path, "4-kernel-restarted-panel.png")
+
+    run_all(page)
+    wait_for_output_text(panel, "split: proceed — decided earlier by alice", timeout=120)
+    for step in ("PrepareSplit", "ExecuteSplit", "Install"):
+        wait_for_output_text(panel, f"{step}: done earlier in session", timeout=60)
+    wait_for_output_text(panel, "Upgrade side verified", timeout=30)  # the install's evidence
+    expect(line).to_contain_text("Waiting for: the merge decision", timeout=60_000)
+    shot(page, tmp_path, "4-run-all-after-restart.png")
+    merge_and_commit(panel)
