@@ -269,6 +269,39 @@ def run_runbook(
         return entry
 
 
+def serve_app(path: Path, params: Mapping[str, Any], *, port: int = 8866,
+              browser: bool = False) -> int:
+    """``ftkit app``: serve the runbook at PATH, its PARAMS injected (papermill's
+    ``prepare_only``: nothing runs here), as an operator app without code through Voilà on
+    127.0.0.1:PORT until interrupted. Each page opened runs the runbook in a kernel of its
+    own (interactive mode: its panels are clicked in the page; a page opened again resumes
+    the session where the journal stands). Writes the prepared notebook into a temporary
+    folder, removed at the end; returns Voilà's exit status."""
+    import subprocess
+    import sys
+    import tempfile
+
+    _without_iri_grammar()
+    import papermill
+
+    with tempfile.TemporaryDirectory(prefix="ftkit-app-") as folder:
+        app = Path(folder) / path.name
+        papermill.execute_notebook(str(path), str(app), parameters=dict(params),
+                                   prepare_only=True, progress_bar=False, log_output=False)
+        command = [sys.executable, "-m", "voila", str(app), f"--port={port}",
+                   "--Voila.ip=127.0.0.1", "--Voila.port_retries=0",
+                   # outputs as each cell ends: a panel that waits for a click is shown
+                   "--VoilaConfiguration.progressive_rendering=True"]
+        if not browser:
+            command.append("--no-browser")
+        print(f"serving {path.stem} at http://127.0.0.1:{port}/ (Ctrl-C stops it)",
+              flush=True)
+        try:
+            return subprocess.call(command)
+        except KeyboardInterrupt:
+            return 0
+
+
 def _without_iri_grammar() -> None:
     """Import papermill without the IRI grammar jsonschema builds at import time.
 

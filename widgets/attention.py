@@ -288,6 +288,12 @@ def _frontend() -> bool:
     return getattr(get_ipython(), "kernel", None) is not None and not nobody_can_click()
 
 
+def _voila() -> bool:
+    from .decide import in_voila
+
+    return in_voila()
+
+
 def attention_line(session: Session, *, waiting: str | None = None,
                    running: str | None = None, progress: str = "") -> tuple[str, str]:
     """``(tone, text)`` of the sticky line: what the runbook is waiting for or doing, with
@@ -489,7 +495,8 @@ def _watch(session: Session) -> _Watch:
         watch = _Watch(session=session, beacon=_beacon())
         watch.unsubscribe = session.subscribe(watch.heard)
         _STATE["watch"] = watch
-        _app()  # created early, so that a later notification finds it ready
+        if not _voila():
+            _app()  # created early, so that a later notification finds it ready
     return watch
 
 
@@ -555,6 +562,8 @@ def alert(session: Session, error: BaseException, panel: Any = None) -> None:
         watch.running = None
         target, hint = _mark(panel, "broken") if panel is not None else ("@here", "")
         _lead(watch, target, hint)
+        if _voila():
+            return  # no JupyterLab shell to notify in: the line and the panel say it
         _app().commands.execute("apputils:notify", {
             "message": _notice(session, error),
             "type": "error",

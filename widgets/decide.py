@@ -58,6 +58,7 @@ __all__ = [
     "at_decision",
     "carry_on",
     "check_mode",
+    "in_voila",
     "nobody_can_click",
 ]
 
@@ -595,6 +596,14 @@ class DecisionPanel(LiveHTML, w.VBox):
         return self.decision
 
 
+def in_voila() -> bool:
+    """True in a kernel Voilà started for a page (``ftkit app``): Voilà gives its kernels
+    ``SERVER_SOFTWARE=voila/<version>``. Read-only."""
+    import os
+
+    return os.environ.get("SERVER_SOFTWARE", "").startswith("voila/")
+
+
 def nobody_can_click() -> bool:
     """True when this cell runs where no person can answer a widget: the kernel's current
     request came from papermill/nbclient, which execute with ``allow_stdin`` off
@@ -602,6 +611,8 @@ def nobody_can_click() -> bool:
     clicks programmatically) there is no such evidence: False."""
     from IPython import get_ipython
 
+    if in_voila():
+        return False  # Voilà runs the cells as nbclient does, in a page people click in
     kernel = getattr(get_ipython(), "kernel", None)
     get_parent = getattr(kernel, "get_parent", None)
     if get_parent is None:
@@ -673,6 +684,15 @@ async def ask(session: Session | None, name: str, *, mode: str,
                                    f"({session.next()}).", colour=YELLOW)))
             return None
         if not session.needs_decision(name):
+            return None
+        if provider is None and in_voila():
+            # Voilà shows a cell's outputs once it ends: the panel cannot block its cell
+            # there. It is shown, the later cells find nothing due, and its click carries
+            # the session on (the same engine), asking each next decision in its turn.
+            panel = DecisionPanel(session, name, reason=reason or None)
+            panel.on_decided.append(lambda: _decided(session, panel, panel.output))
+            show(panel)
+            lead_to(session, panel, name)
             return None
         if provider is None:
             panel = DecisionPanel(session, name, reason=reason or None)

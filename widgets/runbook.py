@@ -458,6 +458,21 @@ def result(session: Session | None, *, mode: str, system: str, change_id: str = 
         return RunResult(outcome=Outcome.PLANNED, system=system, change_id=change_id,
                          operator=operator, message="plan mode: nothing on the system changed",
                          extra={"mode": mode})
+    from .decide import in_voila
+
+    nxt = session.next()
+    if (in_voila() and mode == "interactive" and nxt.kind is Kind.DECIDE
+            and session.last_error is None and not session.done):
+        # the app (Voilà): a panel above waits for its click, and carries the session on
+        display(HTML(note_html(
+            f"The runbook waits for the {nxt.name} decision in its panel above; each click "
+            "carries the session on. This record is brought up to date when it ends.",
+            colour=YELLOW, title="Waiting for a decision")), display_id=_RESULT)
+        _watch_the_end(session)
+        finish_settled(session)
+        return RunResult(outcome=Outcome.PAUSED, system=system, change_id=change_id,
+                         operator=operator, message=f"waiting for the {nxt.name} decision",
+                         extra={"mode": mode})
     try:
         outcome = session.result(mode=mode)
     except FtkitError as err:

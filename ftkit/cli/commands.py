@@ -395,6 +395,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_app(args: argparse.Namespace) -> int:
+    """Serve a runbook as an operator app without code (Voilà): its parameters, files,
+    system and session checked as ``ftkit run`` checks them, interactive mode accepted (a
+    page people click in); runs until interrupted (:func:`ftkit.runner.serve_app`)."""
+    from ftkit.preflight import check_run
+    from ftkit.runner import resolve_runbook, serve_app
+
+    params = _parameters(args.param)
+    try:
+        path = resolve_runbook(args.runbook)
+    except FtkitError as err:
+        raise BadInput(err.message, err.remedy) from None
+    check_run(path, params, clicks=True)  # bad input: exit 2, nothing served
+    return serve_app(path, params, port=args.port, browser=args.browser)
+
+
 # --- ftkit recover ------------------------------------------------------------------------
 
 
