@@ -426,3 +426,27 @@ def test_after_a_kernel_restart_the_panels_say_so_and_run_all_resumes_with_evide
     expect(line).to_contain_text("Waiting for: the merge decision", timeout=60_000)
     shot(page, tmp_path, "4-run-all-after-restart.png")
     merge_and_commit(panel)
+
+
+@pytest.mark.slow
+def test_the_sticky_line_shows_the_install_and_the_soak_in_progress(
+        jupyterlab_factory, page: Page, tmp_path: Path, home: Path) -> None:
+    """At a time scale where steps take real seconds, the line shows the running step with
+    its percentage and the time left from the plan's estimate, then the soak's progress."""
+    from playwright.sync_api import expect
+
+    from ftkit.sim.driver import create_system
+
+    create_system("sim://demo", time_scale=0.01)  # Install: about 16 s, the soak 18 s
+    _, panel = run_upgrade_runbook(jupyterlab_factory, page, home)
+    line = panel.locator(".ftkit-attention-bar")
+    decide(panel, "Proceed", "browser test: split")
+    running = re.compile(r"Running: Install — \d+% · about \d+(\.\d)? (s|min|h) left")
+    expect(line).to_contain_text(running, timeout=120_000)
+    shot(page, tmp_path, "5-install-in-progress.png")
+    wait_for_output_text(panel, QUESTION_MERGE, timeout=180)
+    decide(panel, "Proceed", "browser test: merge")
+    expect(line).to_contain_text(re.compile(r"Soaking: \d+% · about .* left, then the commit "
+                                            r"decision"), timeout=180_000)
+    shot(page, tmp_path, "5-soak-in-progress.png")
+    wait_for_output_text(panel, QUESTION_COMMIT, timeout=180)
