@@ -787,3 +787,17 @@ def test_a_new_panel_is_armed_only_a_moment_after_it_is_shown(
     at_once, armed = asyncio.run(shown())
     assert at_once == [True, True] and armed == [False, False]
     assert session.decision("split") is None
+
+
+def test_the_header_of_a_rerun_keeps_the_session_start(session: Session,
+                                                       shown: list[Any]) -> None:
+    """Run All again later: the change record's "started" is the session's, from the
+    journal, not the re-run's."""
+    from dataclasses import replace
+
+    request(session, "PrepareSplit")
+    assert session.record is not None
+    session.record = replace(session.record, started="2020-01-02T03:04:05.000000Z")  # earlier
+    fw.record_header(session, system=session.target, mode="interactive", change_id="CHG-T",
+                     operator="tester", reason="test", packages=session.packages)
+    assert "started 2020-01-02 03:04:05 UTC" in text(shown[-1].data)
