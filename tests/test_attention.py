@@ -108,6 +108,8 @@ def test_a_broken_step_raises_a_notification_and_leads_to_retry_abort(
 
     panel.operator.value, panel.reason.value = "alice", "installer broken"
     panel.abort_button.click()
+    assert page.commands.calls[-1] == ("apputils:dismiss-notification", {})  # resolved
+    assert [c for c, _a in page.commands.calls].count("apputils:dismiss-notification") == 1
     assert beacon.line == "<b>Next:</b> Finish"
     assert beacon.target in panel._dom_classes  # the panel, where the next step is offered
 

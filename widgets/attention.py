@@ -343,6 +343,7 @@ class _Watch:
     started_s: float = 0.0  # the system's clock when the running step began
     estimate_s: float = 0.0  # the plan's estimate of the running step
     progress: str = ""  # the running step's (or the soak's) progress, as the line says it
+    notified: bool = False  # a failure notification is up (until the session is not Broken)
 
     def heard(self, entry: Entry) -> None:
         try:
@@ -354,6 +355,9 @@ class _Watch:
                 self.progress = ""
             elif entry.kind == "outcome":
                 self.running, self.progress = None, ""
+            if self.notified and self.session.broken is None:
+                self.notified = False  # resolved (Retry, Abort): the red toast goes too
+                _app().commands.execute(_DISMISS, {})
             self.show()
         except Exception:  # the page is a help: never let it stop the upgrade
             log.exception("attention: could not update the sticky line")
@@ -468,6 +472,9 @@ def _beacon() -> Any:
 
 
 _SHOW = f"ftkit:show-attention-{_TOKEN}"  # the notification's "Show" runs it
+# JupyterLab's command that dismisses a notification, every one when given no id (ipylab
+# sends commands without waiting for an answer, so the notification's id is not known)
+_DISMISS = "apputils:dismiss-notification"
 
 
 def _show_again(**_: Any) -> None:
@@ -564,6 +571,7 @@ def alert(session: Session, error: BaseException, panel: Any = None) -> None:
         _lead(watch, target, hint)
         if _voila():
             return  # no JupyterLab shell to notify in: the line and the panel say it
+        watch.notified = True
         _app().commands.execute("apputils:notify", {
             "message": _notice(session, error),
             "type": "error",

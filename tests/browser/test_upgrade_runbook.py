@@ -297,6 +297,8 @@ def test_operator_aborts_a_broken_install_and_finishes_from_the_panels(
     decide(panel, "Abort", "browser test: installer broken, abort")
     expect(panel.locator(".ftkit-attention-bar")).to_contain_text("Next: Finish",
                                                                   timeout=120_000)
+    # resolved: the red notification goes with the Broken state it announced
+    expect(page.locator(".jp-Notification-Toast-error")).to_have_count(0, timeout=30_000)
     # the decision is taken: its buttons are disabled; the next step is a button
     expect(retry_button(broken)).to_be_disabled()
     expect(broken.locator("button").filter(has_text=answer_label("Abort"))
