@@ -441,7 +441,7 @@ def _see(entry: LedgerEntry | None, reports: Path) -> str:
     """Where the report of a failed run is: its file in its folder (read-only)."""
     if entry is None:
         return "nothing was archived"
-    return f"see the report {reports / (entry.html or entry.notebook)}"
+    return f"see the report {reports / (entry.html or entry.notebook or '')}"
 
 
 def _archive_failure(
