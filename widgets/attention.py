@@ -147,6 +147,8 @@ function markDead(panel) {
   note.setAttribute("role", "alert");
   note.textContent = DEAD.charAt(0).toUpperCase() + DEAD.slice(1) + ".";
   panel.insertBefore(note, panel.firstChild);
+  // a disabled button hears no click: every control answers now, with the explanation
+  panel.querySelectorAll("button, input").forEach((el) => { el.disabled = false; });
   // a click explains instead of doing nothing
   panel.addEventListener("click", (event) => {
     if (!event.target.closest("button, input")) return;
