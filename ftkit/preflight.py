@@ -404,7 +404,8 @@ def _standing(system: str) -> dict[str, Any]:
 _BAD_INPUT = (ParameterError, TargetError, ConfigError, PackageError, DecisionError)
 
 
-def check_run(path: Path, params: Mapping[str, Any], *, system: bool = True
+def check_run(path: Path, params: Mapping[str, Any], *, system: bool = True,
+              clicks: bool = False
               ) -> tuple[UpgradeConfig | None, list[UpdatePackage] | None]:
     """Everything ``ftkit run`` checks before a kernel starts, for the runbook at PATH run
     with PARAMS (a parameter not given takes the runbook's default):
@@ -417,17 +418,18 @@ def check_run(path: Path, params: Mapping[str, Any], *, system: bool = True
     resume (a handover without ``-p handover True``, a change that ran already, nothing to
     install). Read-only; returns the run's configuration and packages as loaded (None where
     not declared). A refusal is one ParameterError (or ConfigError, PackageError,
-    DecisionError, TargetError) line.
+    DecisionError, TargetError) line. With CLICKS (``ftkit app``: a page people click in)
+    interactive mode is accepted.
     """
     try:
-        return _check_run(Path(path), params, reach=system)
+        return _check_run(Path(path), params, reach=system, clicks=clicks)
     except _BAD_INPUT:
         raise
     except FtkitError as err:
         raise ParameterError(err.message, err.remedy) from None
 
 
-def _check_run(path: Path, params: Mapping[str, Any], *, reach: bool
+def _check_run(path: Path, params: Mapping[str, Any], *, reach: bool, clicks: bool = False
                ) -> tuple[UpgradeConfig | None, list[UpdatePackage] | None]:
     from ftkit.runner import parameter_value, runbook_parameters
 
@@ -445,7 +447,7 @@ def _check_run(path: Path, params: Mapping[str, Any], *, reach: bool
     files = _load_files(values)
     _check_window(values, files[0])
     mode = values.get("mode")
-    if mode == "interactive":
+    if mode == "interactive" and not clicks:
         raise ParameterError(
             f"runbook {path.stem} in interactive mode waits for clicks, and ftkit run has no "
             "browser to click in",

@@ -231,8 +231,9 @@ def run_runbook(
         if ran.error is not None:
             entry = _archive_failure(output, path, params, ran.started, reports, ran.error)
             if ran.finished:
-                raise FtkitError(f"runbook {path.stem} failed: {ran.error}", _see(entry))
-            remedy = _see(entry) if entry else "check the kernel (--kernel) and the runbook"
+                raise FtkitError(f"runbook {path.stem} failed: {ran.error}", _see(entry, reports))
+            remedy = (_see(entry, reports) if entry
+                      else "check the kernel (--kernel) and the runbook")
             # it may have run part of the way (a kernel that died mid-step): "did not finish";
             # a session it left is resumed by the next run of the runbook
             raise FtkitError(f"runbook {path.stem} did not finish: {ran.error}",
@@ -306,6 +307,39 @@ def _any_cell_ran(output: Path) -> bool:
     except (OSError, ValueError, AttributeError):
         return False
     return any(c.get("execution_count") for c in cells if isinstance(c, dict))
+
+
+def serve_app(path: Path, params: Mapping[str, Any], *, port: int = 8866,
+              browser: bool = False) -> int:
+    """``ftkit app``: serve the runbook at PATH, its PARAMS injected (papermill's
+    ``prepare_only``: nothing runs here), as an operator app without code through Voilà on
+    127.0.0.1:PORT until interrupted. Each page opened runs the runbook in a kernel of its
+    own (interactive mode: its panels are clicked in the page; a page opened again resumes
+    the session where the journal stands). Writes the prepared notebook into a temporary
+    folder, removed at the end; returns Voilà's exit status."""
+    import subprocess
+    import sys
+    import tempfile
+
+    _without_iri_grammar()
+    import papermill
+
+    with tempfile.TemporaryDirectory(prefix="ftkit-app-") as folder:
+        app = Path(folder) / path.name
+        papermill.execute_notebook(str(path), str(app), parameters=dict(params),
+                                   prepare_only=True, progress_bar=False, log_output=False)
+        command = [sys.executable, "-m", "voila", str(app), f"--port={port}",
+                   "--Voila.ip=127.0.0.1", "--Voila.port_retries=0",
+                   # outputs as each cell ends: a panel that waits for a click is shown
+                   "--VoilaConfiguration.progressive_rendering=True"]
+        if not browser:
+            command.append("--no-browser")
+        print(f"serving {path.stem} at http://127.0.0.1:{port}/ (Ctrl-C stops it)",
+              flush=True)
+        try:
+            return subprocess.call(command)
+        except KeyboardInterrupt:
+            return 0
 
 
 def _without_iri_grammar() -> None:
@@ -445,10 +479,11 @@ def _first_line(text: str, secrets: set[str]) -> str:
     return scrub(lines[0], extra=secrets) if lines else ""
 
 
-def _see(entry: LedgerEntry | None) -> str:
+def _see(entry: LedgerEntry | None, reports: Path) -> str:
+    """Where the report of a failed run is: its file in its folder (read-only)."""
     if entry is None:
         return "nothing was archived"
-    return f"see the report {entry.html or entry.notebook}"
+    return f"see the report {reports / (entry.html or entry.notebook or '')}"
 
 
 def _archive_failure(

@@ -192,6 +192,7 @@ def test_a_failing_run_is_archived_as_failed_then_raised(tmp_path: Path, kernel_
     assert entry.outcome == "failed" and entry.change_id == "CHG-7"
     assert entry.error == "ValueError: boom ***"
     assert entry.html and entry.html in err.remedy
+    assert str(tmp_path / "reports" / entry.html) in err.remedy  # the file in its folder
     assert verify_reports(tmp_path / "reports") == []
 
 

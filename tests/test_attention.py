@@ -5,6 +5,7 @@ it (scrolling, focus, the toast) is proven in tests/browser."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -107,6 +108,8 @@ def test_a_broken_step_raises_a_notification_and_leads_to_retry_abort(
 
     panel.operator.value, panel.reason.value = "alice", "installer broken"
     panel.abort_button.click()
+    assert page.commands.calls[-1] == ("apputils:dismiss-notification", {})  # resolved
+    assert [c for c, _a in page.commands.calls].count("apputils:dismiss-notification") == 1
     assert beacon.line == "<b>Next:</b> Finish"
     assert beacon.target in panel._dom_classes  # the panel, where the next step is offered
 
@@ -149,3 +152,35 @@ def test_a_failing_front_end_never_stops_the_upgrade(session: Session, page: Fak
     request(session, "PrepareSplit")
     attention.lead_to(session, fw.DecisionPanel(session, "split"), "split")  # no raise
     assert "could not lead to the split panel" in caplog.text
+
+
+def test_the_line_shows_the_running_step_and_the_soak_in_progress(
+        sim: SimDriver, page: FakeApp) -> None:
+    """While a step runs the line says how far it is against the plan's estimate and how
+    long is left (the merge: the outage so far); during the soak, the soak's progress."""
+    from conftest import CONFIG, PACKAGES
+    from drive import answer
+
+    from ftkit.process import open_session
+
+    session = open_session(sim, CONFIG, PACKAGES, change_id="CHG-P", operator="tester",
+                           reason="test", progress=fw.progress_bar(live=True))
+    try:
+        request(session, "PrepareSplit")
+        attention.lead_to(session, fw.DecisionPanel(session, "split"), "split")
+        lines: list[str] = []
+        attention._STATE["beacon"].observe(lambda c: lines.append(c["new"]), names="line")
+        answer(session, "split", "proceed")
+        request(session, "Install")
+        answer(session, "merge", "proceed")
+        request(session, "ExecuteMerge")
+        fw.soak(session, 30)
+    finally:
+        session.journal.close()
+    said = [re.sub(r"<[^>]+>", "", line) for line in lines]
+    install = [t for t in said if t.startswith("Running: Install — ")]
+    assert install and all(re.search(r"— \d+% · about \d+(\.\d)? (s|min|h) left · ", t)
+                           for t in install)
+    assert any("outage so far" in t for t in said if t.startswith("Running: ExecuteMerge"))
+    soak = [t for t in said if t.startswith("Soaking: ")]
+    assert soak and all(t.endswith("left, then the commit decision") for t in soak)

@@ -182,7 +182,8 @@ def test_sim_fault_arms_and_clear_disarms(capsys: pytest.CaptureFixture[str], la
 def test_sim_fault_now_happens_and_repair_undoes_it(capsys: pytest.CaptureFixture[str],
                                                    lab: str) -> None:
     code, out, _ = run(capsys, "sim", "fault", lab, "module-fail", "--side", "1")
-    assert code == 0 and "happened" in out and "module 1 BROKEN" in out
+    assert code == 0 and "module 1 BROKEN" in out
+    assert "module-fail happened on enclosure 1 (the Upgrade side) of sim://lab" in out
     data = json.loads(run(capsys, "status", lab, "--json")[1])
     modules = {m["id"]: m for m in data["modules"]}
     assert modules[1]["state"] == "BROKEN" and not data["duplex"]
@@ -767,3 +768,27 @@ def test_recover_adopts_a_split_system_whose_journal_was_lost(
     with Journal.open(f"sim://{lab}") as journal:
         assert "recovered from the system's own state" in journal.entries(
             kinds=["state"])[-1].message
+
+
+@pytest.mark.parametrize("decisions", [
+    {"split": "proceed", "merge": "proceed", "commit": "commit"},
+    {"split": "proceed", "merge": "abort"},
+])
+def test_critical_services_stay_critical_after_a_session_ends(
+        capsys: pytest.CaptureFixture[str], lab: str, decisions: dict[str, str]) -> None:
+    from ftkit.decisions import ParameterDecisions
+    from ftkit.process import open_session
+
+    status = json.loads(run(capsys, "status", lab, "--json")[1])
+    before = status["applications"]["critical_services"]
+    assert before == ["OrderDB", "WebFront"]
+    session = open_session(connect(f"sim://{lab}"), CONFIG, PACKAGES, change_id="CHG-C",
+                           operator="tester", reason="test")
+    try:
+        assert session.run(ParameterDecisions(decisions)) in ("committed", "aborted")
+    finally:
+        session.journal.close()
+    code, out, _ = run(capsys, "status", lab, "--json")
+    assert code == 0 and json.loads(out)["applications"]["critical_services"] == before
+    code, out, _ = run(capsys, "status", lab)
+    assert re.search(r"OrderDB\s.*\byes\b", out), out  # the table's "critical" column

@@ -187,6 +187,12 @@ def test_merge_later_pauses_at_split_and_the_next_run_finishes_the_same_session(
         decisions = [e.detail["name"] for e in journal.entries(record.id, kinds=["decision"])]
     assert intents.count("ExecuteSplit") == 1 and intents.count("Install") == 1
     assert decisions == ["split", "merge", "commit"]
+    # the second record shows the steps the first run did, from the journal, not blanks
+    rerun = max(tmp_path.glob("active-upgrade-*.ipynb"), key=lambda p: p.stat().st_mtime)
+    shown = rerun.read_text()
+    for step in ("PrepareSplit", "ExecuteSplit", "Install"):
+        assert f"{step}: done earlier in session {first.id}" in shown, step
+    assert "Upgrade side verified" in shown  # the install's evidence
 
 
 def _descendants(pid: int) -> list[int]:

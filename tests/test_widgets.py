@@ -73,7 +73,8 @@ def test_decision_panel_click_journals_who_why_and_source(session: Session) -> N
         "Proceed — no outage, about 26 min", "Stop — no outage"]
     assert "runs ExecuteSplit, Install" in text(panel.help.value)
     assert "Split the system" in panel.question.value
-    assert panel.reason.value == "test"  # pre-filled from the session's reason
+    # typed per decision: the session's reason is offered, never carried over
+    assert panel.reason.value == "" and "(e.g. test)" in panel.reason.placeholder
     assert "upgrade state PrepareSplit" in text(panel.state.value)
     assert not panel.done
     fill(panel)
@@ -177,8 +178,8 @@ def test_retry_failure_is_shown_in_the_panel_not_swallowed(session: Session,
 def test_recovery_panel_needs_operator_and_reason(session: Session, sim: SimDriver) -> None:
     split_broken(session, sim)
     panel = fw.RecoveryPanel(session)
-    assert panel.reason.value == "test"  # pre-filled from the session's reason
-    panel.operator.value = panel.reason.value = ""
+    assert panel.reason.value == ""  # typed per decision, never carried over
+    panel.operator.value = ""
     panel.abort_button.click()
     assert "enter the operator and the reason first" in text(panel.message.value)
     assert "not recorded" in text(panel.message.value)
@@ -202,7 +203,11 @@ def test_wait_times_out_safely_with_a_way_on(session: Session, sim: SimDriver) -
 # --- ask -------------------------------------------------------------------------------
 
 
-def test_ask_interactive_waits_for_the_click(session: Session, shown: list[Any]) -> None:
+def test_ask_interactive_waits_for_the_click(session: Session, shown: list[Any],
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from ftkit_widgets import decide
+
+    monkeypatch.setattr(decide, "ARM_S", 0.05)
     request(session, "PrepareSplit")
 
     async def operator_clicks() -> Any:
@@ -214,6 +219,8 @@ def test_ask_interactive_waits_for_the_click(session: Session, shown: list[Any])
         await asyncio.sleep(0.1)
         assert not task.done()  # the cell waits for the operator
         fill(panel, "carol", "approved in CAB")
+        while not panel.armed:  # the operator reads the panel a moment first
+            await asyncio.sleep(0.01)
         panel.buttons["proceed"].click()
         return await asyncio.wait_for(task, 2)
 
@@ -529,8 +536,9 @@ def test_merge_and_commit_panels_say_what_a_click_costs_and_show_the_evidence(
     installed(session)
     facts = plan_facts(session.system(), session.config, session.packages)
     merge = fw.DecisionPanel(session, "merge")
+    # the outage's button is laid out last: not where the split panel's Proceed was
     assert [b.description for b in merge.buttons.values()] == [
-        f"Proceed — outage about {facts['merge_outage_s']:.0f} s", "Abort — no outage"]
+        "Abort — no outage", f"Proceed — outage about {facts['merge_outage_s']:.0f} s"]
     fill(merge)
     merge.buttons["proceed"].click()  # the answer and the PrepareMerge it leads to
     request(session, "ExecuteMerge")
@@ -539,8 +547,8 @@ def test_merge_and_commit_panels_say_what_a_click_costs_and_show_the_evidence(
     commit = fw.DecisionPanel(session, "commit")
     hours = f"{facts['resync_min'] / 60:.1f}".removesuffix(".0")
     assert [b.description for b in commit.buttons.values()] == [
-        f"Commit — no outage, about {hours} h; the point of no return",
-        f"Abort — outage about {facts['restart_outage_s']:.0f} s, about {hours} h in all"]
+        f"Abort — outage about {facts['restart_outage_s']:.0f} s, about {hours} h in all",
+        f"Commit — no outage, about {hours} h; the point of no return"]
     evidence = text(commit.evidence.value)
     (outage,) = session.outages()
     minutes, secs = divmod(round(outage.start), 60)
@@ -756,3 +764,40 @@ def test_a_live_run_in_a_kernel_leaves_a_notebook_that_reads_without_its_widgets
     assert "Enclosure 0: Duplex" in static  # the picture
     assert "install Windows Server 2022: done" in static  # a progress bar
     assert "Finish done" in static  # the activity log
+
+
+def test_a_new_panel_is_armed_only_a_moment_after_it_is_shown(
+        session: Session, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A click meant for the panel before (the same spot, a second later) meets disabled
+    buttons: the panel arms them ARM_S after it is shown, on the kernel's event loop."""
+    import asyncio
+
+    from ftkit_widgets import decide
+
+    monkeypatch.setattr(decide, "ARM_S", 0.05)
+    request(session, "PrepareSplit")
+
+    async def shown() -> tuple[list[bool], list[bool]]:
+        panel = fw.DecisionPanel(session, "split")
+        at_once = [b.disabled for b in panel.buttons.values()]
+        while not panel.armed:  # armed by the loop, whenever it gets there
+            await asyncio.sleep(0.01)
+        return at_once, [b.disabled for b in panel.buttons.values()]
+
+    at_once, armed = asyncio.run(shown())
+    assert at_once == [True, True] and armed == [False, False]
+    assert session.decision("split") is None
+
+
+def test_the_header_of_a_rerun_keeps_the_session_start(session: Session,
+                                                       shown: list[Any]) -> None:
+    """Run All again later: the change record's "started" is the session's, from the
+    journal, not the re-run's."""
+    from dataclasses import replace
+
+    request(session, "PrepareSplit")
+    assert session.record is not None
+    session.record = replace(session.record, started="2020-01-02T03:04:05.000000Z")  # earlier
+    fw.record_header(session, system=session.target, mode="interactive", change_id="CHG-T",
+                     operator="tester", reason="test", packages=session.packages)
+    assert "started 2020-01-02 03:04:05 UTC" in text(shown[-1].data)

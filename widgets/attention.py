@@ -26,9 +26,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ftkit.journal import Entry
+from ftkit.model import Request
 from ftkit.process import Session
 
-__all__ = ["alert", "attention_line", "lead_to"]
+__all__ = ["alert", "attention_line", "lead_to", "progressed"]
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,10 @@ const CSS = `
 .ftkit-attention-here { outline: 2px solid #1565c0; outline-offset: 2px;
   transition: outline-color 1.5s ease-out; }
 .ftkit-attention-here.ftkit-attention-faded { outline-color: transparent; }
+.ftkit-dead-note { margin: 4px 0; padding: 6px 10px; border-left: 4px solid #c62828;
+  background: #fdecea; color: #b71c1c; font-family: var(--jp-ui-font-family);
+  font-size: var(--jp-ui-font-size1); }
+.ftkit-dead-panel button, .ftkit-dead-panel input { opacity: .45; }
 .${BAR} button { flex: none; cursor: pointer; font: inherit; padding: 1px 8px;
   border: 1px solid var(--jp-border-color1); border-radius: 2px;
   background: var(--jp-layout-color2); color: inherit; }
@@ -122,6 +127,37 @@ function focusField(el, hint) {
   if (!empty && field.select) field.select();
 }
 
+const DEAD = "this panel's kernel stopped — Run All to resume where the journal stands";
+const DEAD_CLICK = "This panel's kernel stopped: a click here does nothing. Run All to " +
+  "resume where the journal stands (nothing is done twice; decisions taken stand).";
+
+// ftkit's panels whose widget models lost their kernel (a restart, a kernel that died):
+// ipywidgets marks their views "jupyter-widgets-disconnected"
+function deadPanels(root, token) {
+  const mine = new RegExp("^ftkit-attention-(decision|broken)-" + token + "-\\d+$");
+  return Array.from(root.querySelectorAll(".jupyter-widgets-disconnected")).filter((el) =>
+    Array.from(el.classList).some((c) => mine.test(c)));
+}
+
+function markDead(panel) {
+  if (panel.classList.contains("ftkit-dead-panel")) return;
+  panel.classList.add("ftkit-dead-panel");
+  const note = document.createElement("div");
+  note.className = "ftkit-dead-note";
+  note.setAttribute("role", "alert");
+  note.textContent = DEAD.charAt(0).toUpperCase() + DEAD.slice(1) + ".";
+  panel.insertBefore(note, panel.firstChild);
+  // a disabled button hears no click: every control answers now, with the explanation
+  panel.querySelectorAll("button, input").forEach((el) => { el.disabled = false; });
+  // a click explains instead of doing nothing
+  panel.addEventListener("click", (event) => {
+    if (!event.target.closest("button, input")) return;
+    event.preventDefault();
+    event.stopPropagation();
+    note.textContent = DEAD_CLICK;
+  }, true);
+}
+
 export default {
   initialize({ model }) {
     addStyle();
@@ -129,6 +165,7 @@ export default {
     let scroller = null;
     let pinned = null;  // the element a "@here" target resolved to
     let timer = null;
+    let dead = false;  // this kernel is gone: the line says so and stays so
 
     function resolve() {
       const target = model.get("target");
@@ -170,7 +207,7 @@ export default {
     }
 
     function draw() {
-      if (!bar) return;
+      if (!bar || dead) return;
       bar.dataset.tone = model.get("tone");
       bar.querySelector(".ftkit-attention-text").innerHTML = model.get("line");
       const go = bar.querySelector(".ftkit-attention-go");
@@ -201,6 +238,20 @@ export default {
       attempt();
     }
 
+    // a panel whose kernel is gone says so, and so does the line (checked each second:
+    // the page is told of a restart only through the views it disconnects)
+    const deathWatch = setInterval(() => {
+      const gone = deadPanels(document, model.get("token"));
+      if (!gone.length) return;
+      gone.forEach(markDead);
+      if (dead || !bar || !bar.isConnected) return;  // another kernel's line took its place
+      dead = true;
+      bar.dataset.tone = "broken";
+      bar.querySelector(".ftkit-attention-text").innerHTML =
+        "<b>Stopped:</b> " + DEAD;
+      bar.querySelector(".ftkit-attention-go").style.display = "none";
+    }, 1000);
+
     const onLead = () => { pinned = null; lead(true); };
     model.on("change:lead", onLead);
     model.on("change:line", draw);
@@ -221,6 +272,7 @@ export default {
     }
     return () => {
       clearTimeout(timer);
+      clearInterval(deathWatch);
       if (bar) bar.remove();
     };
   },
@@ -238,15 +290,26 @@ def _frontend() -> bool:
     return getattr(get_ipython(), "kernel", None) is not None and not nobody_can_click()
 
 
+def _voila() -> bool:
+    from .decide import in_voila
+
+    return in_voila()
+
+
 def attention_line(session: Session, *, waiting: str | None = None,
-                   running: str | None = None) -> tuple[str, str]:
-    """``(tone, text)`` of the sticky line: what the runbook is waiting for or doing.
+                   running: str | None = None, progress: str = "") -> tuple[str, str]:
+    """``(tone, text)`` of the sticky line: what the runbook is waiting for or doing, with
+    the running step's PROGRESS (``42% · about 14 min left``); the soak's progress when no
+    step runs (``running`` None, ``progress`` given).
 
     Tone is ``run``, ``wait``, ``broken`` or ``done``. Read-only.
     """
     broken = session.broken
     if running:
-        return "run", f"Running: {running} …"
+        return "run", f"Running: {running} — {progress}" if progress else \
+            f"Running: {running} …"
+    if progress and not broken:
+        return "run", f"Soaking: {progress}"
     if broken:
         return "broken", f"Broken at {broken[0]} — decide Retry or Abort"
     if waiting:
@@ -279,25 +342,65 @@ class _Watch:
     running: str | None = None
     target: str = ""
     unsubscribe: Any = field(default=None, repr=False)
+    started_s: float = 0.0  # the system's clock when the running step began
+    estimate_s: float = 0.0  # the plan's estimate of the running step
+    progress: str = ""  # the running step's (or the soak's) progress, as the line says it
+    notified: bool = False  # a failure notification is up (until the session is not Broken)
 
     def heard(self, entry: Entry) -> None:
         try:
             if entry.kind == "intent":
                 self.running = entry.step
+                self.started_s = (entry.sim_time if entry.sim_time is not None
+                                  else self.session.now())
+                self.estimate_s = _estimate_s(self.session, entry.step)
+                self.progress = ""
             elif entry.kind == "outcome":
-                self.running = None
+                self.running, self.progress = None, ""
+            if self.notified and self.session.broken is None:
+                self.notified = False  # resolved (Retry, Abort): the red toast goes too
+                _app().commands.execute(_DISMISS, {})
             self.show()
         except Exception:  # the page is a help: never let it stop the upgrade
             log.exception("attention: could not update the sticky line")
+
+    def progressed(self, label: str, done: float, total: float) -> None:
+        """A part of the running step (or the soak) moved on: the line says how far the
+        step is against the plan's estimate and how long is left; during the merge, the
+        outage so far. Said again only when its words change."""
+        now = self.session.now()
+        share = min(1.0, done / total) if total > 0 else 1.0
+        if self.running:
+            parts = []
+            if self.estimate_s > 0:
+                took = max(0.0, now - self.started_s)
+                parts.append(f"{min(99.0, took / self.estimate_s * 100):.0f}% · about "
+                             f"{_duration(max(0.0, self.estimate_s - took))} left")
+            parts.append(f"{label} {share * 100:.0f}%")
+            if self.running == Request.EXECUTE_MERGE.value:
+                ongoing = [o for o in self.session.outages() if o.end is None]
+                if ongoing:
+                    parts.append(f"outage so far {now - ongoing[-1].start:.0f} s")
+            text = " · ".join(parts)
+        elif label == _SOAK and share < 1.0:
+            text = (f"{share * 100:.0f}% · about {_duration(total - done)} left, then the "
+                    "commit decision")
+        else:
+            text = ""
+        if text != self.progress:
+            self.progress = text
+            self.show()
 
     def show(self) -> None:
         if self.waiting is not None and (
                 self.session.decision(self.waiting) is not None
                 or getattr(self.panel, "done", False)):
             self.waiting = None
-        tone, text = attention_line(self.session, waiting=self.waiting, running=self.running)
+        tone, text = attention_line(self.session, waiting=self.waiting, running=self.running,
+                                    progress=self.progress)
         # the step running, the result, else the panel last led to (it offers the next step)
-        target = "@last" if tone == "done" else "@running" if self.running else self.target
+        target = ("@last" if tone == "done" else "@running" if self.running or self.progress
+                  else self.target)
         from html import escape
 
         head, _, rest = text.partition(": ")
@@ -310,6 +413,42 @@ class _Watch:
 
 
 _STATE: dict[str, Any] = {"beacon": None, "app": None, "watch": None}
+_SOAK = "soak"  # the progress label of the soak (the simulator's and the host's wait)
+
+
+def _duration(seconds: float) -> str:
+    """``40 s``, ``14 min``, ``2.5 h`` (system time, simulated for ``sim://``)."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _estimate_s(session: Session, step: str) -> float:
+    """The plan's estimate of request STEP, in seconds, as the system stands (0 when it
+    has none); read-only."""
+    from ftkit.flow import REQUESTS
+    from ftkit.process import plan_facts
+
+    try:
+        st = session.system()
+        facts = {**plan_facts(st, session.config, session.packages), "merged": st.merged}
+        return 60.0 * sum(float(e.minutes) for e in REQUESTS[Request(step)].estimates(facts))
+    except Exception:  # a step the table does not estimate: no percentage, only its parts
+        return 0.0
+
+
+def progressed(label: str, done: float, total: float) -> None:
+    """A long step's progress (:class:`ftkit_widgets.progress.Progress`, live runs): the
+    sticky line shows it. Does nothing before the line exists or where nobody can click."""
+    watch: _Watch | None = _STATE["watch"]
+    if watch is None:
+        return
+    try:
+        watch.progressed(label, done, total)
+    except Exception:  # the page is a help: never let it stop the upgrade
+        log.exception("attention: could not show the progress")
 
 
 def _beacon() -> Any:
@@ -327,6 +466,7 @@ def _beacon() -> Any:
             button = t.Unicode("").tag(sync=True)
             focus = t.Unicode("").tag(sync=True)
             anchor = t.Unicode("").tag(sync=True)  # the last panel led to: the line's notebook
+            token = t.Unicode(_TOKEN).tag(sync=True)  # this kernel's panels' class names
             lead = t.Int(0).tag(sync=True)
 
         _STATE["beacon"] = Beacon()
@@ -334,6 +474,9 @@ def _beacon() -> Any:
 
 
 _SHOW = f"ftkit:show-attention-{_TOKEN}"  # the notification's "Show" runs it
+# JupyterLab's command that dismisses a notification, every one when given no id (ipylab
+# sends commands without waiting for an answer, so the notification's id is not known)
+_DISMISS = "apputils:dismiss-notification"
 
 
 def _show_again(**_: Any) -> None:
@@ -361,7 +504,8 @@ def _watch(session: Session) -> _Watch:
         watch = _Watch(session=session, beacon=_beacon())
         watch.unsubscribe = session.subscribe(watch.heard)
         _STATE["watch"] = watch
-        _app()  # created early, so that a later notification finds it ready
+        if not _voila():
+            _app()  # created early, so that a later notification finds it ready
     return watch
 
 
@@ -427,6 +571,9 @@ def alert(session: Session, error: BaseException, panel: Any = None) -> None:
         watch.running = None
         target, hint = _mark(panel, "broken") if panel is not None else ("@here", "")
         _lead(watch, target, hint)
+        if _voila():
+            return  # no JupyterLab shell to notify in: the line and the panel say it
+        watch.notified = True
         _app().commands.execute("apputils:notify", {
             "message": _notice(session, error),
             "type": "error",

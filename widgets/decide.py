@@ -11,6 +11,7 @@ the panel: ipywidgets' callback dispatcher would swallow it.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -58,11 +59,59 @@ __all__ = [
     "at_decision",
     "carry_on",
     "check_mode",
+    "in_voila",
     "nobody_can_click",
 ]
 
 _STYLE = {"proceed": "success", "commit": "success", "stop": "warning", "abort": "danger"}
 _WIDE = {"width": "auto"}  # a button as wide as what it says
+_REASON_LAYOUT = {"width": "min(100%, 640px)"}  # a reason is a sentence: room to read it
+#: A new panel's answer buttons are armed this long after it is shown: a click meant for
+#: the panel before it (the same spot, a second later) lands on a disabled button.
+ARM_S = 2.0
+REASON_PLACEHOLDER = "why you decide this"
+
+
+def reason_field(suggestion: str = "") -> w.Text:
+    """An empty Reason field: typed per decision, never carried over. SUGGESTION (the
+    run's ``reason`` parameter) is offered in the placeholder, not as a value."""
+    hint = f"{REASON_PLACEHOLDER} (e.g. {suggestion})" if suggestion.strip() else \
+        REASON_PLACEHOLDER
+    return w.Text(value="", description="Reason", placeholder=hint, layout=_REASON_LAYOUT)
+
+
+class _Owner:
+    """The thread (and its event loop) a panel was made in: the kernel's main one, whose
+    cells opened the session's SQLite connections. JupyterLab may send widget messages to
+    a kernel subshell, which ipykernel runs on a thread of its own; a click arriving there
+    is handed to the owner's loop, so that the engine runs where the session lives."""
+
+    def __init__(self) -> None:
+        self.ident = threading.get_ident()
+        try:
+            self.loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            self.loop = None
+
+    def run(self, action: Callable[[], None]) -> None:
+        """Run ACTION now when on the owner's thread (or when it has no loop), else soon on
+        the owner's loop."""
+        loop = self.loop
+        if threading.get_ident() == self.ident or loop is None or loop.is_closed():
+            action()
+        else:
+            loop.call_soon_threadsafe(action)
+
+
+def _arm_later(arm: Callable[[], None]) -> None:
+    """Call ARM after :data:`ARM_S` on the kernel's event loop (where the panel's clicks
+    arrive); at once where no loop runs (a script, a unit test that clicks)."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        arm()
+        return
+    loop.call_later(ARM_S, arm)
 
 
 def _who_why(operator: w.Text, reason: w.Text, what: str) -> tuple[str, str]:
@@ -108,8 +157,7 @@ class RecoveryPanel(LiveHTML, w.VBox):
         self.follow = follow
         self.operator = operator or w.Text(value=session.operator, description="Operator",
                                            placeholder="your name")
-        self.reason = reason or w.Text(value=session.reason, description="Reason",
-                                       placeholder="why you decide this")
+        self.reason = reason or reason_field(session.reason)
         self.failure = w.HTML(failure_html(session, error) if error is not None else "")
         self.state = w.HTML()
         self.retry_button = w.Button(description="Retry", button_style="warning",
@@ -121,9 +169,10 @@ class RecoveryPanel(LiveHTML, w.VBox):
         self.next_button.layout.display = "none"
         self.message = w.HTML()
         self.output = w.Output()
-        self.retry_button.on_click(lambda _b: self._act("retry"))
-        self.abort_button.on_click(lambda _b: self._act("abort"))
-        self.next_button.on_click(lambda _b: self._next())
+        owner = _Owner()
+        self.retry_button.on_click(lambda _b: owner.run(lambda: self._act("retry")))
+        self.abort_button.on_click(lambda _b: owner.run(lambda: self._act("abort")))
+        self.next_button.on_click(lambda _b: owner.run(self._next))
         self._next_action = ""
         own = operator is None
         fields = [self.failure, self.state, self.operator, self.reason] if own else []
@@ -316,12 +365,30 @@ def _decided(session: Session, panel: DecisionPanel, output: w.Output) -> None:
     carry_on(session, output, panel.message)
 
 
+def _in_order(answers: Mapping[str, Any], costs: Mapping[str, list[tuple[Any, Any]]]
+              ) -> list[str]:
+    """The answers as the panel lays them out: declared order, except that an answer that
+    starts an outage or is the point of no return (merge's proceed, commit's commit) goes
+    last, so that it is not where the previous panel's first button was."""
+    def grave(answer: str) -> bool:
+        return no_way_back(answers[answer]) or any(
+            float(getattr(e, "outage_s", 0) or 0) for _r, e in costs.get(answer, []))
+
+    declared = list(answers)
+    first = declared[0]
+    if grave(first):
+        return [*declared[1:], first]
+    return declared
+
+
 class DecisionPanel(LiveHTML, w.VBox):
     """Ask the operator one decision (``split``, ``merge`` or ``commit``).
 
     Shows the question, the session's state (live until decided, then stamped "at
-    decision, HH:MM"), Operator and Reason fields (Reason pre-filled with the session's
-    reason) and one button per allowed answer, each saying what it costs and runs, from
+    decision, HH:MM"), Operator and Reason fields (Reason empty: typed per decision, the
+    session's reason offered as its placeholder) and one button per allowed answer (armed
+    :data:`ARM_S` after the panel is shown; an answer that starts the outage or passes the
+    point of no return laid out last), each saying what it costs and runs, from
     the declared estimates (:meth:`ftkit.process.Session.costs`); the commit panel shows
     the evidence (measured outage, soak, transactions lost) and marks Commit as the point
     of no return. A click journals the decision (``source="widget"``) and sets
@@ -343,8 +410,7 @@ class DecisionPanel(LiveHTML, w.VBox):
         self.evidence = w.HTML(evidence_html(session) if DECISIONS[name].soak else "")
         self.operator = w.Text(value=session.operator, description="Operator",
                                placeholder="your name")
-        self.reason = w.Text(value=session.reason if reason is None else reason,
-                             description="Reason", placeholder="why you decide this")
+        self.reason = reason_field(session.reason if reason is None else reason)
         try:
             costs = session.costs(name)
         except FtkitError:
@@ -352,7 +418,8 @@ class DecisionPanel(LiveHTML, w.VBox):
         spec = DECISIONS[name]
         self.buttons = {}
         lines = []
-        for answer in spec.answers:
+        self.armed = False  # the answer buttons: disabled until ARM_S after it is shown
+        for answer in _in_order(spec.answers, costs):
             cost = cost_text(costs[answer]) if costs.get(answer) else ""
             if no_way_back(spec.answers[answer]):
                 cost += "; the point of no return"
@@ -365,8 +432,9 @@ class DecisionPanel(LiveHTML, w.VBox):
                          f"{esc(_runs(costs.get(answer, [])))}"
                          f"{'; ' + esc(cost) if cost else ''})</li>")
         self.help = w.HTML(f"<ul style='margin:2px 0'>{''.join(lines)}</ul>")
+        owner = _Owner()
         for answer, button in self.buttons.items():
-            button.on_click(lambda _b, a=answer: self._choose(a))
+            button.on_click(lambda _b, a=answer: owner.run(lambda: self._choose(a)))
         self.choices = w.HBox(list(self.buttons.values()),
                               layout={"flex_flow": "row wrap"})
         self.recovery = RecoveryPanel(session, operator=self.operator, reason=self.reason,
@@ -385,6 +453,11 @@ class DecisionPanel(LiveHTML, w.VBox):
         self.refresh()
         if not self._settled:
             self._unsubscribe = session.subscribe(self.refresh)
+            _arm_later(self._arm)
+
+    def _arm(self) -> None:
+        self.armed = True
+        self.refresh()
 
     @property
     def settled(self) -> bool:
@@ -432,7 +505,7 @@ class DecisionPanel(LiveHTML, w.VBox):
         self.help.layout.display = self.choices.layout.display
         self.recovery.layout.display = "" if (broken or recovered) and not decided else "none"
         for button in self.buttons.values():
-            button.disabled = decided or broken
+            button.disabled = decided or broken or not self.armed
         if broken and not decided:
             step, reason = self.session.broken or ("", "")
             self.message.value = note_html(
@@ -463,6 +536,9 @@ class DecisionPanel(LiveHTML, w.VBox):
             if self.session.broken:
                 raise StepFailedError(f"the session is Broken at {self.session.broken[0]}",
                                       "Retry or Abort first")
+            if not self.armed:  # disabled in the browser; a click that got through anyway
+                raise DecisionError(f"{self.name}: this panel was shown a moment ago",
+                                    "read it, type the reason, then click")
             who, why = _who_why(self.operator, self.reason, f"{self.name}: {answer}")
             decision = make_decision(self.name, answer, who=who, why=why, source="widget")
         except FtkitError as err:
@@ -484,7 +560,7 @@ class DecisionPanel(LiveHTML, w.VBox):
             self.decision = self.session.decision(self.name)  # journaled if it stood
             if self.decision is None:
                 for button in self.buttons.values():
-                    button.disabled = False
+                    button.disabled = not self.armed
                 self.message.value = note_html(str(err), colour=RED, title="not recorded")
                 return
             self.message.value = failure_html(self.session, err)
@@ -523,6 +599,14 @@ class DecisionPanel(LiveHTML, w.VBox):
         return self.decision
 
 
+def in_voila() -> bool:
+    """True in a kernel Voilà started for a page (``ftkit app``): Voilà gives its kernels
+    ``SERVER_SOFTWARE=voila/<version>``. Read-only."""
+    import os
+
+    return os.environ.get("SERVER_SOFTWARE", "").startswith("voila/")
+
+
 def nobody_can_click() -> bool:
     """True when this cell runs where no person can answer a widget: the kernel's current
     request came from papermill/nbclient, which execute with ``allow_stdin`` off
@@ -530,6 +614,8 @@ def nobody_can_click() -> bool:
     clicks programmatically) there is no such evidence: False."""
     from IPython import get_ipython
 
+    if in_voila():
+        return False  # Voilà runs the cells as nbclient does, in a page people click in
     kernel = getattr(get_ipython(), "kernel", None)
     get_parent = getattr(kernel, "get_parent", None)
     if get_parent is None:
@@ -584,7 +670,7 @@ async def ask(session: Session | None, name: str, *, mode: str,
     """
     from ftkit.notify import decision_pending
 
-    from .runbook import _done, _failed
+    from .runbook import _done, _failed, done_earlier_html
 
     try:
         provider = check_mode(mode, decisions, operator=operator, reason=reason, path=False)
@@ -594,12 +680,24 @@ async def ask(session: Session | None, name: str, *, mode: str,
         if earlier is not None:
             display(HTML(note_html(f"{name}: {earlier.answer} — decided earlier by "
                                    f"{earlier.who} ({earlier.source}, {earlier.when})")))
+            led = DECISIONS[name].answers.get(earlier.answer)
+            if led is not None and (evidence := done_earlier_html(session, led)) is not None:
+                display(HTML(evidence))  # what the answer ran, as the journal holds it
             return earlier
         if session.broken or session.last_error is not None:
             display(HTML(note_html(f"{name}: not asked — the run stopped above "
                                    f"({session.next()}).", colour=YELLOW)))
             return None
         if not session.needs_decision(name):
+            return None
+        if provider is None and in_voila():
+            # Voilà shows a cell's outputs once it ends: the panel cannot block its cell
+            # there. It is shown, the later cells find nothing due, and its click carries
+            # the session on (the same engine), asking each next decision in its turn.
+            panel = DecisionPanel(session, name, reason=reason or None)
+            panel.on_decided.append(lambda: _decided(session, panel, panel.output))
+            show(panel)
+            lead_to(session, panel, name)
             return None
         if provider is None:
             if session.advance(expect=Next(Kind.DECIDE, name)).did is not Kind.DECIDE:

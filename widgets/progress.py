@@ -45,6 +45,9 @@ class Progress:
                 self.finished.append(label)
                 self._last = (label, None)
             return
+        from .attention import progressed
+
+        progressed(label, done, total)  # the sticky line says it too, in sight
         bar = self.bars.get(label)
         if bar is None:
             bar = self.bars[label] = self._new(label, total)

@@ -380,10 +380,11 @@ def _causes(error: BaseException) -> list[str]:
     return seen
 
 
-def failure_html(session: Session | None, error: BaseException, *, system: str = "") -> str:
+def failure_html(session: Session | None, error: BaseException, *, system: str = "",
+                 panel: str = "in the panel below") -> str:
     """What went wrong, where the system stands, and the operator's ways on (Retry/Abort):
     one friendly view, no class name, no traceback, no machine path; the details one
-    click away."""
+    click away. PANEL says where the Retry and Abort buttons are from here. Read-only."""
     message = mask_paths(str(getattr(error, "message", "") or error))
     remedy = mask_paths(str(getattr(error, "remedy", "") or ""))
     parts = [f"<b style='color:{RED}'>{esc(message)}</b>"]
@@ -401,10 +402,10 @@ def failure_html(session: Session | None, error: BaseException, *, system: str =
             f"{esc(mask_paths(reason))}. Nothing advances until you choose:"
             "<ul style='margin:2px 0'>"
             "<li><b>Retry</b> — after fixing the cause (repair the module, free the service, "
-            "fix the custom action), click Retry in the panel below; or run this runbook "
+            f"fix the custom action), click Retry {esc(panel)}; or run this runbook "
             "again in auto mode with <code>broken: retry</code> in <code>decisions</code>: it "
             "retries the step and carries on where it stopped.</li>"
-            f"<li><b>Abort</b> — click Abort in the panel below, or {abort_hint}.</li></ul>")
+            f"<li><b>Abort</b> — click Abort {esc(panel)}, or {abort_hint}.</li></ul>")
     elif session is not None and session.record is not None and not session.done:
         parts.append(
             f"The system is left as it is: upgrade state <b>{esc(session.upgrade_state.value)}"

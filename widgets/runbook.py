@@ -119,7 +119,6 @@ def record_header(source: Session | Driver, *, system: str, mode: str, change_id
     """The record's header, shown first: change id, system, operator and account, reason,
     window (started; ended), packages before → after, outcome, outage, transactions lost.
     Shown now with what is known; :func:`result` fills in the rest in the same place."""
-    from datetime import UTC, datetime
 
     from ftkit.decisions import account
 
@@ -135,7 +134,7 @@ def record_header(source: Session | Driver, *, system: str, mode: str, change_id
     facts: dict[str, Any] = {
         "change": change, "system": system, "mode": mode,
         "operator": f"{operator or '-'} (account {account()})", "reason": reason,
-        "started": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"), "ended": "running",
+        "started": _started(record), "ended": "running",
         "packages": ", ".join(labels) or "-",
         "installed before": "; ".join(f"{k} {v}" for k, v in
                                       _versions(source, names).items()) or "-",
@@ -144,6 +143,16 @@ def record_header(source: Session | Driver, *, system: str, mode: str, change_id
     key = id(source)
     _HEADERS[key] = {"facts": facts, "names": names}
     display(HTML(_header_html(facts)), display_id=_HEADER)
+
+
+def _started(record: Any) -> str:
+    """When the session began, from the journal (a re-run keeps its start); now for a
+    session not begun yet."""
+    from datetime import UTC, datetime
+
+    if record is not None and record.started:
+        return f"{str(record.started)[:19].replace('T', ' ')} UTC"
+    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _finish_header(session: Session, outcome: str, facts: Mapping[str, Any] | None) -> None:
@@ -155,7 +164,10 @@ def _finish_header(session: Session, outcome: str, facts: Mapping[str, Any] | No
     if known is None:
         return
     header = dict(known["facts"])
-    header["ended"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    record = session.record
+    header["ended"] = (f"{str(record.ended)[:19].replace('T', ' ')} UTC"
+                       if record is not None and session.done and record.ended
+                       else datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"))
     header["installed after"] = "; ".join(
         f"{k} {v}" for k, v in _versions(session, known["names"]).items()) or "-"
     header["outcome"] = outcome
@@ -310,6 +322,8 @@ def step(session: Session | None, name: str, *, picture: bool = False,
     if session.next() != expect:
         if session.broken or session.last_error is not None:  # say why the step is skipped
             display(HTML(note_html(f"{name}: skipped ({_why_not(session)}).", colour=GREY)))
+        elif (earlier := done_earlier_html(session, name)) is not None:
+            display(HTML(earlier))  # a re-run (after a restart, say): its evidence stays
         return
     before = session.now()
     try:
@@ -318,6 +332,34 @@ def step(session: Session | None, name: str, *, picture: bool = False,
         _failed(session, err, live=live)
         return  # the session records why; later steps skip; the result fails the run
     _done(session, name, before, picture=picture)
+
+
+def done_earlier_html(session: Session, name: str) -> str | None:
+    """What the journal holds of request NAME done earlier in this session (a re-run, a
+    resumed session, a step a button ran): its outcome, when, and what was noted while it
+    ran; None when it has not run. Read-only."""
+    from .render import esc
+
+    record = session.record
+    if record is None:
+        return None
+    entries = session.journal.entries(record.id)
+    outcome = next((e for e in reversed(entries) if e.kind == "outcome" and e.step == name),
+                   None)
+    if outcome is None:
+        return None
+    intent = next((e for e in entries if e.id == outcome.intent_id), None)
+    began = intent.sim_time if intent is not None else None
+    noted = [e for e in entries if e.kind == "info" and e.step == name
+             and (intent is None or intent.id < e.id < outcome.id)]
+    when = (f"t={clock(began)} → {clock(outcome.sim_time)}"
+            if began is not None and outcome.sim_time is not None else outcome.ts[:19])
+    head = note_html(f"{name}: done earlier in session {record.id} — {outcome.message} "
+                     f"({when}, from the journal).", colour=GREEN, title="Done earlier")
+    if not noted:
+        return head
+    items = "".join(f"<li>{esc(mask_paths(e.message))}</li>" for e in noted)
+    return head + f"<ul style='margin:2px 0 6px'>{items}</ul>"
 
 
 def _done(session: Session, name: str, before: float, *, picture: bool) -> None:
@@ -425,14 +467,31 @@ def result(session: Session | None, *, mode: str, system: str, change_id: str = 
         return RunResult(outcome=Outcome.PLANNED, system=system, change_id=change_id,
                          operator=operator, message="plan mode: nothing on the system changed",
                          extra={"mode": mode})
+    from .decide import in_voila
+
+    nxt = session.next()
+    if (in_voila() and mode == "interactive" and nxt.kind is Kind.DECIDE
+            and session.last_error is None and not session.done):
+        # the app (Voilà): a panel above waits for its click, and carries the session on
+        display(HTML(note_html(
+            f"The runbook waits for the {nxt.name} decision in its panel above; each click "
+            "carries the session on. This record is brought up to date when it ends.",
+            colour=YELLOW, title="Waiting for a decision")), display_id=_RESULT)
+        _watch_the_end(session)
+        finish_settled(session)
+        return RunResult(outcome=Outcome.PAUSED, system=system, change_id=change_id,
+                         operator=operator, message=f"waiting for the {nxt.name} decision",
+                         extra={"mode": mode})
     try:
         outcome = session.result(mode=mode)
     except FtkitError as err:
         _facts_table(session)
-        display(HTML(failure_html(session, err)))
+        display(HTML(failure_html(session, err, panel="in its panel above")),
+                display_id=_RESULT)
         _finish_header(session, f"failed: {err.message}",
                        session.facts() if session.record is not None else None)
         if _live(session, None):
+            _watch_the_end(session)  # a panel's button may still end it: say so here
             # a person reads this cell: one line, not a traceback (papermill keeps it)
             said = f"{err.message[:1].upper()}{err.message[1:]}. The way on is shown above."
             err._render_traceback_ = lambda: [mask_paths(said)]  # type: ignore[attr-defined]
@@ -445,6 +504,53 @@ def result(session: Session | None, *, mode: str, system: str, change_id: str = 
         finish_settled(session)  # what a saved notebook keeps: static, readable later
         if not session.done:
             session.release()  # this run ends here; the next run may carry on
+
+
+_RESULT = "ftkit-record-result"  # display id: the result's box, brought up to date
+
+
+def _watch_the_end(session: Session) -> None:
+    """After the result cell, a panel's button (Retry, Abort, Finish, a decision) may carry
+    the session on and end it: once the journal has its end, the header and the result's
+    box say how it ended, and every view of the session becomes its static rendering (what
+    the saved notebook keeps). Nothing is written but displays."""
+    import logging
+
+    unsubscribe: Any = None
+
+    def heard(_entry: Any) -> None:
+        try:
+            if not session.done or session.record is None:
+                return
+            unsubscribe()
+            ended(session)
+        except Exception:  # a display: never let it stop the engine's caller
+            logging.getLogger(__name__).exception("could not bring the record up to date")
+
+    unsubscribe = session.subscribe(heard)
+
+
+def ended(session: Session) -> None:
+    """The session ended after this run's result cell (a panel's button ended it): the
+    header and the result's box say so, from the journal, and every view of the session
+    becomes static. Writes displays only."""
+    from IPython.display import update_display
+
+    record = session.record
+    assert record is not None
+    facts = session.facts()
+    outcome = str(record.outcome)
+    _finish_header(session, outcome, facts)
+    rows = [{"fact": "outcome", "value": outcome},
+            {"fact": "ended", "value": f"{str(record.ended or '')[:19].replace('T', ' ')} UTC"},
+            {"fact": "total outage", "value": f"{facts['outage_s']:g} s"},
+            {"fact": "lost transactions", "value": facts["lost_transactions"]}]
+    said = note_html(
+        f"Session {record.id} ended after this cell ran: {outcome} (the journal's Finish). "
+        "Run All again to archive this record.", colour=GREEN if outcome != "failed" else RED,
+        title="Ended from a panel")
+    update_display(HTML(said + table_html(rows, ["fact", "value"])), display_id=_RESULT)
+    finish_settled(session)
 
 
 def _facts_table(session: Session) -> None:

@@ -185,14 +185,23 @@ def cmd_sim_fault(args: argparse.Namespace) -> int:
                            target=args.target or "", times=args.times)
     what = f"{done.name}" + (f" ({done.target})" if done.target else "")
     if done.point == "now":
-        print(f"{what} happened on the {done.side} side (enclosure {done.enclosure}) of "
-              f"{target}")
+        print(f"{what} happened on {_enclosure_side(done.state, done.enclosure)} of {target}")
         print(f"  {render.summary(done.state)}")
     else:
         times = "once" if done.times == 1 else f"{done.times} times"
-        print(f"armed {what} at {done.point} on the {done.side} side of {target} "
-              f"(fires {times})")
+        where = (f"enclosure {done.side}" if done.side.isdigit()
+                 else f"the {done.side} side")
+        print(f"armed {what} at {done.point} on {where} of {target} (fires {times})")
     return EXIT_OK
+
+
+def _enclosure_side(state: Any, enclosure: int) -> str:
+    """``enclosure 1 (the Upgrade side)``: an enclosure with the side it is (or would be
+    at the split: the primary one keeps the applications); read-only."""
+    from ftkit.sim.faults import enclosure as side_enclosure
+
+    role = "Production" if side_enclosure(state, "production") == enclosure else "Upgrade"
+    return f"enclosure {enclosure} (the {role} side)"
 
 
 def cmd_sim_clear(args: argparse.Namespace) -> int:
@@ -505,6 +514,22 @@ def cmd_campaign_status(args: argparse.Namespace) -> int:
     status = campaign_status(_campaign(args.campaign))
     print(to_json(status) if args.json else status_table(status))
     return EXIT_OK
+
+
+def cmd_app(args: argparse.Namespace) -> int:
+    """Serve a runbook as an operator app without code (Voilà): its parameters, files,
+    system and session checked as ``ftkit run`` checks them, interactive mode accepted (a
+    page people click in); runs until interrupted (:func:`ftkit.runner.serve_app`)."""
+    from ftkit.preflight import check_run
+    from ftkit.runner import resolve_runbook, serve_app
+
+    params = _parameters(args.param)
+    try:
+        path = resolve_runbook(args.runbook)
+    except FtkitError as err:
+        raise BadInput(err.message, err.remedy) from None
+    check_run(path, params, clicks=True)  # bad input: exit 2, nothing served
+    return serve_app(path, params, port=args.port, browser=args.browser)
 
 
 # --- ftkit recover ------------------------------------------------------------------------

@@ -116,6 +116,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=commands.cmd_run)
 
     p = subcommands.add_parser(
+        "app", help="serve a runbook as an operator app without code (Voilà)",
+        description="Serve a runbook through Voilà on 127.0.0.1: the page runs it in a "
+        "kernel of its own, shows its outputs and panels but no code; interactive mode "
+        "(the default) is decided by clicking in the page. Parameters are checked as "
+        "ftkit run checks them before anything is served (bad input: exit 2).",
+        epilog="Example: ftkit app active-upgrade -p system sim://lab1 -p change_id CHG-1234 "
+               "-p operator alice")
+    p.footer = _runbooks
+    p.add_argument("runbook", metavar="RUNBOOK",
+                   help="a runbook's name (listed below) or the path of a notebook")
+    p.add_argument("-p", "--parameter", dest="param", nargs=2, action="append",
+                   metavar=("NAME", "VALUE"), help="set parameter NAME, as ftkit run -p does")
+    p.add_argument("--port", type=int, default=8866, help="the port to serve on (8866)")
+    p.add_argument("--browser", action="store_true", help="open a browser on the page")
+    p.set_defaults(func=commands.cmd_app)
+
+    p = subcommands.add_parser(
         "recover", help="adopt a system whose journal was lost (a new session in the state "
         "the system shows)",
         description="A system whose journal was lost gets a new session in the state it "

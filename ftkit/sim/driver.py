@@ -573,8 +573,7 @@ class SimDriver:
         with self._txn() as txn:
             txn.sim.marker = None
             txn.state.staged = {}
-            txn.state.critical = []
-            txn.state.saved_startup = {}
+            txn.state.saved_startup = {}  # the critical services stay critical
             txn.event("active-upgrade", "finish: back to Idle")
 
     # --- custom actions ----------------------------------------------------------

@@ -61,7 +61,21 @@ LAB_SETTINGS: dict[str, dict[str, Any]] = {
 }
 
 STARTUP_TIMEOUT = 60.0
-KERNEL_TIMEOUT = 60.0
+KERNEL_TIMEOUT = 120.0  # a kernel starting on a busy 2-core machine
+
+# How the page's load is judged: by what it shows, not by a fixed time. While its resources
+# keep arriving it is waited for (up to LOAD_BUDGET); a page that shows JupyterLab's "Error
+# Loading Theme" dialog, or loads nothing new for LOAD_STALL seconds, is loaded again, at
+# most LOAD_ATTEMPTS times. On a busy 2-core machine the first load of a new server takes
+# tens of seconds, and a theme stylesheet whose request failed leaves JupyterLab's shell
+# hidden for good (its theme manager shows that dialog and never shows the shell).
+THEME_ERROR = "Error Loading Theme"
+LOAD_ATTEMPTS = 3
+LOAD_STALL = 30.0
+LOAD_BUDGET = 240.0
+# the theme JupyterLab loads first: fetched once by start_jupyterlab, so that the first
+# page's request is served from a warm server
+THEME_CSS = "lab/api/themes/@jupyterlab/theme-light-extension/index.css"
 
 
 def browser_unavailable_reason() -> str | None:
@@ -287,7 +301,18 @@ def start_jupyterlab(
     except BaseException:
         server.stop()
         raise
+    _warm_up(server)
     return server
+
+
+def _warm_up(server: JupyterLabServer) -> None:
+    """Fetch the lab page and its theme stylesheet once, so that a browser's first load
+    finds them ready (a cold server answers them slowest, and a theme that fails to load
+    hides JupyterLab's shell). Failures are left to the page load to meet and recover."""
+    for path in ("lab", THEME_CSS):
+        with (contextlib.suppress(OSError, urllib.error.URLError, TimeoutError),
+              urllib.request.urlopen(server.url(path), timeout=60) as response):
+            response.read()
 
 
 def _wait_until_up(server: JupyterLabServer, timeout: float) -> None:
@@ -349,7 +374,7 @@ def open_notebook(
                 lab.api("DELETE", f"/api/sessions/{session['id']}", timeout=30)
 
     # ?reset: restored tabs from a former workspace would steal "Run All".
-    page.goto(lab.url(f"lab/tree/{name}", query="reset"), timeout=_ms(timeout))
+    load_lab_page(page, lab.url(f"lab/tree/{name}", query="reset"))
     # ":visible" rather than .filter(visible=True), which needs Playwright >= 1.51.
     panel = page.locator(".jp-NotebookPanel:visible")
     expect(panel).to_have_count(1, timeout=_ms(timeout))
@@ -366,10 +391,69 @@ def open_notebook(
         kernel = lab.kernel_for(name)
         if kernel and kernel.get("execution_state") == "idle":
             break
+        if kernel and kernel.get("execution_state") == "dead":
+            raise AssertionError(f"the kernel for {name} died; server log:\n{lab.log_tail()}")
         if time.monotonic() > deadline:
             raise AssertionError(f"no idle kernel for {name} on the server: {kernel!r}")
         time.sleep(0.1)
     return panel
+
+
+# what the page shows: "ready" (a notebook panel with its cells), "theme" (JupyterLab's
+# Error Loading Theme dialog), else how many resources it has loaded so far (progress)
+_LOAD_STATE = """() => {
+  for (const dialog of document.querySelectorAll(".jp-Dialog")) {
+    if (dialog.textContent.includes(THEME_ERROR)) return "theme";
+  }
+  for (const panel of document.querySelectorAll(".jp-NotebookPanel")) {
+    if (panel.getClientRects().length && panel.querySelector(".jp-Cell")) return "ready";
+  }
+  return performance.getEntriesByType("resource").length;
+}""".replace("THEME_ERROR", json.dumps(THEME_ERROR))
+
+
+def load_lab_page(page: Page, url: str, *, attempts: int = LOAD_ATTEMPTS,
+                  stall: float = LOAD_STALL, budget: float = LOAD_BUDGET) -> int:
+    """Go to URL (a notebook in JupyterLab) and wait until its notebook panel shows cells.
+
+    Waits as long as the page makes progress (resources still arriving), up to BUDGET
+    seconds per load; loads it again when the page shows "Error Loading Theme" or nothing
+    new arrives for STALL seconds, at most ATTEMPTS loads. Returns the number of loads it
+    took; raises AssertionError saying what the page showed when none succeeded.
+    """
+    from playwright.sync_api import Error as PlaywrightError
+
+    seen: list[str] = []
+    for attempt in range(1, attempts + 1):
+        try:
+            page.goto(url, wait_until="commit", timeout=_ms(budget))
+        except PlaywrightError as exc:  # the server did not even answer: try again
+            seen.append(f"load {attempt}: {str(exc).splitlines()[0]}")
+            continue
+        started = last_progress = time.monotonic()
+        loaded = -1
+        while True:
+            try:
+                state = page.evaluate(_LOAD_STATE)
+            except PlaywrightError:  # navigating: the document is being replaced
+                state = loaded
+            now = time.monotonic()
+            if state == "ready":
+                return attempt
+            if state == "theme":
+                seen.append(f"load {attempt}: {THEME_ERROR} after {now - started:.0f} s")
+                break
+            if state != loaded:
+                loaded, last_progress = state, now
+            elif now - last_progress > stall:
+                seen.append(f"load {attempt}: nothing new for {stall:g} s "
+                            f"({loaded} resources loaded)")
+                break
+            if now - started > budget:
+                seen.append(f"load {attempt}: not ready after {budget:g} s")
+                break
+            page.wait_for_timeout(200)
+    raise AssertionError(f"JupyterLab did not show {url.split('?')[0]}: " + "; ".join(seen))
 
 
 def run_all(page: Page) -> None:

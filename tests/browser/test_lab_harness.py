@@ -7,9 +7,10 @@ a top-level `await asyncio.sleep(...)` loop until the button's handler sets a fl
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -101,6 +102,30 @@ def test_button_unblocks_running_cell(
     wait_until_cells_done(panel, timeout=30)
     assert not cell_is_running(panel)
     screenshot(page, tmp_path / "decided.png")
+
+
+def test_a_page_whose_theme_failed_to_load_is_loaded_again(
+    jupyterlab: JupyterLabServer, page: Page
+) -> None:
+    # What a busy machine's first load met: the theme stylesheet's request failed,
+    # JupyterLab said "Error Loading Theme" and never showed its toolbar.
+    name = "theme.ipynb"
+    write_notebook(jupyterlab.root / name, ['print("the page works")'])
+    failed: list[str] = []
+
+    def fail_once(route: Any) -> None:
+        if failed:
+            route.continue_()
+        else:
+            failed.append(route.request.url)
+            route.abort()
+
+    page.route(re.compile(r"/lab/api/themes/.*\.css"), fail_once)
+    panel = open_notebook(page, jupyterlab, name)
+    assert len(failed) == 1  # the first load met the failure; the second one worked
+    run_all(page)
+    wait_for_output_text(panel, "the page works", timeout=60)
+    assert page.locator(".jp-Dialog").count() == 0
 
 
 def test_server_isolated_and_reachable(jupyterlab: JupyterLabServer) -> None:

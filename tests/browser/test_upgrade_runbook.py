@@ -7,6 +7,7 @@ the status bar, the system picture and the outage.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import time
@@ -38,7 +39,7 @@ pytestmark = pytest.mark.browser
 require_browser(module_level=True)
 
 ROOT = Path(__file__).resolve().parents[2]
-REASON = 'input[placeholder="why you decide this"]'
+REASON = 'input[placeholder^="why you decide this"]'
 QUESTION_MERGE = "Merge: restart the applications"
 QUESTION_COMMIT = "Commit the upgrade"
 
@@ -58,7 +59,7 @@ def decide(panel: Locator, answer: str, reason: str, operator: str = "alice") ->
     """Type operator and reason into the newest decision panel and click the answer."""
     outputs = output_areas(panel)
     for placeholder, text in (("your name", operator), ("why you decide this", reason)):
-        field = outputs.locator(f'input[placeholder="{placeholder}"]').last
+        field = outputs.locator(f'input[placeholder^="{placeholder}"]').last
         field.wait_for(timeout=60_000)
         field.fill(text)
         field.press("Tab")  # the change reaches the kernel
@@ -281,21 +282,173 @@ def test_operator_retries_a_broken_install_then_commits(jupyterlab_factory, page
     assert driver.lost_transactions() == 0 and driver.status().duplex
 
 
-def test_operator_aborts_a_broken_install(jupyterlab_factory, page: Page, tmp_path: Path,
-                                          home: Path) -> None:
+def test_operator_aborts_a_broken_install_and_finishes_from_the_panels(
+        jupyterlab_factory, page: Page, tmp_path: Path, home: Path) -> None:
     from playwright.sync_api import expect
 
+    from ftkit.journal import Journal
+    from ftkit.process import observe
     from ftkit.sim.driver import create_system
 
     create_system("sim://demo").inject("installer-fail")
-    _, panel = run_upgrade_runbook(jupyterlab_factory, page, home)
+    lab, panel = run_upgrade_runbook(jupyterlab_factory, page, home)
     decide(panel, "Proceed", "browser test: split")
     broken = see_broken_install(page, panel)
     decide(panel, "Abort", "browser test: installer broken, abort")
     expect(panel.locator(".ftkit-attention-bar")).to_contain_text("Next: Finish",
                                                                   timeout=120_000)
+    # resolved: the red notification goes with the Broken state it announced
+    expect(page.locator(".jp-Notification-Toast-error")).to_have_count(0, timeout=30_000)
     # the decision is taken: its buttons are disabled; the next step is a button
     expect(retry_button(broken)).to_be_disabled()
     expect(broken.locator("button").filter(has_text=answer_label("Abort"))
            ).to_be_disabled()
-    expect(broken.locator("button").filter(has_text="Finish")).to_be_enabled()
+    finish = broken.locator("button").filter(has_text="Finish")
+    expect(finish).to_be_enabled()
+    finish.click()
+
+    # "finished" is said once the journal has the Finish, and every view follows it:
+    # the sticky line, the header and the result's box (whose cell ran before the click)
+    line = panel.locator(".ftkit-attention-bar")
+    expect(line).to_contain_text("Finished: aborted", timeout=120_000)
+    wait_for_output_text(panel, re.compile(r"Session \d+ finished: aborted"), timeout=30)
+    wait_for_output_text(panel, "Ended from a panel", timeout=30)
+    header = wait_for_output_text(panel, "Change record", timeout=30)
+    expect(header).to_contain_text(re.compile(r"outcome\s*aborted"))
+    shot(page, tmp_path, "1-2-abort-finished-from-panels.png")
+    with Journal.open("sim://demo") as journal:
+        (record,) = journal.sessions()
+    assert record.outcome == "aborted" and record.ended
+    status = observe("sim://demo").system()
+    assert not status.split and status.duplex
+
+    # saved and reopened: the record reads the end, and no widget is missing
+    page.keyboard.press("Control+s")
+    expect(panel.locator(".jp-mod-dirty")).to_have_count(0, timeout=30_000)
+    lab.delete_all_sessions()
+    panel = open_notebook(page, lab, "runbooks/active-upgrade.ipynb")
+    wait_for_output_text(panel, "Ended from a panel", timeout=30)
+    page.wait_for_timeout(2500)  # the widget manager gives a missing model 2 s to appear
+    reopened = output_areas(panel).all_inner_texts()
+    assert not [t for t in reopened if "model not found" in t]
+    shot(page, tmp_path, "2-aborted-record-reopened.png")
+
+
+SHOTS = Path(os.environ.get("FTKIT_SHOTS", "")) if os.environ.get("FTKIT_SHOTS") else None
+
+
+def shot(page: Page, tmp_path: Path, name: str) -> None:
+    """A screenshot under tmp_path, and under $FTKIT_SHOTS too when that is set."""
+    screenshot(page, tmp_path / name)
+    if SHOTS is not None:
+        screenshot(page, SHOTS / name)
+
+
+@pytest.mark.slow
+def test_a_repeated_click_after_split_proceed_does_not_merge(
+        jupyterlab_factory, page: Page, tmp_path: Path, home: Path) -> None:
+    """The operator double-clicks Proceed on the split panel (a second click a second
+    later, at the same spot): the merge panel that appeared meanwhile takes nothing from
+    it (its Reason is empty and typed per decision, its buttons are armed only after a
+    moment, and its outage button is not where Proceed was). Nothing merges."""
+    from playwright.sync_api import expect
+
+    from ftkit.journal import Journal
+
+    _, panel = run_upgrade_runbook(jupyterlab_factory, page, home)
+    outputs = output_areas(panel)
+    split = decision_panel(panel)
+    expect(split.locator(REASON)).to_be_focused(timeout=120_000)
+    expect(split.locator(REASON)).to_have_value("")  # typed per decision, not pre-filled
+    proceed = split.get_by_role("button").filter(has_text=answer_label("Proceed"))
+    expect(proceed).to_be_enabled(timeout=30_000)
+    box = proceed.bounding_box()  # where the operator clicks, twice
+    assert box is not None
+    decide(panel, "Proceed", "browser test: split")
+    time.sleep(1.0)  # the operator's second click, a second after the first
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    shot(page, tmp_path, "3-repeated-click-landed.png")
+
+    wait_for_output_text(panel, QUESTION_MERGE, timeout=120)
+    merge = decision_panel(panel)
+    grave = merge.get_by_role("button").filter(has_text=answer_label("Proceed"))
+    expect(grave).to_be_enabled(timeout=30_000)  # armed a moment after it was shown
+    expect(panel.locator(".ftkit-attention-bar")).to_contain_text(
+        "Waiting for: the merge decision")
+    expect(merge.locator(REASON)).to_have_value("")
+    grave_box = grave.bounding_box()
+    assert grave_box is not None
+    assert not (grave_box["x"] <= box["x"] + box["width"] / 2
+                <= grave_box["x"] + grave_box["width"]
+                and grave_box["y"] <= box["y"] + box["height"] / 2
+                <= grave_box["y"] + grave_box["height"])
+    shot(page, tmp_path, "3-after-repeated-click.png")
+    assert not output_has_text(panel, "merge: proceed")
+    assert outputs.filter(has_text="ExecuteMerge done").count() == 0
+    with Journal.open("sim://demo") as journal:
+        decided = [e.detail["name"] for e in journal.entries(kinds=["decision"])]
+        steps = [e.step for e in journal.entries(kinds=["intent"])]
+    assert decided == ["split"]
+    assert "PrepareMerge" not in steps and "ExecuteMerge" not in steps
+
+
+@pytest.mark.slow
+def test_after_a_kernel_restart_the_panels_say_so_and_run_all_resumes_with_evidence(
+        jupyterlab_factory, page: Page, tmp_path: Path, home: Path) -> None:
+    """The kernel behind the merge panel is restarted: the panel and the sticky line say
+    that its kernel stopped, a click on it explains; Run All resumes where the journal
+    stands and shows the steps done before, with their evidence, then commits."""
+    from playwright.sync_api import expect
+
+    _, panel = run_upgrade_runbook(jupyterlab_factory, page, home)
+    decide(panel, "Proceed", "browser test: split")
+    wait_for_output_text(panel, QUESTION_MERGE, timeout=120)
+    line = panel.locator(".ftkit-attention-bar")
+    expect(line).to_contain_text("Waiting for: the merge decision", timeout=30_000)
+    merge = decision_panel(panel)
+    # the operator restarts the kernel: Kernel → Restart Kernel…, then Restart
+    page.locator(".lm-MenuBar-item", has_text=re.compile(r"^Kernel$")).click()
+    page.locator(".lm-Menu:visible .lm-Menu-item", has=page.locator(
+        ".lm-Menu-itemLabel", has_text=re.compile(r"^Restart Kernel…$"))).click()
+    page.locator(".jp-Dialog button.jp-mod-accept").click()
+
+    stopped = "this panel's kernel stopped — Run All to resume where the journal stands"
+    expect(line).to_contain_text(stopped, timeout=60_000)
+    note = merge.locator(".ftkit-dead-note")
+    expect(note).to_contain_text(stopped, ignore_case=True)
+    merge.get_by_role("button").filter(has_text=answer_label("Proceed")).click(force=True)
+    expect(note).to_contain_text("a click here does nothing")
+    shot(page, tmp_path, "4-kernel-restarted-panel.png")
+
+    run_all(page)
+    wait_for_output_text(panel, "split: proceed — decided earlier by alice", timeout=120)
+    for step in ("PrepareSplit", "ExecuteSplit", "Install"):
+        wait_for_output_text(panel, f"{step}: done earlier in session", timeout=60)
+    wait_for_output_text(panel, "Upgrade side verified", timeout=30)  # the install's evidence
+    expect(line).to_contain_text("Waiting for: the merge decision", timeout=60_000)
+    shot(page, tmp_path, "4-run-all-after-restart.png")
+    merge_and_commit(panel)
+
+
+@pytest.mark.slow
+def test_the_sticky_line_shows_the_install_and_the_soak_in_progress(
+        jupyterlab_factory, page: Page, tmp_path: Path, home: Path) -> None:
+    """At a time scale where steps take real seconds, the line shows the running step with
+    its percentage and the time left from the plan's estimate, then the soak's progress."""
+    from playwright.sync_api import expect
+
+    from ftkit.sim.driver import create_system
+
+    create_system("sim://demo", time_scale=0.01)  # Install: about 16 s, the soak 18 s
+    _, panel = run_upgrade_runbook(jupyterlab_factory, page, home)
+    line = panel.locator(".ftkit-attention-bar")
+    decide(panel, "Proceed", "browser test: split")
+    running = re.compile(r"Running: Install — \d+% · about \d+(\.\d)? (s|min|h) left")
+    expect(line).to_contain_text(running, timeout=120_000)
+    shot(page, tmp_path, "5-install-in-progress.png")
+    wait_for_output_text(panel, QUESTION_MERGE, timeout=180)
+    decide(panel, "Proceed", "browser test: merge")
+    expect(line).to_contain_text(re.compile(r"Soaking: \d+% · about .* left, then the commit "
+                                            r"decision"), timeout=180_000)
+    shot(page, tmp_path, "5-soak-in-progress.png")
+    wait_for_output_text(panel, QUESTION_COMMIT, timeout=180)
