@@ -74,7 +74,11 @@ log_ = logging.getLogger(__name__)
 GENESIS = "0" * 64
 KINDS = ("intent", "outcome", "info", "warning", "error", "decision", "action", "state")
 LOG_KINDS = ("info", "warning", "error", "action")  # what Journal.log() may write
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: every sessions-row write is carried by a chained entry (below)
+#: the key, in a chained entry's detail, of the sessions row as that entry's write left it
+SESSION_ROW = "session_row"
+_ROW_FIELDS = ("id", "target", "change_id", "operator", "reason", "started", "ended", "outcome",
+               "upgrade_state", "operational_state", "broken_step", "broken_reason", "data")
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (
@@ -469,8 +473,27 @@ class Journal:
                     f"({SCHEMA_VERSION})",
                     "upgrade ftkit",
                 )
+            elif int(row["value"]) < 2:
+                self._cover_sessions(conn)
             stored = conn.execute("SELECT value FROM meta WHERE key = 'target'").fetchone()
         self.target = stored["value"]
+
+    def _cover_sessions(self, conn: sqlite3.Connection) -> None:
+        """Schema 1 → 2, inside the caller's transaction: each sessions row (written by an
+        older ftkit, outside the chain) entered in the chain once as it stands, by an
+        'info' entry carrying it (journaled: the chain says when its rows were covered)."""
+        for row in conn.execute("SELECT * FROM sessions ORDER BY id").fetchall():
+            self._append(conn, row["id"], "info",
+                         f"session {row['id']} entered in the hash chain as it stands "
+                         f"(journal schema {SCHEMA_VERSION})",
+                         detail={SESSION_ROW: _row_content(row), "migrated": True})
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (str(SCHEMA_VERSION),))
+
+    def _covered(self, conn: sqlite3.Connection, session_id: int) -> dict[str, Any]:
+        """SESSION_ID's sessions row as it stands in CONN's transaction, for the chained
+        entry of the write that left it so (:data:`SESSION_ROW`); read-only."""
+        row = conn.execute("SELECT * FROM sessions WHERE id = ?", (session_id,)).fetchone()
+        return _row_content(row)
 
     @contextmanager
     def _write(self, *, sync: bool = True) -> Iterator[sqlite3.Connection]:
@@ -885,6 +908,7 @@ class Journal:
                 "account": record.data.get("account", ""),
                 "reason": record.reason,
                 "target": record.target,
+                SESSION_ROW: self._covered(conn, session_id),
             },
         )
         return record, entry
@@ -1042,6 +1066,7 @@ class Journal:
             " broken_reason = :broken_reason WHERE id = :id",
             {**state, "id": session_id},
         )
+        row = self._covered(conn, session_id)
         default = f"{state['upgrade_state']} / {state['operational_state']}"
         if state["broken_step"]:
             default += f" at {state['broken_step']}"
@@ -1053,7 +1078,7 @@ class Journal:
             "state",
             message or default,
             step=broken_step or "",
-            detail=state,
+            detail={**state, SESSION_ROW: row},
             sim_time=sim_time,
         )
 
@@ -1082,7 +1107,8 @@ class Journal:
             session_id,
             "info",
             f"session {session_id} ended: {_text(outcome)}",
-            detail={"outcome": _text(outcome), "ended": now},
+            detail={"outcome": _text(outcome), "ended": now,
+                    SESSION_ROW: self._covered(conn, session_id)},
             sim_time=sim_time,
         )
 
@@ -1416,6 +1442,8 @@ class Journal:
                                 (start_id,)).fetchall()
             head = conn.execute("SELECT value FROM meta WHERE key = 'head'").fetchone()
             version = conn.execute("PRAGMA data_version").fetchone()[0]
+            table = conn.execute("SELECT * FROM sessions ORDER BY id").fetchall()
+            chained = conn.execute(_LAST_COVERING).fetchall()
         prev_hash, prev_id = start_hash, (start_id or None)
         for row in rows:
             fields = dict(row)
@@ -1438,9 +1466,59 @@ class Journal:
                 "(the chain ends before its recorded head)",
                 remedy,
             )
+        self._check_sessions(table, chained, remedy)
         self._verified = (prev_id or 0, prev_hash)
         self._tip = (version, prev_id or 0, prev_hash)
         return len(rows)
+
+    def _check_sessions(self, table: list[sqlite3.Row], chained: list[sqlite3.Row],
+                        remedy: str) -> None:
+        """The sessions TABLE is what the chain says (each session's last entry carrying
+        its row, CHAINED): raises :class:`ArchiveError` naming the first session and field
+        that differ, a row the chain never saw, or a row removed. Read-only."""
+        said: dict[int, dict[str, Any]] = {}
+        for entry in chained:
+            try:
+                content = json.loads(entry["detail"]).get(SESSION_ROW)
+            except (ValueError, AttributeError):
+                content = None
+            if isinstance(content, dict) and content.get("id") == entry["session_id"]:
+                said[entry["session_id"]] = content
+        where = f"journal {self.path}"
+        for row in table:
+            content = json.loads(canonical.dumps(_row_content(row)))
+            known = said.pop(row["id"], None)
+            if known is None:
+                raise ArchiveError(f"{where}: session {row['id']} is not in the hash chain "
+                                   "(its row was added outside ftkit)", remedy)
+            if content == known or _clean(content)[1] == known:  # as written, or as redacted
+                continue
+            for name in _ROW_FIELDS:
+                if content.get(name) != known.get(name):
+                    raise ArchiveError(
+                        f"{where}: session {row['id']}'s {name} is {content.get(name)!r} in "
+                        f"the sessions table, the hash chain says {known.get(name)!r} (the "
+                        "table was edited)", remedy)
+        if said:
+            raise ArchiveError(f"{where}: session {min(said)} was removed from the sessions "
+                               "table (the hash chain has it)", remedy)
+
+
+# each session's last entry that carries its row (SESSION_ROW): what the row must be
+_LAST_COVERING = f"""
+SELECT e.session_id, e.detail FROM entries AS e JOIN (
+    SELECT session_id, MAX(id) AS id FROM entries
+    WHERE session_id IS NOT NULL AND kind IN ('info', 'state')
+      AND instr(detail, '"{SESSION_ROW}":') > 0
+    GROUP BY session_id) AS last ON e.id = last.id
+"""
+
+
+def _row_content(row: sqlite3.Row) -> dict[str, Any]:
+    """A sessions ROW's every field (``data`` decoded), as a chained entry carries it."""
+    content = {name: row[name] for name in _ROW_FIELDS}
+    content["data"] = json.loads(content["data"])
+    return content
 
 
 def _check_notes(notes: list[Note]) -> None:
