@@ -502,8 +502,9 @@ def cmd_reports_add(args: argparse.Namespace) -> int:
     if not notebook.is_file():
         raise BadInput(f"no notebook {notebook}", "give the output notebook papermill wrote")
     try:
-        meta = json.loads(notebook.read_text(encoding="utf-8")).get("metadata", {})
-    except (OSError, ValueError) as err:
+        nb = json.loads(notebook.read_text(encoding="utf-8"))
+        meta = nb.get("metadata", {})
+    except (OSError, ValueError, AttributeError) as err:
         raise BadInput(f"{notebook} is not a notebook ({err})",
                        "give the output notebook papermill wrote") from None
     pm = meta.get("papermill") if isinstance(meta, dict) else None
@@ -520,20 +521,34 @@ def cmd_reports_add(args: argparse.Namespace) -> int:
             return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
         return mtime
 
-    params = dict(pm.get("parameters") or {})
-    params.update(_parameters(args.param))
+    from ftkit import provenance
+    from ftkit.archive import AlreadyArchived, result_from_notebook
+    from ftkit.errors import ArchiveError
+
+    # what ran, never what the adder says: -p only checks; the facts must match the journal
+    params = provenance.ran_parameters(nb)
+    try:
+        result = result_from_notebook(nb) or {}
+        provenance.check_given(_parameters(args.param), ran=params, result=result)
+        provenance.cross_check_notebook(result, params)
+    except ArchiveError as err:
+        raise BadInput(err.message, err.remedy) from None
     runbook = args.runbook or (Path(str(pm["input_path"])).stem if pm.get("input_path")
                                else notebook.stem)
     error = "the notebook raised an exception (papermill)" if pm.get("exception") else None
     reports = _reports(args)
-    from ftkit.errors import ArchiveError
     from ftkit.runner import anchor
 
     try:
         entry = archive_run(notebook, runbook=runbook, parameters=params,
                             started=when("start_time"), ended=when("end_time"),
                             reports=reports, error=error)
-    except ArchiveError as err:  # archived already, never executed: bad input, nothing written
+    except AlreadyArchived as err:  # one entry per run: adding it again changes nothing
+        from ftkit.preflight import visible
+
+        print(f"{visible(err.message)}; nothing added")
+        return EXIT_OK
+    except ArchiveError as err:  # never executed: bad input, nothing written
         raise BadInput(err.message, err.remedy) from None
     anchor(entry)
     print(render.entry_text(entry, reports))

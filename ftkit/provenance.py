@@ -1,0 +1,221 @@
+"""Whether a notebook handed to ``ftkit reports add`` is what ran: its facts checked against
+the journal of the system it names, and the parameters given to ``add`` against those the
+run used (docs/DOMAIN.md#13-records-are-complete-authentic-and-inert). Read-only: nothing
+here writes a journal, a ledger or a file.
+
+A notebook states facts twice: in its last :class:`~ftkit.archive.RunResult` (outcome,
+outage, operator, account, decisions, change, session, the journal entry it cites) and in
+papermill's record of its parameters. Anyone can edit a notebook file before adding it;
+the journal is hash-chained and verified first (:meth:`ftkit.journal.Journal.verify`, its
+sessions table included), so where the two disagree the journal is believed and the
+notebook is refused, naming the first difference: ``operator: the notebook says alice,
+the journal says mallory``.
+
+Parameters given to ``add`` (``-p NAME VALUE``) never change what ran: one that says what
+the run used is a check and passes; any other is refused (:func:`check_given`). An
+auditor reads a ledger entry as what happened; a value typed in afterwards by whoever
+archived the notebook is not that, and belongs in the change ticket, not in the record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ftkit.errors import ArchiveError, FtkitError
+
+__all__ = ["FACTS", "check_given", "cross_check_notebook", "journal_outage", "ran_parameters"]
+
+#: The run's facts a notebook's result states (archive_run takes them from the result,
+#: else from the parameters): ``-p`` may not change any of them.
+FACTS = ("system", "change_id", "operator", "account", "outcome", "outage_s", "session",
+         "decisions", "journal_entry", "journal_hash")
+
+#: Outcomes that only a session's end reports: a notebook stating one cites a session.
+_ENDED = frozenset({"committed", "aborted"})
+_OUTAGE_TOLERANCE_S = 0.15  # both round to 0.1 s
+
+
+def _refuse(message: str) -> ArchiveError:
+    return ArchiveError(message, "nothing was archived; add the notebook the run wrote, "
+                        "unedited (the journal is what happened: `ftkit status SYSTEM`)")
+
+
+def _said(value: Any) -> str:
+    if value is None or value == "":
+        return "nothing"
+    if isinstance(value, float):
+        return f"{round(value, 1):g} s"
+    return str(value)
+
+
+def ran_parameters(nb: Mapping[str, Any]) -> dict[str, Any]:
+    """The parameters the run of notebook NB used, as papermill recorded them ({} if
+    none); read-only."""
+    meta = nb.get("metadata") or {}
+    papermill = meta.get("papermill") if isinstance(meta, Mapping) else None
+    params = papermill.get("parameters") if isinstance(papermill, Mapping) else None
+    return dict(params) if isinstance(params, Mapping) else {}
+
+
+def check_given(given: Mapping[str, Any], *, ran: Mapping[str, Any],
+                result: Mapping[str, Any]) -> None:
+    """Refuse (:class:`ArchiveError`) a parameter in GIVEN (``reports add -p``) that is not
+    what the run used: one RAN (papermill's record) holds with another value, one the run
+    did not pass (it used the runbook's default), or a fact RESULT states otherwise.
+    Read-only; a parameter equal to what ran passes (a check)."""
+    for name, value in given.items():
+        if name in ran:
+            used: Any = ran[name]
+        elif name in FACTS and result.get(name) not in (None, ""):
+            used = result[name]
+        else:
+            raise ArchiveError(
+                f"-p {name} {_said(value)}: the run did not pass {name} (it used the "
+                "runbook's default); parameters given to `reports add` never change what ran",
+                "add it without -p; a note about the run belongs in the change ticket")
+        if used != value and str(used) != str(value):
+            raise ArchiveError(
+                f"-p {name} {_said(value)}: the run used {name} {_said(used)}; parameters "
+                "given to `reports add` never change what ran",
+                "add it without -p (the record keeps what ran); to change what runs, run "
+                "it again")
+
+
+def cross_check_notebook(result: Mapping[str, Any], ran: Mapping[str, Any]) -> str:
+    """Check what a notebook states (RESULT: its last result; RAN: its parameters) against
+    the journal of the system it names. Returns what was checked, in words ("" when the
+    notebook names no session and no change outcome to check). Read-only.
+
+    Raises :class:`ArchiveError` naming the first fact that differs (session, change,
+    operator, account, outcome, outage, decisions, the journal entry it cites), a change
+    outcome on a system without a journal here, or a journal that does not verify."""
+    def claim(name: str) -> Any:
+        value = result.get(name)
+        return ran.get(name) if value in (None, "") else value
+
+    system = str(claim("system") or "")
+    outcome = str(result.get("outcome") or "").lower()
+    session_id = result.get("session")
+    change_id = str(claim("change_id") or "")
+    cites = result.get("journal_hash") is not None
+    if not system or not (session_id is not None or cites or outcome in _ENDED):
+        return ""
+    from ftkit.drivers import connect
+    from ftkit.journal import Journal
+
+    try:
+        driver = connect(system)
+    except FtkitError as err:
+        raise _refuse(f"system: the notebook says {system}, which cannot be opened here to "
+                      f"check it against its journal ({err.message})") from None
+    try:
+        journal = Journal.find(driver)
+    finally:
+        driver.close()
+    if journal is None:
+        raise _refuse(f"journal: the notebook reports {outcome or 'a session'} on {system}, "
+                      "which has no journal here")
+    with journal:
+        journal.verify()  # a journal edited afterwards proves nothing (sessions included)
+        return _against(journal, result, claim, session_id=session_id, change_id=change_id,
+                        outcome=outcome)
+
+
+def _against(journal: Any, result: Mapping[str, Any], claim: Any, *, session_id: Any,
+             change_id: str, outcome: str) -> str:
+    """The comparisons of :func:`cross_check_notebook`, in order, on an open JOURNAL."""
+    if session_id is not None:
+        found = [s for s in journal.sessions() if s.id == session_id]
+        if not found:
+            raise _refuse(f"session: the notebook says {session_id}, the journal of "
+                          f"{journal.target} has no session {session_id}")
+        record = found[0]
+    else:
+        found = [s for s in journal.sessions() if change_id and s.change_id == change_id]
+        if not found:
+            raise _refuse(f"change: the notebook reports {outcome or 'a session'} of change "
+                          f"{change_id or '-'}, the journal of {journal.target} has no "
+                          "session of it")
+        record = found[-1]
+    entries = journal.entries(record.id)
+    if change_id and change_id != record.change_id:
+        raise _refuse(f"change_id: the notebook says {change_id}, the journal says "
+                      f"{record.change_id or 'nothing'} (session {record.id})")
+    handovers = [e.detail["handover"] for e in entries
+                 if isinstance(e.detail, dict) and isinstance(e.detail.get("handover"), dict)]
+    operators = [record.operator, *(str(h.get("to", {}).get("operator", "")) for h in handovers)]
+    operator = str(claim("operator") or "")
+    if operator and operator not in operators:
+        raise _refuse(f"operator: the notebook says {operator}, the journal says "
+                      f"{' then '.join(o for o in operators if o) or 'nothing'} "
+                      f"(session {record.id})")
+    decisions = _decisions(entries)
+    accounts = {str(record.data.get("account") or ""),
+                *(str(h.get("account") or "") for h in handovers),
+                *(str(d.get("account") or "") for d in decisions)} - {""}
+    account = str(result.get("account") or "")
+    if account and accounts and account not in accounts:
+        raise _refuse(f"account: the notebook says {account}, the journal says "
+                      f"{', '.join(sorted(accounts))} (session {record.id})")
+    if outcome:
+        if record.ended is not None and outcome != "failed" and outcome != record.outcome:
+            raise _refuse(f"outcome: the notebook says {outcome}, the journal says "
+                          f"{record.outcome} (session {record.id})")
+        if record.ended is None and outcome in _ENDED:
+            raise _refuse(f"outcome: the notebook says {outcome}, the journal says session "
+                          f"{record.id} has not ended ({record.upgrade_state}, "
+                          f"{record.operational_state})")
+    outage = result.get("outage_s")
+    if isinstance(outage, int | float) and not isinstance(outage, bool):
+        measured = journal_outage(entries)
+        if abs(float(outage) - measured) > _OUTAGE_TOLERANCE_S:
+            raise _refuse(f"outage: the notebook says {_said(float(outage))}, the journal "
+                          f"says {_said(measured)} (session {record.id})")
+    said = result.get("decisions")
+    if isinstance(said, str):
+        journaled = "; ".join(f"{d.get('name')}: {d.get('answer')} by {d.get('who')} "
+                              f"({d.get('source')})" for d in decisions)
+        if said != journaled:
+            raise _refuse(f"decisions: the notebook says {said or 'none'}, the journal says "
+                          f"{journaled or 'none'} (session {record.id})")
+    _cited(entries, result, record.id)
+    return (f"checked against session {record.id} of {journal.target}'s journal "
+            f"(verified)")
+
+
+def _decisions(entries: list[Any]) -> list[dict[str, Any]]:
+    """The session's last decision per question, in the declared order (as
+    :meth:`ftkit.process.Session.decisions` lists them)."""
+    from ftkit.flow import DECISIONS, RECOVERY
+
+    last: dict[str, dict[str, Any]] = {}
+    for entry in entries:
+        if entry.kind == "decision" and isinstance(entry.detail, dict):
+            last[str(entry.detail.get("name"))] = entry.detail
+    return [last[str(n)] for n in (*DECISIONS, RECOVERY.name) if str(n) in last]
+
+
+def journal_outage(entries: list[Any]) -> float:
+    """The session's total outage as its ENTRIES journaled it (each outage's last measured
+    length, once per outage), rounded to 0.1 s; read-only."""
+    measured: dict[float, float] = {}
+    for entry in entries:
+        detail = entry.detail if isinstance(entry.detail, dict) else {}
+        if "outage_start" in detail and detail.get("outage_s") is not None:
+            measured[round(float(detail["outage_start"]), 3)] = float(detail["outage_s"])
+    return round(sum(measured.values()), 1)
+
+
+def _cited(entries: list[Any], result: Mapping[str, Any], session_id: int) -> None:
+    """The journal entry the notebook cites (``journal_entry``/``journal_hash``) is one of
+    the session's, with that hash."""
+    cited_id, cited_hash = result.get("journal_entry"), result.get("journal_hash")
+    if cited_id is None and cited_hash is None:
+        return
+    match = [e for e in entries if e.id == cited_id]
+    if not match or match[0].hash != cited_hash:
+        where = (f"entry {cited_id} is {match[0].hash[:12]}…" if match else
+                 f"session {session_id} has no entry {cited_id}")
+        raise _refuse(f"journal entry: the notebook cites entry {cited_id} "
+                      f"({str(cited_hash)[:12]}…), the journal's {where}")
