@@ -392,6 +392,11 @@ class Journal:
         self._lock = threading.RLock()
         self._listeners: list[Listener] = []
         self._verified: tuple[int, str] = (0, GENESIS)
+        # (entry id, {session id: its row as the chain says, up to that entry}): what an
+        # incremental verify reads on from, instead of every entry's detail again
+        self._chained: tuple[int, dict[int, dict[str, Any]]] | None = None
+        # rows found as the chain says: (the row, the chained content it was found equal to)
+        self._rows_seen: dict[int, tuple[tuple[Any, ...], dict[str, Any]]] = {}
         # (data_version, id, hash): the chain's last entry, verified or appended here, while
         # no other connection committed (PRAGMA data_version unchanged): check() reads nothing
         self._tip: tuple[int, int, str] | None = None
@@ -1443,7 +1448,9 @@ class Journal:
             head = conn.execute("SELECT value FROM meta WHERE key = 'head'").fetchone()
             version = conn.execute("PRAGMA data_version").fetchone()[0]
             table = conn.execute("SELECT * FROM sessions ORDER BY id").fetchall()
-            chained = conn.execute(_LAST_COVERING).fetchall()
+            known = self._chained if start_id else None
+            chained = conn.execute(_COVERING if known else _LAST_COVERING,
+                                   (known[0] if known else 0,)).fetchall()
         prev_hash, prev_id = start_hash, (start_id or None)
         for row in rows:
             fields = dict(row)
@@ -1466,32 +1473,44 @@ class Journal:
                 "(the chain ends before its recorded head)",
                 remedy,
             )
-        self._check_sessions(table, chained, remedy)
+        self._check_sessions(table, chained, remedy, known=known)
         self._verified = (prev_id or 0, prev_hash)
         self._tip = (version, prev_id or 0, prev_hash)
         return len(rows)
 
     def _check_sessions(self, table: list[sqlite3.Row], chained: list[sqlite3.Row],
-                        remedy: str) -> None:
+                        remedy: str, *,
+                        known: tuple[int, dict[int, dict[str, Any]]] | None) -> None:
         """The sessions TABLE is what the chain says (each session's last entry carrying
-        its row, CHAINED): raises :class:`ArchiveError` naming the first session and field
-        that differ, a row the chain never saw, or a row removed. Read-only."""
-        said: dict[int, dict[str, Any]] = {}
+        its row: CHAINED, read on from what was KNOWN): raises :class:`ArchiveError`
+        naming the first session and field that differ, a row the chain never saw, or a
+        row removed. Writes nothing but what the next incremental verify reads on from."""
+        said: dict[int, dict[str, Any]] = dict(known[1]) if known else {}
+        upto = known[0] if known else 0
         for entry in chained:
+            upto = max(upto, entry["id"])
             try:
                 content = json.loads(entry["detail"]).get(SESSION_ROW)
             except (ValueError, AttributeError):
                 content = None
             if isinstance(content, dict) and content.get("id") == entry["session_id"]:
                 said[entry["session_id"]] = content
+        self._chained = (upto, dict(said))
         where = f"journal {self.path}"
+        seen, self._rows_seen = self._rows_seen, {}
         for row in table:
-            content = json.loads(canonical.dumps(_row_content(row)))
             known = said.pop(row["id"], None)
             if known is None:
                 raise ArchiveError(f"{where}: session {row['id']} is not in the hash chain "
                                    "(its row was added outside ftkit)", remedy)
+            key = (tuple(row), known)
+            before = seen.get(row["id"])
+            if before is not None and before[0] == key[0] and before[1] is known:
+                self._rows_seen[row["id"]] = key  # the same row, the same chained content
+                continue
+            content = json.loads(canonical.dumps(_row_content(row)))
             if content == known or _clean(content)[1] == known:  # as written, or as redacted
+                self._rows_seen[row["id"]] = key
                 continue
             for name in _ROW_FIELDS:
                 if content.get(name) != known.get(name):
@@ -1505,13 +1524,15 @@ class Journal:
 
 
 # each session's last entry that carries its row (SESSION_ROW): what the row must be
+_COVERS = f"""session_id IS NOT NULL AND kind IN ('info', 'state')
+      AND instr(detail, '"{SESSION_ROW}":') > 0"""
 _LAST_COVERING = f"""
-SELECT e.session_id, e.detail FROM entries AS e JOIN (
-    SELECT session_id, MAX(id) AS id FROM entries
-    WHERE session_id IS NOT NULL AND kind IN ('info', 'state')
-      AND instr(detail, '"{SESSION_ROW}":') > 0
+SELECT e.id, e.session_id, e.detail FROM entries AS e JOIN (
+    SELECT session_id, MAX(id) AS id FROM entries WHERE id > ? AND {_COVERS}
     GROUP BY session_id) AS last ON e.id = last.id
 """
+# the entries carrying a row after a given one, in order (an incremental verify)
+_COVERING = f"SELECT id, session_id, detail FROM entries WHERE id > ? AND {_COVERS} ORDER BY id"
 
 
 def _row_content(row: sqlite3.Row) -> dict[str, Any]:
