@@ -5,7 +5,11 @@ One journal file per target (``Journal.open("sim://lab")``). It holds
 - ``sessions``: one row per Active Upgrade session, with its current upgrade state,
   operational state (Ready / Busy / Broken, with the failing step and reason) and outcome;
   at most one session is unfinished at a time, across processes
-  (docs/DOMAIN.md#5-one-session-per-system);
+  (docs/DOMAIN.md#5-one-session-per-system). Each write of a row appends, in its
+  transaction, a chained entry carrying the row's whole content (``SESSION_ROW`` in its
+  detail), and :meth:`Journal.verify` recomputes the table from the chain, so an edit
+  made with sqlite3 is named (docs/DOMAIN.md#8-tampering-is-detected); the ``lease`` row
+  is for people and is not covered;
 - ``entries``: what happened, in order — intents and their outcomes, state moves,
   decisions, custom actions, messages — from the local log or the Upgrade side's remote
   activity log. Each entry carries the SHA-256 of its fields and of the previous entry's

@@ -146,13 +146,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="require every entry signed by this Ed25519 key (default: "
                         "$FTKIT_VERIFY_KEY); detects a chain recomputed after an edit")
     p.set_defaults(func=commands.cmd_reports_verify)
-    p = repc.add_parser("add", help="archive a notebook executed by plain papermill")
+    p = repc.add_parser("add", help="archive a notebook executed by plain papermill, once, "
+                                     "if its facts match the system's journal")
     p.add_argument("notebook", metavar="NOTEBOOK", help="the output notebook papermill wrote")
     p.add_argument("--runbook", metavar="NAME",
                    help="the runbook it ran (default: papermill's input notebook's name)")
     p.add_argument("-p", "--parameter", dest="param", nargs=2, action="append",
                    metavar=("NAME", "VALUE"),
-                   help="add or override a recorded parameter (repeat for more)")
+                   help="check that the run used this parameter value (repeat for "
+                        "more); never changes what is recorded: a differing value is "
+                        "refused")
     p.add_argument("--reports", metavar="DIR", help=REPORTS_HELP)
     p.set_defaults(func=commands.cmd_reports_add)
     return parser
