@@ -144,13 +144,18 @@ def _against(journal: Any, result: Mapping[str, Any], claim: Any, *, session_id:
                       f"{record.change_id or 'nothing'} (session {record.id})")
     handovers = [e.detail["handover"] for e in entries
                  if isinstance(e.detail, dict) and isinstance(e.detail.get("handover"), dict)]
-    operators = [record.operator, *(str(h.get("to", {}).get("operator", "")) for h in handovers)]
+    decisions = _decisions(entries)
+    # who the journal says drove the session: who began it, took it over, decided in it,
+    # or aborted it (the abort runbook may be run by anyone)
+    operators = list(dict.fromkeys(o for o in (
+        record.operator, *(str(h.get("to", {}).get("operator", "")) for h in handovers),
+        *(str(e.detail.get("who", "")) for e in entries
+          if e.kind in ("decision", "info") and isinstance(e.detail, dict)
+          and (e.kind == "decision" or e.detail.get("action") == "abort"))) if o))
     operator = str(claim("operator") or "")
     if operator and operator not in operators:
         raise _refuse(f"operator: the notebook says {operator}, the journal says "
-                      f"{' then '.join(o for o in operators if o) or 'nothing'} "
-                      f"(session {record.id})")
-    decisions = _decisions(entries)
+                      f"{', '.join(operators) or 'nothing'} (session {record.id})")
     accounts = {str(record.data.get("account") or ""),
                 *(str(h.get("account") or "") for h in handovers),
                 *(str(d.get("account") or "") for d in decisions)} - {""}

@@ -13,10 +13,14 @@ from typing import Any
 
 import nbformat
 import pytest
-from conftest import DECISIONS
+from conftest import CONFIG, DECISIONS, PACKAGES
+from drive import request
 
 from ftkit.archive import RESULT_MIME, read_ledger, result_from_notebook, verify_reports
 from ftkit.cli import main
+from ftkit.decisions import ParameterDecisions
+from ftkit.process import open_session
+from ftkit.sim.driver import create_system
 
 REPO = Path(__file__).resolve().parents[1]
 RUNBOOKS = REPO / "runbooks"
@@ -152,3 +156,31 @@ def test_parameters_given_to_add_never_override_what_ran(
     ran = json.loads(home.first.read_text(encoding="utf-8"))["metadata"]["papermill"]
     assert entry.parameters == json.loads(json.dumps(ran["parameters"]))
     assert entry.parameters["operator"] == entry.operator == "mallory"
+
+
+@pytest.mark.notebook
+def test_an_abort_by_another_operator_is_added_once(
+        capsys: pytest.CaptureFixture[str], ftkit_dirs: SimpleNamespace,
+        tmp_path: Path) -> None:
+    """bob split it; carol ran the abort runbook (anyone may): the journal names her, so
+    her notebook is archived, once, under her name; one claiming dave is refused."""
+    import papermill
+
+    system = f"sim://prov-{uuid.uuid4().hex[:8]}"
+    session = open_session(create_system(system), CONFIG, PACKAGES, change_id="CHG-A",
+                           operator="bob", reason="monthly")
+    request(session, "PrepareSplit")
+    session.advance(ParameterDecisions(DECISIONS, operator="bob"))  # split and its request
+    session.close()
+    out = tmp_path / "abort.ipynb"
+    papermill.execute_notebook(
+        str(RUNBOOKS / "abort.ipynb"), str(out), kernel_name="python3", cwd=str(RUNBOOKS),
+        progress_bar=False, log_output=False,
+        parameters={"system": system, "operator": "carol", "reason": "window closed"})
+    code, said = add(capsys, edited(out, tmp_path / "dave.ipynb", operator="dave"))
+    assert code == 2 and "operator: the notebook says dave, the journal says bob" in said
+    for _ in range(2):
+        code, said = add(capsys, out)
+        assert code == 0, said
+    [entry] = entries(ftkit_dirs)
+    assert (entry.operator, entry.change_id, entry.outcome) == ("carol", "CHG-A", "aborted")
