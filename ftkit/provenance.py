@@ -84,7 +84,8 @@ def check_given(given: Mapping[str, Any], *, ran: Mapping[str, Any],
 
 def cross_check_notebook(result: Mapping[str, Any], ran: Mapping[str, Any]) -> str:
     """Check what a notebook states (RESULT: its last result; RAN: its parameters) against
-    the journal of the system it names. Returns what was checked, in words ("" when the
+    the journal of the system it names (reason and packages too, where the result states
+    them). Returns what was checked, in words ("" when the
     notebook names no session and no change outcome to check). Read-only.
 
     Raises :class:`ArchiveError` naming the first fact that differs (session, change,
@@ -171,6 +172,11 @@ def _against(journal: Any, result: Mapping[str, Any], claim: Any, *, session_id:
             raise _refuse(f"outcome: the notebook says {outcome}, the journal says session "
                           f"{record.id} has not ended ({record.upgrade_state}, "
                           f"{record.operational_state})")
+    reason = result.get("reason")
+    if isinstance(reason, str) and reason and reason != record.reason:
+        raise _refuse(f"reason: the notebook says {reason}, the journal says "
+                      f"{record.reason or 'nothing'} (session {record.id})")
+    _packages(result.get("packages"), record)
     outage = result.get("outage_s")
     if isinstance(outage, int | float) and not isinstance(outage, bool):
         measured = journal_outage(entries)
@@ -187,6 +193,26 @@ def _against(journal: Any, result: Mapping[str, Any], claim: Any, *, session_id:
     _cited(entries, result, record.id)
     return (f"checked against session {record.id} of {journal.target}'s journal "
             f"(verified)")
+
+
+def _packages(said: Any, record: Any) -> None:
+    """Where the notebook's result lists packages (``name``, ``version``, and ``digest``
+    where given), they are the ones the session began with (its journaled data)."""
+    if not isinstance(said, list) or not all(isinstance(p, Mapping) for p in said):
+        return
+    journaled = [p for p in record.data.get("packages") or [] if isinstance(p, Mapping)]
+
+    def spelt(package: Mapping[str, Any], digest: bool) -> str:
+        text = f"{package.get('name')} {package.get('version')}"
+        return f"{text} ({package.get('digest')})" if digest else text
+
+    digest = all(p.get("digest") for p in said)
+    ours = sorted(spelt(p, digest) for p in said)
+    theirs = sorted(spelt(p, digest) for p in journaled)
+    if ours != theirs:
+        first = next((o for o in ours if o not in theirs), None) or "fewer packages"
+        raise _refuse(f"packages: the notebook says {first}, the journal says "
+                      f"{', '.join(theirs) or 'none'} (session {record.id})")
 
 
 def _decisions(entries: list[Any]) -> list[dict[str, Any]]:

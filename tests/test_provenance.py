@@ -123,9 +123,13 @@ def test_the_papermill_flow_run_twice_and_added_twice_makes_one_entry(
          "split: proceed by mallory"),
         ({"session": 7}, "session: the notebook says 7, the journal of"),
         ({"journal_entry": 1}, "journal entry: the notebook cites entry 1"),
+        ({"reason": "approved by CAB"},
+         "reason: the notebook says approved by CAB, the journal says monthly"),
+        ({"packages": [{"name": "orderdb", "version": "99"}]},
+         "packages: the notebook says orderdb 99, the journal says"),
     ],
     ids=["operator-outage", "outage", "outcome", "change", "account", "decisions", "session",
-         "cited-entry"],
+         "cited-entry", "reason", "packages"],
 )
 def test_an_edited_notebook_is_refused_naming_the_first_difference(
         facts: dict[str, Any], said: str, capsys: pytest.CaptureFixture[str],
