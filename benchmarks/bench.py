@@ -47,6 +47,7 @@ def main() -> int:
                   next((p for p in reversed(reports) if "active-upgrade" in p), None)]
         part("reports verify and HTML size", [str(HERE / "bench_archive.py"),
                                               *[p for p in wanted if p]])
+        part("journal verify, sessions under the chain", [str(HERE / "bench_journal.py")])
         part("engine per request", [str(HERE / "bench_process.py")])
         part("simulator: cold start, twin open, memory", [str(HERE / "bench_sim.py")])
     finally:
