@@ -7,6 +7,7 @@ Run from the repository root::
 In order: a runbook run as a whole process beside bare papermill (bench_run.py: ratios,
 peak memory, the kernel's slowest cells); ``reports verify`` at 1,000 and 10,000 entries,
 incremental, and the HTML sizes of the reports just made beside nbconvert's (bench_archive.py);
+a journal's full and incremental verify, sessions table included (bench_journal.py);
 the engine's cost per request (bench_process.py); cold start, twin open and memory of
 the simulator (bench_sim.py). A part that fails is reported and the rest still runs:
 this is a report, not a test, and it exits 0.
