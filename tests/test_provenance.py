@@ -188,3 +188,33 @@ def test_an_abort_by_another_operator_is_added_once(
         assert code == 0, said
     [entry] = entries(ftkit_dirs)
     assert (entry.operator, entry.change_id, entry.outcome) == ("carol", "CHG-A", "aborted")
+
+
+def hand_made(path: Path, **facts: Any) -> Path:
+    """An executed-looking notebook whose result states FACTS (no kernel)."""
+    from nbformat.v4 import new_code_cell, new_notebook, new_output
+
+    from ftkit.archive import RunResult
+
+    result = RunResult(facts.pop("outcome"), **facts)
+    nb = new_notebook(cells=[new_code_cell("1", execution_count=1, outputs=[
+        new_output("display_data", data=result._repr_mimebundle_())])])
+    nbformat.write(nb, str(path))
+    return path
+
+
+def test_a_session_end_nothing_here_can_vouch_for_is_refused_a_check_is_not(
+        capsys: pytest.CaptureFixture[str], ftkit_dirs: SimpleNamespace,
+        tmp_path: Path) -> None:
+    nowhere = f"sim://gone-{uuid.uuid4().hex[:8]}"
+    claimed = hand_made(tmp_path / "claimed.ipynb", outcome="committed", system=nowhere,
+                        change_id="CHG-Z", operator="eve", outage_s=1.0)
+    code, said = add(capsys, claimed)
+    assert code == 2, said
+    assert f"the notebook says {nowhere}, which cannot be opened here" in said \
+        or f"the notebook reports committed on {nowhere}, which has no journal here" in said
+    assert not (ftkit_dirs.reports / "ledger.jsonl").exists()
+    checked = hand_made(tmp_path / "checked.ipynb", outcome="checked", system=nowhere)
+    code, said = add(capsys, checked)
+    assert code == 0, said
+    assert [e.outcome for e in entries(ftkit_dirs)] == ["checked"]
