@@ -210,9 +210,12 @@ def test_a_session_end_nothing_here_can_vouch_for_is_refused_a_check_is_not(
     claimed = hand_made(tmp_path / "claimed.ipynb", outcome="committed", system=nowhere,
                         change_id="CHG-Z", operator="eve", outage_s=1.0)
     code, said = add(capsys, claimed)
-    assert code == 2, said
-    assert f"the notebook says {nowhere}, which cannot be opened here" in said \
-        or f"the notebook reports committed on {nowhere}, which has no journal here" in said
+    assert code == 2 and f"the notebook says {nowhere}, which cannot be opened here" in said
+    fresh = f"sim://fresh-{uuid.uuid4().hex[:8]}"
+    create_system(fresh).close()  # a system, but no run ever journaled on it
+    code, said = add(capsys, hand_made(tmp_path / "fresh.ipynb", outcome="aborted",
+                                       system=fresh, change_id="CHG-Z", operator="eve"))
+    assert code == 2 and f"reports aborted on {fresh}, which has no journal here" in said
     assert not (ftkit_dirs.reports / "ledger.jsonl").exists()
     checked = hand_made(tmp_path / "checked.ipynb", outcome="checked", system=nowhere)
     code, said = add(capsys, checked)
