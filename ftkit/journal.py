@@ -6,8 +6,8 @@ One journal file per target (``Journal.open("sim://lab")``). It holds
   operational state (Ready / Busy / Broken, with the failing step and reason) and outcome;
   at most one session is unfinished at a time, across processes
   (docs/DOMAIN.md#5-one-session-per-system). Each write of a row appends, in its
-  transaction, a chained entry carrying the row's whole content (``SESSION_ROW`` in its
-  detail), and :meth:`Journal.verify` recomputes the table from the chain, so an edit
+  transaction, a chained entry carrying the row (``SESSION_ROW`` in its detail: every field,
+  ``data`` as its SHA-256), and :meth:`Journal.verify` recomputes the table from the chain, so an edit
   made with sqlite3 is named (docs/DOMAIN.md#8-tampering-is-detected); the ``lease`` row
   is for people and is not covered;
 - ``entries``: what happened, in order — intents and their outcomes, state moves,
@@ -81,8 +81,10 @@ LOG_KINDS = ("info", "warning", "error", "action")  # what Journal.log() may wri
 SCHEMA_VERSION = 2  # 2: every sessions-row write is carried by a chained entry (below)
 #: the key, in a chained entry's detail, of the sessions row as that entry's write left it
 SESSION_ROW = "session_row"
+# a chained entry carries these fields of the row as they are, and ``data`` (the session's
+# configuration and packages, kilobytes) as the SHA-256 of its stored text, "data_sha256"
 _ROW_FIELDS = ("id", "target", "change_id", "operator", "reason", "started", "ended", "outcome",
-               "upgrade_state", "operational_state", "broken_step", "broken_reason", "data")
+               "upgrade_state", "operational_state", "broken_step", "broken_reason")
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (
@@ -1522,6 +1524,10 @@ class Journal:
                         f"{where}: session {row['id']}'s {name} is {content.get(name)!r} in "
                         f"the sessions table, the hash chain says {known.get(name)!r} (the "
                         "table was edited)", remedy)
+            if content.get("data_sha256") != known.get("data_sha256"):
+                raise ArchiveError(
+                    f"{where}: session {row['id']}'s data (configuration, packages, "
+                    "account) is not what the hash chain says (the table was edited)", remedy)
         if said:
             raise ArchiveError(f"{where}: session {min(said)} was removed from the sessions "
                                "table (the hash chain has it)", remedy)
@@ -1540,9 +1546,10 @@ _COVERING = f"SELECT id, session_id, detail FROM entries WHERE id > ? AND {_COVE
 
 
 def _row_content(row: sqlite3.Row) -> dict[str, Any]:
-    """A sessions ROW's every field (``data`` decoded), as a chained entry carries it."""
+    """A sessions ROW's every field (``data`` as the SHA-256 of its text), as a chained
+    entry carries it."""
     content = {name: row[name] for name in _ROW_FIELDS}
-    content["data"] = json.loads(content["data"])
+    content["data_sha256"] = canonical.sha256_hex(row["data"])
     return content
 
 

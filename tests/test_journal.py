@@ -589,7 +589,8 @@ def ended_and_open(journal: Journal) -> tuple[SessionRecord, SessionRecord]:
         ("UPDATE sessions SET operational_state = 'Ready', broken_step = NULL WHERE id = 2",
          "session 2's operational_state is 'Ready'"),
         ("UPDATE sessions SET data = '{\"account\":\"root\"}' WHERE id = 2",
-         "session 2's data is"),
+         "session 2's data (configuration, packages, account) is not what the hash chain "
+         "says"),
         ("DELETE FROM sessions WHERE id = 1", "session 1 was removed from the sessions table"),
         ("INSERT INTO sessions (target, change_id, operator, started, ended, outcome) VALUES "
          "('sim://lab', 'CHG-X', 'eve', 'x', 'y', 'committed')",
