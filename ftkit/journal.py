@@ -6,10 +6,11 @@ One journal file per target (``Journal.open("sim://lab")``). It holds
   operational state (Ready / Busy / Broken, with the failing step and reason) and outcome;
   at most one session is unfinished at a time, across processes
   (docs/DOMAIN.md#5-one-session-per-system). Each write of a row appends, in its
-  transaction, a chained entry carrying the row (``SESSION_ROW`` in its detail: every field,
-  ``data`` as its SHA-256), and :meth:`Journal.verify` recomputes the table from the chain, so an edit
-  made with sqlite3 is named (docs/DOMAIN.md#8-tampering-is-detected); the ``lease`` row
-  is for people and is not covered;
+  transaction, a chained entry carrying the row (``SESSION_ROW`` in its detail: every
+  field, ``data`` as its SHA-256), and :meth:`Journal.verify` recomputes the table from
+  the chain, so an edit made with sqlite3 is named
+  (docs/DOMAIN.md#8-tampering-is-detected); the ``lease`` row is for people and is not
+  covered;
 - ``entries``: what happened, in order — intents and their outcomes, state moves,
   decisions, custom actions, messages — from the local log or the Upgrade side's remote
   activity log. Each entry carries the SHA-256 of its fields and of the previous entry's

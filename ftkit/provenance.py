@@ -20,11 +20,16 @@ archived the notebook is not that, and belongs in the change ticket, not in the 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ftkit.errors import ArchiveError, FtkitError
 
-__all__ = ["FACTS", "check_given", "cross_check_notebook", "journal_outage", "ran_parameters"]
+if TYPE_CHECKING:
+    from ftkit.archive import LedgerEntry
+
+__all__ = ["FACTS", "archived_end", "check_given", "cross_check_notebook", "journal_outage",
+           "ran_parameters"]
 
 #: The run's facts a notebook's result states (archive_run takes them from the result,
 #: else from the parameters): ``-p`` may not change any of them.
@@ -250,3 +255,29 @@ def _cited(entries: list[Any], result: Mapping[str, Any], session_id: int) -> No
                  f"session {session_id} has no entry {cited_id}")
         raise _refuse(f"journal entry: the notebook cites entry {cited_id} "
                       f"({str(cited_hash)[:12]}…), the journal's {where}")
+
+
+def archived_end(reports: Path, system: str, change_id: str) -> LedgerEntry | None:
+    """The ledger entry under REPORTS of the end of CHANGE_ID's session on SYSTEM (the
+    entry citing that session's last journal entry), else None; read-only. What ``ftkit
+    run`` says instead of running a change that ran already."""
+    from ftkit.archive import _ledger_tail
+    from ftkit.drivers import connect
+    from ftkit.journal import Journal
+
+    try:
+        driver = connect(system)
+    except FtkitError:
+        return None
+    try:
+        journal = Journal.find(driver)
+    finally:
+        driver.close()
+    if journal is None:
+        return None
+    with journal:
+        ended = [s for s in journal.sessions() if s.change_id == change_id and s.ended]
+        if not ended:
+            return None
+        cited = journal.head_entry(ended[-1].id)["journal_hash"]
+    return _ledger_tail(Path(reports), str(cited), key="journal_hash")[1]

@@ -359,24 +359,37 @@ def cmd_run(args: argparse.Namespace) -> int:
     bad input is exit 2, archives nothing and changes nothing), and the system's controller
     lock is taken then: a run racing for the system is refused (exit 2) before a kernel
     starts, before anything is recorded."""
-    from ftkit.preflight import check_run
+    from ftkit.errors import RanAlreadyError
+    from ftkit.preflight import check_run, visible
+    from ftkit.provenance import archived_end
     from ftkit.runner import controlling, resolve_runbook, run_runbook
 
     params = _parameters(args.param)
+    reports = _reports(args)
     with contextlib.ExitStack() as hold:
         try:
             path = resolve_runbook(args.runbook)
         except FtkitError as err:
             raise BadInput(err.message, err.remedy) from None
-        check_run(path, params)  # parameters, files, decisions, system, session: exit 2
         try:
-            # the system's controller lock, held until the run ends (its kernel is handed
-            # it): a run racing for the system is refused here, before a kernel starts
-            hold.enter_context(controlling(path, params))
-        except FtkitError as err:
-            raise BadInput(err.message, err.remedy) from None
-        check_run(path, params)  # again under the lock: the session stands still now
-        reports = _reports(args)
+            check_run(path, params)  # parameters, files, decisions, system, session: exit 2
+            try:
+                # the system's controller lock, held until the run ends (its kernel is
+                # handed it): a run racing for the system is refused here, before a
+                # kernel starts
+                hold.enter_context(controlling(path, params))
+            except FtkitError as err:
+                raise BadInput(err.message, err.remedy) from None
+            check_run(path, params)  # again under the lock: the session stands still now
+        except RanAlreadyError as err:  # one entry per session end: say which, exit 0
+            entry = archived_end(reports, str(params.get("system", "")),
+                                 str(params.get("change_id", "")))
+            if entry is None:
+                raise
+            print(f"{visible(err.message)}; already archived as ledger entry seq "
+                  f"{entry.seq} ({visible(reports / (entry.html or entry.notebook or ''))}: "
+                  f"{visible(entry.outcome)}); nothing added")
+            return EXIT_OK
         entry = run_runbook(str(path), params, reports=reports, kernel_name=args.kernel,
                             progress=args.progress)
     print(render.entry_text(entry, reports, message=_result_message(reports, entry)))
