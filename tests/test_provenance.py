@@ -221,3 +221,28 @@ def test_a_session_end_nothing_here_can_vouch_for_is_refused_a_check_is_not(
     code, said = add(capsys, checked)
     assert code == 0, said
     assert [e.outcome for e in entries(ftkit_dirs)] == ["checked"]
+
+
+def test_a_notebook_is_not_added_against_a_journal_whose_sessions_table_was_edited(
+        capsys: pytest.CaptureFixture[str], ftkit_dirs: SimpleNamespace,
+        tmp_path: Path) -> None:
+    """The journal vouches only once it verifies, its sessions table included: mallory
+    made herself the operator with sqlite3, and her notebook agreeing with the edited
+    table is refused, naming the session and the field."""
+    import sqlite3
+
+    system = f"sim://prov-{uuid.uuid4().hex[:8]}"
+    session = open_session(create_system(system), CONFIG, PACKAGES, change_id="CHG-E",
+                           operator="alice", reason="monthly")
+    request(session, "PrepareSplit")
+    path, sid = session.journal.path, session.record.id
+    session.close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE sessions SET operator = 'mallory'")
+    notebook = hand_made(tmp_path / "mallory.ipynb", outcome="paused", system=system,
+                         change_id="CHG-E", operator="mallory", extra={"session": sid})
+    code, said = add(capsys, notebook)
+    assert code == 2, said
+    assert (f"session {sid}'s operator is 'mallory' in the sessions table, the hash chain "
+            "says 'alice'") in said
+    assert not (ftkit_dirs.reports / "ledger.jsonl").exists()
