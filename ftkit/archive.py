@@ -991,7 +991,8 @@ def archive_run(
         try:
             last, twin = _ledger_tail(reports, source)
             # one entry per session's end: another notebook citing the same journal entry
-            # (a rerun that only reports the finished session) reports the same run
+            # with the same outcome (a rerun that only reports the finished session) reports
+            # the same run (a status or check citing it is another record)
             session_twin = None if "journal_hash" not in anchor else _ledger_tail(
                 reports, anchor["journal_hash"], key="journal_hash")[1]
         except ArchiveError as err:
@@ -1000,7 +1001,7 @@ def archive_run(
             raise AlreadyArchived(
                 f"{executed} is already archived as ledger entry seq {twin.seq} "
                 f"({twin.notebook})", "nothing to do; `ftkit reports list` shows the archive")
-        if session_twin is not None:
+        if session_twin is not None and session_twin.outcome == facts["outcome"]:
             raise AlreadyArchived(
                 f"{executed} reports a run already archived as ledger entry seq "
                 f"{session_twin.seq} ({session_twin.notebook}: {session_twin.outcome}, the "

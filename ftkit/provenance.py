@@ -38,6 +38,8 @@ FACTS = ("system", "change_id", "operator", "account", "outcome", "outage_s", "s
 
 #: Outcomes that only a session's end reports: a notebook stating one cites a session.
 _ENDED = frozenset({"committed", "aborted"})
+#: Outcomes that state how a session ended.
+_END_OUTCOMES = frozenset({*_ENDED, "stopped"})
 _OUTAGE_TOLERANCE_S = 0.15  # both round to 0.1 s
 
 
@@ -148,6 +150,12 @@ def _against(journal: Any, result: Mapping[str, Any], claim: Any, *, session_id:
     if change_id and change_id != record.change_id:
         raise _refuse(f"change_id: the notebook says {change_id}, the journal says "
                       f"{record.change_id or 'nothing'} (session {record.id})")
+    # what the session was when the notebook's run reported it: up to the entry it cites
+    # (a pause reported before the session went on, an outage measured since, is not a lie)
+    _cited(entries, result, record.id)
+    cited = result.get("journal_entry")
+    if isinstance(cited, int) and not isinstance(cited, bool):
+        entries = [e for e in entries if e.id <= cited]
     handovers = [e.detail["handover"] for e in entries
                  if isinstance(e.detail, dict) and isinstance(e.detail.get("handover"), dict)]
     decisions = _decisions(entries)
@@ -169,11 +177,13 @@ def _against(journal: Any, result: Mapping[str, Any], claim: Any, *, session_id:
     if account and accounts and account not in accounts:
         raise _refuse(f"account: the notebook says {account}, the journal says "
                       f"{', '.join(sorted(accounts))} (session {record.id})")
-    if outcome:
-        if record.ended is not None and outcome != "failed" and outcome != record.outcome:
+    # only an end is compared: a check, a plan, a failure claim none, and a pause is what
+    # a session was before it went on (its cited entry, below, proves it was this one's)
+    if outcome in _END_OUTCOMES:
+        if record.ended is not None and outcome != record.outcome:
             raise _refuse(f"outcome: the notebook says {outcome}, the journal says "
                           f"{record.outcome} (session {record.id})")
-        if record.ended is None and outcome in _ENDED:
+        if record.ended is None:
             raise _refuse(f"outcome: the notebook says {outcome}, the journal says session "
                           f"{record.id} has not ended ({record.upgrade_state}, "
                           f"{record.operational_state})")
@@ -182,6 +192,9 @@ def _against(journal: Any, result: Mapping[str, Any], claim: Any, *, session_id:
         raise _refuse(f"reason: the notebook says {reason}, the journal says "
                       f"{record.reason or 'nothing'} (session {record.id})")
     _packages(result.get("packages"), record)
+    if outcome not in _END_OUTCOMES and not isinstance(cited, int):
+        return (f"checked against session {record.id} of {journal.target}'s journal "
+                "(verified; it cites no entry: its outage and decisions then are unknown)")
     outage = result.get("outage_s")
     if isinstance(outage, int | float) and not isinstance(outage, bool):
         measured = journal_outage(entries)
@@ -195,7 +208,6 @@ def _against(journal: Any, result: Mapping[str, Any], claim: Any, *, session_id:
         if said != journaled:
             raise _refuse(f"decisions: the notebook says {said or 'none'}, the journal says "
                           f"{journaled or 'none'} (session {record.id})")
-    _cited(entries, result, record.id)
     return (f"checked against session {record.id} of {journal.target}'s journal "
             f"(verified)")
 

@@ -47,13 +47,15 @@ def result(session: Session, *, mode: str) -> RunResult:
     if session.paused is not None and record is not None and not session.done:
         paused = session.paused
         how = " or ".join(DECISIONS[Question(paused.name)].answers)
+        session.journal.sync()  # what a record cites is durable first
         return RunResult(
             outcome="paused", system=session.target, change_id=record.change_id,
             operator=session.operator or record.operator, outage_s=facts(session)["outage_s"],
             message=f"session {record.id}{handed_over(session)} paused on purpose in "
                     f"{session.upgrade_state.value} ({paused.name}: {paused.answer}); to go "
                     f"on, run again with {paused.name}: {how}",
-            extra={"mode": mode, "session": record.id})
+            # the session's last entry as paused: what `reports add` checks it against
+            extra={"mode": mode, "session": record.id, **session.journal.head_entry(record.id)})
     if record is None:
         what = ("nothing to abort: no unfinished session" if mode == "abort"
                 else "no session")

@@ -246,3 +246,36 @@ def test_a_notebook_is_not_added_against_a_journal_whose_sessions_table_was_edit
     assert (f"session {sid}'s operator is 'mallory' in the sessions table, the hash chain "
             "says 'alice'") in said
     assert not (ftkit_dirs.reports / "ledger.jsonl").exists()
+
+
+@pytest.mark.notebook
+def test_a_pause_then_its_end_are_two_entries_whatever_order_they_are_added_in(
+        capsys: pytest.CaptureFixture[str], ftkit_dirs: SimpleNamespace,
+        tmp_path: Path) -> None:
+    """A paused run's notebook added after the session went on to commit is still what
+    happened then (two entries: the pause, the end); a check citing the same journal entry
+    as the end is another record, not the end again."""
+    import papermill
+
+    system = f"sim://prov-{uuid.uuid4().hex[:8]}"
+    outs = []
+    for name, decisions in (("paused", {"split": "proceed", "merge": "later"}),
+                            ("ended", DECISIONS)):
+        outs.append(tmp_path / f"{name}.ipynb")
+        papermill.execute_notebook(
+            str(RUNBOOKS / "active-upgrade.ipynb"), str(outs[-1]), kernel_name="python3",
+            cwd=str(RUNBOOKS), progress_bar=False, log_output=False,
+            parameters={"system": system, "mode": "auto", "decisions": decisions,
+                        "change_id": "CHG-L", "operator": "mallory", "reason": "monthly"})
+    paused, ended = outs
+    for notebook in (ended, paused):
+        code, said = add(capsys, notebook)
+        assert code == 0 and "already archived" not in said, said
+    end = result_from_notebook(nbformat.read(str(ended), as_version=4))
+    assert end is not None
+    check = hand_made(tmp_path / "check.ipynb", outcome="checked", system=system,
+                      extra={"session": end["session"], "journal_entry": end["journal_entry"],
+                             "journal_hash": end["journal_hash"]})
+    code, said = add(capsys, check)
+    assert code == 0 and "already archived" not in said, said
+    assert [e.outcome for e in entries(ftkit_dirs)] == ["committed", "paused", "checked"]
