@@ -7,6 +7,7 @@ Run from the repository root::
 In order: a runbook run as a whole process beside bare papermill (bench_run.py: ratios,
 peak memory, the kernel's slowest cells); ``reports verify`` at 1,000 and 10,000 entries,
 incremental, and the HTML sizes of the reports just made beside nbconvert's (bench_archive.py);
+a journal's full and incremental verify, sessions table included (bench_journal.py);
 the engine's cost per request (bench_process.py); cold start, twin open and memory of
 the simulator (bench_sim.py); a campaign of 20 systems beside 20 runs one after another, and
 how it grows to 100 (bench_campaign.py). A part that fails is reported and the rest still runs:
@@ -48,6 +49,7 @@ def main() -> int:
                   next((p for p in reversed(reports) if "active-upgrade" in p), None)]
         part("reports verify and HTML size", [str(HERE / "bench_archive.py"),
                                               *[p for p in wanted if p]])
+        part("journal verify, sessions under the chain", [str(HERE / "bench_journal.py")])
         part("engine per request", [str(HERE / "bench_process.py")])
         part("simulator: cold start, twin open, memory", [str(HERE / "bench_sim.py")])
         part("campaign on Dask vs one run after another", [str(HERE / "bench_campaign.py")])

@@ -68,6 +68,7 @@ from ftkit.redact import (
 __all__ = [
     "LEDGER",
     "RESULT_MIME",
+    "AlreadyArchived",
     "LedgerEntry",
     "Outcome",
     "RunResult",
@@ -86,6 +87,11 @@ ZERO_HASH = "0" * 64
 _REPORT_NAME = re.compile(r"^\d{8}T\d{6}Z-.+\.(ipynb|html|intoto\.jsonl)$")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+class AlreadyArchived(ArchiveError):
+    """The run is in the ledger already (the same notebook, an archived copy, or another
+    notebook reporting the same session's end): nothing to add, nothing was written."""
 
 
 class Outcome(StrEnum):
@@ -966,7 +972,7 @@ def archive_run(
     source = _sha256(raw)
     archived = nb.metadata.get("ftkit")
     if isinstance(archived, Mapping) and "seq" in archived:
-        raise ArchiveError(
+        raise AlreadyArchived(
             f"{executed} is already archived: it is the report of ledger entry seq "
             f"{archived.get('seq')} ({archived.get('runbook')}, {archived.get('started')})",
             "nothing to do; `ftkit reports list` shows the archive")
@@ -1044,12 +1050,23 @@ def archive_run(
         damaged: ArchiveError | None = None
         try:
             last, twin = _ledger_tail(reports, source)
+            # one entry per session's end: another notebook citing the same journal entry
+            # with the same outcome (a rerun that only reports the finished session) reports
+            # the same run (a status or check citing it is another record)
+            session_twin = None if "journal_hash" not in anchor else _ledger_tail(
+                reports, anchor["journal_hash"], key="journal_hash")[1]
         except ArchiveError as err:
-            last, twin, damaged = None, None, err
+            last, twin, session_twin, damaged = None, None, None, err
         if twin is not None:
-            raise ArchiveError(
+            raise AlreadyArchived(
                 f"{executed} is already archived as ledger entry seq {twin.seq} "
                 f"({twin.notebook})", "nothing to do; `ftkit reports list` shows the archive")
+        if session_twin is not None and session_twin.outcome == facts["outcome"]:
+            raise AlreadyArchived(
+                f"{executed} reports a run already archived as ledger entry seq "
+                f"{session_twin.seq} ({session_twin.notebook}: {session_twin.outcome}, the "
+                f"same journal entry {session_twin.journal_entry})",
+                "nothing to do; `ftkit reports list` shows the archive")
         seq = last.seq + 1 if last else 1
         nb.metadata["ftkit"] = {"seq": seq, **facts}
         papermill = nb.metadata.get("papermill")
@@ -1091,11 +1108,13 @@ def archive_run(
     return LedgerEntry.from_dict(entry)
 
 
-def _ledger_tail(reports: Path, source: str) -> tuple[LedgerEntry | None, LedgerEntry | None]:
-    """(the last entry, the entry of the notebook whose SHA-256 is SOURCE) of REPORTS'
-    ledger, from one read and two byte searches: what appending needs, in the same time
-    for ten entries as for a hundred thousand (lines are canonical, so each ``source``
-    is spelt one way). Read-only; :class:`ArchiveError` if either line is not an entry.
+def _ledger_tail(reports: Path, source: str, *, key: str = "source") -> tuple[
+        LedgerEntry | None, LedgerEntry | None]:
+    """(the last entry, the first entry whose KEY is SOURCE: by default the notebook whose
+    SHA-256 it is) of REPORTS' ledger, from one read and two byte searches: what appending
+    needs, in the same time for ten entries as for a hundred thousand (lines are
+    canonical, so each value is spelt one way). Read-only; :class:`ArchiveError` if
+    either line is not an entry.
     """
     path = reports / LEDGER
     if not path.exists():
@@ -1120,7 +1139,7 @@ def _ledger_tail(reports: Path, source: str) -> tuple[LedgerEntry | None, Ledger
 
     body = data.rstrip()
     last = entry_at(body.rfind(b"\n") + 1) if body else None
-    found = data.find(f'"source":"{source}"'.encode("ascii"))
+    found = data.find(f'"{key}":"{source}"'.encode("ascii"))
     return last, entry_at(found) if found >= 0 else None
 
 

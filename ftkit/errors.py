@@ -15,6 +15,7 @@ __all__ = [
     "FtkitError",
     "PackageError",
     "ParameterError",
+    "RanAlreadyError",
     "SessionBusyError",
     "StepFailedError",
     "TargetError",
@@ -64,6 +65,11 @@ class PackageError(FtkitError):
 class ParameterError(FtkitError):
     """A run's parameter, or what it names, is refused before anything runs
     (:mod:`ftkit.preflight`): nothing was changed."""
+
+
+class RanAlreadyError(ParameterError):
+    """The change a run names ran already (its session ended): nothing is run again; the
+    command line says which ledger entry holds it, where one does."""
 
 
 class FaultError(FtkitError):

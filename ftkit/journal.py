@@ -5,7 +5,12 @@ One journal file per target (``Journal.open("sim://lab")``). It holds
 - ``sessions``: one row per Active Upgrade session, with its current upgrade state,
   operational state (Ready / Busy / Broken, with the failing step and reason) and outcome;
   at most one session is unfinished at a time, across processes
-  (docs/DOMAIN.md#5-one-session-per-system);
+  (docs/DOMAIN.md#5-one-session-per-system). Each write of a row appends, in its
+  transaction, a chained entry carrying the row (``SESSION_ROW`` in its detail: every
+  field, ``data`` as its SHA-256), and :meth:`Journal.verify` recomputes the table from
+  the chain, so an edit made with sqlite3 is named
+  (docs/DOMAIN.md#8-tampering-is-detected); the ``lease`` row is for people and is not
+  covered;
 - ``entries``: what happened, in order — intents and their outcomes, state moves,
   decisions, custom actions, messages — from the local log or the Upgrade side's remote
   activity log. Each entry carries the SHA-256 of its fields and of the previous entry's
@@ -74,7 +79,13 @@ log_ = logging.getLogger(__name__)
 GENESIS = "0" * 64
 KINDS = ("intent", "outcome", "info", "warning", "error", "decision", "action", "state")
 LOG_KINDS = ("info", "warning", "error", "action")  # what Journal.log() may write
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: every sessions-row write is carried by a chained entry (below)
+#: the key, in a chained entry's detail, of the sessions row as that entry's write left it
+SESSION_ROW = "session_row"
+# a chained entry carries these fields of the row as they are, and ``data`` (the session's
+# configuration and packages, kilobytes) as the SHA-256 of its stored text, "data_sha256"
+_ROW_FIELDS = ("id", "target", "change_id", "operator", "reason", "started", "ended", "outcome",
+               "upgrade_state", "operational_state", "broken_step", "broken_reason")
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (
@@ -388,6 +399,11 @@ class Journal:
         self._lock = threading.RLock()
         self._listeners: list[Listener] = []
         self._verified: tuple[int, str] = (0, GENESIS)
+        # (entry id, {session id: its row as the chain says, up to that entry}): what an
+        # incremental verify reads on from, instead of every entry's detail again
+        self._chained: tuple[int, dict[int, dict[str, Any]]] | None = None
+        # rows found as the chain says: (the row, the chained content it was found equal to)
+        self._rows_seen: dict[int, tuple[tuple[Any, ...], dict[str, Any]]] = {}
         # (data_version, id, hash): the chain's last entry, verified or appended here, while
         # no other connection committed (PRAGMA data_version unchanged): check() reads nothing
         self._tip: tuple[int, int, str] | None = None
@@ -469,8 +485,27 @@ class Journal:
                     f"({SCHEMA_VERSION})",
                     "upgrade ftkit",
                 )
+            elif int(row["value"]) < 2:
+                self._cover_sessions(conn)
             stored = conn.execute("SELECT value FROM meta WHERE key = 'target'").fetchone()
         self.target = stored["value"]
+
+    def _cover_sessions(self, conn: sqlite3.Connection) -> None:
+        """Schema 1 → 2, inside the caller's transaction: each sessions row (written by an
+        older ftkit, outside the chain) entered in the chain once as it stands, by an
+        'info' entry carrying it (journaled: the chain says when its rows were covered)."""
+        for row in conn.execute("SELECT * FROM sessions ORDER BY id").fetchall():
+            self._append(conn, row["id"], "info",
+                         f"session {row['id']} entered in the hash chain as it stands "
+                         f"(journal schema {SCHEMA_VERSION})",
+                         detail={SESSION_ROW: _row_content(row), "migrated": True})
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (str(SCHEMA_VERSION),))
+
+    def _covered(self, conn: sqlite3.Connection, session_id: int) -> dict[str, Any]:
+        """SESSION_ID's sessions row as it stands in CONN's transaction, for the chained
+        entry of the write that left it so (:data:`SESSION_ROW`); read-only."""
+        row = conn.execute("SELECT * FROM sessions WHERE id = ?", (session_id,)).fetchone()
+        return _row_content(row)
 
     @contextmanager
     def _write(self, *, sync: bool = True) -> Iterator[sqlite3.Connection]:
@@ -885,6 +920,7 @@ class Journal:
                 "account": record.data.get("account", ""),
                 "reason": record.reason,
                 "target": record.target,
+                SESSION_ROW: self._covered(conn, session_id),
             },
         )
         return record, entry
@@ -1042,6 +1078,7 @@ class Journal:
             " broken_reason = :broken_reason WHERE id = :id",
             {**state, "id": session_id},
         )
+        row = self._covered(conn, session_id)
         default = f"{state['upgrade_state']} / {state['operational_state']}"
         if state["broken_step"]:
             default += f" at {state['broken_step']}"
@@ -1053,7 +1090,7 @@ class Journal:
             "state",
             message or default,
             step=broken_step or "",
-            detail=state,
+            detail={**state, SESSION_ROW: row},
             sim_time=sim_time,
         )
 
@@ -1082,7 +1119,8 @@ class Journal:
             session_id,
             "info",
             f"session {session_id} ended: {_text(outcome)}",
-            detail={"outcome": _text(outcome), "ended": now},
+            detail={"outcome": _text(outcome), "ended": now,
+                    SESSION_ROW: self._covered(conn, session_id)},
             sim_time=sim_time,
         )
 
@@ -1416,6 +1454,10 @@ class Journal:
                                 (start_id,)).fetchall()
             head = conn.execute("SELECT value FROM meta WHERE key = 'head'").fetchone()
             version = conn.execute("PRAGMA data_version").fetchone()[0]
+            table = conn.execute("SELECT * FROM sessions ORDER BY id").fetchall()
+            known = self._chained if start_id else None
+            chained = conn.execute(_COVERING if known else _LAST_COVERING,
+                                   (known[0] if known else 0,)).fetchall()
         prev_hash, prev_id = start_hash, (start_id or None)
         for row in rows:
             fields = dict(row)
@@ -1438,9 +1480,78 @@ class Journal:
                 "(the chain ends before its recorded head)",
                 remedy,
             )
+        self._check_sessions(table, chained, remedy, known=known)
         self._verified = (prev_id or 0, prev_hash)
         self._tip = (version, prev_id or 0, prev_hash)
         return len(rows)
+
+    def _check_sessions(self, table: list[sqlite3.Row], chained: list[sqlite3.Row],
+                        remedy: str, *,
+                        known: tuple[int, dict[int, dict[str, Any]]] | None) -> None:
+        """The sessions TABLE is what the chain says (each session's last entry carrying
+        its row: CHAINED, read on from what was KNOWN): raises :class:`ArchiveError`
+        naming the first session and field that differ, a row the chain never saw, or a
+        row removed. Writes nothing but what the next incremental verify reads on from."""
+        said: dict[int, dict[str, Any]] = dict(known[1]) if known else {}
+        upto = known[0] if known else 0
+        for entry in chained:
+            upto = max(upto, entry["id"])
+            try:
+                content = json.loads(entry["detail"]).get(SESSION_ROW)
+            except (ValueError, AttributeError):
+                content = None
+            if isinstance(content, dict) and content.get("id") == entry["session_id"]:
+                said[entry["session_id"]] = content
+        self._chained = (upto, dict(said))
+        where = f"journal {self.path}"
+        seen, self._rows_seen = self._rows_seen, {}
+        for row in table:
+            known = said.pop(row["id"], None)
+            if known is None:
+                raise ArchiveError(f"{where}: session {row['id']} is not in the hash chain "
+                                   "(its row was added outside ftkit)", remedy)
+            key = (tuple(row), known)
+            before = seen.get(row["id"])
+            if before is not None and before[0] == key[0] and before[1] is known:
+                self._rows_seen[row["id"]] = key  # the same row, the same chained content
+                continue
+            content = json.loads(canonical.dumps(_row_content(row)))
+            if content == known or _clean(content)[1] == known:  # as written, or as redacted
+                self._rows_seen[row["id"]] = key
+                continue
+            for name in _ROW_FIELDS:
+                if content.get(name) != known.get(name):
+                    raise ArchiveError(
+                        f"{where}: session {row['id']}'s {name} is {content.get(name)!r} in "
+                        f"the sessions table, the hash chain says {known.get(name)!r} (the "
+                        "table was edited)", remedy)
+            if content.get("data_sha256") != known.get("data_sha256"):
+                raise ArchiveError(
+                    f"{where}: session {row['id']}'s data (configuration, packages, "
+                    "account) is not what the hash chain says (the table was edited)", remedy)
+        if said:
+            raise ArchiveError(f"{where}: session {min(said)} was removed from the sessions "
+                               "table (the hash chain has it)", remedy)
+
+
+# each session's last entry that carries its row (SESSION_ROW): what the row must be
+_COVERS = f"""session_id IS NOT NULL AND kind IN ('info', 'state')
+      AND instr(detail, '"{SESSION_ROW}":') > 0"""
+_LAST_COVERING = f"""
+SELECT e.id, e.session_id, e.detail FROM entries AS e JOIN (
+    SELECT session_id, MAX(id) AS id FROM entries WHERE id > ? AND {_COVERS}
+    GROUP BY session_id) AS last ON e.id = last.id
+"""
+# the entries carrying a row after a given one, in order (an incremental verify)
+_COVERING = f"SELECT id, session_id, detail FROM entries WHERE id > ? AND {_COVERS} ORDER BY id"
+
+
+def _row_content(row: sqlite3.Row) -> dict[str, Any]:
+    """A sessions ROW's every field (``data`` as the SHA-256 of its text), as a chained
+    entry carries it."""
+    content = {name: row[name] for name in _ROW_FIELDS}
+    content["data_sha256"] = canonical.sha256_hex(row["data"])
+    return content
 
 
 def _check_notes(notes: list[Note]) -> None:

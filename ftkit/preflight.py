@@ -55,6 +55,7 @@ from ftkit.errors import (
     FtkitError,
     PackageError,
     ParameterError,
+    RanAlreadyError,
     TargetError,
 )
 
@@ -589,7 +590,7 @@ def _check_session(values: Mapping[str, Any], declared: Mapping[str, Any],
                 return  # the unfinished session goes on
         ended = [s for s in sessions if s.change_id == change_id and s.ended]
         if ended:  # a change runs once: its rerun would only archive a second record
-            raise ParameterError(
+            raise RanAlreadyError(
                 f"change {change_id} ran already on {target}: session {ended[-1].id} "
                 f"ended {ended[-1].outcome} at {ended[-1].ended}; nothing is run again",
                 "its record is in the archive (ftkit reports list); a new change needs a "

@@ -69,6 +69,7 @@ def result(session: Session, *, mode: str) -> RunResult:
         how = " or ".join(DECISIONS[Question(paused.name)].answers)
         known = facts(session)
         held = paused.answer not in DECISIONS[Question(paused.name)].pauses
+        session.journal.sync()  # what a record cites is durable first
         return RunResult(
             outcome="paused", system=session.target, change_id=record.change_id,
             operator=session.operator or record.operator, outage_s=known["outage_s"],
@@ -78,7 +79,9 @@ def result(session: Session, *, mode: str) -> RunResult:
                     f"{f': {paused.why}' if held else ''}); to go "
                     f"on, run again with {paused.name}: {how}"
                     f"{' (in a new window)' if held else ''}, or run the abort runbook",
-            extra={"mode": mode, "session": record.id, **_controls_extra(known)})
+            # the session's last entry as paused: what `reports add` checks it against
+            extra={"mode": mode, "session": record.id, **_controls_extra(known),
+                   **session.journal.head_entry(record.id)})
     if record is None:
         what = ("nothing to abort: no unfinished session" if mode == "abort"
                 else "no session")

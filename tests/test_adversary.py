@@ -157,6 +157,29 @@ def test_a_tampered_journal_is_not_resumed() -> None:
         open_session(driver, CONFIG, PACKAGES, change_id="CHG-T", operator="a", reason="r")
 
 
+def test_an_edited_sessions_table_is_not_resumed_as_another_operator() -> None:
+    """#18: the session's operator and change id edited with sqlite3 (no handover) are
+    found by open_session's verify, naming the session and the field; nothing runs."""
+    target = f"sim://tamper-{uuid.uuid4().hex[:8]}"
+    driver = create_system(target)
+    session = open_session(driver, CONFIG, PACKAGES, change_id="CHG-S", operator="alice",
+                           reason="r")
+    request(session, "PrepareSplit")
+    path, before = session.journal.path, len(session.journal.entries())
+    session.journal.close()
+    raw = sqlite3.connect(path)
+    raw.execute("UPDATE sessions SET operator = 'mallory', change_id = 'CHG-M'")
+    raw.commit()
+    raw.close()
+    with pytest.raises(ArchiveError, match=r"session 1's change_id is 'CHG-M' in the "
+                                           r"sessions table, the hash chain says 'CHG-S'"):
+        open_session(driver, CONFIG, PACKAGES, change_id="CHG-M", operator="mallory",
+                     reason="r")
+    raw = sqlite3.connect(path)
+    assert raw.execute("SELECT count(*) FROM entries").fetchone()[0] == before
+    raw.close()
+
+
 # --- the kill sweep ------------------------------------------------------------------------
 
 _VICTIM = textwrap.dedent("""

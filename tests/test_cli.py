@@ -473,15 +473,27 @@ def test_reports_add_archives_a_plain_papermill_run(capsys: pytest.CaptureFixtur
 
     output = tmp_path / "out.ipynb"
     papermill.execute_notebook(str(runbooks / "tiny.ipynb"), str(output),
-                               parameters={"change_id": "CHG-9"}, kernel_name="python3",
-                               progress_bar=False)
+                               parameters={"change_id": "CHG-9", "operator": "bob"},
+                               kernel_name="python3", progress_bar=False)
+    # -p never changes what ran (issue 18): another operator, or a parameter the run did
+    # not pass, is refused naming it, and nothing is archived
+    for given, said in ((["-p", "operator", "alice"], "the run used operator bob"),
+                        (["-p", "fail", "True"], "the run did not pass fail")):
+        code, _, err = run(capsys, "reports", "add", str(output), *given)
+        assert code == 2 and said in one_line_error(err)
+        assert not (ftkit_dirs.reports / "ledger.jsonl").exists()
     code, out, err = run(capsys, "reports", "add", str(output), "-p", "operator", "bob")
-    assert code == 0, err
+    assert code == 0, err  # what ran: a check, and it holds
     assert "outcome: checked" in out
     [entry] = json.loads(run(capsys, "reports", "list", "--json")[1])
     assert entry["runbook"] == "tiny" and entry["change_id"] == "CHG-9"
     assert entry["operator"] == "bob"
-    assert entry["parameters"]["change_id"] == "CHG-9"
+    assert entry["parameters"] == {"change_id": "CHG-9", "operator": "bob"}
+    # added again: one entry, and it says which
+    code, out, err = run(capsys, "reports", "add", str(output))
+    assert code == 0, err
+    assert "already archived as ledger entry seq 1" in out and "nothing added" in out
+    assert len(json.loads(run(capsys, "reports", "list", "--json")[1])) == 1
 
 
 def test_run_bad_input_exits_2_and_runs_nothing(capsys: pytest.CaptureFixture[str],

@@ -558,6 +558,119 @@ def test_verify_names_the_first_tampered_entry(
     one_line(info.value)
 
 
+# --- the sessions table under the chain (issue 18) ----------------------------------------
+
+
+def ended_and_open(journal: Journal) -> tuple[SessionRecord, SessionRecord]:
+    """A session that ended (committed) and an unfinished one, Broken at a step."""
+    first = start(journal)
+    journal.end_session(first.id, outcome="committed")
+    second = start(journal)
+    journal.set_state(second.id, upgrade_state="Split", operational_state="Broken",
+                      broken_step="Install", broken_reason="disk full")
+    return journal.session(first.id), journal.session(second.id)
+
+
+@pytest.mark.parametrize(
+    ("statement", "expected"),
+    [
+        ("UPDATE sessions SET operator = 'mallory' WHERE id = 2",
+         "session 2's operator is 'mallory' in the sessions table, the hash chain says "
+         "'alice'"),
+        ("UPDATE sessions SET change_id = 'CHG-99' WHERE id = 2", "session 2's change_id is"),
+        ("UPDATE sessions SET outcome = 'aborted' WHERE id = 1",
+         "session 1's outcome is 'aborted' in the sessions table, the hash chain says "
+         "'committed'"),
+        ("UPDATE sessions SET ended = 'x', outcome = 'aborted' WHERE id = 2; "
+         "UPDATE sessions SET ended = NULL, outcome = NULL WHERE id = 1",
+         "session 1's ended is None"),
+        ("UPDATE sessions SET ended = '2025-01-01T00:00:00.000000Z', outcome = 'committed' "
+         "WHERE id = 2", "session 2's ended is '2025-01-01T00:00:00.000000Z'"),
+        ("UPDATE sessions SET operational_state = 'Ready', broken_step = NULL WHERE id = 2",
+         "session 2's operational_state is 'Ready'"),
+        ("UPDATE sessions SET data = '{\"account\":\"root\"}' WHERE id = 2",
+         "session 2's data (configuration, packages, account) is not what the hash chain "
+         "says"),
+        ("DELETE FROM sessions WHERE id = 1", "session 1 was removed from the sessions table"),
+        ("INSERT INTO sessions (target, change_id, operator, started, ended, outcome) VALUES "
+         "('sim://lab', 'CHG-X', 'eve', 'x', 'y', 'committed')",
+         "session 3 is not in the hash chain"),
+    ],
+    ids=["operator", "change-id", "outcome", "reopened", "ended", "unbroken", "data",
+         "removed", "added"],
+)
+def test_an_edited_sessions_table_is_named_by_verify(
+    journal: Journal, statement: str, expected: str
+) -> None:
+    """The sessions table is recomputed from the chain: an edit made with sqlite3 (no
+    trigger stops it) is caught, naming the session and the field."""
+    ended_and_open(journal)
+    assert journal.verify() > 0
+    with raw(journal.path) as conn:
+        for sql in statement.split("; "):
+            conn.execute(sql)
+    with pytest.raises(ArchiveError, match=r"the table was edited|hash chain") as info:
+        journal.check()  # the check before a step, on the open journal: another writer
+    assert expected in str(info.value)
+    one_line(info.value)
+    with Journal(journal.path) as reopened, pytest.raises(ArchiveError) as again:
+        reopened.verify()
+    assert str(again.value) == str(info.value)
+
+
+def old_journal(path: Path) -> None:
+    """A journal as ftkit wrote it before sessions were chained (schema 1): a committed
+    session whose row no entry carries."""
+    from ftkit.journal import _SCHEMA, _entry_hash, _split_sql
+
+    with raw(path) as conn:
+        for statement in _split_sql(_SCHEMA):
+            conn.execute(statement)
+        conn.execute("INSERT INTO meta VALUES ('schema', '1'), ('target', 'sim://old')")
+        conn.execute("INSERT INTO sessions (target, change_id, operator, reason, started, "
+                     "ended, outcome, upgrade_state) VALUES ('sim://old', 'CHG-1', 'alice', "
+                     "'patch', '2024-01-01T00:00:00.000000Z', '2024-01-01T01:00:00.000000Z', "
+                     "'committed', 'Idle')")
+        fields = {"id": 1, "session_id": 1, "ts": "2024-01-01T01:00:00.000000Z",
+                  "sim_time": None, "log": "local", "kind": "info", "step": "",
+                  "message": "session 1 ended: committed",
+                  "detail": '{"ended":"2024-01-01T01:00:00.000000Z","outcome":"committed"}',
+                  "intent_id": None, "prev_hash": GENESIS}
+        fields["hash"] = _entry_hash(fields)
+        conn.execute("INSERT INTO entries VALUES (:id, :session_id, :ts, :sim_time, :log, "
+                     ":kind, :step, :message, :detail, :intent_id, :prev_hash, :hash)", fields)
+        conn.execute("INSERT INTO meta VALUES ('head', ?)", (fields["hash"],))
+
+
+def test_an_old_journal_is_migrated_once_and_then_covered(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    old_journal(path)
+    with Journal(path) as j:
+        assert j.verify() == 2  # its entry, and the one that entered its row in the chain
+        [migrated] = j.entries(kinds=["info"])[1:]
+        assert migrated.session_id == 1 and migrated.detail["migrated"] is True
+        assert migrated.message == "session 1 entered in the hash chain as it stands " \
+                                   "(journal schema 2)"
+        assert j.session(1).operator == "alice" and j.session(1).outcome == "committed"
+    with Journal(path) as again:  # once: the schema says it is done
+        assert again.verify() == 2
+    with raw(path) as conn:
+        assert conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()[0] == "2"
+        conn.execute("UPDATE sessions SET operator = 'mallory'")
+    with Journal(path) as edited, pytest.raises(ArchiveError, match="session 1's operator"):
+        edited.verify()
+
+
+def test_a_journal_newer_than_this_ftkit_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "new.db"
+    Journal(path).close()
+    with raw(path) as conn:
+        conn.execute("UPDATE meta SET value = '3' WHERE key = 'schema'")
+    with pytest.raises(FtkitError, match="schema 3, newer than this ftkit") as info:
+        Journal(path)
+    one_line(info.value)
+
+
 def test_timestamps_come_from_the_injected_clock(tmp_path: Path) -> None:
     ticks = iter(datetime(2025, 1, 1, tzinfo=UTC) + timedelta(seconds=s) for s in range(10))
     with Journal(tmp_path / "c.db", clock=lambda: next(ticks)) as j:

@@ -297,14 +297,17 @@ def test_four_ftkit_runs_of_one_new_system_make_one_session_and_one_outage(
     runs = [subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              text=True) for _ in range(4)]
     done = [(run.communicate(timeout=180), run.returncode) for run in runs]
-    assert sorted(code for _, code in done) == [0, 2, 2, 2], done
+    assert sorted(code for _, code in done)[0] == 0, done
+    assert {code for _, code in done} <= {0, 2}, done
     for (out, err), code in done:
-        if code == 2:
+        if code == 2:  # refused while the winner drove it, or before it was archived
             assert out == "" and len(err.strip().splitlines()) == 1, err
             assert "sim://smoke is driven by" in err or "ran already" in err, err
+        elif "ran already" in out:  # after the winner was archived: it says where
+            assert "already archived as ledger entry seq 1" in out, out
     monkeypatch.chdir(REPO)
-    assert main(argv[3:]) == 2  # a fifth, after them: refused before a kernel starts
-    assert "CHG-SMOKE ran already" in capsys.readouterr().err
+    assert main(argv[3:]) == 0  # a fifth, after them: nothing run, the entry named
+    assert "CHG-SMOKE ran already" in capsys.readouterr().out
     ledger = read_ledger(ftkit_dirs.reports)
     assert [e.outcome for e in ledger] == ["committed"]
     assert main(["status", "sim://smoke", "--json"]) == 0

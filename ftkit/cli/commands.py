@@ -391,25 +391,38 @@ def cmd_run(args: argparse.Namespace) -> int:
     bad input is exit 2, archives nothing and changes nothing), and the system's controller
     lock is taken then: a run racing for the system is refused (exit 2) before a kernel
     starts, before anything is recorded."""
-    from ftkit.preflight import check_run
+    from ftkit.errors import RanAlreadyError
+    from ftkit.preflight import check_run, visible
+    from ftkit.provenance import archived_end
     from ftkit.runner import controlling, resolve_runbook, run_runbook
 
     params = _parameters(args.param)
+    reports = _reports(args)
     with contextlib.ExitStack() as hold:
         hold.enter_context(_witnesses(args))
         try:
             path = resolve_runbook(args.runbook)
         except FtkitError as err:
             raise BadInput(err.message, err.remedy) from None
-        check_run(path, params)  # parameters, files, decisions, system, session: exit 2
         try:
-            # the system's controller lock, held until the run ends (its kernel is handed
-            # it): a run racing for the system is refused here, before a kernel starts
-            hold.enter_context(controlling(path, params))
-        except FtkitError as err:
-            raise BadInput(err.message, err.remedy) from None
-        check_run(path, params)  # again under the lock: the session stands still now
-        reports = _reports(args)
+            check_run(path, params)  # parameters, files, decisions, system, session: exit 2
+            try:
+                # the system's controller lock, held until the run ends (its kernel is
+                # handed it): a run racing for the system is refused here, before a
+                # kernel starts
+                hold.enter_context(controlling(path, params))
+            except FtkitError as err:
+                raise BadInput(err.message, err.remedy) from None
+            check_run(path, params)  # again under the lock: the session stands still now
+        except RanAlreadyError as err:  # one entry per session end: say which, exit 0
+            entry = archived_end(reports, str(params.get("system", "")),
+                                 str(params.get("change_id", "")))
+            if entry is None:
+                raise
+            print(f"{visible(err.message)}; already archived as ledger entry seq "
+                  f"{entry.seq} ({visible(reports / (entry.html or entry.notebook or ''))}: "
+                  f"{visible(entry.outcome)}); nothing added")
+            return EXIT_OK
         entry = run_runbook(str(path), params, reports=reports, kernel_name=args.kernel,
                             progress=args.progress)
     print(render.entry_text(entry, reports, message=_result_message(reports, entry)))
@@ -683,8 +696,9 @@ def cmd_reports_add(args: argparse.Namespace) -> int:
     if not notebook.is_file():
         raise BadInput(f"no notebook {notebook}", "give the output notebook papermill wrote")
     try:
-        meta = json.loads(notebook.read_text(encoding="utf-8")).get("metadata", {})
-    except (OSError, ValueError) as err:
+        nb = json.loads(notebook.read_text(encoding="utf-8"))
+        meta = nb.get("metadata", {})
+    except (OSError, ValueError, AttributeError) as err:
         raise BadInput(f"{notebook} is not a notebook ({err})",
                        "give the output notebook papermill wrote") from None
     pm = meta.get("papermill") if isinstance(meta, dict) else None
@@ -701,13 +715,22 @@ def cmd_reports_add(args: argparse.Namespace) -> int:
             return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
         return mtime
 
-    params = dict(pm.get("parameters") or {})
-    params.update(_parameters(args.param))
+    from ftkit import provenance
+    from ftkit.archive import AlreadyArchived, result_from_notebook
+    from ftkit.errors import ArchiveError
+
+    # what ran, never what the adder says: -p only checks; the facts must match the journal
+    params = provenance.ran_parameters(nb)
+    try:
+        result = result_from_notebook(nb) or {}
+        provenance.check_given(_parameters(args.param), ran=params, result=result)
+        provenance.cross_check_notebook(result, params)
+    except ArchiveError as err:
+        raise BadInput(err.message, err.remedy) from None
     runbook = args.runbook or (Path(str(pm["input_path"])).stem if pm.get("input_path")
                                else notebook.stem)
     error = "the notebook raised an exception (papermill)" if pm.get("exception") else None
     reports = _reports(args)
-    from ftkit.errors import ArchiveError
     from ftkit.runner import anchor
 
     try:
@@ -715,7 +738,12 @@ def cmd_reports_add(args: argparse.Namespace) -> int:
             entry = archive_run(notebook, runbook=runbook, parameters=params,
                                 started=when("start_time"), ended=when("end_time"),
                                 reports=reports, error=error)
-    except ArchiveError as err:  # archived already, never executed: bad input, nothing written
+    except AlreadyArchived as err:  # one entry per run: adding it again changes nothing
+        from ftkit.preflight import visible
+
+        print(f"{visible(err.message)}; nothing added")
+        return EXIT_OK
+    except ArchiveError as err:  # never executed: bad input, nothing written
         raise BadInput(err.message, err.remedy) from None
     anchor(entry, reports=reports)
     print(render.entry_text(entry, reports))

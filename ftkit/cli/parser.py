@@ -186,13 +186,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a folder checkpoints were published to ($FTKIT_WITNESS); repeat "
                         "for more; proves entries present whose journals are gone")
     p.set_defaults(func=commands.cmd_reports_verify)
-    p = repc.add_parser("add", help="archive a notebook executed by plain papermill")
+    p = repc.add_parser("add", help="archive a notebook executed by plain papermill, once, "
+                                     "if its facts match the system's journal")
     p.add_argument("notebook", metavar="NOTEBOOK", help="the output notebook papermill wrote")
     p.add_argument("--runbook", metavar="NAME",
                    help="the runbook it ran (default: papermill's input notebook's name)")
     p.add_argument("-p", "--parameter", dest="param", nargs=2, action="append",
                    metavar=("NAME", "VALUE"),
-                   help="add or override a recorded parameter (repeat for more)")
+                   help="check that the run used this parameter value (repeat for "
+                        "more); never changes what is recorded: a differing value is "
+                        "refused")
     p.add_argument("--reports", metavar="DIR", help=REPORTS_HELP)
     p.add_argument("--witness", metavar="PATH", action="append",
                    help="also publish the archive's checkpoint to this folder (added to "
