@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import stat
 import unicodedata
 from collections.abc import Callable, Mapping
@@ -304,6 +305,19 @@ def _moment(name: str, value: object) -> object:
     return value
 
 
+def _scheduler(name: str, value: object) -> object:
+    """A campaign's Dask scheduler: empty (a local cluster), or an address such as
+    ``tcp://HOST:8786`` (docs/CAMPAIGNS.md)."""
+    if value in ("", None):
+        return value
+    text = check_text(name, value, limit=MAX_TARGET, example="tcp://scheduler:8786")
+    if not re.fullmatch(r"(tcp|tls|ws|wss|ucx|inproc)://[^\s/]+", text):
+        raise ParameterError(f"{name} {visible(text)!r} is not a Dask scheduler address",
+                             f"write -p {name} tcp://HOST:8786, or leave it empty for a "
+                             "local cluster")
+    return value
+
+
 #: Every runbook parameter's check: ``(name, value) -> value``, raising ParameterError.
 PARAMETERS: dict[str, Callable[[str, Any], Any]] = {
     "system": _system,
@@ -320,6 +334,8 @@ PARAMETERS: dict[str, Callable[[str, Any], Any]] = {
     "handover": _flag,
     "window_start": lambda n, v: _moment(n, v),
     "window_end": lambda n, v: _moment(n, v),
+    "campaign": _file_name,
+    "scheduler": _scheduler,
 }
 
 

@@ -40,6 +40,7 @@ VALID: dict[str, Any] = {
     "mode": "auto", "decisions": DECISIONS, "soak_minutes": 0, "change_id": "CHG-PF",
     "operator": "alice", "reason": "monthly patches", "scenario": "demo", "time_scale": 0.0,
     "handover": False, "window_start": "", "window_end": "",
+    "campaign": str(REPO / "examples" / "campaign.toml"), "scheduler": "",
 }
 #: The parameters whose value is a name or text (any plain string is one of them).
 NAMES = ("operator", "change_id", "reason")
@@ -61,7 +62,7 @@ PATHS = st.sampled_from(["../../etc/passwd", "/etc/passwd", "FIFO", "/dev/zero",
                          "sim:///dev/zero", "host://FIFO", "host:///dev/zero", "host://DIR",
                          "sim://../escape", "sim://TWIN"])
 PATHISH = ("system", "config", "packages", "scenario", "mode", "decisions", "soak_minutes",
-           "time_scale", "handover")
+           "time_scale", "handover", "campaign")
 
 
 def hostile(name: str) -> st.SearchStrategy[Any]:
