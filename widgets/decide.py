@@ -390,10 +390,12 @@ class DecisionPanel(LiveHTML, w.VBox):
     :data:`ARM_S` after the panel is shown; an answer that starts the outage or passes the
     point of no return laid out last), each saying what it costs and runs, from
     the declared estimates (:meth:`ftkit.process.Session.costs`); the commit panel shows
-    the evidence (measured outage, soak, transactions lost) and marks Commit as the point
-    of no return. A click journals the decision (``source="widget"``) and sets
-    ``decision``; an empty operator or reason is refused with a message (gone once they
-    are typed) and nothing is recorded. While the session is Broken the panel shows
+    the evidence (measured outage, soak, probes, transactions lost) and the approvals Commit
+    needs (who gave them; while missing, who may and the command; read again on each
+    refresh and on a refused click), and marks Commit as the point of no return. A
+    click journals the decision (``source="widget"``) and sets ``decision``; an empty
+    operator or reason is refused with a message (gone once they are typed) and nothing is
+    recorded. While the session is Broken the panel shows
     Retry and Abort instead. ``on_decided`` callbacks run after a recorded click.
     """
 
@@ -407,7 +409,7 @@ class DecisionPanel(LiveHTML, w.VBox):
         self._settled = False
         self.question = w.HTML(f"<b>{esc(QUESTIONS[name])}</b>")
         self.state = w.HTML()
-        self.evidence = w.HTML(evidence_html(session) if DECISIONS[name].soak else "")
+        self.evidence = w.HTML()  # the commit decision's evidence and approvals
         self.operator = w.Text(value=session.operator, description="Operator",
                                placeholder="your name")
         self.reason = reason_field(session.reason if reason is None else reason)
@@ -498,6 +500,7 @@ class DecisionPanel(LiveHTML, w.VBox):
             self.state.value = status_html(self.session)
         except FtkitError as err:
             self.state.value = note_html(str(err), colour=RED)
+        self._show_evidence()
         broken = self.session.broken is not None
         decided = self.decision is not None
         recovered = self.recovery.last is not None
@@ -527,6 +530,16 @@ class DecisionPanel(LiveHTML, w.VBox):
             if self.session.done:
                 self.finish()
             return
+
+    def _show_evidence(self) -> None:
+        """The evidence and the approval state, read again (an approval is given from
+        another account's process, so the panel reads it when it refreshes or refuses)."""
+        if not DECISIONS[self.name].soak:
+            return
+        try:
+            self.evidence.value = evidence_html(self.session)
+        except FtkitError as err:
+            self.evidence.value = note_html(str(err), colour=RED)
 
     def _choose(self, answer: str) -> None:
         try:
@@ -561,6 +574,7 @@ class DecisionPanel(LiveHTML, w.VBox):
             if self.decision is None:
                 for button in self.buttons.values():
                     button.disabled = not self.armed
+                self._show_evidence()  # the approvals as they stand now
                 self.message.value = note_html(str(err), colour=RED, title="not recorded")
                 return
             self.message.value = failure_html(self.session, err)
