@@ -571,7 +571,8 @@ class DecisionPanel(LiveHTML, w.VBox):
             _bars_failed(self.session)
             self.error = err
             self.decision = self.session.decision(self.name)  # journaled if it stood
-            if self.decision is None:
+            if self.decision is None:  # refused, nothing recorded: the panel still asks
+                self.error = self.session.last_error = None  # a later click may carry on
                 for button in self.buttons.values():
                     button.disabled = not self.armed
                 self._show_evidence()  # the approvals as they stand now
