@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import ipywidgets as w
 from IPython.display import HTML, display
@@ -70,6 +70,7 @@ _REASON_LAYOUT = {"width": "min(100%, 640px)"}  # a reason is a sentence: room t
 #: the panel before it (the same spot, a second later) lands on a disabled button.
 ARM_S = 2.0
 REASON_PLACEHOLDER = "why you decide this"
+T = TypeVar("T")
 
 
 def reason_field(suggestion: str = "") -> w.Text:
@@ -112,6 +113,19 @@ def _arm_later(arm: Callable[[], None]) -> None:
         arm()
         return
     loop.call_later(ARM_S, arm)
+
+
+def _inside(output: w.Output, action: Callable[[], T]) -> T:
+    """ACTION's result, what it displays going to OUTPUT; its exception raised here. (An
+    ``Output`` used as a context manager in a kernel shows an exception as a traceback and
+    swallows it: a refusal would pass for a success.)"""
+    caught: list[Exception] = []
+    with output:
+        try:
+            return action()
+        except Exception as err:  # re-raised below, outside the Output
+            caught.append(err)
+    raise caught[0]
 
 
 def _who_why(operator: w.Text, reason: w.Text, what: str) -> tuple[str, str]:
@@ -237,8 +251,8 @@ class RecoveryPanel(LiveHTML, w.VBox):
                                      source="widget")
             self._set_busy(True)
             self.message.value = note_html(f"{action.capitalize()} running…", colour=YELLOW)
-            with self.output:
-                session.advance(Answered(decision), expect=Next(Kind.RECOVER, step))
+            _inside(self.output, lambda: session.advance(Answered(decision),
+                                                         expect=Next(Kind.RECOVER, step)))
         except Exception as err:  # FtkitError, or else: shown, never lost in the log console
             _bars_failed(session)
             self.message.value = failure_html(session, err)
@@ -285,8 +299,7 @@ class RecoveryPanel(LiveHTML, w.VBox):
     def _finish(self) -> None:
         session = self.session
         try:
-            with self.output:
-                session.carry_on()  # the Finish that is due after the abort
+            _inside(self.output, session.carry_on)  # the Finish due after the abort
         except FtkitError as err:
             _bars_failed(session)
             self.message.value = failure_html(session, err)
@@ -325,9 +338,9 @@ def carry_on(session: Session, output: w.Output, message: w.HTML) -> None:
     failure shows there with Retry and Abort. What a runbook re-run would do, from a
     button."""
     try:
-        with output:
-            for did in session.carry_on():
-                if did.did is Kind.SOAK:
+        for did in _inside(output, session.carry_on):
+            if did.did is Kind.SOAK:
+                with output:
                     display(HTML(note_html(f"Soaked {did.minutes:g} min on the upgraded "
                                            f"software: {did.served} transactions "
                                            "acknowledged meanwhile.", colour=GREEN)))
@@ -564,9 +577,8 @@ class DecisionPanel(LiveHTML, w.VBox):
                                        colour=YELLOW)
         self._answering = True  # the state moves under the click: judge it once, after
         try:  # one call into the engine: the answer is journaled with its request's intent
-            with self.output:
-                self.advanced = self.session.advance(Answered(decision),
-                                                     expect=Next(Kind.DECIDE, self.name))
+            self.advanced = _inside(self.output, lambda: self.session.advance(
+                Answered(decision), expect=Next(Kind.DECIDE, self.name)))
         except FtkitError as err:
             _bars_failed(self.session)
             self.error = err
