@@ -538,3 +538,24 @@ def test_check_says_how_many_approvals_commit_needs_and_which_probes_run(
     assert ("soak-probes: probe action(s) health and probe_url http://127.0.0.1:9/health "
             "(expects 2xx) every 15 s of the soak") in out
     assert "s3cret-pw" not in out and "t0k" not in out
+
+
+def test_if_healthy_aborts_when_the_outage_exceeded_the_budget(
+        tmp_path: Path, probe_script: Callable[[int], Path]) -> None:
+    """Every probe passed, but the merge's outage (45 s on the demo twin) exceeded
+    ``[window] max_outage_s``: if-healthy aborts, even where a breach is only recorded."""
+    system = target()
+    create_system(system, scenario="demo").close()
+    cfg = config(tmp_path, "probe_every_s = 20\n[window]\nmax_outage_s = 10\n"
+                           'on_outage_breach = "record"\n[[custom_actions]]\nname = "health"\n'
+                           f'kind = "probe"\npath = "{probe_script(0)}"\n')
+    session = open_session(system, cfg, PACKAGES, change_id="CHG-CC", operator="alice")
+    try:
+        outcome = session.run(ParameterDecisions({**ALL, "commit": "if-healthy"},
+                                                 operator="alice"), soak_minutes=1)
+    finally:
+        session.close()
+    assert outcome == "aborted"
+    (commit,) = [e.detail for e in journal_entries(system) if e.kind == "decision"
+                 and e.detail.get("name") == "commit"]
+    assert commit["answer"] == "abort" and "exceeded the budget of 10 s" in commit["why"]
