@@ -7,6 +7,7 @@ panel's buttons, values typed into its fields; the approval is given through
 
 from __future__ import annotations
 
+import asyncio
 import html
 import re
 import uuid
@@ -20,6 +21,7 @@ from drive import request
 import ftkit_widgets as fw
 from ftkit.approvals import approve
 from ftkit.decisions import ParameterDecisions
+from ftkit.errors import DecisionError
 from ftkit.model import UpgradeState
 from ftkit.process import Session, open_session
 from ftkit.sim.driver import SimDriver
@@ -114,3 +116,22 @@ def test_commit_panel_of_another_account_names_the_operator(
     shown = text(fw.DecisionPanel(soaked, "commit").evidence.value)
     assert "Any account but alice (the operator's) runs: ftkit approve" in shown
     assert "cannot approve" not in shown
+
+
+def test_a_waiting_commit_panel_shows_an_approval_given_meanwhile(
+        soaked: Session, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cell waits for the panel (``wait``); bob approves from his own process: the
+    panel reads the approvals again while it waits, without a click."""
+    from ftkit_widgets import decide
+
+    panel = fw.DecisionPanel(soaked, "commit")
+    assert "0 of 1 required" in text(panel.evidence.value)
+    monkeypatch.setenv("JUPYTERHUB_USER", "bob")
+    approve(soaked.target, change_id="CHG-P", by="Bob B")
+    monkeypatch.setenv("JUPYTERHUB_USER", "alice")
+    monkeypatch.setattr(decide, "EVIDENCE_S", 0.0)  # read again at once
+    with pytest.raises(DecisionError, match="no commit decision within"):
+        asyncio.run(panel.wait(timeout_s=0))  # nobody clicks: it gives up, nothing changed
+    shown = text(panel.evidence.value)
+    assert "approvals of Commit 1 of 1 required: Bob B (bob, " in shown
+    assert "Commit waits" not in shown and soaked.decision("commit") is None

@@ -69,6 +69,9 @@ _REASON_LAYOUT = {"width": "min(100%, 640px)"}  # a reason is a sentence: room t
 #: A new panel's answer buttons are armed this long after it is shown: a click meant for
 #: the panel before it (the same spot, a second later) lands on a disabled button.
 ARM_S = 2.0
+#: While a cell waits for the commit panel, its evidence and approvals are read again this
+#: often (an approval is given from another account's process), in seconds.
+EVIDENCE_S = 5.0
 REASON_PLACEHOLDER = "why you decide this"
 T = TypeVar("T")
 
@@ -405,11 +408,12 @@ class DecisionPanel(LiveHTML, w.VBox):
     the declared estimates (:meth:`ftkit.process.Session.costs`); the commit panel shows
     the evidence (measured outage, soak, probes, transactions lost) and the approvals Commit
     needs (who gave them; while missing, who may and the command; read again on each
-    refresh and on a refused click), and marks Commit as the point of no return. A
-    click journals the decision (``source="widget"``) and sets ``decision``; an empty
-    operator or reason is refused with a message (gone once they are typed) and nothing is
-    recorded. While the session is Broken the panel shows
-    Retry and Abort instead. ``on_decided`` callbacks run after a recorded click.
+    refresh, on a refused click and every :data:`EVIDENCE_S` while :meth:`wait` waits),
+    and marks Commit as the point of no return. A click journals the decision
+    (``source="widget"``) and sets ``decision``; an empty operator or reason is refused
+    with a message (gone once they are typed) and nothing is recorded. While the session
+    is Broken the panel shows Retry and Abort instead. ``on_decided`` callbacks run after a
+    recorded click.
     """
 
     def __init__(self, session: Session, name: str, *, reason: str | None = None) -> None:
@@ -610,7 +614,11 @@ class DecisionPanel(LiveHTML, w.VBox):
         :class:`DecisionError` says how to go on.
         """
         deadline = time.monotonic() + timeout_s
+        look = time.monotonic() + EVIDENCE_S
         while not self.done:
+            if time.monotonic() >= look and not (self._answering or self._settled):
+                self._show_evidence()  # an approval given meanwhile, from another account
+                look = time.monotonic() + EVIDENCE_S
             if time.monotonic() >= deadline:
                 for button in self.buttons.values():
                     button.disabled = True
