@@ -1,7 +1,8 @@
 """The commit panel in a real JupyterLab (issue 17): it shows the soak's evidence and the
 approval state; the operator's own account is told it cannot approve its change; Commit
 is refused until another account approves (``ftkit approve`` in a process of its own,
-``$JUPYTERHUB_USER=bob``), then the same panel commits."""
+``$JUPYTERHUB_USER=bob``), which the waiting panel shows without a click; then the same
+panel commits."""
 
 from __future__ import annotations
 
@@ -119,6 +120,9 @@ def test_commit_panel_shows_evidence_and_approvals_then_commits_once_approved(
     given = approve_as("bob", home)
     assert given.returncode == 0, given.stderr
 
+    # the waiting panel reads the approvals again: bob's shows without a click
+    expect(evidence).to_contain_text(re.compile(r"1 of 1 required: Bob B \(bob, "),
+                                     timeout=30_000)
     # the same panel, its fields as typed: Commit again
     commit.get_by_role("button").filter(has_text=answer_label("Commit")).last.click()
     wait_until_cells_done(panel, timeout=240)
