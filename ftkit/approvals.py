@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from ftkit.process import Session
 
 __all__ = ["DEFAULT_TIMEOUT_MIN", "POLL_S", "approve", "approvers", "command", "given",
-           "hold", "of_record", "refusal", "required", "wait"]
+           "hold", "of_record", "readiness_row", "refusal", "required", "state", "wait"]
 
 #: How long an auto run waits for an approval when the configuration says nothing.
 DEFAULT_TIMEOUT_MIN = 30.0
@@ -54,6 +54,22 @@ def _required(said: Any, target: str) -> int:
     if isinstance(said, int | float) and not isinstance(said, bool):
         return int(said)
     return 0 if target.startswith("sim://") else 1
+
+
+def readiness_row(config: Any, target: str) -> str:
+    """What the readiness check (``commit-approvals``) and the plan say of Commit's
+    approvals on TARGET under CONFIG (read-only): how many, from whom, how given, and
+    whether people are told (``notify``)."""
+    needed = required(config, target)
+    if needed <= 0:
+        why = ("[approvals] commit = 0" if getattr(config, "approvals_commit", None)
+               is not None else "the simulator's default")
+        return f"Commit needs no approval ({why})"
+    told = len(getattr(config, "notify", ()) or ())
+    return (f"Commit needs {needed} approval(s) from account(s) other than the operator's "
+            f"({command(target, 'CHG')}), before or at the commit decision; "
+            + (f"{told} notify URL(s) tell people when it waits" if told else
+               "no notify URL: tell the approvers yourself"))
 
 
 def command(target: str, change_id: str) -> str:
@@ -132,6 +148,24 @@ def of_record(entries: Iterable[Entry], record: SessionRecord) -> dict[str, Any]
     if not needed and not have:
         return None
     return {"required": needed, "given": have}
+
+
+def state(session: Session) -> dict[str, Any]:
+    """Where SESSION's Commit approvals stand, for the commit panel (read-only):
+    ``required`` (``[approvals] commit``), ``given`` (``by``, ``account``, ``when``,
+    ``reason`` of each that counts), ``operator`` (the account the session began with),
+    ``own`` (True when the account looking is the operator's: it cannot approve) and
+    ``command`` (what another account runs to approve)."""
+    record = session.record
+    needed = required(session.config, session.target)
+    operator = (_operator_account(record) if record is not None else "") or account()
+    have = [] if record is None else [
+        {"by": str(a.get("by", "")), "account": str(a.get("account", "")),
+         "when": str(a.get("when", "")), "reason": str(a.get("reason") or "")}
+        for a in given(session.entries(kinds=["info"]), record)]
+    return {"required": needed, "given": have, "operator": operator,
+            "own": account() == operator,
+            "command": command(session.target, record.change_id if record else "")}
 
 
 def refusal(session: Session) -> tuple[str, str] | None:

@@ -854,3 +854,21 @@ def _change_window(ctx: CheckContext, found: Findings) -> str:
     elif status == "warn":
         found.warn(detail, remedy)
     return detail
+
+
+@check("commit-approvals", "Approvals at Commit")
+def _commit_approvals(ctx: CheckContext, _found: Findings) -> str:
+    """How many approvals Commit needs (ftkit/approvals.py); the guard at Commit counts
+    them."""
+    from ftkit.approvals import readiness_row
+
+    return readiness_row(ctx.config, ctx.target)
+
+
+@check("soak-probes", "Soak probes")
+def _soak_probes(ctx: CheckContext, _found: Findings) -> str:
+    """Which probes the soak runs and how often (ftkit/probes.py); their files are the
+    custom-actions check's."""
+    from ftkit.probes import readiness_row
+
+    return readiness_row(ctx.config)

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from ftkit.process import Session
 
 __all__ = ["DEFAULT_EVERY_S", "OUTPUT_KEPT", "URL_TIMEOUT_S", "evidence", "healthy",
-           "probe_all", "soak", "summary"]
+           "probe_all", "readiness_row", "soak", "summary"]
 
 #: Seconds between two rounds of probes when the configuration says nothing.
 DEFAULT_EVERY_S = 60.0
@@ -38,6 +38,27 @@ _STEP = UpgradeState.MERGE.value  # the probes watch the merged system
 
 def _configured(config: UpgradeConfig) -> bool:
     return bool(getattr(config, "probes", ())) or bool(getattr(config, "probe_url", None))
+
+
+def readiness_row(config: UpgradeConfig) -> str:
+    """What the readiness check (``soak-probes``) and the plan say of the soak's probes
+    under CONFIG (read-only): which, how often; ``probe_url`` without its user, password
+    or query (they may hold credentials)."""
+    from urllib.parse import urlsplit
+
+    said = [f"probe action(s) {', '.join(a.name for a in config.probes)}"] \
+        if config.probes else []
+    url = getattr(config, "probe_url", None)
+    if url:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+        said.append(f"probe_url {parts.scheme}://{host}{port}{parts.path} (expects 2xx)")
+    if not said:
+        return ("no probe declared: the soak gathers no probe evidence (custom actions of "
+                'kind = "probe", or probe_url)')
+    every = float(getattr(config, "probe_every_s", None) or DEFAULT_EVERY_S)
+    return f"{' and '.join(said)} every {every:g} s of the soak"
 
 
 def soak(session: Session, seconds: float) -> None:
@@ -147,15 +168,9 @@ def evidence(session: Session) -> dict[str, Any]:
 
 
 def _budget(session: Session) -> float | None:
-    """``max_outage_s`` when the configuration has one (read defensively: the outage
-    budget is declared elsewhere)."""
-    value = getattr(session.config, "max_outage_s", None)
-    if value is None and session.record is not None:
-        value = (session.record.data.get("config") or {}).get("max_outage_s")
-    try:
-        return None if value is None else float(value)
-    except (TypeError, ValueError):
-        return None
+    """``[window] max_outage_s`` when the configuration has one (ftkit/window.py)."""
+    value = session.controls.max_outage_s
+    return None if value is None else float(value)
 
 
 def healthy(session: Session) -> tuple[str, str] | None:

@@ -512,3 +512,50 @@ def test_the_commit_panel_is_refused_until_another_account_approves(tmp_path: Pa
     assert refused == [{"decision": "commit", "answer": "commit", "who": "alice",
                         "account": refused[0]["account"], "why": "soak was clean",
                         "guard": "approvals"}]
+
+
+def test_check_says_how_many_approvals_commit_needs_and_which_probes_run(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`ftkit check` rows `commit-approvals` and `soak-probes` (the plan's readiness table
+    shows the same rows); a probe_url's credentials are never printed."""
+    system = target()
+    create_system(system, scenario="demo").close()
+    package = ["--package", str(PACKAGES[0])]
+    code, out, _err = cli(capsys, "check", system, "--config", str(CONFIG), *package)
+    assert code == 0
+    assert "commit-approvals: Commit needs no approval (the simulator's default)" in out
+    assert "soak-probes: no probe declared" in out
+    health = REPO / "examples" / "actions" / "health.sh"
+    cfg = config(tmp_path, 'probe_url = "http://ops:s3cret-pw@127.0.0.1:9/health?token=t0k"\n'
+                           'probe_every_s = 15\nnotify = ["json://127.0.0.1:9/hook"]\n'
+                           "[approvals]\ncommit = 2\n[[custom_actions]]\n"
+                           f'name = "health"\nkind = "probe"\npath = "{health}"\n')
+    code, out, _err = cli(capsys, "check", system, "--config", str(cfg), *package)
+    assert code == 0
+    assert ("commit-approvals: Commit needs 2 approval(s) from account(s) other than the "
+            f"operator's (ftkit approve {system} --change CHG --by YOUR-NAME") in out
+    assert "1 notify URL(s) tell people when it waits" in out
+    assert ("soak-probes: probe action(s) health and probe_url http://127.0.0.1:9/health "
+            "(expects 2xx) every 15 s of the soak") in out
+    assert "s3cret-pw" not in out and "t0k" not in out
+
+
+def test_if_healthy_aborts_when_the_outage_exceeded_the_budget(
+        tmp_path: Path, probe_script: Callable[[int], Path]) -> None:
+    """Every probe passed, but the merge's outage (45 s on the demo twin) exceeded
+    ``[window] max_outage_s``: if-healthy aborts, even where a breach is only recorded."""
+    system = target()
+    create_system(system, scenario="demo").close()
+    cfg = config(tmp_path, "probe_every_s = 20\n[window]\nmax_outage_s = 10\n"
+                           'on_outage_breach = "record"\n[[custom_actions]]\nname = "health"\n'
+                           f'kind = "probe"\npath = "{probe_script(0)}"\n')
+    session = open_session(system, cfg, PACKAGES, change_id="CHG-CC", operator="alice")
+    try:
+        outcome = session.run(ParameterDecisions({**ALL, "commit": "if-healthy"},
+                                                 operator="alice"), soak_minutes=1)
+    finally:
+        session.close()
+    assert outcome == "aborted"
+    (commit,) = [e.detail for e in journal_entries(system) if e.kind == "decision"
+                 and e.detail.get("name") == "commit"]
+    assert commit["answer"] == "abort" and "exceeded the budget of 10 s" in commit["why"]

@@ -54,6 +54,8 @@ READINESS_IDS = [
     "packages-supported",
     "packages-new",
     "change-window",
+    "commit-approvals",
+    "soak-probes",
 ]
 MERGE_IDS = ["upgrade-side", "packages-installed", "reboot-pending", "custom-actions"]
 

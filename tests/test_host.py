@@ -9,6 +9,7 @@ trees hold and what answers on the network.
 
 from __future__ import annotations
 
+import getpass
 import importlib.metadata
 import json
 import os
@@ -363,12 +364,25 @@ def test_abort_after_merge_retried_when_the_original_will_not_start(
 # --- the runbook ------------------------------------------------------------------------------
 
 
-def host_config(tmp_path: Path, driver: HostDriver) -> Path:
-    """The example configuration with this site's upgrade-side address."""
+def host_config(tmp_path: Path, driver: HostDriver, *, approvals: int = 0) -> Path:
+    """The example configuration with this site's upgrade-side address and front (what
+    ``probe_url`` probes), and APPROVALS at Commit (0: the run goes alone)."""
+    site = driver.site
     config = tmp_path / "config.toml"
-    config.write_text(f'include = ["{CONFIG}"]\n\n[network]\n'
-                      f'upgrade_ip = "{driver.site.upgrade_ip}"\n')
+    config.write_text(f'include = ["{CONFIG}"]\n'
+                      f'probe_url = "http://{site.production_host}:{site.production_port}'
+                      '/health"\n\n[network]\n'
+                      f'upgrade_ip = "{site.upgrade_ip}"\n\n[approvals]\ncommit = {approvals}\n')
     return config
+
+
+def approve(site: Path, account: str) -> subprocess.CompletedProcess[str]:
+    """``ftkit approve`` of change CHG-H1 run by ACCOUNT (``$JUPYTERHUB_USER``) in a
+    process of its own, as README's host block does."""
+    return subprocess.run([sys.executable, "-m", "ftkit", "approve", f"host://{site}",
+                           "--change", "CHG-H1", "--by", "Bob Ops", "--reason", "probes green"],
+                          env={**os.environ, "JUPYTERHUB_USER": account}, capture_output=True,
+                          text=True, timeout=120, check=False)
 
 
 def runbook_parameters(site: Path, config: Path, **more: Any) -> dict[str, Any]:
@@ -399,15 +413,41 @@ def run_upgrade(tmp_path: Path, parameters: dict[str, Any]) -> dict[str, Any]:
 @on_host
 @pytest.mark.notebook
 def test_runbook_upgrades_the_real_service(rig: tuple[Path, HostDriver], tmp_path: Path,
-                                           ftkit_dirs: Any) -> None:
+                                           ftkit_dirs: Any,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """The example as README's host block runs it: a change window, the soak probing the
+    service through its front (probe_url), Commit refused until another account approves
+    (the system stays merged meanwhile), then the same command again commits."""
+    from papermill.exceptions import PapermillExecutionError
+
+    from ftkit.journal import Journal
+
     site, driver = rig
+    monkeypatch.delenv("JUPYTERHUB_USER", raising=False)  # the operator: the OS account
+    parameters = runbook_parameters(site, host_config(tmp_path, driver, approvals=1))
     load = Load(site, rate=20)
     try:
         load.wait_for_acks(driver)
-        result = run_upgrade(tmp_path, runbook_parameters(site, host_config(tmp_path, driver)))
+        with pytest.raises(PapermillExecutionError):
+            run_upgrade(tmp_path, parameters)
+        with Journal.open(f"host://{site}") as journal:
+            (record,) = journal.sessions()
+            refused = [e.message for e in journal.entries(record.id, kinds=["warning"])
+                       if "not carried out" in e.message]
+        assert record.upgrade_state == "Merge" and not record.ended
+        assert refused and "Commit needs 1 approval(s)" in refused[-1]
+        assert health(driver)["version"] == "2.0.0"  # merged: the new side serves
+        own = approve(site, getpass.getuser())  # the operator's own account
+        assert own.returncode == 2 and "own account cannot approve" in own.stderr
+        given = approve(site, "bob")
+        assert given.returncode == 0, given.stderr
+        result = run_upgrade(tmp_path, parameters)
     finally:
         summary = load.stop()
     assert result["outcome"] == "committed" and result["lost_transactions"] == 0
+    assert result["session"] == record.id and result["approved_by"] == ["Bob Ops (bob)"]
+    evidence = result["evidence"]  # the probes ran against the real front, and passed
+    assert evidence["probes_passed"] >= 1 and evidence["probes_failed"] == 0
     (outage,) = result["outages"]
     assert 0 < outage < 5
     assert summary["failed"] == 0 and driver.lost_transactions() == 0

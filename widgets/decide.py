@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import ipywidgets as w
 from IPython.display import HTML, display
@@ -69,7 +69,11 @@ _REASON_LAYOUT = {"width": "min(100%, 640px)"}  # a reason is a sentence: room t
 #: A new panel's answer buttons are armed this long after it is shown: a click meant for
 #: the panel before it (the same spot, a second later) lands on a disabled button.
 ARM_S = 2.0
+#: While a cell waits for the commit panel, its evidence and approvals are read again this
+#: often (an approval is given from another account's process), in seconds.
+EVIDENCE_S = 5.0
 REASON_PLACEHOLDER = "why you decide this"
+T = TypeVar("T")
 
 
 def reason_field(suggestion: str = "") -> w.Text:
@@ -112,6 +116,19 @@ def _arm_later(arm: Callable[[], None]) -> None:
         arm()
         return
     loop.call_later(ARM_S, arm)
+
+
+def _inside(output: w.Output, action: Callable[[], T]) -> T:
+    """ACTION's result, what it displays going to OUTPUT; its exception raised here. (An
+    ``Output`` used as a context manager in a kernel shows an exception as a traceback and
+    swallows it: a refusal would pass for a success.)"""
+    caught: list[Exception] = []
+    with output:
+        try:
+            return action()
+        except Exception as err:  # re-raised below, outside the Output
+            caught.append(err)
+    raise caught[0]
 
 
 def _who_why(operator: w.Text, reason: w.Text, what: str) -> tuple[str, str]:
@@ -237,8 +254,8 @@ class RecoveryPanel(LiveHTML, w.VBox):
                                      source="widget")
             self._set_busy(True)
             self.message.value = note_html(f"{action.capitalize()} running…", colour=YELLOW)
-            with self.output:
-                session.advance(Answered(decision), expect=Next(Kind.RECOVER, step))
+            _inside(self.output, lambda: session.advance(Answered(decision),
+                                                         expect=Next(Kind.RECOVER, step)))
         except Exception as err:  # FtkitError, or else: shown, never lost in the log console
             _bars_failed(session)
             self.message.value = failure_html(session, err)
@@ -285,8 +302,7 @@ class RecoveryPanel(LiveHTML, w.VBox):
     def _finish(self) -> None:
         session = self.session
         try:
-            with self.output:
-                session.carry_on()  # the Finish that is due after the abort
+            _inside(self.output, session.carry_on)  # the Finish due after the abort
         except FtkitError as err:
             _bars_failed(session)
             self.message.value = failure_html(session, err)
@@ -325,9 +341,9 @@ def carry_on(session: Session, output: w.Output, message: w.HTML) -> None:
     failure shows there with Retry and Abort. What a runbook re-run would do, from a
     button."""
     try:
-        with output:
-            for did in session.carry_on():
-                if did.did is Kind.SOAK:
+        for did in _inside(output, session.carry_on):
+            if did.did is Kind.SOAK:
+                with output:
                     display(HTML(note_html(f"Soaked {did.minutes:g} min on the upgraded "
                                            f"software: {did.served} transactions "
                                            "acknowledged meanwhile.", colour=GREEN)))
@@ -390,11 +406,14 @@ class DecisionPanel(LiveHTML, w.VBox):
     :data:`ARM_S` after the panel is shown; an answer that starts the outage or passes the
     point of no return laid out last), each saying what it costs and runs, from
     the declared estimates (:meth:`ftkit.process.Session.costs`); the commit panel shows
-    the evidence (measured outage, soak, transactions lost) and marks Commit as the point
-    of no return. A click journals the decision (``source="widget"``) and sets
-    ``decision``; an empty operator or reason is refused with a message (gone once they
-    are typed) and nothing is recorded. While the session is Broken the panel shows
-    Retry and Abort instead. ``on_decided`` callbacks run after a recorded click.
+    the evidence (measured outage, soak, probes, transactions lost) and the approvals Commit
+    needs (who gave them; while missing, who may and the command; read again on each
+    refresh, on a refused click and every :data:`EVIDENCE_S` while :meth:`wait` waits),
+    and marks Commit as the point of no return. A click journals the decision
+    (``source="widget"``) and sets ``decision``; an empty operator or reason is refused
+    with a message (gone once they are typed) and nothing is recorded. While the session
+    is Broken the panel shows Retry and Abort instead. ``on_decided`` callbacks run after a
+    recorded click.
     """
 
     def __init__(self, session: Session, name: str, *, reason: str | None = None) -> None:
@@ -407,7 +426,7 @@ class DecisionPanel(LiveHTML, w.VBox):
         self._settled = False
         self.question = w.HTML(f"<b>{esc(QUESTIONS[name])}</b>")
         self.state = w.HTML()
-        self.evidence = w.HTML(evidence_html(session) if DECISIONS[name].soak else "")
+        self.evidence = w.HTML()  # the commit decision's evidence and approvals
         self.operator = w.Text(value=session.operator, description="Operator",
                                placeholder="your name")
         self.reason = reason_field(session.reason if reason is None else reason)
@@ -498,6 +517,7 @@ class DecisionPanel(LiveHTML, w.VBox):
             self.state.value = status_html(self.session)
         except FtkitError as err:
             self.state.value = note_html(str(err), colour=RED)
+        self._show_evidence()
         broken = self.session.broken is not None
         decided = self.decision is not None
         recovered = self.recovery.last is not None
@@ -528,6 +548,16 @@ class DecisionPanel(LiveHTML, w.VBox):
                 self.finish()
             return
 
+    def _show_evidence(self) -> None:
+        """The evidence and the approval state, read again (an approval is given from
+        another account's process, so the panel reads it when it refreshes or refuses)."""
+        if not DECISIONS[self.name].soak:
+            return
+        try:
+            self.evidence.value = evidence_html(self.session)
+        except FtkitError as err:
+            self.evidence.value = note_html(str(err), colour=RED)
+
     def _choose(self, answer: str) -> None:
         try:
             if self.decision is not None:
@@ -551,16 +581,17 @@ class DecisionPanel(LiveHTML, w.VBox):
                                        colour=YELLOW)
         self._answering = True  # the state moves under the click: judge it once, after
         try:  # one call into the engine: the answer is journaled with its request's intent
-            with self.output:
-                self.advanced = self.session.advance(Answered(decision),
-                                                     expect=Next(Kind.DECIDE, self.name))
+            self.advanced = _inside(self.output, lambda: self.session.advance(
+                Answered(decision), expect=Next(Kind.DECIDE, self.name)))
         except FtkitError as err:
             _bars_failed(self.session)
             self.error = err
             self.decision = self.session.decision(self.name)  # journaled if it stood
-            if self.decision is None:
+            if self.decision is None:  # refused, nothing recorded: the panel still asks
+                self.error = self.session.last_error = None  # a later click may carry on
                 for button in self.buttons.values():
                     button.disabled = not self.armed
+                self._show_evidence()  # the approvals as they stand now
                 self.message.value = note_html(str(err), colour=RED, title="not recorded")
                 return
             self.message.value = failure_html(self.session, err)
@@ -583,7 +614,11 @@ class DecisionPanel(LiveHTML, w.VBox):
         :class:`DecisionError` says how to go on.
         """
         deadline = time.monotonic() + timeout_s
+        look = time.monotonic() + EVIDENCE_S
         while not self.done:
+            if time.monotonic() >= look and not (self._answering or self._settled):
+                self._show_evidence()  # an approval given meanwhile, from another account
+                look = time.monotonic() + EVIDENCE_S
             if time.monotonic() >= deadline:
                 for button in self.buttons.values():
                     button.disabled = True

@@ -436,22 +436,55 @@ def resolved_html(failure: str, error: BaseException, how: str) -> str:
 
 
 def evidence_html(session: Session) -> str:
-    """What the commit decision rests on, measured (read-only): the merge's outage, the
-    soak, the transactions lost; and that Commit is the point of no return."""
+    """What the commit decision rests on, measured (read-only): the merge's outage (against
+    ``max_outage_s`` when set), the soak and the transactions served meanwhile, the soak's
+    probes (passed, failed, the last errors), the transactions lost
+    (:func:`ftkit.probes.evidence`); the approvals Commit needs and who gave them
+    (:func:`ftkit.approvals.state`), and, while some are missing, who may approve and the
+    command (the account looking, when it is the operator's, told it cannot); and that
+    Commit is the point of no return."""
+    from ftkit.approvals import state
+    from ftkit.probes import evidence
+
     facts = session.facts()
+    shown = evidence(session)
     outages = "; ".join(f"{s:.1f} s at {clock(t)}" for s, t in
                         zip(facts["outages_s"], facts["outage_at_s"], strict=True))
+    outages = outages or "none measured"
+    budget = shown.get("max_outage_s")
+    over = budget is not None and shown["outage_s"] > budget
+    if budget is not None:
+        outages += (f" (budget {budget:g} s: exceeded by {shown['outage_s'] - budget:.1f} s)"
+                    if over else f" (budget {budget:g} s: met)")
     minutes, served = session.soak_result()
     soak = (f"{minutes:g} min on the upgraded software, {served} transactions acknowledged"
             if minutes else "not soaked")
+    passed, failed = shown["probes_passed"], shown["probes_failed"]
     lost = facts["lost_transactions"]
-    rows = [("measured outage of the merge", outages or "none measured"),
-            ("soak", soak),
-            ("transactions lost", str(lost))]
+    rows = [("measured outage of the merge", outages, over),
+            ("soak", soak, False),
+            ("probes", f"{passed} passed, {failed} failed" if passed or failed else "none ran",
+             bool(failed))]
+    rows += [("probe error", mask_paths(error), True) for error in shown["errors"]]
+    rows.append(("transactions lost", str(lost), bool(lost)))
+    approvals = state(session)
+    needed, given = approvals["required"], approvals["given"]
+    names = ", ".join(f"{a['by']} ({a['account']}, {a['when']})" for a in given)
+    rows.append(("approvals of Commit",
+                 f"{len(given)} of {needed} required" + (f": {names}" if names else "")
+                 if needed or given else "none required", len(given) < needed))
     body = "".join(f"<tr><td style='color:{GREY};padding:1px 8px 1px 0'>{esc(k)}</td>"
-                   f"<td style='color:{RED if k == 'transactions lost' and lost else ''}'>"
-                   f"<b>{esc(v)}</b></td></tr>" for k, v in rows)
+                   f"<td style='color:{RED if bad else ''}'><b>{esc(v)}</b></td></tr>"
+                   for k, v, bad in rows)
+    notes = ""
+    if len(given) < needed:
+        who = (f"Your account ({esc(approvals['operator'])}) runs this change: it cannot "
+               "approve it; another account runs" if approvals["own"] else
+               f"Any account but {esc(approvals['operator'])} (the operator's) runs")
+        notes = (f"<div class='ftkit-approval' style='margin-top:4px;color:{YELLOW}'>"
+                 f"Commit waits for {needed - len(given)} more approval(s). {who}: "
+                 f"<code>{esc(approvals['command'])}</code></div>")
     return (f"<div class='ftkit-evidence' style='{_FONT}margin:4px 0'>"
-            f"<table style='border-collapse:collapse'>{body}</table>"
+            f"<table style='border-collapse:collapse'>{body}</table>{notes}"
             f"<div style='margin-top:4px;color:{RED}'><b>Commit is the point of no return</b>: "
             "once Commit has started, Abort is refused.</div></div>")
