@@ -75,7 +75,7 @@ KERNEL_START_TRIES = 3
 DONE_OUTCOMES = frozenset({"committed", "aborted", "checked", "planned"})
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _TOP = ("name", "change_id", "runbook", "concurrency", "max_failures", "waves",
-        "approve_between_waves", "approval_wait_min", "parameters", "systems")
+        "approve_between_waves", "approval_wait_min", "notify", "parameters", "systems")
 _FILE_PARAMETERS = ("config", "packages", "decisions")
 
 
@@ -106,6 +106,8 @@ class CampaignSpec:
     waves: tuple[tuple[Member, ...], ...]  # waves[0] is the canary
     approve_between_waves: bool
     approval_wait_s: float
+    #: apprise URLs told when a wave waits for an approval (a password only as ${VARIABLE})
+    notify: tuple[str, ...] = ()
 
     @property
     def members(self) -> list[Member]:
@@ -163,7 +165,21 @@ def load_campaign(path: str | os.PathLike[str]) -> CampaignSpec:
         waves=_waves(r, raw.get("waves", [1, len(members)]), members),
         approve_between_waves=bool(r.flag(raw, "approve_between_waves", "")),
         approval_wait_s=60 * (r.number(raw, "approval_wait_min", "", "approval_wait_min = 30",
-                                       low=-1, high=7 * 24 * 60, unit="minutes") or 0))
+                                       low=-1, high=7 * 24 * 60, unit="minutes") or 0),
+        notify=_notify_urls(r, raw))
+
+
+def _notify_urls(r: Reader, raw: Mapping[str, Any]) -> tuple[str, ...]:
+    """``notify = ["json://…"]``: apprise URLs, a password only by reference (as in an
+    upgrade configuration: :mod:`ftkit.config`)."""
+    urls = r.names(raw, "notify", "", 'notify = ["json://ops.example:8080/hook"]') or ()
+    for index, url in enumerate(urls):
+        creds = url.partition("://")[2].partition("/")[0].rpartition("@")[0]
+        secret = creds.partition(":")[2]
+        if "://" not in url or (secret and not re.fullmatch(r"\$\{[A-Za-z_]\w*\}", secret)):
+            r.fail(f"notify[{index}]", "not an apprise URL, or a password written in it",
+                   'write scheme://…, a password only as ${VARIABLE}')
+    return tuple(urls)
 
 
 def _files_beside(params: Mapping[str, Any], folder: Path) -> dict[str, Any]:
@@ -571,6 +587,7 @@ def _await_approval(spec: CampaignSpec, journal: Any, wave: int,
                     say: Callable[[str], None]) -> dict[int, dict]:
     """Wait up to ``approval_wait_s`` for WAVE's approval to be journaled (by ``ftkit
     campaign approve`` in another process); the approvals found (read-only)."""
+    _tell(spec, journal, wave)
     deadline = time.monotonic() + spec.approval_wait_s
     said = False
     while True:
@@ -582,6 +599,32 @@ def _await_approval(spec: CampaignSpec, journal: Any, wave: int,
                 f"{spec.path} --wave {wave} --by NAME")
             said = True
         time.sleep(1.0)
+
+
+def _tell(spec: CampaignSpec, journal: Any, wave: int) -> None:
+    """Tell ``spec.notify`` once that WAVE waits for an approval (which campaign, who may
+    answer, the command); journal that it was sent, or why not. Never raises."""
+    if not spec.notify:
+        return
+    key = f"wave {wave}"
+    for entry in journal.entries(kinds=["info", "warning"]):
+        detail = entry.detail if isinstance(entry.detail, dict) else {}
+        if detail.get("campaign") == "notified" and detail.get("about") == key:
+            return
+    from ftkit.notify import send
+
+    title = f"ftkit: campaign {spec.name} ({spec.change_id}) waits for the approval of {key}"
+    body = (f"Campaign: {spec.name}\nChange: {spec.change_id}\nWaiting for: the approval of "
+            f"{key} of {len(spec.waves) - 1} after the canary\nTo answer: ftkit campaign "
+            f"approve {spec.path} --wave {wave} --by NAME --reason WHY\n")
+    try:
+        error = send(spec.notify, title=title, body=body)
+    except Exception as err:  # a broken notifier never stops a campaign
+        error = f"{type(err).__name__}: {err}"[:300]
+    journal.log(None, "info" if error is None else "warning",
+                f"notified {len(spec.notify)} target(s): {title}" if error is None
+                else f"could not notify that {key} waits: {error}",
+                detail={"campaign": "notified", "about": key, "ok": error is None})
 
 
 def _record(spec: CampaignSpec, future: Any, journal: Any,

@@ -20,6 +20,7 @@ from types import SimpleNamespace
 import jsonschema
 import pytest
 from conftest import CONFIG, PACKAGES
+from test_change_controls import Receiver
 
 import ftkit
 from ftkit.archive import read_ledger
@@ -162,12 +163,17 @@ def test_a_campaign_upgrades_every_system_and_leaves_a_record_of_each_and_of_its
         monkeypatch: pytest.MonkeyPatch) -> None:
     """The README's command: one canary, then a wave of 2 (approved between), all
     committed; each system's record and the campaign's in the one ledger, which verifies."""
-    path = campaign_file(tmp_path, ["a", "b", "c"], waves="[1, 2]",
-                         extra="approve_between_waves = true\nconcurrency = 2")
-    spec = load_campaign(path)
-    assert main(["campaign", "run", str(path)]) == 3  # the canary ran; wave 1 waits
+    with Receiver() as hook:  # a pending approval is told (apprise's json://)
+        path = campaign_file(tmp_path, ["a", "b", "c"], waves="[1, 2]",
+                             extra="approve_between_waves = true\nconcurrency = 2\n"
+                                   f'notify = ["json://127.0.0.1:{hook.port}/hook"]')
+        spec = load_campaign(path)
+        assert main(["campaign", "run", str(path)]) == 3  # the canary ran; wave 1 waits
     out = capsys.readouterr().out
     assert "wave 1 waits for an approval: ftkit campaign approve" in out
+    (told,) = hook.received
+    assert "waits for the approval of wave 1" in told["title"]
+    assert f"ftkit campaign approve {spec.path} --wave 1" in told["message"]
     assert [sessions_of(m.target) for m in spec.members] == [["committed"], [], []]
     # at a terminal, the run asks for the approval it waits for, journals it and goes on
     answers = iter(["carol", "canary fine"])
