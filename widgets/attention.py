@@ -29,7 +29,7 @@ from ftkit.journal import Entry
 from ftkit.model import Request
 from ftkit.process import Session
 
-__all__ = ["alert", "attention_line", "lead_to", "progressed"]
+__all__ = ["alert", "attention_line", "kept", "lead_to", "progressed"]
 
 log = logging.getLogger(__name__)
 
@@ -158,9 +158,59 @@ function markDead(panel) {
   }, true);
 }
 
+const WIDGET_VIEW = "application/vnd.jupyter.widget-view+json";
+
+// the page is saved while this kernel is gone (a restart, a kernel that died): every live
+// display of this kernel is saved as the static rendering the kernel last handed over
+// (model "statics": widget model id -> HTML), so that the notebook reopens without
+// "Error displaying widget: model not found" (JupyterLab saves no state of a widget
+// whose kernel is gone). NOTEBOOK is JupyterLab's notebook model.
+function keepStatic(notebook, statics) {
+  const cells = notebook.cells;
+  for (let c = 0; c < cells.length; c++) {
+    const outputs = cells.get(c).outputs;
+    if (!outputs) continue;
+    for (let i = 0; i < outputs.length; i++) {
+      const data = outputs.get(i).data || {};
+      const view = data[WIDGET_VIEW];
+      const html = view && statics[view.model_id];
+      if (!html) continue;
+      outputs.set(i, { output_type: "display_data", metadata: {},
+        data: { "text/html": html, "text/plain": data["text/plain"] || "" } });
+    }
+  }
+}
+
+// JupyterLab's document context of the notebook this kernel runs (absent under Voilà):
+// once its kernel restarts, dies or is replaced, a save keeps static renderings
+function watchSaves(model) {
+  const context = model.widget_manager && model.widget_manager.context;
+  if (!context || !context.saveState || !context.sessionContext) return () => {};
+  let gone = false;
+  const onStatus = (_, status) => {
+    if (["restarting", "autorestarting", "dead"].includes(status)) gone = true;
+  };
+  const onKernel = () => { gone = true; };
+  const onSave = (_, state) => {
+    if (state !== "started" || !gone) return;
+    try { keepStatic(context.model, model.get("statics") || {}); }
+    catch (err) { console.error("ftkit: could not keep the static renderings", err); }
+  };
+  context.sessionContext.statusChanged.connect(onStatus);
+  context.sessionContext.kernelChanged.connect(onKernel);
+  context.saveState.connect(onSave);
+  return () => {
+    context.sessionContext.statusChanged.disconnect(onStatus);
+    context.sessionContext.kernelChanged.disconnect(onKernel);
+    context.saveState.disconnect(onSave);
+  };
+}
+
 export default {
   initialize({ model }) {
     addStyle();
+    let unwatch = () => {};
+    try { unwatch = watchSaves(model); } catch (err) { console.error(err); }
     let bar = null;
     let scroller = null;
     let pinned = null;  // the element a "@here" target resolved to
@@ -271,6 +321,7 @@ export default {
       again();
     }
     return () => {
+      unwatch();
       clearTimeout(timer);
       clearInterval(deathWatch);
       if (bar) bar.remove();
@@ -451,6 +502,24 @@ def progressed(label: str, done: float, total: float) -> None:
         log.exception("attention: could not show the progress")
 
 
+def kept(widget: Any) -> None:
+    """Hand the page WIDGET's current rendering for a stopped kernel
+    (:meth:`ftkit_widgets.views.LiveHTML.orphan_html`): should this kernel stop while the
+    widget is live (a restart, a kernel that died), a save of the notebook keeps that HTML
+    in the widget's place, and the notebook reopens without "model not found" (JupyterLab
+    keeps no widget state once the kernel is gone). Sent only when it changed. Does
+    nothing where nobody can click; never raises."""
+    try:
+        if not _frontend():
+            return
+        beacon = _beacon()
+        html = widget.orphan_html()
+        if beacon.statics.get(widget.model_id) != html:
+            beacon.statics = {**beacon.statics, widget.model_id: html}
+    except Exception:  # the page is a help: never let it stop the upgrade
+        log.exception("attention: could not keep a static rendering")
+
+
 def _beacon() -> Any:
     if _STATE["beacon"] is None:
         import anywidget
@@ -468,6 +537,9 @@ def _beacon() -> Any:
             anchor = t.Unicode("").tag(sync=True)  # the last panel led to: the line's notebook
             token = t.Unicode(_TOKEN).tag(sync=True)  # this kernel's panels' class names
             lead = t.Int(0).tag(sync=True)
+            # widget model id -> its static rendering, what the page saves in its place
+            # should this kernel stop (kept())
+            statics = t.Dict().tag(sync=True)
 
         _STATE["beacon"] = Beacon()
     return _STATE["beacon"]

@@ -148,6 +148,8 @@ class RecoveryPanel(LiveHTML, w.VBox):
     runbook's next cells carry on instead.
     """
 
+    asks = True
+
     def __init__(self, session: Session, *, operator: w.Text | None = None,
                  reason: w.Text | None = None, error: BaseException | None = None,
                  follow: bool = True) -> None:
@@ -210,6 +212,8 @@ class RecoveryPanel(LiveHTML, w.VBox):
             self.state.value = status_html(self.session)
         except FtkitError as err:
             self.state.value = note_html(str(err), colour=RED)
+        if self.display_id is not None and not self.finished:
+            self.keep()
 
     def _typed(self, _change: Any) -> None:
         """A refusal for a missing operator or reason goes once they are typed."""
@@ -397,6 +401,8 @@ class DecisionPanel(LiveHTML, w.VBox):
     Retry and Abort instead. ``on_decided`` callbacks run after a recorded click.
     """
 
+    asks = True
+
     def __init__(self, session: Session, name: str, *, reason: str | None = None) -> None:
         if name not in CHOICES:
             raise DecisionError(f"unknown decision {name!r}", f"use one of: {', '.join(CHOICES)}")
@@ -492,6 +498,11 @@ class DecisionPanel(LiveHTML, w.VBox):
     def refresh(self, *_: Any) -> None:
         """Show the choices, or Retry/Abort while Broken, or what was decided. The state is
         live until the panel is decided (or moot); then it is stamped with the time."""
+        self._refresh()
+        if self.display_id is not None and not self.finished:
+            self.keep()
+
+    def _refresh(self) -> None:
         if self._settled or self._answering:
             return
         try:

@@ -7,6 +7,7 @@ the status bar, the system picture and the outage.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -334,6 +335,40 @@ def test_operator_aborts_a_broken_install_and_finishes_from_the_panels(
     shot(page, tmp_path, "2-aborted-record-reopened.png")
 
 
+def wait_for_kernel(lab: JupyterLabServer, notebook: str, state: str,
+                    timeout: float = 120.0) -> None:
+    """Wait until NOTEBOOK's kernel reports STATE (a restart ends in "idle")."""
+    deadline = time.monotonic() + timeout
+    while (kernel := lab.kernel_for(notebook)) is None or \
+            kernel.get("execution_state") != state:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{notebook}'s kernel is not {state} after {timeout:g} s: "
+                                 f"{kernel}")
+        time.sleep(0.2)
+
+
+def wait_for_saved(lab: JupyterLabServer, notebook: str, text: str,
+                   timeout: float = 60.0) -> dict[str, Any]:
+    """The notebook as saved on disk, once it holds TEXT (the save has landed)."""
+    path = lab.root / notebook
+    deadline = time.monotonic() + timeout
+    while text not in (raw := path.read_text(encoding="utf-8")):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{notebook} was not saved with {text!r} in {timeout:g} s")
+        time.sleep(0.2)
+    return json.loads(raw)
+
+
+def missing_widget_models(notebook: dict[str, Any]) -> list[str]:
+    """The widget views of NOTEBOOK's outputs whose model state it does not keep: each
+    would reopen as "Error displaying widget: model not found"."""
+    kept = notebook.get("metadata", {}).get("widgets", {}).get(
+        "application/vnd.jupyter.widget-state+json", {}).get("state", {})
+    return [view["model_id"] for cell in notebook["cells"] for out in cell.get("outputs", [])
+            if (view := out.get("data", {}).get("application/vnd.jupyter.widget-view+json"))
+            and view["model_id"] not in kept]
+
+
 SHOTS = Path(os.environ.get("FTKIT_SHOTS", "")) if os.environ.get("FTKIT_SHOTS") else None
 
 
@@ -396,11 +431,13 @@ def test_a_repeated_click_after_split_proceed_does_not_merge(
 def test_after_a_kernel_restart_the_panels_say_so_and_run_all_resumes_with_evidence(
         jupyterlab_factory, page: Page, tmp_path: Path, home: Path) -> None:
     """The kernel behind the merge panel is restarted: the panel and the sticky line say
-    that its kernel stopped, a click on it explains; Run All resumes where the journal
+    that its kernel stopped, a click on it explains; saved then and reopened, the notebook
+    shows every display of the stopped kernel as its static rendering (no "model not
+    found"), the merge panel saying its kernel stopped; Run All resumes where the journal
     stands and shows the steps done before, with their evidence, then commits."""
     from playwright.sync_api import expect
 
-    _, panel = run_upgrade_runbook(jupyterlab_factory, page, home)
+    lab, panel = run_upgrade_runbook(jupyterlab_factory, page, home)
     decide(panel, "Proceed", "browser test: split")
     wait_for_output_text(panel, QUESTION_MERGE, timeout=120)
     line = panel.locator(".ftkit-attention-bar")
@@ -419,6 +456,22 @@ def test_after_a_kernel_restart_the_panels_say_so_and_run_all_resumes_with_evide
     merge.get_by_role("button").filter(has_text=answer_label("Proceed")).click(force=True)
     expect(note).to_contain_text("a click here does nothing")
     shot(page, tmp_path, "4-kernel-restarted-panel.png")
+
+    # saved now and reopened: what the stopped kernel showed is kept as static renderings
+    wait_for_kernel(lab, "runbooks/active-upgrade.ipynb", "idle")  # restarted
+    page.keyboard.press("Control+s")
+    saved = wait_for_saved(lab, "runbooks/active-upgrade.ipynb", "kernel stopped")
+    assert missing_widget_models(saved) == []
+    lab.delete_all_sessions()
+    panel = open_notebook(page, lab, "runbooks/active-upgrade.ipynb")
+    line = panel.locator(".ftkit-attention-bar")
+    wait_for_output_text(panel, QUESTION_MERGE, timeout=60)
+    page.wait_for_timeout(2500)  # the widget manager gives a missing model 2 s to appear
+    reopened = output_areas(panel).all_inner_texts()
+    assert not [t for t in reopened if "model not found" in t]
+    assert any(stopped.lower() in t.lower() and QUESTION_MERGE in t for t in reopened)
+    assert any("upgrade state" in t.lower() for t in reopened)  # the status bar, static
+    shot(page, tmp_path, "4-restarted-saved-reopened.png")
 
     run_all(page)
     wait_for_output_text(panel, "split: proceed — decided earlier by alice", timeout=120)
