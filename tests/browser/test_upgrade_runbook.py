@@ -12,7 +12,7 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +43,7 @@ ROOT = Path(__file__).resolve().parents[2]
 REASON = 'input[placeholder^="why you decide this"]'
 QUESTION_MERGE = "Merge: restart the applications"
 QUESTION_COMMIT = "Commit the upgrade"
+RUNBOOK = "runbooks/active-upgrade.ipynb"
 
 
 def decision_panel(panel: Locator) -> Locator:
@@ -347,16 +348,22 @@ def wait_for_kernel(lab: JupyterLabServer, notebook: str, state: str,
         time.sleep(0.2)
 
 
-def wait_for_saved(lab: JupyterLabServer, notebook: str, text: str,
-                   timeout: float = 60.0) -> dict[str, Any]:
-    """The notebook as saved on disk, once it holds TEXT (the save has landed)."""
+def wait_for_saved(lab: JupyterLabServer, notebook: str,
+                   saved: Callable[[dict[str, Any]], bool], timeout: float = 60.0) -> None:
+    """Wait until NOTEBOOK as saved on disk is SAVED (the save has landed, as expected)."""
     path = lab.root / notebook
     deadline = time.monotonic() + timeout
-    while text not in (raw := path.read_text(encoding="utf-8")):
+    while not saved(content := json.loads(path.read_text(encoding="utf-8"))):
         if time.monotonic() > deadline:
-            raise AssertionError(f"{notebook} was not saved with {text!r} in {timeout:g} s")
+            raise AssertionError(f"{notebook} was not saved as expected in {timeout:g} s; "
+                                 f"missing widget models: {missing_widget_models(content)}")
         time.sleep(0.2)
-    return json.loads(raw)
+
+
+def outputs_html(notebook: dict[str, Any]) -> str:
+    """The text/html of NOTEBOOK's outputs, joined (not its metadata)."""
+    return "\n".join("".join(out.get("data", {}).get("text/html", ""))
+                     for cell in notebook["cells"] for out in cell.get("outputs", []))
 
 
 def missing_widget_models(notebook: dict[str, Any]) -> list[str]:
@@ -443,6 +450,11 @@ def test_after_a_kernel_restart_the_panels_say_so_and_run_all_resumes_with_evide
     line = panel.locator(".ftkit-attention-bar")
     expect(line).to_contain_text("Waiting for: the merge decision", timeout=30_000)
     merge = decision_panel(panel)
+    # saved mid-run (a run abandoned here): the widgets' state is saved with it (the
+    # toolbar's Save: the focused Reason field keeps Ctrl+S from JupyterLab)
+    panel.locator('.jp-Toolbar [data-command="docmanager:save"]').click()
+    wait_for_saved(lab, RUNBOOK, lambda nb: bool(nb["metadata"].get("widgets"))
+                   and not missing_widget_models(nb))
     # the operator restarts the kernel: Kernel → Restart Kernel…, then Restart
     page.locator(".lm-MenuBar-item", has_text=re.compile(r"^Kernel$")).click()
     page.locator(".lm-Menu:visible .lm-Menu-item", has=page.locator(
@@ -458,10 +470,10 @@ def test_after_a_kernel_restart_the_panels_say_so_and_run_all_resumes_with_evide
     shot(page, tmp_path, "4-kernel-restarted-panel.png")
 
     # saved now and reopened: what the stopped kernel showed is kept as static renderings
-    wait_for_kernel(lab, "runbooks/active-upgrade.ipynb", "idle")  # restarted
-    page.keyboard.press("Control+s")
-    saved = wait_for_saved(lab, "runbooks/active-upgrade.ipynb", "kernel stopped")
-    assert missing_widget_models(saved) == []
+    wait_for_kernel(lab, RUNBOOK, "idle")  # restarted
+    panel.locator('.jp-Toolbar [data-command="docmanager:save"]').click()
+    wait_for_saved(lab, RUNBOOK, lambda nb: not missing_widget_models(nb)
+                   and stopped.lower() in outputs_html(nb).lower())
     lab.delete_all_sessions()
     panel = open_notebook(page, lab, "runbooks/active-upgrade.ipynb")
     line = panel.locator(".ftkit-attention-bar")
