@@ -83,7 +83,10 @@ def test_decision_panel_click_journals_who_why_and_source(session: Session) -> N
     assert panel.decision is not None and panel.decision.answer == "proceed"
     assert panel.done
     assert all(b.disabled for b in panel.buttons.values())
-    assert "recorded for alice" in text(panel.message.value)
+    said = text(panel.message.value)
+    assert "Decided proceed by alice (change window open), journaled; ExecuteSplit done" \
+        in said  # said once, in one place
+    assert text(panel.html()).count("proceed by alice") == 1
     (entry,) = decisions_in_journal(session)
     assert entry["name"] == "split" and entry["answer"] == "proceed"
     assert entry["who"] == "alice" and entry["why"] == "change window open"
@@ -746,7 +749,8 @@ def test_a_decided_panel_stays_live_until_the_run_ends_then_is_static(
     fw.result(session, mode="interactive", system=session.target)
     [last] = updates
     assert panel.finished and set(last) == {"text/plain", "text/html"}
-    assert "Decided : stop by alice" in text(last["text/html"])
+    assert text(last["text/html"]).count("stop by alice") == 1  # "Decided", once
+    assert "Decided stop by alice" in text(last["text/html"])
 
 
 def test_a_live_run_in_a_kernel_leaves_a_notebook_that_reads_without_its_widgets(

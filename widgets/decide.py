@@ -484,7 +484,7 @@ class DecisionPanel(LiveHTML, w.VBox):
     def html(self) -> str:
         decided = (f"<div><b>Decided</b>: {esc(self.decision.answer)} by "
                    f"{esc(self.decision.who)} ({esc(self.decision.why)})</div>"
-                   if self.decision else "")
+                   if self.decision and "<b>Decided</b>" not in self.message.value else "")
         help_ = "" if self.done else self.help.value
         return (self.question.value + self.state.value + self.evidence.value + decided
                 + help_ + self.recovery.message.value + self.message.value)
@@ -577,9 +577,10 @@ class DecisionPanel(LiveHTML, w.VBox):
             self.message.value = failure_html(self.session, err)
         else:
             self.decision = decision
+            # said once: the static rendering adds no second "Decided" line (html())
             self.message.value = note_html(
-                f"{self.name}: {answer} — recorded for {decision.who} ({decision.why}); "
-                f"{leads} done", colour=GREEN)
+                f"{answer} by {decision.who} ({decision.why}), journaled; {leads} done.",
+                colour=GREEN, title="Decided")
         finally:
             self._answering = False
         self.refresh()

@@ -425,7 +425,8 @@ def test_a_repeated_click_after_split_proceed_does_not_merge(
                 and grave_box["y"] <= box["y"] + box["height"] / 2
                 <= grave_box["y"] + grave_box["height"])
     shot(page, tmp_path, "3-after-repeated-click.png")
-    assert not output_has_text(panel, "merge: proceed")
+    assert not output_has_text(panel, "merge: proceed")  # nothing running for it
+    assert "Decided" not in merge.inner_text()  # nor decided in its panel
     assert outputs.filter(has_text="ExecuteMerge done").count() == 0
     with Journal.open("sim://demo") as journal:
         decided = [e.detail["name"] for e in journal.entries(kinds=["decision"])]
