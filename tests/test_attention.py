@@ -225,3 +225,26 @@ def test_make_install_sets_the_widget_state_saved_in_notebooks(tmp_path: Any) ->
     assert json.loads(path.read_text()) == {
         "@jupyterlab/apputils-extension:themes": {"theme": "dark"},
         "@jupyter-widgets/jupyterlab-manager:plugin": {"x": 1, "saveState": True}}
+
+
+def test_a_long_step_a_click_starts_is_brought_into_view(
+        session: Session, sim: SimDriver, page: FakeApp) -> None:
+    """Abort clicked on the Broken panel runs the abort's resync (hours by the plan's
+    estimate) below the panel: the view goes to the panel's output on its own, and the
+    line leads there while it runs; a short step a click starts moves nothing."""
+    error = broken_install(session, sim)
+    panel = fw.RecoveryPanel(session)
+    attention.alert(session, error, panel)
+    beacon = attention._STATE["beacon"]
+    (output_mark,) = [c for c in panel.output._dom_classes if c.endswith("-output")]
+    leads, targets = beacon.lead, []
+    beacon.observe(lambda change: targets.append(change["new"]), names="target")
+
+    panel.operator.value, panel.reason.value = "alice", "installer broken"
+    panel.abort_button.click()
+    assert beacon.lead == leads + 1  # once, when the Abort started
+    assert output_mark in targets  # the line's button led there while it ran
+    assert beacon.target in panel._dom_classes  # then back to the panel (Finish is offered)
+
+    panel.next_button.click()  # Finish: short, nothing moves
+    assert beacon.lead == leads + 1

@@ -22,6 +22,8 @@ from __future__ import annotations
 import itertools
 import logging
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,7 +31,7 @@ from ftkit.journal import Entry
 from ftkit.model import Request
 from ftkit.process import Session
 
-__all__ = ["alert", "attention_line", "kept", "lead_to", "progressed"]
+__all__ = ["alert", "attention_line", "clicked", "kept", "lead_to", "progressed"]
 
 log = logging.getLogger(__name__)
 
@@ -397,21 +399,33 @@ class _Watch:
     estimate_s: float = 0.0  # the plan's estimate of the running step
     progress: str = ""  # the running step's (or the soak's) progress, as the line says it
     notified: bool = False  # a failure notification is up (until the session is not Broken)
+    clicked: str = ""  # a click runs steps: the class of the output they show in (clicked())
+    where: str = "@running"  # where the running step shows: its cell, or a clicked panel's
+
 
     def heard(self, entry: Entry) -> None:
         try:
+            lead = False
             if entry.kind == "intent":
                 self.running = entry.step
                 self.started_s = (entry.sim_time if entry.sim_time is not None
                                   else self.session.now())
                 self.estimate_s = _estimate_s(self.session, entry.step)
                 self.progress = ""
+                self.where = self.clicked or "@running"
+                # a long step a click started runs below the panel clicked in: the view
+                # goes there on its own (a cell's step shows in the cell already running)
+                lead = bool(self.clicked) and self.estimate_s >= LONG_S
             elif entry.kind == "outcome":
                 self.running, self.progress = None, ""
             if self.notified and self.session.broken is None:
                 self.notified = False  # resolved (Retry, Abort): the red toast goes too
                 _app().commands.execute(_DISMISS, {})
             self.show()
+            if lead:
+                with self.beacon.hold_sync():
+                    self.beacon.focus = ""
+                    self.beacon.lead += 1
         except Exception:  # the page is a help: never let it stop the upgrade
             log.exception("attention: could not update the sticky line")
 
@@ -450,8 +464,8 @@ class _Watch:
         tone, text = attention_line(self.session, waiting=self.waiting, running=self.running,
                                     progress=self.progress)
         # the step running, the result, else the panel last led to (it offers the next step)
-        target = ("@last" if tone == "done" else "@running" if self.running or self.progress
-                  else self.target)
+        target = ("@last" if tone == "done" else self.where if self.running
+                  else "@running" if self.progress else self.target)
         from html import escape
 
         head, _, rest = text.partition(": ")
@@ -464,6 +478,7 @@ class _Watch:
 
 
 _STATE: dict[str, Any] = {"beacon": None, "app": None, "watch": None}
+LONG_S = 60.0  # a step the plan estimates this long (system seconds) or more is "long"
 _SOAK = "soak"  # the progress label of the soak (the simulator's and the host's wait)
 
 
@@ -585,6 +600,10 @@ def _mark(widget: Any, role: str) -> tuple[str, str]:
     """Give WIDGET (and its Reason field) CSS classes the front end finds it by."""
     name = f"ftkit-attention-{role}-{_TOKEN}-{next(_serial)}"
     widget.add_class(name)
+    widget._ftkit_mark = name  # what clicked() leads to: the output inside it
+    output = getattr(widget, "output", None)
+    if output is not None and hasattr(output, "add_class"):
+        output.add_class(f"{name}-output")
     reason = getattr(widget, "reason", None)
     hint = ""
     if reason is not None and hasattr(reason, "add_class"):
@@ -601,6 +620,25 @@ def _lead(watch: _Watch, target: str, hint: str) -> None:
         if not target.startswith("@"):
             watch.beacon.anchor = target
         watch.beacon.lead += 1
+
+
+@contextmanager
+def clicked(panel: Any) -> Iterator[None]:
+    """A click in PANEL runs steps (on the session's thread, inside this block): a long
+    step it starts (:data:`LONG_S` or more by the plan's estimate) brings the view on its
+    own to PANEL's output, where the step's progress shows, and the sticky line's button
+    leads there while it runs. Does nothing for a panel never led to, or where nobody can
+    click; never raises."""
+    watch: _Watch | None = _STATE["watch"]
+    mark = getattr(panel, "_ftkit_mark", "")
+    if watch is None or not mark:
+        yield
+        return
+    before, watch.clicked = watch.clicked, f"{mark}-output"
+    try:
+        yield
+    finally:
+        watch.clicked = before
 
 
 def lead_to(session: Session, panel: Any, decision: str) -> None:

@@ -172,9 +172,11 @@ class RecoveryPanel(LiveHTML, w.VBox):
         self.message = w.HTML()
         self.output = w.Output()
         owner = _Owner()
-        self.retry_button.on_click(lambda _b: owner.run(lambda: self._act("retry")))
-        self.abort_button.on_click(lambda _b: owner.run(lambda: self._act("abort")))
-        self.next_button.on_click(lambda _b: owner.run(self._next))
+        self.retry_button.on_click(lambda _b: owner.run(lambda: self._clicked(
+            lambda: self._act("retry"))))
+        self.abort_button.on_click(lambda _b: owner.run(lambda: self._clicked(
+            lambda: self._act("abort"))))
+        self.next_button.on_click(lambda _b: owner.run(lambda: self._clicked(self._next)))
         self._next_action = ""
         own = operator is None
         fields = [self.failure, self.state, self.operator, self.reason] if own else []
@@ -440,7 +442,8 @@ class DecisionPanel(LiveHTML, w.VBox):
         self.help = w.HTML(f"<ul style='margin:2px 0'>{''.join(lines)}</ul>")
         owner = _Owner()
         for answer, button in self.buttons.items():
-            button.on_click(lambda _b, a=answer: owner.run(lambda: self._choose(a)))
+            button.on_click(lambda _b, a=answer: owner.run(
+                lambda: self._clicked(lambda: self._choose(a))))
         self.choices = w.HBox(list(self.buttons.values()),
                               layout={"flex_flow": "row wrap"})
         self.recovery = RecoveryPanel(session, operator=self.operator, reason=self.reason,

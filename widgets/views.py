@@ -86,6 +86,14 @@ class LiveHTML:
         html = self.static_bundle()["text/html"]
         return _STOPPED + html if self.asks and not self.settled else html
 
+    def _clicked(self, run: Any) -> None:
+        """Run a click's work RUN, a long step it starts brought into view
+        (:func:`ftkit_widgets.attention.clicked`)."""
+        from .attention import clicked
+
+        with clicked(self):
+            run()
+
     def keep(self) -> None:
         """Hand the page this display's current :meth:`orphan_html` (live JupyterLab runs
         only; see :func:`ftkit_widgets.attention.kept`)."""
