@@ -518,3 +518,16 @@ def test_the_sticky_line_shows_the_install_and_the_soak_in_progress(
                                             r"decision"), timeout=180_000)
     shot(page, tmp_path, "5-soak-in-progress.png")
     wait_for_output_text(panel, QUESTION_COMMIT, timeout=180)
+
+    # Commit, a long step the click runs below its panel: the line leads there, wherever
+    # the operator has scrolled meanwhile
+    decide(panel, "Commit", "browser test: commit")
+    expect(line).to_contain_text(re.compile(r"Running: Commit — \d+%"), timeout=120_000)
+    resync = panel.get_by_text("commit: RDR resync:").last
+    resync.wait_for(timeout=120_000)
+    panel.locator(".jp-WindowedPanel-outer").first.evaluate("el => { el.scrollTop = 0; }")
+    expect(resync).not_to_be_in_viewport()
+    line.get_by_role("button").click()
+    expect(resync).to_be_in_viewport(timeout=10_000)
+    shot(page, tmp_path, "5-commit-in-progress.png")
+    expect(line).to_contain_text("Finished: committed", timeout=240_000)
