@@ -44,6 +44,7 @@ venv: $(VENV_PYTHON)  ## the project's virtual environment (.venv), unless one i
 
 install: venv  ## the package, its runbook kernel and the test tools
 	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[test]"
+	$(PY) -m ftkit_widgets.labsettings
 	@echo "$(WHERE)"
 
 shell: venv  ## a bash with the project's environment active (exit to leave)

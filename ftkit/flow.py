@@ -264,6 +264,8 @@ def _abort(facts: Mapping[str, Any]) -> list[Estimate]:
         return [Estimate("abort after merge: restart on the original side, resync",
                          _minutes(facts, "resync_min"), f"one restart, about {outage:.0f} s",
                          outage)]
+    if not facts.get("split", True):
+        return [Estimate("abort before the split: nothing to resync", 0.0)]
     return [Estimate("abort before merge: resync the Upgrade side from the Production side",
                      _minutes(facts, "upgrade_resync_min"))]
 
@@ -588,7 +590,9 @@ def leads_to(name: str, answer: str, facts: Mapping[str, Any] | None = None
         if nxt.kind is not Kind.REQUEST:
             return rows
         request = REQUESTS[Request(nxt.name)]
-        rows.extend((request.name, row) for row in request.estimates({**facts, "merged": merged}))
+        split = bool(facts.get("split")) or state not in (S.IDLE, S.PREPARE_SPLIT)
+        rows.extend((request.name, row) for row in request.estimates(
+            {**facts, "merged": merged, "split": split}))
         done.add(request.name)
         merged = merged or request.name is R.EXECUTE_MERGE
         state = request.target

@@ -562,7 +562,10 @@ def plan_facts(st: SystemState, config: UpgradeConfig,
         "merge_outage_s": restart_s,
         "restart_outage_s": restart_s,
         "resync_min": total_gb * 1024 / 250 / 60,
-        "upgrade_resync_min": 0.0,
+        # an abort once split resynchronises the Upgrade side's disks from the Production
+        # side's, as long as a commit's resync; before the split there is nothing to resync
+        "upgrade_resync_min": total_gb * 1024 / 250 / 60,
+        "split": st.split,
     }
 
 

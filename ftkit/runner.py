@@ -42,6 +42,7 @@ __all__ = [
     "now",
     "parameter_value",
     "parse_cli_value",
+    "record_app_run",
     "resolve_runbook",
     "run_runbook",
     "runbook_parameters",
@@ -328,6 +329,10 @@ def serve_app(path: Path, params: Mapping[str, Any], *, port: int = 8866,
         app = Path(folder) / path.name
         papermill.execute_notebook(str(path), str(app), parameters=dict(params),
                                    prepare_only=True, progress_bar=False, log_output=False)
+        # what a page's kernel needs to archive its record once its session ends
+        # (record_app_run): Voilà's kernels inherit this environment
+        env = {**os.environ, APP_RUNBOOK: str(path.resolve()),
+               APP_PARAMETERS: json.dumps(dict(params), default=str)}
         command = [sys.executable, "-m", "voila", str(app), f"--port={port}",
                    "--Voila.ip=127.0.0.1", "--Voila.port_retries=0",
                    # outputs as each cell ends: a panel that waits for a click is shown
@@ -337,9 +342,70 @@ def serve_app(path: Path, params: Mapping[str, Any], *, port: int = 8866,
         print(f"serving {path.stem} at http://127.0.0.1:{port}/ (Ctrl-C stops it)",
               flush=True)
         try:
-            return subprocess.call(command)
+            return subprocess.call(command, env=env)
         except KeyboardInterrupt:
             return 0
+
+
+# the runbook and parameters ``ftkit app`` serves, handed to the page's kernels
+APP_RUNBOOK = "FTKIT_APP_RUNBOOK"
+APP_PARAMETERS = "FTKIT_APP_PARAMETERS"
+
+
+def record_app_run(*, reports: Path | None = None) -> LedgerEntry | None:
+    """Archive the record of an ``ftkit app`` page whose session just ended, the way
+    ``ftkit run`` archives its runs: the runbook the app serves (``FTKIT_APP_RUNBOOK``,
+    with its ``FTKIT_APP_PARAMETERS``, both set by :func:`serve_app` for its kernels) is
+    run once more through papermill here — a run of a change that ended renders its whole
+    record from the journal (each step done, each decision taken, the result) and changes
+    nothing on the system — and that executed notebook goes to the archive under REPORTS
+    (:func:`ftkit.archive.archive_run`, then :func:`anchor`). Writes the archive's files,
+    its ledger line and one journal entry. Returns the ledger entry; None outside an app.
+
+    Refused with a one-line :class:`FtkitError`, nothing archived: a session of that change
+    that has not ended (its record would run the upgrade again), an archive that cannot be
+    kept, a record whose notebook failed.
+    """
+    given = os.environ.get(APP_RUNBOOK)
+    if not given:
+        return None
+    path = Path(given)
+    params = json.loads(os.environ.get(APP_PARAMETERS) or "{}")
+    from ftkit.preflight import check_run
+
+    config, _packages = check_run(path, params, system=False, clicks=True)
+    if config is not None:
+        register_env_secrets(config.secret_env)
+    _ended_change(path, params)
+    reports = Path(reports) if reports is not None else home.reports_dir()
+    preflight_archive(reports)
+    with tempfile.TemporaryDirectory(prefix="ftkit-app-record-") as scratch:
+        output = Path(scratch) / path.name
+        ran = execute(path, params, output)
+        if ran.error is not None:
+            raise FtkitError(f"the app's record of {path.stem} could not be made: {ran.error}",
+                             f"archive the page's run with ftkit run {path.stem} … or "
+                             "ftkit reports add; the session itself ended as its journal says")
+        entry = archive_run(output, runbook=path.stem, parameters=params, started=ran.started,
+                            ended=ran.ended, reports=reports)
+        anchor(entry, reports=reports)
+        return entry
+
+
+def _ended_change(path: Path, params: Mapping[str, Any]) -> None:
+    """Refuse (one line) unless the change the app ran has a session that ended: its
+    record is then a rendering that changes nothing. Read-only."""
+    from ftkit.journal import Journal
+
+    declared = runbook_parameters(path)
+    system = str(parameter_value(params, declared, "system"))
+    change = str(parameter_value(params, declared, "change_id"))
+    with Journal.open(system) as journal:
+        ended = [s for s in journal.sessions() if s.change_id == change and s.ended]
+    if not ended:
+        raise FtkitError(f"change {change} has no ended session on {system}: no record to "
+                         "archive yet", "end the session in the app (commit or abort, then "
+                         "Finish); its record is archived then")
 
 
 def _without_iri_grammar() -> None:

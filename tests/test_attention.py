@@ -184,3 +184,67 @@ def test_the_line_shows_the_running_step_and_the_soak_in_progress(
     assert any("outage so far" in t for t in said if t.startswith("Running: ExecuteMerge"))
     soak = [t for t in said if t.startswith("Soaking: ")]
     assert soak and all(t.endswith("left, then the commit decision") for t in soak)
+
+
+def test_a_live_display_hands_the_page_what_to_keep_should_its_kernel_stop(
+        session: Session, page: FakeApp) -> None:
+    """What the page saves in a live display's place once its kernel stopped: the status
+    bar as it last read, an open panel headed by "kernel stopped", a decided one not."""
+    from ftkit_widgets.views import StatusBar, show
+
+    request(session, "PrepareSplit")
+    bar, panel = StatusBar(session), fw.DecisionPanel(session, "split")
+    show(bar)
+    show(panel)
+    beacon = attention._STATE["beacon"]
+    assert beacon.statics[bar.model_id] == bar.static_bundle()["text/html"]
+    assert beacon.statics[panel.model_id].startswith(
+        "<div class='ftkit-dead-note'")  # a panel not yet answered
+    assert "This panel's kernel stopped — Run All" in beacon.statics[panel.model_id]
+
+    panel.operator.value, panel.reason.value = "alice", "window open"
+    panel.buttons["proceed"].click()  # the split and its ExecuteSplit
+    assert "kernel stopped" not in beacon.statics[panel.model_id]  # decided: nothing to click
+    assert "proceed by alice" in beacon.statics[panel.model_id]
+    assert beacon.statics[bar.model_id] == bar.static_bundle()["text/html"]
+    assert "Split" in beacon.statics[bar.model_id]  # the bar as it reads now, not when shown
+
+
+def test_make_install_sets_the_widget_state_saved_in_notebooks(tmp_path: Any) -> None:
+    """The environment's JupyterLab saves widget state with a notebook (a run abandoned
+    mid-way reopens with its panels); other defaults there stay."""
+    import json
+
+    from ftkit_widgets.labsettings import overrides_path, write_overrides
+
+    path = overrides_path(tmp_path)
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"@jupyterlab/apputils-extension:themes": {"theme": "dark"},
+                                "@jupyter-widgets/jupyterlab-manager:plugin": {"x": 1}}))
+    assert write_overrides(prefix=tmp_path) == path
+    assert json.loads(path.read_text()) == {
+        "@jupyterlab/apputils-extension:themes": {"theme": "dark"},
+        "@jupyter-widgets/jupyterlab-manager:plugin": {"x": 1, "saveState": True}}
+
+
+def test_a_long_step_a_click_starts_is_brought_into_view(
+        session: Session, sim: SimDriver, page: FakeApp) -> None:
+    """Abort clicked on the Broken panel runs the abort's resync (hours by the plan's
+    estimate) below the panel: the view goes to the panel's output on its own, and the
+    line leads there while it runs; a short step a click starts moves nothing."""
+    error = broken_install(session, sim)
+    panel = fw.RecoveryPanel(session)
+    attention.alert(session, error, panel)
+    beacon = attention._STATE["beacon"]
+    (output_mark,) = [c for c in panel.output._dom_classes if c.endswith("-output")]
+    leads, targets = beacon.lead, []
+    beacon.observe(lambda change: targets.append(change["new"]), names="target")
+
+    panel.operator.value, panel.reason.value = "alice", "installer broken"
+    panel.abort_button.click()
+    assert beacon.lead == leads + 1  # once, when the Abort started
+    assert output_mark in targets  # the line's button led there while it ran
+    assert beacon.target in panel._dom_classes  # then back to the panel (Finish is offered)
+
+    panel.next_button.click()  # Finish: short, nothing moves
+    assert beacon.lead == leads + 1

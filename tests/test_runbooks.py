@@ -412,3 +412,23 @@ def test_a_failed_run_leaves_a_complete_record_without_machine_paths(tmp_path: P
     for path in (str(REPO), str(Path.home()), str(tmp_path), "/tmp/"):
         assert path not in page, path
     assert not re.search(r"""(src|href)=["']https?://""", page)
+
+
+def test_the_app_archives_a_record_only_once_its_change_ended(
+        tmp_path: Path, sim: SimDriver, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``record_app_run`` (what an ``ftkit app`` page calls when its session ends): nothing
+    outside an app; refused, nothing archived, while the change has no ended session (its
+    record would run the upgrade)."""
+    import json
+
+    from ftkit.errors import FtkitError
+    from ftkit.runner import APP_PARAMETERS, APP_RUNBOOK, record_app_run, resolve_runbook
+
+    monkeypatch.delenv(APP_RUNBOOK, raising=False)
+    assert record_app_run(reports=tmp_path / "reports") is None
+    monkeypatch.setenv(APP_RUNBOOK, str(resolve_runbook("active-upgrade")))
+    monkeypatch.setenv(APP_PARAMETERS, json.dumps({
+        "system": sim.target, "change_id": "CHG-APP-1", "operator": "alice"}))
+    with pytest.raises(FtkitError, match="change CHG-APP-1 has no ended session"):
+        record_app_run(reports=tmp_path / "reports")
+    assert not (tmp_path / "reports").exists()

@@ -83,7 +83,10 @@ def test_decision_panel_click_journals_who_why_and_source(session: Session) -> N
     assert panel.decision is not None and panel.decision.answer == "proceed"
     assert panel.done
     assert all(b.disabled for b in panel.buttons.values())
-    assert "recorded for alice" in text(panel.message.value)
+    said = text(panel.message.value)
+    assert "Decided proceed by alice (change window open), journaled; ExecuteSplit done" \
+        in said  # said once, in one place
+    assert text(panel.html()).count("proceed by alice") == 1
     (entry,) = decisions_in_journal(session)
     assert entry["name"] == "split" and entry["answer"] == "proceed"
     assert entry["who"] == "alice" and entry["why"] == "change window open"
@@ -536,9 +539,12 @@ def test_merge_and_commit_panels_say_what_a_click_costs_and_show_the_evidence(
     installed(session)
     facts = plan_facts(session.system(), session.config, session.packages)
     merge = fw.DecisionPanel(session, "merge")
-    # the outage's button is laid out last: not where the split panel's Proceed was
+    # the outage's button is laid out last: not where the split panel's Proceed was; the
+    # abort states what its resync of the Upgrade side takes, from the plan's estimate
+    resync = f"{facts['upgrade_resync_min'] / 60:.1f}".removesuffix(".0")
     assert [b.description for b in merge.buttons.values()] == [
-        "Abort — no outage", f"Proceed — outage about {facts['merge_outage_s']:.0f} s"]
+        f"Abort — no outage, about {resync} h",
+        f"Proceed — outage about {facts['merge_outage_s']:.0f} s"]
     fill(merge)
     merge.buttons["proceed"].click()  # the answer and the PrepareMerge it leads to
     request(session, "ExecuteMerge")
@@ -577,6 +583,17 @@ def test_decision_panel_refusal_goes_once_the_reason_is_typed(session: Session) 
     assert not any(b.disabled for b in panel.buttons.values())
 
 
+def resync_time(session: Session) -> str:
+    """How long the plan estimates an abort's resync of the Upgrade side (as a button says
+    it: ``about 2 h``)."""
+    from ftkit.process import plan_facts
+
+    minutes = plan_facts(session.system(), session.config, session.packages)[
+        "upgrade_resync_min"]
+    return (f"about {minutes:.0f} min" if minutes < 90
+            else f"about {minutes / 60:.1f}".removesuffix(".0") + " h")
+
+
 def test_a_failed_install_reads_as_one_friendly_view_with_a_red_bar_then_abort_and_finish(
         session: Session, sim: SimDriver, shown: list[Any], monkeypatch: pytest.MonkeyPatch,
         ftkit_dirs: Any) -> None:
@@ -599,7 +616,7 @@ def test_a_failed_install_reads_as_one_friendly_view_with_a_red_bar_then_abort_a
     assert "Details" in view  # one click away (<details>)
     assert [b.description for b in (panel.retry_button, panel.abort_button)] == [
         f"Retry Install — {text(fw.render.cost_text(session.costs('broken')['retry']))}",
-        "Abort — no outage"]
+        f"Abort — no outage, {resync_time(session)}"]
     # the install's bar is red and says failed; it is not a green 100 %
     assert session.progress.failed
     bars = [o for o in shown if hasattr(o, "children")]
@@ -732,7 +749,8 @@ def test_a_decided_panel_stays_live_until_the_run_ends_then_is_static(
     fw.result(session, mode="interactive", system=session.target)
     [last] = updates
     assert panel.finished and set(last) == {"text/plain", "text/html"}
-    assert "Decided : stop by alice" in text(last["text/html"])
+    assert text(last["text/html"]).count("stop by alice") == 1  # "Decided", once
+    assert "Decided stop by alice" in text(last["text/html"])
 
 
 def test_a_live_run_in_a_kernel_leaves_a_notebook_that_reads_without_its_widgets(

@@ -22,6 +22,8 @@ from __future__ import annotations
 import itertools
 import logging
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,7 +31,7 @@ from ftkit.journal import Entry
 from ftkit.model import Request
 from ftkit.process import Session
 
-__all__ = ["alert", "attention_line", "lead_to", "progressed"]
+__all__ = ["alert", "attention_line", "clicked", "kept", "lead_to", "progressed"]
 
 log = logging.getLogger(__name__)
 
@@ -158,9 +160,59 @@ function markDead(panel) {
   }, true);
 }
 
+const WIDGET_VIEW = "application/vnd.jupyter.widget-view+json";
+
+// the page is saved while this kernel is gone (a restart, a kernel that died): every live
+// display of this kernel is saved as the static rendering the kernel last handed over
+// (model "statics": widget model id -> HTML), so that the notebook reopens without
+// "Error displaying widget: model not found" (JupyterLab saves no state of a widget
+// whose kernel is gone). NOTEBOOK is JupyterLab's notebook model.
+function keepStatic(notebook, statics) {
+  const cells = notebook.cells;
+  for (let c = 0; c < cells.length; c++) {
+    const outputs = cells.get(c).outputs;
+    if (!outputs) continue;
+    for (let i = 0; i < outputs.length; i++) {
+      const data = outputs.get(i).data || {};
+      const view = data[WIDGET_VIEW];
+      const html = view && statics[view.model_id];
+      if (!html) continue;
+      outputs.set(i, { output_type: "display_data", metadata: {},
+        data: { "text/html": html, "text/plain": data["text/plain"] || "" } });
+    }
+  }
+}
+
+// JupyterLab's document context of the notebook this kernel runs (absent under Voilà):
+// once its kernel restarts, dies or is replaced, a save keeps static renderings
+function watchSaves(model) {
+  const context = model.widget_manager && model.widget_manager.context;
+  if (!context || !context.saveState || !context.sessionContext) return () => {};
+  let gone = false;
+  const onStatus = (_, status) => {
+    if (["restarting", "autorestarting", "dead"].includes(status)) gone = true;
+  };
+  const onKernel = () => { gone = true; };
+  const onSave = (_, state) => {
+    if (state !== "started" || !gone) return;
+    try { keepStatic(context.model, model.get("statics") || {}); }
+    catch (err) { console.error("ftkit: could not keep the static renderings", err); }
+  };
+  context.sessionContext.statusChanged.connect(onStatus);
+  context.sessionContext.kernelChanged.connect(onKernel);
+  context.saveState.connect(onSave);
+  return () => {
+    context.sessionContext.statusChanged.disconnect(onStatus);
+    context.sessionContext.kernelChanged.disconnect(onKernel);
+    context.saveState.disconnect(onSave);
+  };
+}
+
 export default {
   initialize({ model }) {
     addStyle();
+    let unwatch = () => {};
+    try { unwatch = watchSaves(model); } catch (err) { console.error(err); }
     let bar = null;
     let scroller = null;
     let pinned = null;  // the element a "@here" target resolved to
@@ -271,6 +323,7 @@ export default {
       again();
     }
     return () => {
+      unwatch();
       clearTimeout(timer);
       clearInterval(deathWatch);
       if (bar) bar.remove();
@@ -346,21 +399,33 @@ class _Watch:
     estimate_s: float = 0.0  # the plan's estimate of the running step
     progress: str = ""  # the running step's (or the soak's) progress, as the line says it
     notified: bool = False  # a failure notification is up (until the session is not Broken)
+    clicked: str = ""  # a click runs steps: the class of the output they show in (clicked())
+    where: str = "@running"  # where the running step shows: its cell, or a clicked panel's
+
 
     def heard(self, entry: Entry) -> None:
         try:
+            lead = False
             if entry.kind == "intent":
                 self.running = entry.step
                 self.started_s = (entry.sim_time if entry.sim_time is not None
                                   else self.session.now())
                 self.estimate_s = _estimate_s(self.session, entry.step)
                 self.progress = ""
+                self.where = self.clicked or "@running"
+                # a long step a click started runs below the panel clicked in: the view
+                # goes there on its own (a cell's step shows in the cell already running)
+                lead = bool(self.clicked) and self.estimate_s >= LONG_S
             elif entry.kind == "outcome":
                 self.running, self.progress = None, ""
             if self.notified and self.session.broken is None:
                 self.notified = False  # resolved (Retry, Abort): the red toast goes too
                 _app().commands.execute(_DISMISS, {})
             self.show()
+            if lead:
+                with self.beacon.hold_sync():
+                    self.beacon.focus = ""
+                    self.beacon.lead += 1
         except Exception:  # the page is a help: never let it stop the upgrade
             log.exception("attention: could not update the sticky line")
 
@@ -399,8 +464,8 @@ class _Watch:
         tone, text = attention_line(self.session, waiting=self.waiting, running=self.running,
                                     progress=self.progress)
         # the step running, the result, else the panel last led to (it offers the next step)
-        target = ("@last" if tone == "done" else "@running" if self.running or self.progress
-                  else self.target)
+        target = ("@last" if tone == "done" else self.where if self.running
+                  else "@running" if self.progress else self.target)
         from html import escape
 
         head, _, rest = text.partition(": ")
@@ -413,6 +478,7 @@ class _Watch:
 
 
 _STATE: dict[str, Any] = {"beacon": None, "app": None, "watch": None}
+LONG_S = 60.0  # a step the plan estimates this long (system seconds) or more is "long"
 _SOAK = "soak"  # the progress label of the soak (the simulator's and the host's wait)
 
 
@@ -451,6 +517,24 @@ def progressed(label: str, done: float, total: float) -> None:
         log.exception("attention: could not show the progress")
 
 
+def kept(widget: Any) -> None:
+    """Hand the page WIDGET's current rendering for a stopped kernel
+    (:meth:`ftkit_widgets.views.LiveHTML.orphan_html`): should this kernel stop while the
+    widget is live (a restart, a kernel that died), a save of the notebook keeps that HTML
+    in the widget's place, and the notebook reopens without "model not found" (JupyterLab
+    keeps no widget state once the kernel is gone). Sent only when it changed. Does
+    nothing where nobody can click; never raises."""
+    try:
+        if not _frontend():
+            return
+        beacon = _beacon()
+        html = widget.orphan_html()
+        if beacon.statics.get(widget.model_id) != html:
+            beacon.statics = {**beacon.statics, widget.model_id: html}
+    except Exception:  # the page is a help: never let it stop the upgrade
+        log.exception("attention: could not keep a static rendering")
+
+
 def _beacon() -> Any:
     if _STATE["beacon"] is None:
         import anywidget
@@ -468,6 +552,9 @@ def _beacon() -> Any:
             anchor = t.Unicode("").tag(sync=True)  # the last panel led to: the line's notebook
             token = t.Unicode(_TOKEN).tag(sync=True)  # this kernel's panels' class names
             lead = t.Int(0).tag(sync=True)
+            # widget model id -> its static rendering, what the page saves in its place
+            # should this kernel stop (kept())
+            statics = t.Dict().tag(sync=True)
 
         _STATE["beacon"] = Beacon()
     return _STATE["beacon"]
@@ -513,6 +600,10 @@ def _mark(widget: Any, role: str) -> tuple[str, str]:
     """Give WIDGET (and its Reason field) CSS classes the front end finds it by."""
     name = f"ftkit-attention-{role}-{_TOKEN}-{next(_serial)}"
     widget.add_class(name)
+    widget._ftkit_mark = name  # what clicked() leads to: the output inside it
+    output = getattr(widget, "output", None)
+    if output is not None and hasattr(output, "add_class"):
+        output.add_class(f"{name}-output")
     reason = getattr(widget, "reason", None)
     hint = ""
     if reason is not None and hasattr(reason, "add_class"):
@@ -529,6 +620,25 @@ def _lead(watch: _Watch, target: str, hint: str) -> None:
         if not target.startswith("@"):
             watch.beacon.anchor = target
         watch.beacon.lead += 1
+
+
+@contextmanager
+def clicked(panel: Any) -> Iterator[None]:
+    """A click in PANEL runs steps (on the session's thread, inside this block): a long
+    step it starts (:data:`LONG_S` or more by the plan's estimate) brings the view on its
+    own to PANEL's output, where the step's progress shows, and the sticky line's button
+    leads there while it runs. Does nothing for a panel never led to, or where nobody can
+    click; never raises."""
+    watch: _Watch | None = _STATE["watch"]
+    mark = getattr(panel, "_ftkit_mark", "")
+    if watch is None or not mark:
+        yield
+        return
+    before, watch.clicked = watch.clicked, f"{mark}-output"
+    try:
+        yield
+    finally:
+        watch.clicked = before
 
 
 def lead_to(session: Session, panel: Any, decision: str) -> None:

@@ -165,6 +165,8 @@ class RecoveryPanel(LiveHTML, w.VBox):
     runbook's next cells carry on instead.
     """
 
+    asks = True
+
     def __init__(self, session: Session, *, operator: w.Text | None = None,
                  reason: w.Text | None = None, error: BaseException | None = None,
                  follow: bool = True) -> None:
@@ -187,9 +189,11 @@ class RecoveryPanel(LiveHTML, w.VBox):
         self.message = w.HTML()
         self.output = w.Output()
         owner = _Owner()
-        self.retry_button.on_click(lambda _b: owner.run(lambda: self._act("retry")))
-        self.abort_button.on_click(lambda _b: owner.run(lambda: self._act("abort")))
-        self.next_button.on_click(lambda _b: owner.run(self._next))
+        self.retry_button.on_click(lambda _b: owner.run(lambda: self._clicked(
+            lambda: self._act("retry"))))
+        self.abort_button.on_click(lambda _b: owner.run(lambda: self._clicked(
+            lambda: self._act("abort"))))
+        self.next_button.on_click(lambda _b: owner.run(lambda: self._clicked(self._next)))
         self._next_action = ""
         own = operator is None
         fields = [self.failure, self.state, self.operator, self.reason] if own else []
@@ -227,6 +231,8 @@ class RecoveryPanel(LiveHTML, w.VBox):
             self.state.value = status_html(self.session)
         except FtkitError as err:
             self.state.value = note_html(str(err), colour=RED)
+        if self.display_id is not None and not self.finished:
+            self.keep()
 
     def _typed(self, _change: Any) -> None:
         """A refusal for a missing operator or reason goes once they are typed."""
@@ -416,6 +422,8 @@ class DecisionPanel(LiveHTML, w.VBox):
     recorded click.
     """
 
+    asks = True
+
     def __init__(self, session: Session, name: str, *, reason: str | None = None) -> None:
         if name not in CHOICES:
             raise DecisionError(f"unknown decision {name!r}", f"use one of: {', '.join(CHOICES)}")
@@ -453,7 +461,8 @@ class DecisionPanel(LiveHTML, w.VBox):
         self.help = w.HTML(f"<ul style='margin:2px 0'>{''.join(lines)}</ul>")
         owner = _Owner()
         for answer, button in self.buttons.items():
-            button.on_click(lambda _b, a=answer: owner.run(lambda: self._choose(a)))
+            button.on_click(lambda _b, a=answer: owner.run(
+                lambda: self._clicked(lambda: self._choose(a))))
         self.choices = w.HBox(list(self.buttons.values()),
                               layout={"flex_flow": "row wrap"})
         self.recovery = RecoveryPanel(session, operator=self.operator, reason=self.reason,
@@ -497,7 +506,7 @@ class DecisionPanel(LiveHTML, w.VBox):
     def html(self) -> str:
         decided = (f"<div><b>Decided</b>: {esc(self.decision.answer)} by "
                    f"{esc(self.decision.who)} ({esc(self.decision.why)})</div>"
-                   if self.decision else "")
+                   if self.decision and "<b>Decided</b>" not in self.message.value else "")
         help_ = "" if self.done else self.help.value
         return (self.question.value + self.state.value + self.evidence.value + decided
                 + help_ + self.recovery.message.value + self.message.value)
@@ -511,6 +520,11 @@ class DecisionPanel(LiveHTML, w.VBox):
     def refresh(self, *_: Any) -> None:
         """Show the choices, or Retry/Abort while Broken, or what was decided. The state is
         live until the panel is decided (or moot); then it is stamped with the time."""
+        self._refresh()
+        if self.display_id is not None and not self.finished:
+            self.keep()
+
+    def _refresh(self) -> None:
         if self._settled or self._answering:
             return
         try:
@@ -597,9 +611,10 @@ class DecisionPanel(LiveHTML, w.VBox):
             self.message.value = failure_html(self.session, err)
         else:
             self.decision = decision
+            # said once: the static rendering adds no second "Decided" line (html())
             self.message.value = note_html(
-                f"{self.name}: {answer} — recorded for {decision.who} ({decision.why}); "
-                f"{leads} done", colour=GREEN)
+                f"{answer} by {decision.who} ({decision.why}), journaled; {leads} done.",
+                colour=GREEN, title="Decided")
         finally:
             self._answering = False
         self.refresh()

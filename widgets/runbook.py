@@ -15,6 +15,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any, overload
 
+import ipywidgets as w
 from IPython.display import HTML, display
 
 from ftkit import drivers
@@ -33,6 +34,7 @@ from .render import (
     RED,
     YELLOW,
     clock,
+    esc,
     failure_html,
     mask_paths,
     note_html,
@@ -473,10 +475,12 @@ def result(session: Session | None, *, mode: str, system: str, change_id: str = 
     if (in_voila() and mode == "interactive" and nxt.kind is Kind.DECIDE
             and session.last_error is None and not session.done):
         # the app (Voilà): a panel above waits for its click, and carries the session on
-        display(HTML(note_html(
+        # a live widget: Voilà renders the cells' own outputs once, and updates only widgets
+        box = _APP_RESULT[id(session)] = w.HTML(note_html(
             f"The runbook waits for the {nxt.name} decision in its panel above; each click "
-            "carries the session on. This record is brought up to date when it ends.",
-            colour=YELLOW, title="Waiting for a decision")), display_id=_RESULT)
+            "carries the session on. This record is brought up to date, and archived, when "
+            "it ends.", colour=YELLOW, title="Waiting for a decision"))
+        display(box)
         _watch_the_end(session)
         finish_settled(session)
         return RunResult(outcome=Outcome.PAUSED, system=system, change_id=change_id,
@@ -507,6 +511,7 @@ def result(session: Session | None, *, mode: str, system: str, change_id: str = 
 
 
 _RESULT = "ftkit-record-result"  # display id: the result's box, brought up to date
+_APP_RESULT: dict[int, Any] = {}  # under Voilà: the result's box, a live widget, by session
 
 
 def _watch_the_end(session: Session) -> None:
@@ -545,12 +550,42 @@ def ended(session: Session) -> None:
             {"fact": "ended", "value": f"{str(record.ended or '')[:19].replace('T', ' ')} UTC"},
             {"fact": "total outage", "value": f"{facts['outage_s']:g} s"},
             {"fact": "lost transactions", "value": facts["lost_transactions"]}]
+    from .decide import in_voila
+
+    app = in_voila()  # the app archives its record itself (ftkit app)
     said = note_html(
         f"Session {record.id} ended after this cell ran: {outcome} (the journal's Finish). "
-        "Run All again to archive this record.", colour=GREEN if outcome != "failed" else RED,
-        title="Ended from a panel")
-    update_display(HTML(said + table_html(rows, ["fact", "value"])), display_id=_RESULT)
+        + ("Its record is being archived…" if app else "Run All again to archive this record."),
+        colour=GREEN if outcome != "failed" else RED, title="Ended from a panel")
+    table = table_html(rows, ["fact", "value"])
+    box = _APP_RESULT.pop(id(session), None) if app else None
+    if box is not None:
+        box.value = said + table
+    else:
+        update_display(HTML(said + table), display_id=_RESULT)
     finish_settled(session)
+    if app:
+        archived = said.replace("Its record is being archived…", _archived(session)) + table
+        if box is not None:
+            box.value = archived
+        else:
+            update_display(HTML(archived), display_id=_RESULT)
+
+
+def _archived(session: Session) -> str:
+    """Archive the app's record now that its session ended (:func:`ftkit.runner.
+    record_app_run`, as ``ftkit run`` archives); what to say of it. Writes the archive."""
+    from ftkit.runner import record_app_run
+
+    session.release()  # the record's run reads the journal; nothing here drives it any more
+    try:
+        entry = record_app_run()
+    except FtkitError as err:
+        return f"Its record was not archived: {esc(mask_paths(str(err)))}."
+    if entry is None:
+        return "Run All again to archive this record."
+    return (f"Its record is archived: {esc(entry.html or entry.notebook or '')} "
+            f"(ledger entry {entry.seq}; ftkit reports list).")
 
 
 def _facts_table(session: Session) -> None:

@@ -13,7 +13,12 @@ display id, and :meth:`LiveHTML.finish` replaces that display by the widget's st
 rendering once nothing will change (an ended session, a finished bar, a decided panel
 when the run ends): what the saved notebook keeps. Nothing is sent in between: an
 updated display re-creates the widget's view in JupyterLab (a field being typed in
-would lose its focus).
+would lose its focus). A kernel that stops before that (a restart, a kernel that died)
+cannot replace anything: so each live display also hands the page its current static
+rendering (:meth:`LiveHTML.keep`, :func:`ftkit_widgets.attention.kept`), which the page
+saves in its place once the kernel is gone; a notebook saved while its kernel runs keeps
+the widgets' state (``make install`` sets JupyterLab's ``saveState``,
+:mod:`ftkit_widgets.labsettings`).
 """
 
 from __future__ import annotations
@@ -48,6 +53,11 @@ __all__ = ["ActivityLog", "Bar", "LiveHTML", "ReadinessTable", "StatusBar", "Sys
            "readiness_table", "show"]
 
 _WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+# what a panel whose kernel stopped says, in a saved notebook too (ftkit_widgets.attention
+# says the same on the live page)
+_STOPPED = ("<div class='ftkit-dead-note' style='margin:4px 0;padding:6px 10px;"
+            "border-left:4px solid #c62828;background:#fdecea;color:#b71c1c'>This panel's "
+            "kernel stopped — Run All to resume where the journal stands.</div>")
 
 
 class LiveHTML:
@@ -64,6 +74,32 @@ class LiveHTML:
         """The display as a reopened notebook shows it: ``text/html`` and ``text/plain``."""
         return {"text/html": f"<div class='ftkit-static'>{self.html()}</div>",
                 "text/plain": type(self).__name__}
+
+    #: a panel a person clicks in: what the page keeps of it, should its kernel stop while it
+    #: is still live, says so (see :meth:`orphan_html`)
+    asks: bool = False
+
+    def orphan_html(self) -> str:
+        """What the page saves in this display's place should its kernel stop before
+        :meth:`finish` (a restart, a kernel that died): the static rendering, headed, for a
+        panel not yet settled, by the line saying its kernel stopped. Read-only."""
+        html = self.static_bundle()["text/html"]
+        return _STOPPED + html if self.asks and not self.settled else html
+
+    def _clicked(self, run: Any) -> None:
+        """Run a click's work RUN, a long step it starts brought into view
+        (:func:`ftkit_widgets.attention.clicked`)."""
+        from .attention import clicked
+
+        with clicked(self):
+            run()
+
+    def keep(self) -> None:
+        """Hand the page this display's current :meth:`orphan_html` (live JupyterLab runs
+        only; see :func:`ftkit_widgets.attention.kept`)."""
+        from .attention import kept
+
+        kept(self)
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
         bundle = w.Widget._repr_mimebundle_(self, **kwargs) or {}  # type: ignore[arg-type]
@@ -103,6 +139,7 @@ def show(widget: LiveHTML) -> None:
     _SHOWN[:] = [r for r in _SHOWN if r() is not None and not r().finished]  # type: ignore[union-attr]
     _SHOWN.append(weakref.ref(widget))
     display(widget, display_id=widget.display_id)
+    widget.keep()
 
 
 def finish_settled(session: Session) -> None:
@@ -137,6 +174,8 @@ class Bar(LiveHTML, w.HBox):
         self.bar.value = min(self.n, self.total)
         self.text.value = (f"{self.n / max(self.total, 1e-9) * 100:.0f}% · "
                            f"{self.n:.0f}/{self.total:.0f} s simulated")
+        if self.display_id is not None:
+            self.keep()
 
     def html(self) -> str:
         said, colour = {"failed": ("failed", RED),
@@ -181,6 +220,8 @@ class _HTMLView(LiveHTML, w.VBox):
             self._html.value = self.render()
         except FtkitError as err:
             self._html.value = note_html(str(err), colour=RED, title="cannot read the system")
+        if self.display_id is not None:
+            self.keep()
         if self.settled:
             self.finish()  # the session ended: nothing more to show live
 

@@ -7,11 +7,12 @@ the status bar, the system picture and the outage.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +43,7 @@ ROOT = Path(__file__).resolve().parents[2]
 REASON = 'input[placeholder^="why you decide this"]'
 QUESTION_MERGE = "Merge: restart the applications"
 QUESTION_COMMIT = "Commit the upgrade"
+RUNBOOK = "runbooks/active-upgrade.ipynb"
 
 
 def decision_panel(panel: Locator) -> Locator:
@@ -334,6 +336,46 @@ def test_operator_aborts_a_broken_install_and_finishes_from_the_panels(
     shot(page, tmp_path, "2-aborted-record-reopened.png")
 
 
+def wait_for_kernel(lab: JupyterLabServer, notebook: str, state: str,
+                    timeout: float = 120.0) -> None:
+    """Wait until NOTEBOOK's kernel reports STATE (a restart ends in "idle")."""
+    deadline = time.monotonic() + timeout
+    while (kernel := lab.kernel_for(notebook)) is None or \
+            kernel.get("execution_state") != state:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{notebook}'s kernel is not {state} after {timeout:g} s: "
+                                 f"{kernel}")
+        time.sleep(0.2)
+
+
+def wait_for_saved(lab: JupyterLabServer, notebook: str,
+                   saved: Callable[[dict[str, Any]], bool], timeout: float = 60.0) -> None:
+    """Wait until NOTEBOOK as saved on disk is SAVED (the save has landed, as expected)."""
+    path = lab.root / notebook
+    deadline = time.monotonic() + timeout
+    while not saved(content := json.loads(path.read_text(encoding="utf-8"))):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{notebook} was not saved as expected in {timeout:g} s; "
+                                 f"missing widget models: {missing_widget_models(content)}")
+        time.sleep(0.2)
+
+
+def outputs_html(notebook: dict[str, Any]) -> str:
+    """The text/html of NOTEBOOK's outputs, joined (not its metadata)."""
+    return "\n".join("".join(out.get("data", {}).get("text/html", ""))
+                     for cell in notebook["cells"] for out in cell.get("outputs", []))
+
+
+def missing_widget_models(notebook: dict[str, Any]) -> list[str]:
+    """The widget views of NOTEBOOK's outputs whose model state it does not keep: each
+    would reopen as "Error displaying widget: model not found"."""
+    kept = notebook.get("metadata", {}).get("widgets", {}).get(
+        "application/vnd.jupyter.widget-state+json", {}).get("state", {})
+    return [view["model_id"] for cell in notebook["cells"] for out in cell.get("outputs", [])
+            if (view := out.get("data", {}).get("application/vnd.jupyter.widget-view+json"))
+            and view["model_id"] not in kept]
+
+
 SHOTS = Path(os.environ.get("FTKIT_SHOTS", "")) if os.environ.get("FTKIT_SHOTS") else None
 
 
@@ -383,7 +425,8 @@ def test_a_repeated_click_after_split_proceed_does_not_merge(
                 and grave_box["y"] <= box["y"] + box["height"] / 2
                 <= grave_box["y"] + grave_box["height"])
     shot(page, tmp_path, "3-after-repeated-click.png")
-    assert not output_has_text(panel, "merge: proceed")
+    assert not output_has_text(panel, "merge: proceed")  # nothing running for it
+    assert "Decided" not in merge.inner_text()  # nor decided in its panel
     assert outputs.filter(has_text="ExecuteMerge done").count() == 0
     with Journal.open("sim://demo") as journal:
         decided = [e.detail["name"] for e in journal.entries(kinds=["decision"])]
@@ -396,16 +439,23 @@ def test_a_repeated_click_after_split_proceed_does_not_merge(
 def test_after_a_kernel_restart_the_panels_say_so_and_run_all_resumes_with_evidence(
         jupyterlab_factory, page: Page, tmp_path: Path, home: Path) -> None:
     """The kernel behind the merge panel is restarted: the panel and the sticky line say
-    that its kernel stopped, a click on it explains; Run All resumes where the journal
+    that its kernel stopped, a click on it explains; saved then and reopened, the notebook
+    shows every display of the stopped kernel as its static rendering (no "model not
+    found"), the merge panel saying its kernel stopped; Run All resumes where the journal
     stands and shows the steps done before, with their evidence, then commits."""
     from playwright.sync_api import expect
 
-    _, panel = run_upgrade_runbook(jupyterlab_factory, page, home)
+    lab, panel = run_upgrade_runbook(jupyterlab_factory, page, home)
     decide(panel, "Proceed", "browser test: split")
     wait_for_output_text(panel, QUESTION_MERGE, timeout=120)
     line = panel.locator(".ftkit-attention-bar")
     expect(line).to_contain_text("Waiting for: the merge decision", timeout=30_000)
     merge = decision_panel(panel)
+    # saved mid-run (a run abandoned here): the widgets' state is saved with it (the
+    # toolbar's Save: the focused Reason field keeps Ctrl+S from JupyterLab)
+    panel.locator('.jp-Toolbar [data-command="docmanager:save"]').click()
+    wait_for_saved(lab, RUNBOOK, lambda nb: bool(nb["metadata"].get("widgets"))
+                   and not missing_widget_models(nb))
     # the operator restarts the kernel: Kernel → Restart Kernel…, then Restart
     page.locator(".lm-MenuBar-item", has_text=re.compile(r"^Kernel$")).click()
     page.locator(".lm-Menu:visible .lm-Menu-item", has=page.locator(
@@ -419,6 +469,22 @@ def test_after_a_kernel_restart_the_panels_say_so_and_run_all_resumes_with_evide
     merge.get_by_role("button").filter(has_text=answer_label("Proceed")).click(force=True)
     expect(note).to_contain_text("a click here does nothing")
     shot(page, tmp_path, "4-kernel-restarted-panel.png")
+
+    # saved now and reopened: what the stopped kernel showed is kept as static renderings
+    wait_for_kernel(lab, RUNBOOK, "idle")  # restarted
+    panel.locator('.jp-Toolbar [data-command="docmanager:save"]').click()
+    wait_for_saved(lab, RUNBOOK, lambda nb: not missing_widget_models(nb)
+                   and stopped.lower() in outputs_html(nb).lower())
+    lab.delete_all_sessions()
+    panel = open_notebook(page, lab, "runbooks/active-upgrade.ipynb")
+    line = panel.locator(".ftkit-attention-bar")
+    wait_for_output_text(panel, QUESTION_MERGE, timeout=60)
+    page.wait_for_timeout(2500)  # the widget manager gives a missing model 2 s to appear
+    reopened = output_areas(panel).all_inner_texts()
+    assert not [t for t in reopened if "model not found" in t]
+    assert any(stopped.lower() in t.lower() and QUESTION_MERGE in t for t in reopened)
+    assert any("upgrade state" in t.lower() for t in reopened)  # the status bar, static
+    shot(page, tmp_path, "4-restarted-saved-reopened.png")
 
     run_all(page)
     wait_for_output_text(panel, "split: proceed — decided earlier by alice", timeout=120)
@@ -452,3 +518,16 @@ def test_the_sticky_line_shows_the_install_and_the_soak_in_progress(
                                             r"decision"), timeout=180_000)
     shot(page, tmp_path, "5-soak-in-progress.png")
     wait_for_output_text(panel, QUESTION_COMMIT, timeout=180)
+
+    # Commit, a long step the click runs below its panel: the line leads there, wherever
+    # the operator has scrolled meanwhile
+    decide(panel, "Commit", "browser test: commit")
+    expect(line).to_contain_text(re.compile(r"Running: Commit — \d+%"), timeout=120_000)
+    resync = panel.get_by_text("commit: RDR resync:").last
+    resync.wait_for(timeout=120_000)
+    panel.locator(".jp-WindowedPanel-outer").first.evaluate("el => { el.scrollTop = 0; }")
+    expect(resync).not_to_be_in_viewport()
+    line.get_by_role("button").click()
+    expect(resync).to_be_in_viewport(timeout=10_000)
+    shot(page, tmp_path, "5-commit-in-progress.png")
+    expect(line).to_contain_text("Finished: committed", timeout=240_000)

@@ -5,6 +5,7 @@ its panels (the same engine as in JupyterLab) until the upgrade is committed."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -94,3 +95,18 @@ def test_the_upgrade_runs_as_an_app_without_code(app: str, page: Page,
         sources = {e.detail["source"] for e in journal.entries(record.id, kinds=["decision"])}
     assert record.outcome == "committed" and record.change_id == "CHG-VOILA-1"
     assert sources == {"widget"}
+
+    # the app archives its record as ftkit run does: the executed runbook, verified
+    body.locator(".jp-OutputArea-output").filter(has_text="Its record is archived").wait_for(
+        timeout=180_000)
+    reports = tmp_path / "reports"
+    (entry,) = [json.loads(line) for line in (reports / "ledger.jsonl").read_text().splitlines()]
+    assert (entry["runbook"], entry["outcome"], entry["change_id"]) == (
+        "active-upgrade", "committed", "CHG-VOILA-1")
+    (notebook,) = [name for name in entry["files"] if name.endswith(".ipynb")]
+    archived = (reports / notebook).read_text()
+    assert "decided earlier by alice" in archived  # each decision, as the journal holds it
+    verify = subprocess.run([sys.executable, "-m", "ftkit", "reports", "verify"],
+                            env={**os.environ, "FTKIT_REPORTS": str(reports)},
+                            capture_output=True, text=True, timeout=120)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
