@@ -485,8 +485,10 @@ def window_facts(session: Session) -> dict[str, Any]:
     except FtkitError:
         window = None
     if window is not None:
-        outside = [e.step for e in session.entries(kinds=["intent"])
-                   if e.sim_time is not None and not _inside(session, window, e.sim_time)]
+        epoch = _epoch(str(session.driver.status().epoch))  # once, not per step
+        outside = [e.step for e in session.entries(kinds=["intent"]) if e.sim_time is not None
+                   and not window.start <= epoch + timedelta(seconds=float(e.sim_time))
+                   <= window.end]
         out["window"] = {**window.to_dict(), "met": not outside,
                          **({"outside": sorted(set(outside))} if outside else {})}
     if controls.max_outage_s is not None:
@@ -500,12 +502,10 @@ def window_facts(session: Session) -> dict[str, Any]:
     return out
 
 
-def _inside(session: Session, window: Window, sim_time: float) -> bool:
-    st = session.driver.status()
-    epoch = datetime.fromisoformat(str(st.epoch))
-    if epoch.tzinfo is None:
-        epoch = epoch.replace(tzinfo=UTC)
-    return window.start <= epoch + timedelta(seconds=float(sim_time)) <= window.end
+def _epoch(text: str) -> datetime:
+    """A system's epoch (its clock's zero) as an aware datetime (UTC when it names none)."""
+    epoch = datetime.fromisoformat(text)
+    return epoch if epoch.tzinfo is not None else epoch.replace(tzinfo=UTC)
 
 
 def status_facts(said: Mapping[str, Any] | None, *, epoch: str, started: Sequence[float],
@@ -524,8 +524,7 @@ def status_facts(said: Mapping[str, Any] | None, *, epoch: str, started: Sequenc
     except FtkitError:
         window = None
     if window is not None:
-        base = datetime.fromisoformat(epoch)
-        base = base if base.tzinfo is not None else base.replace(tzinfo=UTC)
+        base = _epoch(epoch)
         out["window"] = {**window.to_dict(), "met": all(
             window.start <= base + timedelta(seconds=t) <= window.end for t in started)}
     if controls.max_outage_s is not None:
