@@ -480,10 +480,7 @@ def window_facts(session: Session) -> dict[str, Any]:
     measured outage (met, or exceeded by how much)."""
     controls: Controls = getattr(session, "controls", Controls())
     out: dict[str, Any] = {}
-    try:
-        window = controls.the_window()
-    except FtkitError:
-        window = None
+    window = _window_or_none(controls)
     if window is not None:
         epoch = _epoch(str(session.driver.status().epoch))  # once, not per step
         outside = [e.step for e in session.entries(kinds=["intent"]) if e.sim_time is not None
@@ -500,6 +497,15 @@ def window_facts(session: Session) -> dict[str, Any]:
                                                      else {}),
                                 "on_outage_breach": controls.breach_policy}
     return out
+
+
+def _window_or_none(controls: Controls) -> Window | None:
+    """CONTROLS' window, None when it has none or one that cannot be read (a record or a
+    status says nothing of a window it cannot read; the run refused it already)."""
+    try:
+        return controls.the_window()
+    except FtkitError:
+        return None
 
 
 def _epoch(text: str) -> datetime:
@@ -519,10 +525,7 @@ def status_facts(said: Mapping[str, Any] | None, *, epoch: str, started: Sequenc
     controls = Controls(start=said.get("start"), end=said.get("end"),
                         max_outage_s=said.get("max_outage_s"))
     out: dict[str, Any] = {}
-    try:
-        window = controls.the_window()
-    except FtkitError:
-        window = None
+    window = _window_or_none(controls)
     if window is not None:
         base = _epoch(epoch)
         out["window"] = {**window.to_dict(), "met": all(
