@@ -9,7 +9,8 @@ Run from the repository root::
   then waves of 5, on a LocalCluster of 2 workers, every member archived;
 - ``sequential``: ``ftkit run active-upgrade`` of N other new systems, one after another;
   both measured in this one run, so their ratio is what counts (goal: at most 0.6);
-- growth: the campaign's wall time for each size given, and its cost per system.
+- growth: the campaign's wall time for each size given, its cost per system, and the
+  fixed and per-system parts of a line fitted to them (per system beside one run of its own).
 """
 
 from __future__ import annotations
@@ -88,11 +89,30 @@ def main() -> int:
         ratio = camp / seq
         print(f"{args.systems} systems: campaign (2 workers, canary + waves of 5) {camp:.1f} s, "
               f"sequential ftkit run {seq:.1f} s: ratio {ratio:.2f} "
-              f"({'meets' if ratio <= GOAL_RATIO else 'misses'} the goal of {GOAL_RATIO})")
+              f"({'meets' if ratio <= GOAL_RATIO else 'misses'} the goal of {GOAL_RATIO}); "
+              f"one ftkit run {seq / args.systems:.2f} s", flush=True)
+        walls = {args.systems: camp}
         for size in [int(s) for s in args.growth.split(",") if s.strip()]:
-            wall = campaign(size, folder, env)
-            print(f"campaign of {size:4d} systems: {wall:7.1f} s, {wall / size:.2f} s a system")
+            if size not in walls:
+                walls[size] = campaign(size, folder, env)
+            print(f"campaign of {size:4d} systems: {walls[size]:7.1f} s, "
+                  f"{walls[size] / size:.2f} s a system", flush=True)
+        if len(walls) > 1:
+            fixed, each = _line(walls)
+            print(f"growth: about {fixed:.1f} s for the campaign itself (its runbook, the "
+                  f"cluster, its record) + {each:.2f} s a system, against "
+                  f"{seq / args.systems:.2f} s for one ftkit run: each system costs "
+                  f"{each / (seq / args.systems):.2f} of a run of its own")
     return 0
+
+
+def _line(walls: dict[int, float]) -> tuple[float, float]:
+    """Least squares of wall time against systems: (the fixed part, the part per system)."""
+    xs, ys = list(walls), list(walls.values())
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    each = (sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True))
+            / sum((x - mx) ** 2 for x in xs))
+    return my - each * mx, each
 
 
 if __name__ == "__main__":

@@ -200,6 +200,25 @@ def result_from_notebook(nb: Any) -> dict[str, Any] | None:
     return found
 
 
+def run_outcome(result: Mapping[str, Any] | None, error: str | None) -> tuple[
+        Outcome, list[str]]:
+    """The outcome a run is archived with, and the notes that say why (read-only): the
+    RESULT's outcome, else ``failed`` when ERROR is given, the result is missing or names
+    no outcome this archive knows."""
+    notes: list[str] = [error.strip()] if error else []
+    outcome: Outcome | None = None
+    if result:
+        try:
+            outcome = Outcome(str(result.get("outcome", "")).lower())
+        except ValueError:
+            notes.append(f"unknown outcome {result.get('outcome')!r} reported")
+    elif not error:
+        notes.append("the runbook reported no result")
+    if error or outcome is None:
+        outcome = Outcome.FAILED
+    return outcome, notes
+
+
 # --- the ledger ------------------------------------------------------------------------
 
 
@@ -987,17 +1006,7 @@ def archive_run(
             value = params.get(name)
         return scrub("" if value is None else str(value), extra=secrets)
 
-    notes: list[str] = [error.strip()] if error else []
-    outcome: Outcome | None = None
-    if result:
-        try:
-            outcome = Outcome(str(result.get("outcome", "")).lower())
-        except ValueError:
-            notes.append(f"unknown outcome {result.get('outcome')!r} reported")
-    elif not error:
-        notes.append("the runbook reported no result")
-    if error or outcome is None:
-        outcome = Outcome.FAILED
+    outcome, notes = run_outcome(result, error)
     outage = result.get("outage_s")
     try:
         outage_s = None if outage is None else float(outage)

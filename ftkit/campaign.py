@@ -40,6 +40,7 @@ import math
 import os
 import re
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -426,7 +427,20 @@ def _member_task(runbook: str, params: dict[str, Any]) -> dict[str, Any]:
     except SessionBusyError as err:
         return {"worker": worker, "busy": err.message}
     return {"worker": worker, "notebook": notebook, "started": ran.started.isoformat(),
-            "ended": ran.ended.isoformat(), "error": ran.error, "finished": ran.finished}
+            "ended": ran.ended.isoformat(), "error": ran.error, "finished": ran.finished,
+            "outcome": _outcome_of(notebook, ran.error)}
+
+
+def _outcome_of(notebook: bytes | None, error: str | None) -> str:
+    """The outcome the notebook will be archived with (the archive's own rule), known on
+    the worker so that the controller can count a failure before it archives."""
+    from ftkit.archive import result_from_notebook, run_outcome
+
+    try:
+        result = result_from_notebook(json.loads(notebook)) if notebook else None
+    except ValueError:
+        result = None
+    return run_outcome(result, error)[0].value
 
 
 @contextmanager
@@ -445,6 +459,7 @@ def _client(scheduler: str | None, spec: CampaignSpec) -> Iterator[Any]:
                 # the scheduler's own setting, whatever its configuration says: a task whose
                 # worker died is never run again behind the campaign's back
                 client.run_on_scheduler(_no_retries)
+                client.run(_warm, wait=False)
                 yield client
             finally:
                 client.close()
@@ -455,10 +470,30 @@ def _client(scheduler: str | None, spec: CampaignSpec) -> Iterator[Any]:
                                resources={s: 1 for s in sites} or None)
         client = Client(cluster)
         try:
+            client.run(_warm, wait=False)  # each worker imports papermill while the canary runs
             yield client
         finally:
             client.close()
             cluster.close()
+
+
+def _import_archiving() -> None:
+    """Import the modules :func:`_archive` uses (read-only; runs nothing)."""
+    import nbformat  # noqa: F401
+
+    import ftkit.archive
+    import ftkit.record
+    import ftkit.report_html  # noqa: F401
+
+
+async def _warm() -> None:
+    """On a worker: import what a member's run needs, before its first run asks for it,
+    on a thread beside the worker's event loop (read-only; runs nothing)."""
+    import asyncio
+
+    from ftkit.runner import load_papermill
+
+    await asyncio.get_running_loop().run_in_executor(None, load_papermill)
 
 
 def _no_retries(dask_scheduler: Any) -> None:
@@ -476,6 +511,10 @@ def run_campaign(spec: CampaignSpec, *, scheduler: str | None = None,
     one line per event; ON_CHANGE the members after each change (a live table)."""
     from ftkit.runner import preflight_archive
 
+    # what archiving needs (nbformat, the HTML renderer) is imported while the cluster
+    # starts and the canary runs, not after the canary, when every worker waits for it
+    threading.Thread(target=_import_archiving, name="ftkit-campaign-imports",
+                     daemon=True).start()
     path = check_members(spec)
     reports = Path(reports) if reports is not None else home.reports_dir()
     preflight_archive(reports)
@@ -527,7 +566,8 @@ def _drive(spec: CampaignSpec, path: Path, journal: Any, *, scheduler: str | Non
                 + ", ".join(m.name for m in todo))
             pending = list(todo)
             running = as_completed()
-            while pending or running.count():
+            ended: tuple[Member, dict[str, Any]] | None = None
+            while pending or running.count() or ended is not None:
                 while pending and running.count() < spec.concurrency and not _stop_reason(
                         spec, states, w, during=True):
                     member = pending.pop(0)
@@ -542,10 +582,14 @@ def _drive(spec: CampaignSpec, path: Path, journal: Any, *, scheduler: str | Non
                                                      "system": member.name, "wave": w})
                     states[member.name].state = "running"
                     changed()
+                if ended is not None:  # archived once the next systems run (not idle)
+                    _record(spec, *ended, journal, states, reports, say)
+                    ended = None
+                    changed()
+                    continue
                 if not running.count():
                     break  # stopped: what was not started stays waiting
-                future = next(running)
-                _record(spec, future, journal, states, reports, say)
+                ended = _settle(next(running), journal, states, say)
                 changed()
         stop = _stop_reason(spec, states, len(spec.waves))
         if stop:
@@ -627,9 +671,11 @@ def _tell(spec: CampaignSpec, journal: Any, wave: int) -> None:
                 detail={"campaign": "notified", "about": key, "ok": error is None})
 
 
-def _record(spec: CampaignSpec, future: Any, journal: Any,
-            states: dict[str, MemberState], reports: Path, say: Callable[[str], None]) -> None:
-    """Archive what FUTURE's member run brought back and journal how it ended."""
+def _settle(future: Any, journal: Any, states: dict[str, MemberState],
+            say: Callable[[str], None]) -> tuple[Member, dict[str, Any]] | None:
+    """Take what FUTURE's member run brought back: a run cut off or refused is journaled
+    here (None returned); a run that ran is marked ended with its outcome in STATES (so a
+    failure counts before the next system starts) and returned to be archived."""
     member: Member = future.member
     state = states[member.name]
     try:
@@ -640,13 +686,23 @@ def _record(spec: CampaignSpec, future: Any, journal: Any,
                      f"{member.name}: its run was cut off ({why}); run the campaign again to "
                      "resume its session")
         say(f"{member.name}: interrupted ({why})")
-        return
+        return None
     if "busy" in out:
         _journal_end(journal, state, "interrupted", None, None, None, out["busy"],
                      f"{member.name}: not run, another controller drives it: {out['busy']}",
                      worker=out["worker"])
         say(f"{member.name}: refused, {out['busy']}")
-        return
+        return None
+    state.state = "ended" if out.get("finished", True) else "interrupted"
+    state.outcome = (out.get("outcome") or _outcome_of(out["notebook"], out.get("error"))
+                     if out.get("notebook") else "failed")
+    return member, out
+
+
+def _record(spec: CampaignSpec, member: Member, out: Mapping[str, Any], journal: Any,
+            states: dict[str, MemberState], reports: Path, say: Callable[[str], None]) -> None:
+    """Archive what MEMBER's run brought back (OUT) and journal how it ended."""
+    state = states[member.name]
     entry = _archive(member, spec, out, reports) if out.get("notebook") else None
     outcome = entry.outcome if entry else "failed"
     report = (entry.html or entry.notebook) if entry else None

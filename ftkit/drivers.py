@@ -216,6 +216,13 @@ def schemes() -> list[str]:
     return sorted(set(_REGISTRY) | {ep.name for ep in _entry_points()})
 
 
+def known_scheme(scheme: str) -> bool:
+    """Whether SCHEME has a driver (read-only): built in or registered without scanning the
+    installed packages, else an ``ftkit.drivers`` entry point of that name."""
+    _load_builtin()
+    return scheme in _REGISTRY or any(ep.name == scheme for ep in _entry_points())
+
+
 def split_target(target: str) -> tuple[str, str]:
     """``"sim://demo"`` → ``("sim", "demo")``; a malformed target is a TargetError."""
     match = _TARGET.match(target) if isinstance(target, str) else None

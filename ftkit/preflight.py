@@ -258,7 +258,7 @@ def _files(name: str, value: object) -> list[str]:
 def _system(name: str, value: object) -> str:
     """A target of a known scheme: a ``sim://`` name or path as the simulator takes it, a
     ``host://`` site file that is a regular file of bounded size. Read-only."""
-    from ftkit.drivers import schemes, split_target
+    from ftkit.drivers import known_scheme, schemes, split_target
 
     text = check_text(name, value, limit=MAX_TARGET, example="sim://NAME")
     try:
@@ -266,7 +266,7 @@ def _system(name: str, value: object) -> str:
     except TargetError as err:
         raise ParameterError(err.message, f"write -p system sim://{visible(text)}"
                              if "://" not in text else err.remedy) from None
-    if scheme not in schemes():
+    if not known_scheme(scheme):
         raise ParameterError(f"no driver for scheme {scheme!r} in {text!r}",
                              f"use one of: {', '.join(s + '://' for s in schemes())}")
     if scheme == "sim":

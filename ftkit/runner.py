@@ -17,6 +17,7 @@ parameters are read with ``json`` and ``ast``.
 from __future__ import annotations
 
 import ast
+import copy
 import io
 import json
 import os
@@ -97,11 +98,26 @@ def runbook_parameters(path: Path) -> dict[str, dict[str, Any]]:
     machinery's start-up. A notebook that cannot be read is an FtkitError.
     """
     try:
+        stat = Path(path).stat()
+        key = (str(Path(path).resolve()), stat.st_mtime_ns, stat.st_size)
+        if key in _DECLARED:  # a campaign checks one runbook for each of its systems
+            return copy.deepcopy(_DECLARED[key])
         notebook = json.loads(Path(path).read_text(encoding="utf-8"))
         cells = notebook.get("cells", []) if isinstance(notebook, dict) else []
     except (OSError, UnicodeDecodeError, ValueError) as err:
         raise FtkitError(f"cannot read runbook {path}: {err}",
                          "give a notebook (.ipynb) written by Jupyter") from None
+    declared = _parameters_cell(cells, path)
+    _DECLARED.clear()
+    _DECLARED[key] = declared
+    return copy.deepcopy(declared)
+
+
+#: the last runbook read by runbook_parameters, keyed by (path, mtime, size)
+_DECLARED: dict[tuple[str, int, int], dict[str, dict[str, Any]]] = {}
+
+
+def _parameters_cell(cells: list[Any], path: Path) -> dict[str, dict[str, Any]]:
     for cell in cells:
         tags = (cell.get("metadata") or {}).get("tags") or []
         if cell.get("cell_type") == "code" and "parameters" in tags:
@@ -271,8 +287,7 @@ def execute(path: Path, params: Mapping[str, Any], output: Path, *,
     nothing (:func:`run_runbook` and a campaign's controller do). Writes OUTPUT (also when
     a cell fails, if papermill got that far); the caller holds the system's lock
     (:func:`controlling`). KeyboardInterrupt is raised as it comes."""
-    _without_iri_grammar()
-    import papermill
+    papermill = load_papermill()
     from papermill.exceptions import PapermillExecutionError
 
     secrets = secret_values(params)
@@ -286,8 +301,10 @@ def execute(path: Path, params: Mapping[str, Any], output: Path, *,
             progress_bar=progress,
             log_output=False,
             # the kernel's own warnings (TCP on 127.0.0.1, HMAC-signed) are noise on an
-            # operator's terminal; its errors still show
-            extra_arguments=["--IPKernelApp.log_level=ERROR"],
+            # operator's terminal; its errors still show. The executed notebook is the
+            # record: no IPython history database (shared by every kernel of this account,
+            # a write lock that concurrent runs of a campaign would queue on)
+            extra_arguments=["--IPKernelApp.log_level=ERROR", "--HistoryManager.enabled=False"],
         )
     except PapermillExecutionError as err:
         from ftkit.errors import is_ftkit_error
@@ -322,8 +339,7 @@ def serve_app(path: Path, params: Mapping[str, Any], *, port: int = 8866,
     import sys
     import tempfile
 
-    _without_iri_grammar()
-    import papermill
+    papermill = load_papermill()
 
     with tempfile.TemporaryDirectory(prefix="ftkit-app-") as folder:
         app = Path(folder) / path.name
@@ -406,6 +422,14 @@ def _ended_change(path: Path, params: Mapping[str, Any]) -> None:
         raise FtkitError(f"change {change} has no ended session on {system}: no record to "
                          "archive yet", "end the session in the app (commit or abort, then "
                          "Finish); its record is archived then")
+
+
+def load_papermill() -> Any:
+    """papermill, imported (once per process) without the IRI grammar: see below."""
+    _without_iri_grammar()
+    import papermill
+
+    return papermill
 
 
 def _without_iri_grammar() -> None:
