@@ -180,8 +180,9 @@ class ApprovalPanel(LiveHTML, w.VBox):
         self.output = w.Output()  # where a click's carrying on shows (Voilà)
         owner = _Owner()
         self.button.on_click(lambda _b: owner.run(lambda: self._clicked(self._approve)))
-        super().__init__(children=[self.question, self.by, self.reason, self.button,
-                                   self.command, self.message, self.output])
+        super().__init__(children=[self.question, self.by, self.reason,
+                                   w.HBox([self.button]), self.command, self.message,
+                                   self.output])
         if not self.look():
             _arm_later(self._arm)
 
