@@ -172,3 +172,44 @@ def test_the_campaign_waits_at_the_panel_and_goes_on_once_approved(
     assert panel.finished
     out = capsys.readouterr().out
     assert f"campaign {spec.name} completed: 2 systems" in out
+
+
+@pytest.mark.filterwarnings("ignore:Port 8787 is already in use:UserWarning")
+@pytest.mark.slow
+def test_in_voila_the_panel_does_not_hold_its_cell_and_its_approval_carries_on(
+        tmp_path: Path, shown: list[Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Voilà shows a cell's outputs once it ends: the cell returns at the panel; its click
+    runs the campaign on below it, up to the next panel, which an approval from a shell
+    carries on without a click; the last shows the campaign's result."""
+    monkeypatch.setenv("SERVER_SOFTWARE", "voila/0.5.8")
+    spec = load_campaign(campaign_file(tmp_path, ["a", "b", "c"], waves="[1, 1]",
+                                       extra="approve_between_waves = true"))
+
+    async def page() -> tuple[CampaignResult, list[fw.ApprovalPanel]]:
+        result = await fw.drive_campaign(spec)  # the cell ends: the canary ran, wave 1 waits
+        (first,) = [o for o in shown if isinstance(o, fw.ApprovalPanel)]
+        while first.button.disabled:
+            await asyncio.sleep(0.05)
+        first.by.value = "carol"
+        first.button.click()  # journaled; wave 1 runs, then wave 2 asks below
+        second = next_panel_now(shown, after=1)
+        assert [sessions_of(m.target) for m in spec.members] == [["committed"]] * 2 + [[]]
+        assert main(["campaign", "approve", str(spec.path), "--wave", "2", "--by", "dave"]) == 0
+        while not second.settled:  # seen by the panel's watch: wave 2 runs
+            await asyncio.sleep(0.05)
+        return result, [first, second]
+
+    result, (first, second) = asyncio.run(page())
+    assert result.outcome == "waiting"  # what the cell returned
+    assert [sessions_of(m.target) for m in spec.members] == [["committed"]] * 3
+    assert "approved by dave" in text(second.message.value)
+    assert campaign_status(spec)["totals"]["ended"] == 3
+    assert f"campaign {spec.name} completed" not in text(first.message.value)
+    assert any("<table" in str(getattr(o, "data", "")) and text(str(o.data)).count(
+        "committed") == 3 for o in shown)  # the result, shown below the last panel
+
+
+def next_panel_now(shown: list[Any], *, after: int) -> fw.ApprovalPanel:
+    panels = [o for o in shown if isinstance(o, fw.ApprovalPanel)]
+    assert len(panels) > after, "no further approval panel was shown"
+    return panels[after]

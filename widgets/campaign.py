@@ -261,6 +261,23 @@ class ApprovalPanel(LiveHTML, w.VBox):
         return self.approval
 
 
+    def watch(self, timeout_s: float) -> None:
+        """Where the panel cannot hold its cell (Voilà): read the journal every
+        :data:`LOOK_S` on the kernel's event loop, for up to TIMEOUT_S, so that an approval
+        given from a shell is seen (and ``on_approved`` runs) without a click."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no kernel loop (a script): nothing to watch with
+            return
+        deadline = time.monotonic() + timeout_s
+
+        def tick() -> None:
+            if not self.settled and not self.look() and time.monotonic() < deadline:
+                loop.call_later(LOOK_S, tick)
+
+        loop.call_later(LOOK_S, tick)
+
+
 def _when(stamp: Any) -> str:
     """A journal's timestamp as ``2026-12-03 08:31:24 UTC``."""
     try:
@@ -292,8 +309,9 @@ async def drive_campaign(spec: CampaignSpec, *, scheduler: str | None = None,
         panel = _ask_approval(spec, result)
         if panel is None:
             return result
-        if in_voila():
+        if in_voila():  # its cell shows its outputs once it ends: the panel cannot hold it
             _go_on_once_approved(spec, panel, scheduler=scheduler, on_change=on_change)
+            panel.watch(_panel_wait_s(spec))
             return result
         if await panel.wait(_panel_wait_s(spec)) is None:
             return result
@@ -324,6 +342,7 @@ def _carry_on(spec: CampaignSpec, panel: ApprovalPanel, *, scheduler: str | None
         campaign_result(spec, result)
         return
     _go_on_once_approved(spec, nxt, scheduler=scheduler, on_change=on_change)
+    nxt.watch(_panel_wait_s(spec))
 
 
 def _go_on_once_approved(spec: CampaignSpec, panel: ApprovalPanel, *, scheduler: str | None,
