@@ -146,6 +146,7 @@ def test_a_panel_nobody_answers_stops_waiting_and_journals_nothing(tmp_path: Pat
 
 # another LocalCluster on this machine (a benchmark, a notebook) may hold Dask's default port
 @pytest.mark.filterwarnings("ignore:Port 8787 is already in use:UserWarning")
+@pytest.mark.slow
 def test_the_campaign_waits_at_the_panel_and_goes_on_once_approved(
         tmp_path: Path, shown: list[Any], capsys: pytest.CaptureFixture[str]) -> None:
     """What the runbook's cell does: ``await fw.drive_campaign(spec)`` runs the canary,
