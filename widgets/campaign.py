@@ -34,6 +34,7 @@ from ftkit.campaign import (
 )
 from ftkit.errors import FtkitError
 
+from .attention import lead_to_panel, say_on_line
 from .decide import _arm_later, _inside, _Owner, in_voila, nobody_can_click
 from .render import GREEN, GREY, RED, YELLOW, esc, note_html
 from .views import LiveHTML, show
@@ -225,6 +226,8 @@ class ApprovalPanel(LiveHTML, w.VBox):
             return False
         self.approval = approval
         self.button.disabled = self.by.disabled = self.reason.disabled = True
+        say_on_line(f"Running: campaign {self.spec.name}, wave {self.wave} approved by "
+                    f"{approval.get('by')}")
         why = f": {approval.get('why')}" if approval.get("why") else ""
         self.message.value = note_html(
             f"Wave {self.wave} approved by {approval.get('by')} (account "
@@ -308,13 +311,21 @@ async def drive_campaign(spec: CampaignSpec, *, scheduler: str | None = None,
                               approval_wait_s=0)
         panel = _ask_approval(spec, result)
         if panel is None:
+            _said_on_line(spec, result)
             return result
         if in_voila():  # its cell shows its outputs once it ends: the panel cannot hold it
             _go_on_once_approved(spec, panel, scheduler=scheduler, on_change=on_change)
             panel.watch(_panel_wait_s(spec))
             return result
         if await panel.wait(_panel_wait_s(spec)) is None:
+            _said_on_line(spec, result)
             return result
+
+
+def _said_on_line(spec: CampaignSpec, result: CampaignResult) -> None:
+    """The sticky line (shown once a panel led to it) says how the campaign's run ended."""
+    say_on_line(f"Campaign {spec.name}: {result.outcome}",
+                tone={"completed": "done", "waiting": "wait"}.get(result.outcome, "broken"))
 
 
 def _ask_approval(spec: CampaignSpec, result: CampaignResult) -> ApprovalPanel | None:
@@ -324,6 +335,7 @@ def _ask_approval(spec: CampaignSpec, result: CampaignResult) -> ApprovalPanel |
         return None
     panel = ApprovalPanel(spec, wave)
     show(panel)
+    lead_to_panel(panel, f"the approval of wave {wave} (campaign {spec.name})")
     return panel
 
 
@@ -339,6 +351,7 @@ def _carry_on(spec: CampaignSpec, panel: ApprovalPanel, *, scheduler: str | None
         return
     nxt = _ask_approval(spec, result)
     if nxt is None:
+        _said_on_line(spec, result)
         campaign_result(spec, result)
         return
     _go_on_once_approved(spec, nxt, scheduler=scheduler, on_change=on_change)

@@ -87,6 +87,11 @@ def test_the_campaign_waits_at_the_approval_panel_and_goes_on_when_approved(
     expect(asking).to_contain_text("ftkit campaign approve")
     assert cell_is_running(panel)  # the panel holds its cell: the result is not shown yet
     assert not output_areas(panel).filter(has_text="completed: 2 systems").count()
+    # brought into view, its first field focused, the sticky line saying what waits
+    expect(panel.locator(".ftkit-attention-bar")).to_contain_text(
+        "Waiting for: the approval of wave 1 (campaign browser-approval)", timeout=10_000)
+    expect(asking.locator('input[placeholder^="your name"]')).to_be_focused(timeout=10_000)
+    expect(asking).to_be_in_viewport()
     approve = asking.get_by_role("button").filter(has_text="Approve wave 1")
     expect(approve).to_be_enabled(timeout=30_000)  # armed a moment after it is shown
     for placeholder, typed in (("your name", "Carol C"), ("why you approve", "canary fine")):
@@ -101,6 +106,8 @@ def test_the_campaign_waits_at_the_approval_panel_and_goes_on_when_approved(
     wait_for_output_text(panel, "campaign browser-approval completed: 2 systems",
                          timeout=300)
     wait_until_cells_done(panel, timeout=120)
+    expect(panel.locator(".ftkit-attention-bar")).to_contain_text(
+        "Campaign browser-approval: completed")
     screenshot(page, tmp_path / "campaign-completed.png")
     lab.delete_all_sessions()
 
