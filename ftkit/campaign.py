@@ -484,15 +484,16 @@ def _no_retries(dask_scheduler: Any) -> None:
 def run_campaign(spec: CampaignSpec, *, scheduler: str | None = None,
                  reports: Path | None = None, say: Callable[[str], None] = print,
                  on_change: Callable[[list[MemberState]], None] | None = None,
-                 approval_wait_s: float | None = None) -> CampaignResult:
+                 asked_in: str | None = None) -> CampaignResult:
     """Run SPEC's campaign from where its journal stands: wave by wave, at most
     ``concurrency`` systems at once, the next wave only once approved (when the campaign
     asks for approvals), no new system once ``max_failures`` failed or the canary failed.
     Each member's notebook is archived under REPORTS as ``ftkit run`` archives it. SAY gets
     one line per event; ON_CHANGE the members after each change (a live table).
-    APPROVAL_WAIT_S is how long this run waits at a wave not yet approved (default the
-    file's ``approval_wait_min``); the campaign notebook's panel passes 0, gets the
-    approval itself and runs the campaign again (:func:`ftkit_widgets.drive_campaign`)."""
+    ASKED_IN names where else a wave not yet approved is asked for its approval (the
+    campaign notebook: ``"the panel below"``, :func:`ftkit_widgets.drive_campaign`): this
+    run then ends "waiting" at once, saying so, without waiting ``approval_wait_min``; its
+    caller waits for the approval and runs the campaign again."""
     from ftkit.runner import preflight_archive
 
     path = check_members(spec)
@@ -506,8 +507,7 @@ def run_campaign(spec: CampaignSpec, *, scheduler: str | None = None,
         raise
     try:
         return _drive(spec, path, journal, scheduler=scheduler, reports=reports, say=say,
-                      on_change=on_change, wait_s=spec.approval_wait_s
-                      if approval_wait_s is None else approval_wait_s)
+                      on_change=on_change, asked_in=asked_in)
     finally:
         journal.release()
         journal.close()
@@ -516,7 +516,7 @@ def run_campaign(spec: CampaignSpec, *, scheduler: str | None = None,
 def _drive(spec: CampaignSpec, path: Path, journal: Any, *, scheduler: str | None,
            reports: Path, say: Callable[[str], None],
            on_change: Callable[[list[MemberState]], None] | None,
-           wait_s: float) -> CampaignResult:
+           asked_in: str | None) -> CampaignResult:
     from distributed import as_completed
 
     states, approvals = _states(spec, journal)
@@ -538,10 +538,13 @@ def _drive(spec: CampaignSpec, path: Path, journal: Any, *, scheduler: str | Non
             if not todo:
                 continue
             if w > 0 and spec.approve_between_waves and w not in approvals:
-                approvals = _await_approval(spec, journal, w, say, wait_s)
+                approvals = _await_approval(spec, journal, w, say,
+                                            0 if asked_in else spec.approval_wait_s)
                 if w not in approvals:
-                    why = (f"wave {w} waits for an approval: ftkit campaign approve "
-                           f"{spec.path} --wave {w} --by NAME, then run the campaign again")
+                    command = f"ftkit campaign approve {spec.path} --wave {w} --by NAME"
+                    why = (f"wave {w} waits for an approval: {asked_in}, or {command}"
+                           if asked_in else f"wave {w} waits for an approval: {command}, "
+                           "then run the campaign again")
                     say(why)
                     return CampaignResult("waiting", why, list(states.values()), link)
             say(f"wave {w} ({'canary' if w == 0 else f'{len(wave)} systems'}): "

@@ -45,6 +45,8 @@ __all__ = ["ApprovalPanel", "CampaignTable", "campaign_plan", "campaign_result",
 #: While a cell waits at the approval panel, the campaign's journal is read this often for
 #: an approval given from a shell (``ftkit campaign approve``), in seconds.
 LOOK_S = 1.0
+#: Where a waiting wave's approval is asked, as the run's line says it (``run_campaign``).
+ASKED_IN = "approve it in the panel below"
 #: How long the panel waits for an approval when the campaign file sets no
 #: ``approval_wait_min``, in seconds (as long as a decision panel waits).
 PANEL_WAIT_S = 3600.0
@@ -308,7 +310,7 @@ async def drive_campaign(spec: CampaignSpec, *, scheduler: str | None = None,
         return run_campaign(spec, scheduler=scheduler, on_change=on_change)
     while True:
         result = run_campaign(spec, scheduler=scheduler, on_change=on_change,
-                              approval_wait_s=0)
+                              asked_in=ASKED_IN)
         panel = _ask_approval(spec, result)
         if panel is None:
             _said_on_line(spec, result)
@@ -345,7 +347,7 @@ def _carry_on(spec: CampaignSpec, panel: ApprovalPanel, *, scheduler: str | None
     to the next approval (asked there again) or its end, whose result is shown there."""
     try:
         result = run_campaign(spec, scheduler=scheduler, on_change=on_change,
-                              approval_wait_s=0)
+                              asked_in=ASKED_IN)
     except FtkitError as err:
         panel.message.value = note_html(str(err), colour=RED, title="the campaign stopped")
         return
