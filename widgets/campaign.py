@@ -257,14 +257,14 @@ class ApprovalPanel(LiveHTML, w.VBox):
                 self.button.disabled = True
                 self.message.value = note_html(
                     f"No approval of wave {self.wave} within {timeout_s:g} s: the campaign "
-                    f"waits. Approve it from a shell (the command above), then run the "
-                    "campaign again.", colour=YELLOW, title="not approved")
+                    f"waits. Approve it with ftkit campaign approve {self.spec.path} --wave "
+                    f"{self.wave} --by NAME, then run the campaign again.", colour=YELLOW,
+                    title="not approved")
                 self.finish()
                 return None
             await asyncio.sleep(0.05)
         self.finish()
         return self.approval
-
 
     def watch(self, timeout_s: float) -> None:
         """Where the panel cannot hold its cell (Voilà): read the journal every
