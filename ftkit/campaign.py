@@ -59,6 +59,7 @@ __all__ = [
     "CampaignSpec",
     "Member",
     "MemberState",
+    "approval_of",
     "approve_wave",
     "campaign_journal",
     "campaign_status",
@@ -335,7 +336,7 @@ def _states(spec: CampaignSpec, journal: Any) -> tuple[dict[str, MemberState], d
             s.outage_s, s.report = detail.get("outage_s"), detail.get("report")
             s.worker, s.error = detail.get("worker") or s.worker, detail.get("error")
         elif event == "approved":
-            approvals[int(detail["wave"])] = detail
+            approvals[int(detail["wave"])] = {**detail, "at": entry.ts}
     return states, approvals
 
 
@@ -345,12 +346,15 @@ def approve_wave(spec: CampaignSpec, *, wave: int, by: str, why: str = "") -> st
     Refused (nothing written) for a wave the campaign does not have, or one approved
     already (the first approval stands)."""
     from ftkit.decisions import account
+    from ftkit.preflight import check_value
 
     if not 1 <= wave < len(spec.waves):
         raise CampaignError(f"campaign {spec.name} has no wave {wave} to approve",
                             f"waves 1 to {len(spec.waves) - 1} follow the canary (wave 0)")
     if not by.strip():
         raise CampaignError("an approval needs the approver's name", "give --by NAME")
+    check_value("operator", by)  # as every name and reason ftkit journals: plain text
+    check_value("reason", why)
     journal = campaign_journal(spec)
     try:
         _states_now, approvals = _states(spec, journal)
@@ -364,6 +368,17 @@ def approve_wave(spec: CampaignSpec, *, wave: int, by: str, why: str = "") -> st
         journal.log(None, "info", said, detail={"campaign": "approved", "wave": wave,
                                                  "by": by, "account": account(), "why": why})
         return said
+    finally:
+        journal.close()
+
+
+def approval_of(spec: CampaignSpec, wave: int) -> dict[str, Any] | None:
+    """WAVE's approval as journaled (``by``, ``account``, ``why``, ``at``: the time it was
+    journaled), whoever gave it (the command, a prompt, the notebook's panel), else None
+    (read-only)."""
+    journal = campaign_journal(spec)
+    try:
+        return _states(spec, journal)[1].get(wave)
     finally:
         journal.close()
 
@@ -503,12 +518,17 @@ def _no_retries(dask_scheduler: Any) -> None:
 
 def run_campaign(spec: CampaignSpec, *, scheduler: str | None = None,
                  reports: Path | None = None, say: Callable[[str], None] = print,
-                 on_change: Callable[[list[MemberState]], None] | None = None) -> CampaignResult:
+                 on_change: Callable[[list[MemberState]], None] | None = None,
+                 asked_in: str | None = None) -> CampaignResult:
     """Run SPEC's campaign from where its journal stands: wave by wave, at most
     ``concurrency`` systems at once, the next wave only once approved (when the campaign
     asks for approvals), no new system once ``max_failures`` failed or the canary failed.
     Each member's notebook is archived under REPORTS as ``ftkit run`` archives it. SAY gets
-    one line per event; ON_CHANGE the members after each change (a live table)."""
+    one line per event; ON_CHANGE the members after each change (a live table).
+    ASKED_IN names where else a wave not yet approved is asked for its approval (the
+    campaign notebook: ``"the panel below"``, :func:`ftkit_widgets.drive_campaign`): this
+    run then ends "waiting" at once, saying so, without waiting ``approval_wait_min``; its
+    caller waits for the approval and runs the campaign again."""
     from ftkit.runner import preflight_archive
 
     # what archiving needs (nbformat, the HTML renderer) is imported while the cluster
@@ -526,7 +546,7 @@ def run_campaign(spec: CampaignSpec, *, scheduler: str | None = None,
         raise
     try:
         return _drive(spec, path, journal, scheduler=scheduler, reports=reports, say=say,
-                      on_change=on_change)
+                      on_change=on_change, asked_in=asked_in)
     finally:
         journal.release()
         journal.close()
@@ -534,7 +554,8 @@ def run_campaign(spec: CampaignSpec, *, scheduler: str | None = None,
 
 def _drive(spec: CampaignSpec, path: Path, journal: Any, *, scheduler: str | None,
            reports: Path, say: Callable[[str], None],
-           on_change: Callable[[list[MemberState]], None] | None) -> CampaignResult:
+           on_change: Callable[[list[MemberState]], None] | None,
+           asked_in: str | None) -> CampaignResult:
     from distributed import as_completed
 
     states, approvals = _states(spec, journal)
@@ -556,10 +577,13 @@ def _drive(spec: CampaignSpec, path: Path, journal: Any, *, scheduler: str | Non
             if not todo:
                 continue
             if w > 0 and spec.approve_between_waves and w not in approvals:
-                approvals = _await_approval(spec, journal, w, say)
+                approvals = _await_approval(spec, journal, w, say,
+                                            0 if asked_in else spec.approval_wait_s)
                 if w not in approvals:
-                    why = (f"wave {w} waits for an approval: ftkit campaign approve "
-                           f"{spec.path} --wave {w} --by NAME, then run the campaign again")
+                    command = f"ftkit campaign approve {spec.path} --wave {w} --by NAME"
+                    why = (f"wave {w} waits for an approval: {asked_in}, or {command}"
+                           if asked_in else f"wave {w} waits for an approval: {command}, "
+                           "then run the campaign again")
                     say(why)
                     return CampaignResult("waiting", why, list(states.values()), link)
             say(f"wave {w} ({'canary' if w == 0 else f'{len(wave)} systems'}): "
@@ -628,11 +652,11 @@ def _stop_reason(spec: CampaignSpec, states: Mapping[str, MemberState], wave: in
 
 
 def _await_approval(spec: CampaignSpec, journal: Any, wave: int,
-                    say: Callable[[str], None]) -> dict[int, dict]:
-    """Wait up to ``approval_wait_s`` for WAVE's approval to be journaled (by ``ftkit
-    campaign approve`` in another process); the approvals found (read-only)."""
+                    say: Callable[[str], None], wait_s: float) -> dict[int, dict]:
+    """Wait up to WAIT_S for WAVE's approval to be journaled (by ``ftkit campaign
+    approve`` in another process); the approvals found (read-only)."""
     _tell(spec, journal, wave)
-    deadline = time.monotonic() + spec.approval_wait_s
+    deadline = time.monotonic() + wait_s
     said = False
     while True:
         _s, approvals = _states(spec, journal)

@@ -13,6 +13,8 @@ Runbook steps (one line per cell, safe to re-run): :func:`resolve`,
 :func:`require_ready`, :func:`step`, :func:`soak`, :func:`show_plan`,
 :func:`show_failure`, :func:`show_log`, :func:`result`, :func:`abort_session`.
 Status: :func:`inventory`, :func:`show_inventory`.
+Campaigns: :func:`campaign_plan`, :class:`CampaignTable`, :func:`drive_campaign` (with its
+:class:`ApprovalPanel`), :func:`campaign_result`.
 """
 
 from __future__ import annotations
@@ -28,7 +30,13 @@ from .progress import Progress, progress_bar
 from .timeline import timeline
 
 if TYPE_CHECKING:
-    from .campaign import CampaignTable, campaign_plan, campaign_result
+    from .campaign import (
+        ApprovalPanel,
+        CampaignTable,
+        campaign_plan,
+        campaign_result,
+        drive_campaign,
+    )
     from .decide import DecisionPanel, RecoveryPanel, ask, check_mode
     from .runbook import (
         abort_session,
@@ -49,7 +57,8 @@ if TYPE_CHECKING:
     from .views import ActivityLog, StatusBar, SystemView, readiness_table
 
 _LAZY = {
-    **dict.fromkeys(("CampaignTable", "campaign_plan", "campaign_result"), "campaign"),
+    **dict.fromkeys(("ApprovalPanel", "CampaignTable", "campaign_plan", "campaign_result",
+                     "drive_campaign"), "campaign"),
     **dict.fromkeys(("DecisionPanel", "RecoveryPanel", "ask", "check_mode"), "decide"),
     **dict.fromkeys(("abort_session", "check_readiness", "ensure_system", "overview",
                      "record_header", "require_ready", "resolve", "result", "resume",
@@ -69,6 +78,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "ActivityLog",
+    "ApprovalPanel",
     "CampaignTable",
     "DecisionPanel",
     "Progress",
@@ -81,6 +91,7 @@ __all__ = [
     "campaign_result",
     "check_mode",
     "check_readiness",
+    "drive_campaign",
     "ensure_system",
     "inventory",
     "overview",

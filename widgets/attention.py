@@ -31,7 +31,8 @@ from ftkit.journal import Entry
 from ftkit.model import Request
 from ftkit.process import Session
 
-__all__ = ["alert", "attention_line", "clicked", "kept", "lead_to", "progressed"]
+__all__ = ["alert", "attention_line", "clicked", "kept", "lead_to", "lead_to_panel",
+           "progressed", "say_on_line"]
 
 log = logging.getLogger(__name__)
 
@@ -653,6 +654,47 @@ def lead_to(session: Session, panel: Any, decision: str) -> None:
         _lead(watch, *_mark(panel, "decision"))
     except Exception:  # the page is a help: never let it stop the upgrade
         log.exception("attention: could not lead to the %s panel", decision)
+
+
+def lead_to_panel(panel: Any, waiting: str) -> None:
+    """A panel that is no session's (the campaign's approval panel) was just displayed:
+    scroll it into view, focus its first empty field, and say on the sticky line that the
+    runbook is waiting for WAITING. Does nothing where nobody can click; never raises."""
+    try:
+        if not _frontend():
+            return
+        target, hint = _mark(panel, "decision")
+        beacon = _beacon()
+        with beacon.hold_sync():
+            _line(beacon, "wait", f"Waiting for: {waiting}", target)
+            beacon.focus, beacon.anchor = hint, target
+            beacon.lead += 1
+    except Exception:  # the page is a help: never let it stop the run
+        log.exception("attention: could not lead to a panel")
+
+
+def say_on_line(text: str, *, tone: str = "run") -> None:
+    """The sticky line says TEXT (``Head: the rest``), its button leading to the running
+    cell (a runbook that is no session's: the campaign). Does nothing where nobody can
+    click, or where no line was shown; never raises."""
+    try:
+        if not _frontend() or _STATE["beacon"] is None:
+            return
+        beacon = _beacon()
+        with beacon.hold_sync():
+            _line(beacon, tone, text, "@running" if tone == "run" else "@last")
+    except Exception:  # the page is a help: never let it stop the run
+        log.exception("attention: could not update the sticky line")
+
+
+def _line(beacon: Any, tone: str, text: str, target: str) -> None:
+    from html import escape
+
+    head, _, rest = text.partition(": ")
+    beacon.line = (f"<b>{escape(head)}:</b> {escape(rest)}" if rest
+                   else f"<b>{escape(text)}</b>")
+    beacon.tone, beacon.target = tone, target
+    beacon.button = _BUTTONS.get(tone, "Show")
 
 
 def _notice(session: Session, error: BaseException) -> str:
