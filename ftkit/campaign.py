@@ -481,7 +481,9 @@ def _client(scheduler: str | None, spec: CampaignSpec) -> Iterator[Any]:
             return
         sites = {m.site for m in spec.members if m.site}
         cluster = LocalCluster(n_workers=spec.concurrency, threads_per_worker=1,
-                               processes=True, dashboard_address=None,
+                               # None would mean the configured :8787, which another
+                               # cluster may hold: any free port (its link is printed)
+                               processes=True, dashboard_address=":0",
                                resources={s: 1 for s in sites} or None)
         client = Client(cluster)
         try:

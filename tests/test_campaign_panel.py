@@ -145,7 +145,6 @@ def test_a_panel_nobody_answers_stops_waiting_and_journals_nothing(tmp_path: Pat
 
 
 # another LocalCluster on this machine (a benchmark, a notebook) may hold Dask's default port
-@pytest.mark.filterwarnings("ignore:Port 8787 is already in use:UserWarning")
 @pytest.mark.slow
 def test_the_campaign_waits_at_the_panel_and_goes_on_once_approved(
         tmp_path: Path, shown: list[Any], capsys: pytest.CaptureFixture[str]) -> None:
@@ -175,7 +174,6 @@ def test_the_campaign_waits_at_the_panel_and_goes_on_once_approved(
     assert f"campaign {spec.name} completed: 2 systems" in out
 
 
-@pytest.mark.filterwarnings("ignore:Port 8787 is already in use:UserWarning")
 @pytest.mark.slow
 def test_in_voila_the_panel_does_not_hold_its_cell_and_its_approval_carries_on(
         tmp_path: Path, shown: list[Any], monkeypatch: pytest.MonkeyPatch) -> None:
