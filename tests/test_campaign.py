@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -188,6 +189,8 @@ def test_a_campaign_upgrades_every_system_and_leaves_a_record_of_each_and_of_its
     assert [e.outcome for e in ledger if e.runbook == "campaign"] == ["paused", "completed"]
     record = (reports / ledger[-1].html).read_text(encoding="utf-8")
     assert all(m.parameters["change_id"] in record for m in spec.members)
+    # the local cluster's dashboard, on a port of its own
+    assert re.search(r"Dask dashboard: http://127\.0\.0\.1:\d+/status", record)
     # a link to each system's record (the sanitizer keeps links to the archive's own files)
     assert all(f'href="{e.html}"' in record for e in ledger if e.runbook == "active-upgrade")
     status = campaign_status(spec)
