@@ -444,26 +444,29 @@ def _check_line(walk: _Walk, number: int, raw: str, data: Any, *,
     walk.prev_seq = this_seq
 
 
+_DECODER = json.JSONDecoder()
+
+
 def _hash_of_dumped(full: str, data: Mapping[str, Any]) -> str:
     """:func:`_entry_hash` of DATA, given FULL = ``canonical.dumps(DATA)``: the unhashed
-    items are cut out of FULL (each occurs once, at the top level, or the slow way)."""
+    items are cut out of FULL. Canonical JSON spells a key ``"hash":`` only as a key (a
+    quote inside a string is escaped), so a key named once is the top-level one, and its
+    value ends where parsing it from there ends (a key named twice: the slow way)."""
     text = full
     for key in _UNHASHED:
         if key not in data:
             continue
-        value = data[key]
-        # a hash is 64 hex digits, which JSON spells as they are
-        item = (f'"{key}":"{value}"' if type(value) is str and _HEX64.fullmatch(value)
-                else f'"{key}":{canonical.dumps(value)}')
-        if text.count(item) != 1:
+        name = f'"{key}":'
+        at = text.find(name)
+        if at < 0 or text.find(name, at + 1) >= 0:
             return _entry_hash(data)
-        at = text.index(item)
-        if text[at + len(item)] == ",":
-            text = text[:at] + text[at + len(item) + 1:]
+        end = _DECODER.raw_decode(text, at + len(name))[1]
+        if text[end] == ",":
+            text = text[:at] + text[end + 1:]
         elif text[at - 1] == ",":
-            text = text[:at - 1] + text[at + len(item):]
+            text = text[:at - 1] + text[end:]
         else:
-            text = text[:at] + text[at + len(item):]
+            text = text[:at] + text[end:]
     return _sha256(text.encode("utf-8"))
 
 
