@@ -509,11 +509,12 @@ def _check_later(walk: _Walk) -> None:
         with contextlib.suppress(OSError):
             folder = os.open(walk.folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     found: list[tuple[int, str]] = []
+    trusted_hex = None if walk.trusted is None else _public_hex(walk.trusted)
     try:
         for at, kind, where, what, digest, seq in walk.later:
             if kind == _SIGNED:
                 problem = _signature_problem(
-                    where, what, digest, walk.trusted,
+                    where, what, digest, walk.trusted, trusted_hex=trusted_hex,
                     covered=isinstance(seq, int) and seq <= walk.signed_through)
             else:
                 got = _file_sha256(what if folder is not None
@@ -926,15 +927,18 @@ def _sign(key: Any, digest: str) -> dict[str, str]:
 
 
 def _signature_problem(where: str, signature: Any, digest: str, trusted: Any | None, *,
-                       covered: bool = False) -> str | None:
-    """The problem with a line's SIGNATURE over DIGEST (by TRUSTED when given), None if
-    none; COVERED: the line is chained to a checkpoint whose signature by the trusted key
-    was checked, so its own signature's key is compared but the signature itself not
-    checked again (the chain binds it)."""
+                       covered: bool = False, trusted_hex: str | None = None) -> str | None:
+    """The problem with a line's SIGNATURE over DIGEST (by TRUSTED when given, whose
+    public key in hex is TRUSTED_HEX when the caller has it), None if none; COVERED: the
+    line is chained to a checkpoint whose signature by the trusted key was checked, so
+    its own signature's key is compared but the signature itself not checked again (the
+    chain binds it)."""
     if signature is None:
         return None if trusted is None else f"{where} is not signed by the given key"
+    if trusted is not None and trusted_hex is None:
+        trusted_hex = _public_hex(trusted)
     if covered and isinstance(signature, Mapping):
-        if trusted is not None and _public_hex(trusted) != str(signature.get("key")):
+        if trusted is not None and trusted_hex != str(signature.get("key")):
             return f"{where} is signed by another key than the given one"
         return None
     try:
@@ -950,7 +954,7 @@ def _signature_problem(where: str, signature: Any, digest: str, trusted: Any | N
     except (KeyError, TypeError, ValueError, binascii.Error):
         return f"{where} has a malformed signature"
     key = trusted if trusted is not None else named
-    if trusted is not None and _public_hex(trusted) != str(signature["key"]):
+    if trusted is not None and trusted_hex != str(signature["key"]):
         return f"{where} is signed by another key than the given one"
     try:
         key.verify(raw, digest.encode("ascii"))
