@@ -469,9 +469,10 @@ def index_line(data: Any, index: dict[int, tuple[str, str, str]],
     (it is :func:`ftkit.archive.verify_reports`' business)."""
     try:
         seq = int(data["seq"])
-        label = " ".join(str(data.get(k) or "") for k in ("runbook", "change_id"))
+        # JSON values format as str() spells them
+        label = f"{data.get('runbook') or ''} {data.get('change_id') or ''}".strip()
         index[seq] = (str(data["hash"]), str(data.get("outcome")),
-                      f"{label.strip()} on {data.get('system') or '?'}")
+                      f"{label} on {data.get('system') or '?'}")
         signature = data.get("signature")
         if isinstance(signature, dict):
             signers.setdefault(str(signature.get("key")), seq)
