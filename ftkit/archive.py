@@ -51,7 +51,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ftkit import canonical
 from ftkit.errors import ArchiveError
@@ -64,6 +64,9 @@ from ftkit.redact import (
     scrub,
     secret_values,
 )
+
+if TYPE_CHECKING:
+    from ftkit.checkpoints import LedgerIndex, Verdict
 
 __all__ = [
     "LEDGER",
@@ -382,7 +385,7 @@ class _Walk:
     checking: bool = True  # False: a resumed walk whose problems are the answer
     # what the checkpoints need of every line (:func:`ftkit.checkpoints.index_line`),
     # gathered in the same pass when asked for: {seq: (hash, outcome, label)}, {key: seq}
-    index: tuple[dict[int, tuple[str, str, str]], dict[str, int]] | None = None
+    index: LedgerIndex | None = None
 
 
 def _check_line(walk: _Walk, number: int, raw: str, data: Any, *,
@@ -685,7 +688,7 @@ class Verified:
     then the checkpoints'), the checkpoints' verdict, and the ledger's entries read."""
 
     problems: list[str]
-    checkpoints: Any  # ftkit.checkpoints.Verdict
+    checkpoints: Verdict
     entries: int
 
 
