@@ -51,7 +51,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ftkit import canonical
 from ftkit.errors import ArchiveError
@@ -65,6 +65,9 @@ from ftkit.redact import (
     secret_values,
 )
 
+if TYPE_CHECKING:
+    from ftkit.checkpoints import LedgerIndex, Verdict
+
 __all__ = [
     "LEDGER",
     "RESULT_MIME",
@@ -72,10 +75,12 @@ __all__ = [
     "LedgerEntry",
     "Outcome",
     "RunResult",
+    "Verified",
     "archive_run",
     "ensure_verified",
     "read_ledger",
     "result_from_notebook",
+    "verify_archive",
     "verify_reports",
 ]
 
@@ -387,19 +392,27 @@ class _Walk:
     prev_seq: int = 0
     problems: list[str] = field(default_factory=list)
     last: tuple[int, str, int] | None = None  # seq, hash, byte offset after its line
-    lines: int = 0  # lines before the first one this walk reads (blank ones included)
-    jobs: list[tuple[int, str, str, str]] = field(default_factory=list)  # files to hash
+    # checks made after the walk (:func:`_check_later`), each with where its problem goes
+    # among PROBLEMS: a line's signature, once the checkpoints said which lines a signed
+    # one covers: (at, _SIGNED, where, signature, digest, seq); a report file's SHA-256:
+    # (at, _HASHED, where, file name, digest, None)
+    later: list[tuple[int, int, str, Any, str, Any]] = field(default_factory=list)
+    trusted: Any | None = None  # the key every line must be signed by (an Ed25519 key)
     signed_through: int = 0  # lines up to this seq are covered by a signed checkpoint
+    entries: int = 0  # non-blank ledger lines read
+    start: int = 0  # the byte offset the checks start from (a resumed walk's checkpoint)
+    checking: bool = True  # False: a resumed walk whose problems are the answer
+    # what the checkpoints need of every line (:func:`ftkit.checkpoints.index_line`),
+    # gathered in the same pass when asked for: {seq: (hash, outcome, label)}, {key: seq}
+    index: LedgerIndex | None = None
 
 
-def _check_line(walk: _Walk, number: int, raw: str, *, trusted: Any | None) -> None:
-    """Verify one ledger line against the line before it; problems go to WALK."""
+def _check_line(walk: _Walk, number: int, raw: str, data: Any, *,
+                trusted: Any | None) -> None:
+    """Verify one ledger line RAW (DATA: what it parses to, None if it does not) against
+    the line before it; problems go to WALK, its signature and files are checked later."""
     where = f"{LEDGER} line {number}"
     problems = walk.problems
-    try:
-        data = json.loads(raw)
-    except ValueError:
-        data = None
     if not isinstance(data, dict) or not data.keys() >= _REQUIRED:
         problems.append(f"{where} is not a ledger entry (edited or damaged)")
         walk.prev_hash, walk.prev_seq = "", walk.prev_seq + 1
@@ -429,8 +442,9 @@ def _check_line(walk: _Walk, number: int, raw: str, *, trusted: Any | None) -> N
             f"{where} does not chain to the line before it: an entry was removed, "
             "reordered or edited"
         )
-    _check_signature(where, data, digest, trusted, problems,
-                     covered=isinstance(seq, int) and seq <= walk.signed_through)
+    signature = data.get("signature")
+    if signature is not None or trusted is not None:
+        walk.later.append((len(problems), _SIGNED, where, signature, digest, seq))
     files = data["files"] if isinstance(data["files"], dict) else {}
     if not files:
         problems.append(f"{where} lists no report files")
@@ -446,77 +460,204 @@ def _check_line(walk: _Walk, number: int, raw: str, *, trusted: Any | None) -> N
             continue
         if name not in walk.present:
             problems.append(f"report {name} ({where}) is missing")
-        else:  # hashed after the walk, in parallel; its problem goes here
-            walk.jobs.append((len(problems), os.path.join(walk.folder, name),
-                              str(digest_of_file), f"report {name} ({where})"))
+        else:  # hashed after the walk; its problem goes here
+            walk.later.append((len(problems), _HASHED, where, name, str(digest_of_file), None))
     walk.prev_hash = str(data["hash"])
     walk.prev_seq = this_seq
 
 
+_DECODER = json.JSONDecoder()
+
+
 def _hash_of_dumped(full: str, data: Mapping[str, Any]) -> str:
     """:func:`_entry_hash` of DATA, given FULL = ``canonical.dumps(DATA)``: the unhashed
-    items are cut out of FULL (each occurs once, at the top level, or the slow way)."""
+    items are cut out of FULL. Canonical JSON spells a key ``"hash":`` only as a key (a
+    quote inside a string is escaped), so a key named once is the top-level one, and its
+    value ends where parsing it from there ends (a key named twice: the slow way)."""
     text = full
     for key in _UNHASHED:
         if key not in data:
             continue
-        item = f'"{key}":{canonical.dumps(data[key])}'
-        if text.count(item) != 1:
+        name = f'"{key}":'
+        at = text.find(name)
+        if at < 0 or text.find(name, at + 1) >= 0:
             return _entry_hash(data)
-        at = text.index(item)
-        if text[at + len(item)] == ",":
-            text = text[:at] + text[at + len(item) + 1:]
+        end = _DECODER.raw_decode(text, at + len(name))[1]
+        if text[end] == ",":
+            text = text[:at] + text[end + 1:]
         elif text[at - 1] == ",":
-            text = text[:at - 1] + text[at + len(item):]
+            text = text[:at - 1] + text[end:]
         else:
-            text = text[:at] + text[at + len(item):]
+            text = text[:at] + text[end:]
     return _sha256(text.encode("utf-8"))
 
 
-def _file_sha256(path: str) -> str | None:
-    """SHA-256 of the regular file at PATH (read in 1 MiB blocks), None if it cannot be
-    read or is not a regular file."""
+def _file_sha256(path: str, *, folder: int | None = None) -> str | None:
+    """SHA-256 of the regular file at PATH (relative to the open directory FOLDER when
+    given), None if it cannot be read or is not a regular file. A report (tens of KB) is
+    read in one call of its size and one byte more: a short read is the file's end."""
     try:  # non-blocking: a FIFO put in a report's place is not waited on
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0), dir_fd=folder)
     except OSError:
         return None
-    with os.fdopen(fd, "rb") as handle:
-        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+    try:
+        size = os.fstat(fd)
+        if not stat.S_ISREG(size.st_mode):
             return None  # a FIFO or a device (/dev/zero) is no report: it never ends
-        digest = hashlib.sha256()
-        for block in iter(lambda: handle.read(1 << 20), b""):
+        want = min(size.st_size + 1, 1 << 20)
+        block = os.read(fd, want)
+        digest = hashlib.sha256(block)
+        while len(block) == want:  # longer than its size said, or over 1 MiB: read on
+            want = 1 << 20
+            block = os.read(fd, want)
             digest.update(block)
         return digest.hexdigest()
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
-_HASH_THREADS = min(4, os.cpu_count() or 1)
+_SIGNED, _HASHED = 0, 1  # the kinds of check a walk puts off
 
 
-def _hash_files(walk: _Walk) -> None:
-    """Hash the report files WALK queued (hashlib and reads release the GIL, so a few
-    threads use the cores) and put each mismatch among WALK's problems where its line
-    would have put it."""
-    jobs = walk.jobs
-    if not jobs:
-        return
-    size = -(-len(jobs) // _HASH_THREADS)
-    chunks = [jobs[i:i + size] for i in range(0, len(jobs), size)]
+def _check_later(walk: _Walk) -> None:
+    """Make the checks WALK put off and put each problem among WALK's problems where its
+    line would have put it. The report files are hashed one after another, each opened
+    relative to the folder: on a warm page cache the time is the calls per file, which
+    a thread pool only makes contend for the interpreter."""
+    folder: int | None = None
+    if os.open in os.supports_dir_fd:
+        with contextlib.suppress(OSError):
+            folder = os.open(walk.folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    found: list[tuple[int, str]] = []
+    trusted_hex = None if walk.trusted is None else _public_hex(walk.trusted)
+    try:
+        for at, kind, where, what, digest, seq in walk.later:
+            if kind == _SIGNED:
+                problem = _signature_problem(
+                    where, what, digest, walk.trusted, trusted_hex=trusted_hex,
+                    covered=isinstance(seq, int) and seq <= walk.signed_through)
+            else:
+                got = _file_sha256(what if folder is not None
+                                   else os.path.join(walk.folder, what), folder=folder)
+                problem = (None if got == digest else f"report {what} ({where}) "
+                           + ("cannot be read" if got is None else
+                              "was edited: SHA-256 mismatch"))
+            if problem is not None:
+                found.append((at, problem))
+    finally:
+        if folder is not None:
+            os.close(folder)
+    for at, problem in reversed(found):
+        walk.problems.insert(at, problem)
+    walk.later = []
 
-    def digests(chunk: list[tuple[int, str, str, str]]) -> list[str | None]:
-        return [_file_sha256(path) for _at, path, _want, _what in chunk]
 
-    if len(chunks) == 1:
-        found = digests(chunks[0])
-    else:
-        from concurrent.futures import ThreadPoolExecutor
+def _ledger_lines(data: bytes, start: int, end: int) -> Iterator[tuple[int, bytes]]:
+    """(byte offset after it, the line with its newline) of each line of DATA[START:END],
+    as iterating over a binary file from START gives them."""
+    at = start
+    while at < end:
+        newline = data.find(b"\n", at, end)
+        stop = end if newline < 0 else newline + 1
+        yield stop, data[at:stop]
+        at = stop
 
-        with ThreadPoolExecutor(max_workers=len(chunks)) as pool:
-            found = [d for part in pool.map(digests, chunks) for d in part]
-    for (at, _path, want, what), got in reversed(list(zip(jobs, found, strict=True))):
-        if got is None:
-            walk.problems.insert(at, f"{what} cannot be read")
-        elif got != want:
-            walk.problems.insert(at, f"{what} was edited: SHA-256 mismatch")
+
+def _parsed(raw: str) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return None
+
+
+def _walk_ledger(reports: Path, *, since_checkpoint: bool, mark: Path, trusted: Any | None,
+                 signed_through: int = 0, index: bool = False) -> tuple[_Walk, bytes]:
+    """Read REPORTS' ledger once and check each line (:func:`_check_line`), but for the
+    checks put off until :func:`_check_later`; with INDEX also gather what the
+    checkpoints need of every line (``_Walk.index``). Returns the walk and the ledger's
+    bytes as read. Read-only."""
+    path = reports / LEDGER
+    present = _present_files(reports)
+    walk = _Walk(reports=reports, present=present, folder=str(reports),
+                 signed_through=signed_through, trusted=trusted)
+    data = path.read_bytes() if path.exists() else b""
+    if since_checkpoint and mark.exists():
+        walk.start = _resume_from_checkpoint(walk, data, mark)
+        if walk.problems and walk.problems[0].endswith(_FORGED_STATE):
+            # a state this machine did not write: say so, and verify everything instead
+            forged = walk.problems
+            walk = _Walk(reports=reports, present=present, folder=str(reports),
+                         signed_through=signed_through, trusted=trusted)
+            walk.problems += forged
+        elif walk.problems:
+            walk.checking = False  # its problems are the answer (the lines still feed INDEX)
+    start = walk.start
+    if index:
+        from ftkit.checkpoints import index_line
+
+        walk.index = ({}, {})
+    # lines up to the checkpoint: each entry's files must be there (a resumed walk)
+    for _end, line in _ledger_lines(data, 0, start):
+        raw = line.decode("utf-8")
+        if not raw.strip():
+            continue
+        walk.entries += 1
+        entry = json.loads(raw)
+        if walk.index is not None:
+            index_line(entry, *walk.index)
+        if not walk.checking:
+            continue
+        for name in entry.get("files") or {}:
+            walk.listed.setdefault(name, int(entry["seq"]))
+            if name not in walk.present:
+                walk.problems.append(f"report {name} ({LEDGER} seq {entry['seq']}) is missing")
+    if walk.problems and start:  # a report file listed before the checkpoint is gone
+        walk.checking = False
+    number = data.count(b"\n", 0, start)
+    for end, line in _ledger_lines(data, start, len(data)):
+        number += 1
+        try:
+            raw, clean = line.decode("utf-8"), True
+        except UnicodeDecodeError:
+            raw, clean = line.decode("utf-8", errors="replace"), False
+        if not raw.strip():
+            continue
+        walk.entries += 1
+        entry = _parsed(raw)
+        if walk.index is not None:
+            if entry is None or not clean:  # as json.loads reads the bytes themselves
+                with contextlib.suppress(ValueError):
+                    index_line(json.loads(line), *walk.index)
+            else:
+                index_line(entry, *walk.index)
+        if walk.checking:
+            _check_line(walk, number, raw, entry, trusted=trusted)
+            walk.last = (walk.prev_seq, walk.prev_hash, end)
+    if walk.index is not None and start and data[start - 1:start] != b"\n":
+        # the checkpoint's end is not a line's end: the checkpoints read the lines as
+        # the file has them
+        from ftkit.checkpoints import _ledger_index
+
+        walk.index = _ledger_index(reports)
+    return walk, data
+
+
+def _finish(walk: _Walk, data: bytes, *, since_checkpoint: bool, mark: Path) -> list[str]:
+    """Make the checks WALK put off, name the report files no line lists, and with
+    SINCE_CHECKPOINT move the checkpoint MARK to the last entry when nothing is wrong
+    (the one write); WALK's problems."""
+    if not walk.checking:
+        return walk.problems
+    _check_later(walk)
+    for name in sorted(walk.present):
+        if name not in walk.listed and _REPORT_NAME.match(name):
+            walk.problems.append(f"report {name} is not in the ledger: its entry was removed")
+    if since_checkpoint and not walk.problems and walk.last is not None \
+            and walk.last[2] != walk.start:  # nothing new: the checkpoint stands as it is
+        _write_checkpoint(mark, data, *walk.last)
+    return walk.problems
 
 
 def verify_reports(
@@ -536,7 +677,8 @@ def verify_reports(
     PUBLIC_KEY (a PEM file, else ``$FTKIT_VERIFY_KEY``) every entry must carry a valid
     Ed25519 signature by that key, which detects a chain recomputed after an edit; without
     one, signatures present are checked against the key they name (see
-    :func:`verify_limits` for what that leaves undetected). Time is linear in entries.
+    :func:`verify_limits` for what that leaves undetected). Time is linear in entries;
+    the ledger is read once, each line parsed once.
 
     Read-only, except that with ``since_checkpoint`` the lines up to the checkpoint
     (CHECKPOINT, default ``REPORTS/.verified.json``) are checked only for being unchanged
@@ -550,46 +692,55 @@ def verify_reports(
     was checked to match (:attr:`ftkit.checkpoints.Verdict.covered`): the lines up to it
     are bound by the chain to that signature, so their own signatures' keys are compared
     and the signatures not checked again (what makes 10,000 signed entries fast).
+    :func:`verify_archive` finds it and checks the checkpoints in the same read.
     """
     reports = Path(reports)
-    path = reports / LEDGER
-    trusted = _trusted_key(public_key)
-    present = _present_files(reports)
-    walk = _Walk(reports=reports, present=present, folder=str(reports),
-                 signed_through=signed_through)
-    start = 0
     mark = Path(checkpoint) if checkpoint is not None else reports / CHECKPOINT
-    if since_checkpoint and mark.exists():
-        start = _resume_from_checkpoint(walk, path, mark)
-        if walk.problems and walk.problems[0].endswith(_FORGED_STATE):
-            # a state this machine did not write: say so, and verify everything instead
-            forged = walk.problems
-            walk = _Walk(reports=reports, present=present, folder=str(reports),
-                         signed_through=signed_through)
-            walk.problems += forged
-        elif walk.problems:
-            return walk.problems
-    if path.exists():
-        with path.open("rb") as handle:
-            handle.seek(start)
-            number = walk.lines
-            offset = start
-            for line in handle:
-                offset += len(line)
-                number += 1
-                raw = line.decode("utf-8", errors="replace")
-                if not raw.strip():
-                    continue
-                _check_line(walk, number, raw, trusted=trusted)
-                walk.last = (walk.prev_seq, walk.prev_hash, offset)
-    _hash_files(walk)
-    for name in sorted(present):
-        if _REPORT_NAME.match(name) and name not in walk.listed:
-            walk.problems.append(f"report {name} is not in the ledger: its entry was removed")
-    if since_checkpoint and not walk.problems and walk.last is not None \
-            and walk.last[2] != start:  # nothing new: the checkpoint stands as it is
-        _write_checkpoint(mark, path, *walk.last)
-    return walk.problems
+    walk, data = _walk_ledger(reports, since_checkpoint=since_checkpoint, mark=mark,
+                              trusted=_trusted_key(public_key), signed_through=signed_through)
+    return _finish(walk, data, since_checkpoint=since_checkpoint, mark=mark)
+
+
+@dataclass(frozen=True)
+class Verified:
+    """What :func:`verify_archive` found: every problem (the ledger's and report files',
+    then the checkpoints'), the checkpoints' verdict, and the ledger's entries read."""
+
+    problems: list[str]
+    checkpoints: Verdict
+    entries: int
+
+
+def verify_archive(
+    reports: Path,
+    *,
+    witnesses: Iterable[Path] = (),
+    public_key: Path | str | None = None,
+    since_checkpoint: bool = False,
+    checkpoint: Path | None = None,
+) -> Verified:
+    """What ``ftkit reports verify`` checks: REPORTS' ledger and report files
+    (:func:`verify_reports`, with SINCE_CHECKPOINT and CHECKPOINT as there) and every
+    checkpoint found in the archive, the journals and WITNESSES
+    (:func:`ftkit.checkpoints.verify_checkpoints`), the ledger read and each line parsed
+    once for both; the lines a checkpoint signed by the trusted key covers have their
+    own signatures' keys compared, not their signatures checked again. PUBLIC_KEY: a PEM
+    file, else ``$FTKIT_VERIFY_KEY``, else the key the archive pinned.
+
+    Read-only but for the incremental state (as :func:`verify_reports`).
+    """
+    from ftkit.checkpoints import verify_checkpoints
+
+    reports = Path(reports)
+    trusted = _trusted_key(public_key)
+    mark = Path(checkpoint) if checkpoint is not None else reports / CHECKPOINT
+    walk, data = _walk_ledger(reports, since_checkpoint=since_checkpoint, mark=mark,
+                              trusted=trusted, index=True)
+    verdict = verify_checkpoints(reports, witnesses=witnesses, public_key=trusted,
+                                 ledger=walk.index)
+    walk.signed_through = verdict.covered
+    problems = _finish(walk, data, since_checkpoint=since_checkpoint, mark=mark)
+    return Verified([*problems, *verdict.problems], verdict, walk.entries)
 
 
 def _present_files(reports: Path) -> set[str]:
@@ -600,11 +751,12 @@ def _present_files(reports: Path) -> set[str]:
         return {item.name for item in scan if item.is_file()}
 
 
-def _resume_from_checkpoint(walk: _Walk, ledger: Path, mark: Path) -> int:
-    """Check the ledger up to checkpoint MARK is as it was verified; return its end offset.
+def _resume_from_checkpoint(walk: _Walk, data: bytes, mark: Path) -> int:
+    """Check the ledger DATA up to checkpoint MARK is as it was verified; return its end
+    offset (0 with a problem in WALK when it is not).
 
-    Reads the prefix once: its SHA-256 must match, and the last line must be the entry
-    the checkpoint names. Fills WALK with the files listed so far and the chain's end.
+    Its SHA-256 must match, and the last line must be the entry the checkpoint names.
+    Sets WALK's chain end; the walk lists the files of the lines before it.
     """
     try:
         point = canonical.loads_strict(mark.read_text(encoding="utf-8"))
@@ -620,7 +772,6 @@ def _resume_from_checkpoint(walk: _Walk, ledger: Path, mark: Path) -> int:
         # keyed (ftkit.keys): an edited ledger with this file rewritten to match fails here
         walk.problems.append(f"checkpoint {mark.name} (seq {seq}) {_FORGED_STATE}")
         return 0
-    data = ledger.read_bytes() if ledger.exists() else b""
     prefix = data[:offset]
     if len(data) < offset:
         walk.problems.append(
@@ -638,16 +789,8 @@ def _resume_from_checkpoint(walk: _Walk, ledger: Path, mark: Path) -> int:
             f"checkpoint {mark.name} (seq {seq}) does not match the ledger's entry at that "
             "seq: verify in full")
         return 0
-    for line in lines:
-        entry = json.loads(line)
-        for name in entry.get("files") or {}:
-            walk.listed.setdefault(name, int(entry["seq"]))
-            if name not in walk.present:
-                walk.problems.append(
-                    f"report {name} ({LEDGER} seq {entry['seq']}) is missing")
     walk.prev_seq, walk.prev_hash = seq, digest
     walk.last = (seq, digest, offset)
-    walk.lines = prefix.count(b"\n")
     return offset
 
 
@@ -655,10 +798,10 @@ _FORGED_STATE = ("is not authenticated by this machine's verification key: it wa
                  "elsewhere or edited; everything was verified instead")
 
 
-def _write_checkpoint(mark: Path, ledger: Path, seq: int, digest: str, offset: int) -> None:
-    with ledger.open("rb") as handle:
-        prefix = handle.read(offset)
-    point = {"seq": seq, "hash": digest, "offset": offset, "prefix_sha256": _sha256(prefix),
+def _write_checkpoint(mark: Path, data: bytes, seq: int, digest: str, offset: int) -> None:
+    """Write the incremental state MARK: the ledger DATA verified up to OFFSET (entry SEQ,
+    hash DIGEST), keyed (tmp-then-rename)."""
+    point = {"seq": seq, "hash": digest, "offset": offset, "prefix_sha256": _sha256(data[:offset]),
              "verified": canonical.iso(canonical.utc_now())}
     from ftkit.keys import state_mac
 
@@ -805,43 +948,42 @@ def _sign(key: Any, digest: str) -> dict[str, str]:
             "sig": base64.b64encode(signature).decode("ascii")}
 
 
-def _check_signature(where: str, data: Mapping[str, Any], digest: str, trusted: Any | None,
-                     problems: list[str], *, covered: bool = False) -> None:
-    """Check the line's signature (by TRUSTED when given); COVERED: the line is chained to
-    a checkpoint whose signature by the trusted key was checked, so its own signature's
-    key is compared but the signature itself not checked again (the chain binds it)."""
-    signature = data.get("signature")
+def _signature_problem(where: str, signature: Any, digest: str, trusted: Any | None, *,
+                       covered: bool = False, trusted_hex: str | None = None) -> str | None:
+    """The problem with a line's SIGNATURE over DIGEST (by TRUSTED when given, whose
+    public key in hex is TRUSTED_HEX when the caller has it), None if none; COVERED: the
+    line is chained to a checkpoint whose signature by the trusted key was checked, so
+    its own signature's key is compared but the signature itself not checked again (the
+    chain binds it)."""
     if signature is None:
-        if trusted is not None:
-            problems.append(f"{where} is not signed by the given key")
-        return
+        return None if trusted is None else f"{where} is not signed by the given key"
+    if trusted is not None and trusted_hex is None:
+        trusted_hex = _public_hex(trusted)
     if covered and isinstance(signature, Mapping):
-        if trusted is not None and _public_hex(trusted) != str(signature.get("key")):
-            problems.append(f"{where} is signed by another key than the given one")
-        return
+        if trusted is not None and trusted_hex != str(signature.get("key")):
+            return f"{where} is signed by another key than the given one"
+        return None
     try:
         from cryptography.exceptions import InvalidSignature
         from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
     except ImportError:
-        problems.append(f"{where} is signed, and checking it needs the cryptography package")
-        return
+        return f"{where} is signed, and checking it needs the cryptography package"
     try:
         named = Ed25519PublicKey.from_public_bytes(bytes.fromhex(str(signature["key"])))
         raw = base64.b64decode(str(signature["sig"]), validate=True)
         if signature.get("alg") != "ed25519":
             raise ValueError(signature.get("alg"))
     except (KeyError, TypeError, ValueError, binascii.Error):
-        problems.append(f"{where} has a malformed signature")
-        return
+        return f"{where} has a malformed signature"
     key = trusted if trusted is not None else named
-    if trusted is not None and _public_hex(trusted) != str(signature["key"]):
-        problems.append(f"{where} is signed by another key than the given one")
-        return
+    if trusted is not None and trusted_hex != str(signature["key"]):
+        return f"{where} is signed by another key than the given one"
     try:
         key.verify(raw, digest.encode("ascii"))
     except InvalidSignature:
-        problems.append(f"{where} has a signature that does not match its hash: it was "
-                        "edited and its hash recomputed")
+        return (f"{where} has a signature that does not match its hash: it was edited and "
+                "its hash recomputed")
+    return None
 
 
 @contextlib.contextmanager

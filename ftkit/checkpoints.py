@@ -459,7 +459,28 @@ class Verdict:
     covered: int = 0
 
 
-def _ledger_index(reports: Path) -> tuple[dict[int, tuple[str, str, str]], dict[str, int]]:
+LedgerIndex = tuple[dict[int, tuple[str, str, str]], dict[str, int]]
+
+
+def index_line(data: Any, index: dict[int, tuple[str, str, str]],
+               signers: dict[str, int]) -> None:
+    """Add DATA, one parsed ledger line, to INDEX ({seq: (hash, outcome, label)}) and
+    SIGNERS ({signing public key (hex): first seq}); a line that is no entry is left out
+    (it is :func:`ftkit.archive.verify_reports`' business)."""
+    try:
+        seq = int(data["seq"])
+        # JSON values format as str() spells them
+        label = f"{data.get('runbook') or ''} {data.get('change_id') or ''}".strip()
+        index[seq] = (str(data["hash"]), str(data.get("outcome")),
+                      f"{label} on {data.get('system') or '?'}")
+        signature = data.get("signature")
+        if isinstance(signature, dict):
+            signers.setdefault(str(signature.get("key")), seq)
+    except (ValueError, KeyError, TypeError):
+        return
+
+
+def _ledger_index(reports: Path) -> LedgerIndex:
     """{seq: (hash, outcome, label)} of the ledger's entries and {signing public key (hex):
     first seq} (unparsable lines are :func:`ftkit.archive.verify_reports`' business)."""
     from ftkit.archive import LEDGER
@@ -473,17 +494,8 @@ def _ledger_index(reports: Path) -> tuple[dict[int, tuple[str, str, str]], dict[
         for line in handle:
             if not line.strip():
                 continue
-            try:
-                data = json.loads(line)
-                seq = int(data["seq"])
-                label = " ".join(str(data.get(k) or "") for k in ("runbook", "change_id"))
-                index[seq] = (str(data["hash"]), str(data.get("outcome")),
-                              f"{label.strip()} on {data.get('system') or '?'}")
-                signature = data.get("signature")
-                if isinstance(signature, dict):
-                    signers.setdefault(str(signature.get("key")), seq)
-            except (ValueError, KeyError, TypeError):
-                continue
+            with contextlib.suppress(ValueError):
+                index_line(json.loads(line), index, signers)
     return index, signers
 
 
@@ -497,7 +509,8 @@ def _named(found: Found) -> str:
 
 
 def verify_checkpoints(reports: Path, *, witnesses: Iterable[Path] = (),
-                       public_key: Any | None = None) -> Verdict:
+                       public_key: Any | None = None,
+                       ledger: LedgerIndex | None = None) -> Verdict:
     """Check REPORTS' ledger against every checkpoint found: the archive's own, those in
     every journal (:func:`journal_files`) and every witness folder in WITNESSES (plus
     ``$FTKIT_WITNESS``). Read-only.
@@ -508,12 +521,15 @@ def verify_checkpoints(reports: Path, *, witnesses: Iterable[Path] = (),
     key object, else the key pinned by the archive's first checkpoint and the rotations
     it signed), a forgery. Journal and witness checkpoints apply when they name this
     archive's origin or its folder (so an emptied archive still meets them).
+
+    LEDGER: what :func:`index_line` gathered of every line of the ledger, when its reader
+    (:func:`ftkit.archive.verify_archive`) parsed it already; else it is read here.
     """
     from ftkit.keys import fingerprint
 
     reports = Path(reports)
     verdict = Verdict()
-    index, line_signers = _ledger_index(reports)
+    index, line_signers = ledger if ledger is not None else _ledger_index(reports)
     size = max(index) if index else 0
     origin = ORIGIN_PREFIX + index[1][0][:16] if 1 in index else None
     here = str(reports.resolve())

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
@@ -24,9 +25,11 @@ from ftkit.archive import (
     archive_run,
     cross_check,
     read_ledger,
+    verify_archive,
     verify_limits,
     verify_reports,
 )
+from ftkit.checkpoints import verify_checkpoints
 from ftkit.errors import ArchiveError
 from ftkit.journal import _entry_hash as journal_entry_hash
 from ftkit.journal import _iso as journal_iso
@@ -330,6 +333,77 @@ def test_the_checkpoint_is_itself_verified(tmp_path: Path, reports: Path) -> Non
     elsewhere = tmp_path / "nightly.json"
     assert verify_reports(reports, since_checkpoint=True, checkpoint=elsewhere) == []
     assert json.loads(elsewhere.read_text(encoding="utf-8"))["seq"] == 3
+
+
+# --- one read for the chain, the files and the checkpoints (issue 18) --------------------
+
+
+def _apart(reports: Path, **options: Any) -> list[str]:
+    """What verify_checkpoints and verify_reports find, each reading the ledger itself."""
+    verdict = verify_checkpoints(reports)
+    return verify_reports(reports, signed_through=verdict.covered, **options) + \
+        verdict.problems
+
+
+def test_verify_archive_reads_once_and_finds_what_its_parts_find(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "keys").mkdir()
+    monkeypatch.setenv("FTKIT_SIGNING_KEY", str(ed25519_pem(tmp_path / "keys" / "k.pem")))
+    for n in range(1, 5):
+        archive(tmp_path, n)
+    reports = tmp_path / "reports"
+    found = verify_archive(reports)
+    assert (found.problems, found.entries, found.checkpoints.covered) == ([], 4, 4)
+    pristine = {p.name: p.read_bytes() for p in reports.iterdir() if p.is_file()}
+    ledger = pristine[LEDGER]
+    first, second, *_rest = read_ledger(reports)
+    html = reports / str(second.html)
+
+    def bigger() -> None:  # a report read in more than one call
+        html.write_bytes(pristine[html.name] + b"<!-- -->" * (1 << 18))
+
+    def fifo() -> None:  # never waited on
+        html.unlink()
+        os.mkfifo(html)
+
+    attacks = {
+        "an edited line": lambda: (reports / LEDGER).write_bytes(
+            ledger.replace(b'"outcome":"checked"', b'"outcome":"aborted"', 1)),
+        "a line not in canonical form": lambda: (reports / LEDGER).write_bytes(
+            ledger.replace(b'{"account"', b'{ "account"', 1)),
+        "a duplicated key": lambda: (reports / LEDGER).write_bytes(
+            ledger.replace(b'{"account"', b'{"seq":1,"account"', 1)),
+        "bytes that are not UTF-8": lambda: (reports / LEDGER).write_bytes(
+            ledger.replace(b'"outcome":"checked"', b'"outcome":"check\xffd"', 1)),
+        "a byte-order mark": lambda: (reports / LEDGER).write_bytes(b"\xef\xbb\xbf" + ledger),
+        "the last line dropped": lambda: (reports / LEDGER).write_bytes(
+            ledger[:ledger.rstrip().rfind(b"\n") + 1]),
+        "a report edited beyond 1 MiB": bigger,
+        "a report that is a FIFO": fifo,
+        "a report removed": lambda: (reports / str(first.notebook)).unlink(),
+    }
+    said = {"a report edited beyond 1 MiB": "was edited: SHA-256 mismatch",
+            "a report that is a FIFO": "is missing"}  # not a regular file
+    for what, attack in attacks.items():
+        attack()
+        problems = verify_archive(reports).problems
+        assert problems and problems == _apart(reports), what
+        if what in said:
+            assert problems == [f"report {html.name} ({LEDGER} line 2 (seq 2)) {said[what]}"]
+        for name in set(pristine) | {p.name for p in reports.iterdir()}:
+            (reports / name).unlink(missing_ok=True)
+            if name in pristine:
+                (reports / name).write_bytes(pristine[name])
+    assert verify_archive(reports).problems == []
+    # incremental: the lines before the state are listed, not checked again
+    assert verify_archive(reports, since_checkpoint=True).problems == []
+    state = (reports / CHECKPOINT).read_bytes()
+    archive(tmp_path, 5)
+    (reports / str(first.notebook)).unlink()
+    assert verify_archive(reports, since_checkpoint=True).problems == \
+        _apart(reports, since_checkpoint=True) == [
+            f"report {first.notebook} ({LEDGER} seq 1) is missing"]
+    assert (reports / CHECKPOINT).read_bytes() == state
 
 
 # --- reports add refusals (issue 9) -----------------------------------------------------

@@ -629,11 +629,10 @@ def cmd_reports_list(args: argparse.Namespace) -> int:
 
 def cmd_reports_verify(args: argparse.Namespace) -> int:
     """Find edited, removed, reordered or dropped records: the ledger's chain and files
-    (:func:`ftkit.archive.verify_reports`), then every signed checkpoint found in the
-    archive, the journals and the witnesses (:func:`ftkit.checkpoints.verify_checkpoints`);
-    read-only but for the incremental state (exit 1 on a problem)."""
-    from ftkit.archive import _trusted_key, read_ledger, verify_limits, verify_reports
-    from ftkit.checkpoints import verify_checkpoints
+    and every signed checkpoint found in the archive, the journals and the witnesses
+    (:func:`ftkit.archive.verify_archive`, the ledger read once); read-only but for the
+    incremental state (exit 1 on a problem)."""
+    from ftkit.archive import verify_archive, verify_limits
 
     reports = _reports(args)
     witnesses = [Path(w) for w in args.witness or []]
@@ -641,18 +640,16 @@ def cmd_reports_verify(args: argparse.Namespace) -> int:
         if not witness.exists():
             raise BadInput(f"no witness {witness}", "give the folder checkpoints were "
                            "published to ($FTKIT_WITNESS when the runs were archived)")
-    verdict = verify_checkpoints(reports, witnesses=witnesses,
-                                 public_key=_trusted_key(args.public_key))
-    problems = verify_reports(reports, since_checkpoint=args.incremental,
-                              checkpoint=Path(args.checkpoint) if args.checkpoint else None,
-                              public_key=args.public_key, signed_through=verdict.covered)
-    problems += verdict.problems
+    found = verify_archive(reports, witnesses=witnesses, public_key=args.public_key,
+                           since_checkpoint=args.incremental,
+                           checkpoint=Path(args.checkpoint) if args.checkpoint else None)
+    verdict, problems = found.checkpoints, found.problems
     if problems:
         for problem in problems:
             print(f"  {render.visible(problem)}")
         raise Failed(f"{len(problems)} problem(s) in {reports}: {problems[0]}",
                      "restore the reports and ledger from a backup")
-    count = len(read_ledger(reports))
+    count = found.entries
     print(f"{reports}: {count} ledger entr{'y' if count == 1 else 'ies'} and their reports "
           + ("verified since the last verification" if args.incremental else "verified")
           + f"; against {verdict.own} checkpoint(s) in the archive and {verdict.outside} "
