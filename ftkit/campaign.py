@@ -461,8 +461,9 @@ def _outcome_of(notebook: bytes | None, error: str | None) -> str:
 @contextmanager
 def _client(scheduler: str | None, spec: CampaignSpec) -> Iterator[Any]:
     """A Dask client: of the cluster at SCHEDULER, else of a LocalCluster of
-    ``spec.concurrency`` one-thread worker processes (each with every site's resource, so
-    sites limit nothing locally). ``allowed-failures`` is 0 for what this client submits."""
+    ``spec.concurrency`` threads in at most one worker process per core (each with every
+    site's resource for each thread, so sites limit nothing locally). ``allowed-failures``
+    is 0 for what this client submits."""
     import dask.config
     from distributed import Client, LocalCluster
 
@@ -480,11 +481,14 @@ def _client(scheduler: str | None, spec: CampaignSpec) -> Iterator[Any]:
                 client.close()
             return
         sites = {m.site for m in spec.members if m.site}
-        cluster = LocalCluster(n_workers=spec.concurrency, threads_per_worker=1,
+        # a worker process a core, a thread a system (a run mostly waits on its kernel)
+        workers = max(1, min(spec.concurrency, os.cpu_count() or 1))
+        threads = math.ceil(spec.concurrency / workers)
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=threads,
                                # None would mean the configured :8787, which another
                                # cluster may hold: any free port (its link is printed)
                                processes=True, dashboard_address=":0",
-                               resources={s: 1 for s in sites} or None)
+                               resources={s: threads for s in sites} or None)
         client = Client(cluster)
         try:
             client.run(_warm, wait=False)  # each worker imports papermill while the canary runs

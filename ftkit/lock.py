@@ -35,7 +35,8 @@ from pathlib import Path
 
 from ftkit import canonical
 
-__all__ = ["HANDOFF_ENV", "LOCK_NAME", "Holder", "held", "holder_of", "holding", "probe",
+__all__ = ["HANDOFF_ENV", "LOCK_NAME", "Holder", "handoff_env", "held", "holder_of", "holding",
+           "probe",
            "release", "take"]
 
 log_ = logging.getLogger(__name__)
@@ -211,6 +212,7 @@ def holding(path: Path, *, holder: str) -> Iterator[Holder | None]:
         yield busy
         return
     before = os.environ.get(HANDOFF_ENV)  # a holder's child holding: its children ask it
+    asked_here = getattr(_THREAD, "address", None)
     folder = tempfile.mkdtemp(prefix="ftkit-control-")
     address = os.path.join(folder, "s")
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -224,8 +226,10 @@ def holding(path: Path, *, holder: str) -> Iterator[Holder | None]:
                                   name="ftkit-control-handoff", daemon=True)
         thread.start()
         os.environ[HANDOFF_ENV] = address
+        _THREAD.address = address
         yield None
     finally:
+        _THREAD.address = asked_here
         if before is None:
             os.environ.pop(HANDOFF_ENV, None)
         else:
@@ -237,6 +241,19 @@ def holding(path: Path, *, holder: str) -> Iterator[Holder | None]:
         Path(address).unlink(missing_ok=True)
         os.rmdir(folder)
         release(path, user=user)
+
+
+def handoff_env() -> dict[str, str]:
+    """The environment a child started by this thread needs to ask for the lock this
+    thread holds (read-only): ``{HANDOFF_ENV: address}``, else empty. The process's own
+    ``os.environ`` says the same while one thread holds; with several holding at once (a
+    Dask worker running systems side by side) only this says which is whose."""
+    address = getattr(_THREAD, "address", None)
+    return {HANDOFF_ENV: address} if address else {}
+
+
+#: the hand-off address of the lock each thread holds (see handoff_env)
+_THREAD = threading.local()
 
 
 def _serve(server: socket.socket, path: Path, stop: threading.Event) -> None:

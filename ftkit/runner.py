@@ -22,6 +22,7 @@ import io
 import json
 import os
 import tempfile
+import threading
 import tokenize
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -113,6 +114,11 @@ def runbook_parameters(path: Path) -> dict[str, dict[str, Any]]:
     return copy.deepcopy(declared)
 
 
+#: ast.parse (and literal_eval) is not thread-safe on Python 3.11: its AST constructor's
+#: recursion depth is shared ("SystemError: AST constructor recursion depth mismatch"), and
+#: a Dask worker checks the runbooks of the systems it runs side by side, one a thread
+_AST_LOCK = threading.Lock()
+
 #: the last runbook read by runbook_parameters, keyed by (path, mtime, size)
 _DECLARED: dict[tuple[str, int, int], dict[str, dict[str, Any]]] = {}
 
@@ -129,7 +135,8 @@ def _parameters_cell(cells: list[Any], path: Path) -> dict[str, dict[str, Any]]:
 def _declared(source: str, path: Path) -> dict[str, dict[str, Any]]:
     """The assignments of a parameters cell's SOURCE, with the comment on each one's line."""
     try:
-        tree = ast.parse(source)
+        with _AST_LOCK:
+            tree = ast.parse(source)
     except SyntaxError as err:
         raise FtkitError(f"runbook {path} has a parameters cell that is not Python ({err.msg}, "
                          f"line {err.lineno})", "fix the cell tagged parameters") from None
@@ -290,6 +297,8 @@ def execute(path: Path, params: Mapping[str, Any], output: Path, *,
     papermill = load_papermill()
     from papermill.exceptions import PapermillExecutionError
 
+    from ftkit.lock import handoff_env
+
     secrets = secret_values(params)
     started = now()
     try:
@@ -305,7 +314,9 @@ def execute(path: Path, params: Mapping[str, Any], output: Path, *,
             # record: no IPython history database (shared by every kernel of this account,
             # a write lock that concurrent runs of a campaign would queue on)
             extra_arguments=["--IPKernelApp.log_level=ERROR", "--HistoryManager.enabled=False"],
-            kernel_manager_class=_asked_to_shut_down(),
+            # the lock this thread holds handed to this kernel by name, whatever other
+            # threads of this process hold (a Dask worker runs systems side by side)
+            kernel_manager_class=_asked_to_shut_down(env=handoff_env()),
         )
     except PapermillExecutionError as err:
         from ftkit.errors import is_ftkit_error
@@ -319,9 +330,10 @@ def execute(path: Path, params: Mapping[str, Any], output: Path, *,
     return Executed(started, now())
 
 
-def _asked_to_shut_down() -> type:
-    """nbclient's kernel manager, except that a kernel whose run is over is asked to shut
-    down without a SIGINT first, and terminated 1 s after the request rather than 2.5 s.
+def _asked_to_shut_down(*, env: Mapping[str, str]) -> type:
+    """nbclient's kernel manager, except that the kernel is started with ENV over this
+    process's environment, and that a kernel whose run is over is asked to shut down
+    without a SIGINT first and terminated 1 s after the request rather than 2.5 s.
 
     jupyter_client interrupts before every shutdown request: an idle kernel hit by it
     prints "KeyboardInterrupt caught in kernel" into the operator's terminal. And now and
@@ -334,8 +346,14 @@ def _asked_to_shut_down() -> type:
         from jupyter_client import AsyncKernelManager
         from traitlets import Float
 
-        class AskedToShutDown(AsyncKernelManager):  # type: ignore[misc]
+        class AskedToShutDown(AsyncKernelManager):
             shutdown_wait_time = Float(2.0)  # half of it before SIGTERM, half before SIGKILL
+            kernel_env: Mapping[str, str] = {}
+
+            async def _async_pre_start_kernel(self, **kw: Any) -> Any:
+                if self.kernel_env:
+                    kw["env"] = {**(kw.get("env") or os.environ), **self.kernel_env}
+                return await super()._async_pre_start_kernel(**kw)
 
             async def _async_interrupt_kernel(self) -> None:
                 if not self.shutting_down:
@@ -344,7 +362,7 @@ def _asked_to_shut_down() -> type:
             interrupt_kernel = _async_interrupt_kernel
 
         _MANAGER = AskedToShutDown
-    return _MANAGER
+    return type(_MANAGER.__name__, (_MANAGER,), {"kernel_env": dict(env)})
 
 
 _MANAGER: type | None = None
@@ -591,7 +609,8 @@ def parameter_value(params: Mapping[str, Any], declared: Mapping[str, Any], name
         return params[name]
     default = declared[name].get("default", "") if isinstance(declared[name], Mapping) else ""
     try:
-        return ast.literal_eval(str(default))
+        with _AST_LOCK:
+            return ast.literal_eval(str(default))
     except (ValueError, SyntaxError):
         return str(default)
 

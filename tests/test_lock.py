@@ -316,3 +316,41 @@ def test_four_ftkit_runs_of_one_new_system_make_one_session_and_one_outage(
         assert len(journal.sessions()) == 1
         # the kernel was handed ftkit run's lock: no takeover, no refusal inside the run
         assert not [e for e in journal.entries(kinds=["warning"]) if "lease" in e.message]
+
+
+SIDE_BY_SIDE = """\
+import json, sys, threading
+from pathlib import Path
+from ftkit.runner import controlling, execute
+runbook, folder = Path(sys.argv[1]), Path(sys.argv[2])
+ran, ready = {}, threading.Barrier(2)
+def upgrade(name):
+    params = {"system": f"sim://{name}", "mode": "auto", "operator": "alice",
+              "decisions": {"split": "proceed", "merge": "proceed", "commit": "commit"},
+              "change_id": f"CHG-{name}", "soak_minutes": 1}
+    with controlling(runbook, params):
+        ready.wait()  # both hold their lock before either kernel starts
+        ran[name] = execute(runbook, params, folder / f"{name}.ipynb").error
+threads = [threading.Thread(target=upgrade, args=(n,)) for n in ("side1", "side2")]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+print(json.dumps(ran))
+"""
+
+
+def test_threads_of_one_process_each_hand_their_own_lock_to_their_own_kernel(
+        tmp_path: Path) -> None:
+    """A Dask worker with several threads runs systems side by side, each thread holding its
+    system's lock: each kernel is started with its own thread's hand-off address (not the
+    one another thread last wrote into the process's environment), so both commit. A
+    process of its own, as a worker is (no test runner importing beside the threads)."""
+    proc = subprocess.run([sys.executable, "-c", SIDE_BY_SIDE,
+                           str(REPO / "runbooks" / "active-upgrade.ipynb"), str(tmp_path)],
+                          capture_output=True, text=True, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(proc.stdout.splitlines()[-1]) == {"side1": None, "side2": None}
+    for name in ("side1", "side2"):
+        with Journal.open(f"sim://{name}") as journal:
+            assert [s.outcome for s in journal.sessions()] == ["committed"]
