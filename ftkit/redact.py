@@ -233,6 +233,8 @@ def _forms(secret: str) -> tuple[_Form, ...]:
 
 
 def _pattern_with(extra: Iterable[str]) -> _Masker | None:
+    if not extra:  # the usual call: the registered secrets alone
+        return _pattern
     extra = [s for s in extra if isinstance(s, str) and s]
     if not extra:
         return _pattern
@@ -271,10 +273,18 @@ def redact(value: T, *, extra: Iterable[str] = ()) -> T:
     return _redact(value, _pattern_with(extra))
 
 
+_ATOMS = frozenset({int, float, bool, type(None)})  # what redact returns as it is, at once
+
+
 def _redact(value: Any, pattern: _Masker | None) -> Any:
+    kind = type(value)  # the usual types first: isinstance of an ABC costs more
+    if kind is str:
+        return _sub(pattern, value)
+    if kind in _ATOMS:
+        return value
     if isinstance(value, str):
         return _sub(pattern, value)
-    if isinstance(value, Mapping):
+    if kind is dict or isinstance(value, Mapping):
         out: dict[Any, Any] = {}
         for key, item in value.items():
             new_key = _sub(pattern, key) if isinstance(key, str) else key
