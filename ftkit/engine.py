@@ -397,10 +397,11 @@ def _perform(session: Session, spec: RequestSpec, *, decision: Decision | None =
 
 def _next_after(session: Session, spec: RequestSpec) -> Next:
     """What comes next once SPEC succeeded (read-only; pure over the journal)."""
-    ok = session.succeeded() | {spec.name}
+    facts = session.log_facts()
+    ok = facts.succeeded | {spec.name}
     return flow.next_step(started=True, ended=False, state=spec.target, operational=READY,
-                          broken_step=None, answers=session.answers(),
-                          succeeded=ok.__contains__, soaked=session.soaked())
+                          broken_step=None, answers=dict(facts.answers),
+                          succeeded=ok.__contains__, soaked=facts.soaked(session.soak_minutes))
 
 
 def _step_notes(step: StepRun) -> list[Note]:

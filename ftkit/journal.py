@@ -56,7 +56,7 @@ from typing import TYPE_CHECKING, Any
 from ftkit import canonical, home, lock, store
 from ftkit.errors import ArchiveError, FtkitError, SessionBusyError, TransitionError
 from ftkit.model import OperationalState
-from ftkit.redact import redact, scrub
+from ftkit.redact import MASK, is_secret_key, redact, scrub
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -195,21 +195,37 @@ def _clean(value: Any) -> tuple[str, Any]:
     """:func:`_clean_json` of VALUE, and what that text decodes to."""
     if value is None:
         return "null", None
-    if not _plain(value):  # made JSON first, so that str() of odd objects is redacted too
-        value = json.loads(canonical.dumps(value))
-    plain = redact(value)
+    try:  # JSON as it stands (the usual detail): checked and redacted in one walk
+        plain = _redacted(value)
+    except _NotPlain:  # made JSON first, so that str() of odd objects is redacted too
+        plain = redact(json.loads(canonical.dumps(value)))
     return canonical.dumps(plain), plain
 
 
-def _plain(value: Any) -> bool:
-    """Whether VALUE is JSON as it stands: what json.loads would give back for it."""
+class _NotPlain(Exception):
+    """A value that is not JSON as it stands (what json.loads would not give back)."""
+
+
+def _redacted(value: Any) -> Any:
+    """:func:`ftkit.redact.redact` of VALUE when it is JSON as it stands (what json.loads
+    would give back for it); raises _NotPlain, having changed nothing, when it is not."""
     kind = type(value)
+    if kind is str:
+        return scrub(value)
     if kind is dict:
-        return all(type(k) is str and _plain(v) for k, v in value.items())
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            if type(key) is not str:
+                raise _NotPlain
+            out[scrub(key)] = (MASK if is_secret_key(key) and item is not None and item != ""
+                               else _redacted(item))
+        return out
     if kind is list:
-        return all(_plain(v) for v in value)
-    return value is None or kind in (str, int, bool) or (kind is float and value == value
-                                                        and value not in (_INF, -_INF))
+        return [_redacted(item) for item in value]
+    if value is None or kind is int or kind is bool or (
+            kind is float and value == value and value not in (_INF, -_INF)):
+        return value
+    raise _NotPlain
 
 
 _INF = float("inf")
