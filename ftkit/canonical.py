@@ -47,10 +47,15 @@ __all__ = [
 TIMESPEC = "microseconds"
 
 
+# what json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+# default=str) builds on each call, built once (a ledger's verify dumps every line)
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                            default=str)
+
+
 def dumps(value: Any) -> str:
     """VALUE as canonical JSON: sorted keys, no spaces, UTF-8 kept, unknown types str()."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      default=str)
+    return _ENCODER.encode(value)
 
 
 def sha256_hex(data: bytes | str) -> str:

@@ -56,7 +56,7 @@ from typing import TYPE_CHECKING, Any
 from ftkit import canonical, home, lock, store
 from ftkit.errors import ArchiveError, FtkitError, SessionBusyError, TransitionError
 from ftkit.model import OperationalState
-from ftkit.redact import MASK, is_secret_key, redact, scrub
+from ftkit.redact import MASK, is_secret_key, masker, redact, scrub
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -196,7 +196,7 @@ def _clean(value: Any) -> tuple[str, Any]:
     if value is None:
         return "null", None
     try:  # JSON as it stands (the usual detail): checked and redacted in one walk
-        plain = _redacted(value)
+        plain = _redacted(value, masker())
     except _NotPlain:  # made JSON first, so that str() of odd objects is redacted too
         plain = redact(json.loads(canonical.dumps(value)))
     return canonical.dumps(plain), plain
@@ -206,26 +206,37 @@ class _NotPlain(Exception):
     """A value that is not JSON as it stands (what json.loads would not give back)."""
 
 
-def _redacted(value: Any) -> Any:
-    """:func:`ftkit.redact.redact` of VALUE when it is JSON as it stands (what json.loads
-    would give back for it); raises _NotPlain, having changed nothing, when it is not."""
+def _redacted(value: Any, sub: Callable[[str], str]) -> Any:
+    """:func:`ftkit.redact.redact` of VALUE (SUB: :func:`ftkit.redact.masker`) when it is
+    JSON as it stands (what json.loads would give back for it); raises _NotPlain, having
+    changed nothing, when it is not."""
     kind = type(value)
     if kind is str:
-        return scrub(value)
+        return sub(value)
     if kind is dict:
         out: dict[str, Any] = {}
         for key, item in value.items():
             if type(key) is not str:
                 raise _NotPlain
-            out[scrub(key)] = (MASK if is_secret_key(key) and item is not None and item != ""
-                               else _redacted(item))
+            held = type(item)  # the usual items inline: a detail is mostly these
+            if _secret_key(key) and item is not None and item != "":
+                out[sub(key)] = MASK
+            elif held is str:
+                out[sub(key)] = sub(item)
+            elif item is None or held is int or held is bool:
+                out[sub(key)] = item
+            else:
+                out[sub(key)] = _redacted(item, sub)
         return out
     if kind is list:
-        return [_redacted(item) for item in value]
+        return [_redacted(item, sub) for item in value]
     if value is None or kind is int or kind is bool or (
             kind is float and value == value and value not in (_INF, -_INF)):
         return value
     raise _NotPlain
+
+
+_secret_key = functools.lru_cache(maxsize=4096)(is_secret_key)  # the same few keys
 
 
 _INF = float("inf")

@@ -30,7 +30,7 @@ import os
 import re
 import string
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -43,6 +43,7 @@ __all__ = [
     "machine_paths",
     "mask_env",
     "mask_paths",
+    "masker",
     "redact",
     "register_env_secrets",
     "register_secret",
@@ -254,6 +255,18 @@ def secret_in(text: str, secrets: Iterable[str]) -> str | None:
 
 def _sub(masker: _Masker | None, text: str) -> str:
     return masker.sub(text) if masker is not None else text
+
+
+def _same(text: str) -> str:
+    return text
+
+
+def masker() -> Callable[[str], str]:
+    """What :func:`scrub` does to a text now, as one function (read-only: the registered
+    secrets when called; the identity while none is registered): for a writer that
+    scrubs many strings at once."""
+    pattern = _pattern
+    return pattern.sub if pattern is not None else _same
 
 
 def scrub(text: str, *, extra: Iterable[str] = ()) -> str:
