@@ -444,6 +444,9 @@ class Journal:
         # within one write transaction: the sessions rows it read or wrote, as stored, so
         # that a write's chained entry carries the row without reading it back
         self._rows: dict[int, dict[str, Any]] = {}
+        # (data_version, {session id: its record}): the sessions rows as this object's
+        # write transactions left them, while no other connection committed since
+        self._left: tuple[int, dict[int, SessionRecord]] | None = None
         self._records: dict[int, tuple[tuple[Any, ...], SessionRecord]] = {}  # decoded rows
         # (session id, data_version, commits here, its entries): read again only once another
         # connection committed; this object's own appends are added as they commit
@@ -580,6 +583,7 @@ class Journal:
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
                 self._appended, self._rows = [], {}
+                rows = self._rows
                 changes = self._conn.total_changes
                 try:
                     version = self._conn.execute("PRAGMA data_version").fetchone()[0]
@@ -599,7 +603,7 @@ class Journal:
                     raise
                 finally:
                     self._chain, self._rows = None, {}
-                self._own = None  # known again once the commit is
+                self._own = self._left = None  # known again once the commit is
                 self._conn.execute("COMMIT")
                 if self._conn.total_changes != changes:  # else nothing was written (or synced)
                     self._commits += 1
@@ -613,6 +617,8 @@ class Journal:
             tip, written, listing = self._tip, self._appended, self._listing
             if written:
                 self._own = (version, written[-1].id, written[-1].hash)
+            if rows:  # the rows this transaction read or wrote, as they now stand
+                self._left = (version, {sid: self._record(row) for sid, row in rows.items()})
             if listing is not None and listing[1:3] == (version, self._commits - 1):
                 # nobody else wrote since the listing was read: it goes on with these entries
                 listing[3].extend(entry for entry in written if entry.session_id == listing[0])
@@ -1083,8 +1089,14 @@ class Journal:
         return None if row is None else self._record(row)
 
     def session(self, session_id: int) -> SessionRecord:
-        """Session SESSION_ID (FtkitError if there is none); read-only."""
+        """Session SESSION_ID (FtkitError if there is none); read-only. Not read again
+        when this object's last write transaction left it so and no other connection
+        committed since."""
         with self._lock:
+            left = self._left
+            if left is not None and session_id in left[1] and self._conn.execute(
+                    "PRAGMA data_version").fetchone()[0] == left[0]:
+                return left[1][session_id]
             row = self._conn.execute(
                 "SELECT * FROM sessions WHERE id = ?", (session_id,)
             ).fetchone()

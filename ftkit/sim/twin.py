@@ -480,11 +480,13 @@ class TwinStore:
 
     def read(self) -> tuple[SystemState, SimSettings]:
         """The current state (read-only: callers must not change what it returns). Decoded
-        once per version of the twin: reading an unchanged twin again costs one query."""
-        row = self._conn.execute("SELECT version, state, sim FROM twin WHERE id = 1").fetchone()
+        once per version of the twin: reading an unchanged twin again costs one query
+        (of its version)."""
         cached = self._cache
-        if cached is not None and cached[0] == row[0]:
+        if cached is not None and cached[0] == self._conn.execute(
+                "SELECT version FROM twin WHERE id = 1").fetchone()[0]:
             return cached[1], cached[2]
+        row = self._conn.execute("SELECT version, state, sim FROM twin WHERE id = 1").fetchone()
         state, sim = self._decode(row[1], row[2])
         self._cache = (row[0], state, sim)
         return state, sim
