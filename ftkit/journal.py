@@ -172,9 +172,11 @@ def _iso(moment: datetime) -> str:
 
 
 def _text(value: Any) -> str:
-    if isinstance(value, Enum):
-        value = value.value
-    return scrub(str(value))
+    if type(value) is not str:
+        if isinstance(value, Enum):
+            value = value.value
+        value = str(value)
+    return scrub(value)
 
 
 def _opt_text(value: Any) -> str | None:
@@ -324,7 +326,9 @@ class SessionRecord:
         return self.operational_state == OperationalState.BROKEN
 
     @classmethod
-    def _from_row(cls, row: sqlite3.Row | dict[str, Any]) -> SessionRecord:
+    def _from_row(cls, row: sqlite3.Row | dict[str, Any], *,
+                  data: dict[str, Any] | None = None) -> SessionRecord:
+        """ROW as a record; DATA: its ``data`` decoded already (else decoded here)."""
         return cls(
             id=row["id"],
             target=row["target"],
@@ -338,7 +342,7 @@ class SessionRecord:
             operational_state=row["operational_state"],
             broken_step=row["broken_step"],
             broken_reason=row["broken_reason"],
-            data=json.loads(row["data"]),
+            data=json.loads(row["data"]) if data is None else data,
         )
 
 
@@ -447,7 +451,8 @@ class Journal:
         # (data_version, {session id: its record}): the sessions rows as this object's
         # write transactions left them, while no other connection committed since
         self._left: tuple[int, dict[int, SessionRecord]] | None = None
-        self._records: dict[int, tuple[tuple[Any, ...], SessionRecord]] = {}  # decoded rows
+        # decoded rows: (the row's values, its record, its data's text)
+        self._records: dict[int, tuple[tuple[Any, ...], SessionRecord, str]] = {}
         # (session id, data_version, commits here, its entries): read again only once another
         # connection committed; this object's own appends are added as they commit
         self._listing: tuple[int, int, int, list[Entry]] | None = None
@@ -645,8 +650,10 @@ class Journal:
         known = self._records.get(row["id"])
         if known is not None and known[0] == key:
             return known[1]
-        record = SessionRecord._from_row(row)
-        self._records[record.id] = (key, record)
+        # the state moved, the data (kilobytes, written once) did not: not decoded again
+        same = known is not None and known[2] == row["data"]
+        record = SessionRecord._from_row(row, data=known[1].data if same else None)
+        self._records[record.id] = (key, record, row["data"])
         return record
 
     @contextmanager

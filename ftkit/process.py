@@ -92,9 +92,13 @@ class LogFacts:
     @classmethod
     def of(cls, entries: Iterable[Entry]) -> LogFacts:
         """The facts of ENTRIES (a session's log, in order); one pass, read-only."""
-        answers: dict[str, str] = {}
-        succeeded: set[str] = set()
-        minutes, served, window_end = 0.0, 0, False
+        return cls({}, frozenset()).then(entries)
+
+    def then(self, entries: Iterable[Entry]) -> LogFacts:
+        """The facts of the log these facts are of, followed by ENTRIES (read-only)."""
+        answers = dict(self.answers)
+        succeeded = set(self.succeeded)
+        minutes, served, window_end = self.soak_minutes, self.soak_served, self.window_end
         for entry in entries:
             kind = entry.kind
             detail = entry.detail if isinstance(entry.detail, dict) else {}
@@ -110,7 +114,7 @@ class LogFacts:
                     served += int(detail.get("transactions", 0))
             elif kind == "warning" and detail.get("window_end"):
                 window_end = True
-        return cls(answers, frozenset(succeeded), minutes, served, window_end)
+        return LogFacts(answers, frozenset(succeeded), minutes, served, window_end)
 
     def soaked(self, planned: float) -> bool:
         """True once PLANNED minutes were soaked (none planned: at once), or a soak
@@ -322,7 +326,11 @@ class Session:
         known = self._facts
         if known is not None and known[0] == key:
             return known[1]
-        facts = LogFacts.of(entries)
+        if known is not None and 0 < known[0][0] < key[0] and (
+                entries[known[0][0] - 1].hash == known[0][1]):  # the log grew: read on
+            facts = known[1].then(entries[known[0][0]:])
+        else:
+            facts = LogFacts.of(entries)
         self._facts = (key, facts)
         return facts
 
