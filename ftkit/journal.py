@@ -208,27 +208,28 @@ class _NotPlain(Exception):
     """A value that is not JSON as it stands (what json.loads would not give back)."""
 
 
-def _redacted(value: Any, sub: Callable[[str], str]) -> Any:
-    """:func:`ftkit.redact.redact` of VALUE (SUB: :func:`ftkit.redact.masker`) when it is
-    JSON as it stands (what json.loads would give back for it); raises _NotPlain, having
-    changed nothing, when it is not."""
+def _redacted(value: Any, sub: Callable[[str], str] | None) -> Any:
+    """:func:`ftkit.redact.redact` of VALUE (SUB: :func:`ftkit.redact.masker`, None while
+    no secret is registered) when it is JSON as it stands (what json.loads would give
+    back for it); raises _NotPlain, having changed nothing, when it is not."""
     kind = type(value)
     if kind is str:
-        return sub(value)
+        return value if sub is None else sub(value)
     if kind is dict:
         out: dict[str, Any] = {}
         for key, item in value.items():
             if type(key) is not str:
                 raise _NotPlain
+            name = key if sub is None else sub(key)
             held = type(item)  # the usual items inline: a detail is mostly these
             if _secret_key(key) and item is not None and item != "":
-                out[sub(key)] = MASK
+                out[name] = MASK
             elif held is str:
-                out[sub(key)] = sub(item)
+                out[name] = item if sub is None else sub(item)
             elif item is None or held is int or held is bool:
-                out[sub(key)] = item
+                out[name] = item
             else:
-                out[sub(key)] = _redacted(item, sub)
+                out[name] = _redacted(item, sub)
         return out
     if kind is list:
         return [_redacted(item, sub) for item in value]

@@ -257,16 +257,12 @@ def _sub(masker: _Masker | None, text: str) -> str:
     return masker.sub(text) if masker is not None else text
 
 
-def _same(text: str) -> str:
-    return text
-
-
-def masker() -> Callable[[str], str]:
+def masker() -> Callable[[str], str] | None:
     """What :func:`scrub` does to a text now, as one function (read-only: the registered
-    secrets when called; the identity while none is registered): for a writer that
-    scrubs many strings at once."""
+    secrets when called), or None while no secret is registered (a text stays as it
+    is): for a writer that scrubs many strings at once."""
     pattern = _pattern
-    return pattern.sub if pattern is not None else _same
+    return pattern.sub if pattern is not None else None
 
 
 def scrub(text: str, *, extra: Iterable[str] = ()) -> str:
