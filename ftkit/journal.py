@@ -50,6 +50,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from enum import Enum
+from json.encoder import encode_basestring as _quoted  # a JSON string as dumps writes it
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -246,8 +247,33 @@ _INF = float("inf")
 
 
 def _entry_hash(fields: dict[str, Any]) -> str:
-    payload = {name: fields[name] for name in _HASHED}
-    return canonical.sha256_hex(canonical.dumps(payload))
+    """SHA-256 of the canonical JSON (:func:`ftkit.canonical.dumps`) of FIELDS' hashed
+    fields: written into a template of the sorted keys when every value is a string,
+    None, an int or a finite float (what an entry holds), else by canonical.dumps."""
+    try:
+        text = _PAYLOAD % tuple([_scalar(fields[name]) for name in _SORTED])
+    except _NotPlain:
+        text = canonical.dumps({name: fields[name] for name in _HASHED})
+    return canonical.sha256_hex(text)
+
+
+_SORTED = tuple(sorted(_HASHED))
+_PAYLOAD = "{" + ",".join(f'"{name}":%s' for name in _SORTED) + "}"
+
+
+def _scalar(value: Any) -> str:
+    """VALUE as canonical.dumps writes it, for a string, None, an int or a finite float;
+    raises _NotPlain for anything else."""
+    kind = type(value)
+    if kind is str:
+        return _quoted(value)
+    if value is None:
+        return "null"
+    if kind is int:
+        return int.__repr__(value)
+    if kind is float and value - value == 0:
+        return float.__repr__(value)
+    raise _NotPlain
 
 
 @dataclass(frozen=True)
