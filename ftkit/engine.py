@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 from ftkit import approvals, flow, probes
 from ftkit import steps as _steps  # noqa: F401  (registers the bodies and guards on the table)
 from ftkit import window as _window  # registers the change controls' guards and rules
-from ftkit.actions import run_actions, succeeded
+from ftkit.actions import SIDES, run_actions, succeeded
 from ftkit.decisions import Decision, DecisionProvider, account, check_soak_minutes
 from ftkit.drivers import Driver, Progress
 from ftkit.errors import (
@@ -397,10 +397,11 @@ def _perform(session: Session, spec: RequestSpec, *, decision: Decision | None =
 
 def _next_after(session: Session, spec: RequestSpec) -> Next:
     """What comes next once SPEC succeeded (read-only; pure over the journal)."""
-    ok = session.succeeded() | {spec.name}
+    facts = session.log_facts()
+    ok = facts.succeeded | {spec.name}
     return flow.next_step(started=True, ended=False, state=spec.target, operational=READY,
-                          broken_step=None, answers=session.answers(),
-                          succeeded=ok.__contains__, soaked=session.soaked())
+                          broken_step=None, answers=dict(facts.answers),
+                          succeeded=ok.__contains__, soaked=facts.soaked(session.soak_minutes))
 
 
 def _step_notes(step: StepRun) -> list[Note]:
@@ -629,6 +630,8 @@ def _actions(step: StepRun, when: str) -> None:
     session, spec = step.session, step.spec
     assert session.record is not None
     sid, request = session.record.id, spec.name.value
+    if not any(session.config.actions_for(request, when, side) for side in SIDES):
+        return  # none declared here: nothing to run, nothing to read
 
     def log(message: str, *, remote: bool, detail: dict[str, Any]) -> None:
         session.journal.log(sid, "action", message, step=request, remote=remote,

@@ -50,13 +50,14 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from enum import Enum
+from json.encoder import encode_basestring as _quoted  # a JSON string as dumps writes it
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ftkit import canonical, home, lock, store
 from ftkit.errors import ArchiveError, FtkitError, SessionBusyError, TransitionError
 from ftkit.model import OperationalState
-from ftkit.redact import redact, scrub
+from ftkit.redact import MASK, is_secret_key, masker, redact, scrub
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -172,9 +173,11 @@ def _iso(moment: datetime) -> str:
 
 
 def _text(value: Any) -> str:
-    if isinstance(value, Enum):
-        value = value.value
-    return scrub(str(value))
+    if type(value) is not str:
+        if isinstance(value, Enum):
+            value = value.value
+        value = str(value)
+    return scrub(value)
 
 
 def _opt_text(value: Any) -> str | None:
@@ -195,29 +198,82 @@ def _clean(value: Any) -> tuple[str, Any]:
     """:func:`_clean_json` of VALUE, and what that text decodes to."""
     if value is None:
         return "null", None
-    if not _plain(value):  # made JSON first, so that str() of odd objects is redacted too
-        value = json.loads(canonical.dumps(value))
-    plain = redact(value)
+    try:  # JSON as it stands (the usual detail): checked and redacted in one walk
+        plain = _redacted(value, masker())
+    except _NotPlain:  # made JSON first, so that str() of odd objects is redacted too
+        plain = redact(json.loads(canonical.dumps(value)))
     return canonical.dumps(plain), plain
 
 
-def _plain(value: Any) -> bool:
-    """Whether VALUE is JSON as it stands: what json.loads would give back for it."""
+class _NotPlain(Exception):
+    """A value that is not JSON as it stands (what json.loads would not give back)."""
+
+
+def _redacted(value: Any, sub: Callable[[str], str] | None) -> Any:
+    """:func:`ftkit.redact.redact` of VALUE (SUB: :func:`ftkit.redact.masker`, None while
+    no secret is registered) when it is JSON as it stands (what json.loads would give
+    back for it); raises _NotPlain, having changed nothing, when it is not."""
     kind = type(value)
+    if kind is str:
+        return value if sub is None else sub(value)
     if kind is dict:
-        return all(type(k) is str and _plain(v) for k, v in value.items())
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            if type(key) is not str:
+                raise _NotPlain
+            name = key if sub is None else sub(key)
+            held = type(item)  # the usual items inline: a detail is mostly these
+            if _secret_key(key) and item is not None and item != "":
+                out[name] = MASK
+            elif held is str:
+                out[name] = item if sub is None else sub(item)
+            elif item is None or held is int or held is bool:
+                out[name] = item
+            else:
+                out[name] = _redacted(item, sub)
+        return out
     if kind is list:
-        return all(_plain(v) for v in value)
-    return value is None or kind in (str, int, bool) or (kind is float and value == value
-                                                        and value not in (_INF, -_INF))
+        return [_redacted(item, sub) for item in value]
+    if value is None or kind is int or kind is bool or (
+            kind is float and value == value and value not in (_INF, -_INF)):
+        return value
+    raise _NotPlain
+
+
+_secret_key = functools.lru_cache(maxsize=4096)(is_secret_key)  # the same few keys
 
 
 _INF = float("inf")
 
 
 def _entry_hash(fields: dict[str, Any]) -> str:
-    payload = {name: fields[name] for name in _HASHED}
-    return canonical.sha256_hex(canonical.dumps(payload))
+    """SHA-256 of the canonical JSON (:func:`ftkit.canonical.dumps`) of FIELDS' hashed
+    fields: written into a template of the sorted keys when every value is a string,
+    None, an int or a finite float (what an entry holds), else by canonical.dumps."""
+    try:
+        text = _PAYLOAD % tuple([_scalar(fields[name]) for name in _SORTED])
+    except _NotPlain:
+        text = canonical.dumps({name: fields[name] for name in _HASHED})
+    return canonical.sha256_hex(text)
+
+
+_SORTED = tuple(sorted(_HASHED))
+_PAYLOAD = "{" + ",".join(f'"{name}":%s' for name in _SORTED) + "}"
+
+
+def _scalar(value: Any) -> str:
+    """VALUE as canonical.dumps writes it, for a string, None, an int or a finite float;
+    raises _NotPlain for anything else."""
+    kind = type(value)
+    if kind is str:
+        return _quoted(value)
+    if value is None:
+        return "null"
+    if kind is int:
+        return int.__repr__(value)
+    if kind is float and value - value == 0:
+        return float.__repr__(value)
+    raise _NotPlain
 
 
 @dataclass(frozen=True)
@@ -297,7 +353,9 @@ class SessionRecord:
         return self.operational_state == OperationalState.BROKEN
 
     @classmethod
-    def _from_row(cls, row: sqlite3.Row) -> SessionRecord:
+    def _from_row(cls, row: sqlite3.Row | dict[str, Any], *,
+                  data: dict[str, Any] | None = None) -> SessionRecord:
+        """ROW as a record; DATA: its ``data`` decoded already (else decoded here)."""
         return cls(
             id=row["id"],
             target=row["target"],
@@ -311,7 +369,7 @@ class SessionRecord:
             operational_state=row["operational_state"],
             broken_step=row["broken_step"],
             broken_reason=row["broken_reason"],
-            data=json.loads(row["data"]),
+            data=json.loads(row["data"]) if data is None else data,
         )
 
 
@@ -408,7 +466,20 @@ class Journal:
         # no other connection committed (PRAGMA data_version unchanged): check() reads nothing
         self._tip: tuple[int, int, str] | None = None
         self._appended: list[Entry] = []  # this write transaction's entries
-        self._records: dict[int, tuple[tuple[Any, ...], SessionRecord]] = {}  # decoded rows
+        # (data_version, id, hash) of the last entry this object appended, while no other
+        # connection committed: the next write transaction continues the chain from it
+        # without reading it back. _chain: within one write transaction, (id, hash) of the
+        # chain's end as this transaction left it (None: not read yet)
+        self._own: tuple[int, int, str] | None = None
+        self._chain: tuple[int, str] | None = None
+        # within one write transaction: the sessions rows it read or wrote, as stored, so
+        # that a write's chained entry carries the row without reading it back
+        self._rows: dict[int, dict[str, Any]] = {}
+        # (data_version, {session id: its record}): the sessions rows as this object's
+        # write transactions left them, while no other connection committed since
+        self._left: tuple[int, dict[int, SessionRecord]] | None = None
+        # decoded rows: (the row's values, its record, its data's text)
+        self._records: dict[int, tuple[tuple[Any, ...], SessionRecord, str]] = {}
         # (session id, data_version, commits here, its entries): read again only once another
         # connection committed; this object's own appends are added as they commit
         self._listing: tuple[int, int, int, list[Entry]] | None = None
@@ -503,9 +574,33 @@ class Journal:
 
     def _covered(self, conn: sqlite3.Connection, session_id: int) -> dict[str, Any]:
         """SESSION_ID's sessions row as it stands in CONN's transaction, for the chained
-        entry of the write that left it so (:data:`SESSION_ROW`); read-only."""
-        row = conn.execute("SELECT * FROM sessions WHERE id = ?", (session_id,)).fetchone()
-        return _row_content(row)
+        entry of the write that left it so (:data:`SESSION_ROW`); read-only (the row as
+        this transaction read and wrote it, else read)."""
+        return _row_content(self._row(conn, session_id))
+
+    def _row(self, conn: sqlite3.Connection, session_id: int) -> dict[str, Any]:
+        """SESSION_ID's sessions row in CONN's write transaction: as this transaction
+        read and changed it (:meth:`_set_row`), else read now."""
+        row = self._rows.get(session_id)
+        if row is None:
+            found = conn.execute("SELECT * FROM sessions WHERE id = ?",
+                                 (session_id,)).fetchone()
+            if found is None:
+                raise FtkitError(f"journal {self.path} has no session {session_id}",
+                                 "use Journal.sessions() to list them")
+            row = self._rows[session_id] = dict(found)
+        return row
+
+    def _set_row(self, conn: sqlite3.Connection, session_id: int, sql: str,
+                 values: dict[str, Any]) -> dict[str, Any]:
+        """UPDATE SESSION_ID's row with VALUES (SQL names them ``:column``; ``:id`` is the
+        session) and keep the row as it now stands for the rest of the transaction."""
+        row = self._row(conn, session_id)
+        if conn.execute(sql, {**values, "id": session_id}).rowcount != 1:
+            raise FtkitError(f"journal {self.path}: session {session_id} was not updated",
+                             "use Journal.sessions() to list them")
+        row.update(values)
+        return row
 
     @contextmanager
     def _write(self, *, sync: bool = True) -> Iterator[sqlite3.Connection]:
@@ -519,14 +614,28 @@ class Journal:
                 self._conn.execute("PRAGMA synchronous = NORMAL")
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
-                self._appended = []
+                self._appended, self._rows = [], {}
+                rows = self._rows
                 changes = self._conn.total_changes
                 try:
                     version = self._conn.execute("PRAGMA data_version").fetchone()[0]
+                    own = self._own
+                    # nobody else committed since this object's last append: the chain
+                    # ends there (else _append reads where it ends)
+                    self._chain = own[1:] if own is not None and own[0] == version else None
                     yield self._conn
+                    if self._appended:  # the chain's recorded head: once per transaction
+                        self._conn.execute(
+                            "INSERT INTO meta VALUES ('head', :hash)"
+                            " ON CONFLICT(key) DO UPDATE SET value = :hash",
+                            {"hash": self._appended[-1].hash})
                 except BaseException:
                     self._conn.execute("ROLLBACK")
+                    self._own = None
                     raise
+                finally:
+                    self._chain, self._rows = None, {}
+                self._own = self._left = None  # known again once the commit is
                 self._conn.execute("COMMIT")
                 if self._conn.total_changes != changes:  # else nothing was written (or synced)
                     self._commits += 1
@@ -538,6 +647,10 @@ class Journal:
                 if not sync:
                     self._conn.execute("PRAGMA synchronous = FULL")
             tip, written, listing = self._tip, self._appended, self._listing
+            if written:
+                self._own = (version, written[-1].id, written[-1].hash)
+            if rows:  # the rows this transaction read or wrote, as they now stand
+                self._left = (version, {sid: self._record(row) for sid, row in rows.items()})
             if listing is not None and listing[1:3] == (version, self._commits - 1):
                 # nobody else wrote since the listing was read: it goes on with these entries
                 listing[3].extend(entry for entry in written if entry.session_id == listing[0])
@@ -557,14 +670,17 @@ class Journal:
                              " ON CONFLICT(key) DO UPDATE SET value = :now",
                              {"now": _iso(self._clock())})
 
-    def _record(self, row: sqlite3.Row) -> SessionRecord:
-        """ROW as a SessionRecord, decoded once per content of the row (read-only)."""
-        key = tuple(row)
+    def _record(self, row: sqlite3.Row | dict[str, Any]) -> SessionRecord:
+        """ROW (as read, or as a write transaction left it) as a SessionRecord, decoded
+        once per content of the row (read-only)."""
+        key = tuple(row.values()) if isinstance(row, dict) else tuple(row)
         known = self._records.get(row["id"])
         if known is not None and known[0] == key:
             return known[1]
-        record = SessionRecord._from_row(row)
-        self._records[record.id] = (key, record)
+        # the state moved, the data (kilobytes, written once) did not: not decoded again
+        same = known is not None and known[2] == row["data"]
+        record = SessionRecord._from_row(row, data=known[1].data if same else None)
+        self._records[record.id] = (key, record, row["data"])
         return record
 
     @contextmanager
@@ -638,12 +754,16 @@ class Journal:
         sim_time: float | None = None,
         intent_id: int | None = None,
     ) -> Entry:
-        """Append one chained entry inside the caller's write transaction."""
-        last = conn.execute(  # one row: the last entry's id and hash, the id sequence
-            "SELECT (SELECT id FROM entries ORDER BY id DESC LIMIT 1) AS id,"
-            " (SELECT hash FROM entries ORDER BY id DESC LIMIT 1) AS hash,"
-            " (SELECT seq FROM sqlite_sequence WHERE name = 'entries') AS seq").fetchone()
-        next_id = max(last["id"] or 0, last["seq"] or 0) + 1
+        """Append one chained entry inside the caller's write transaction (the chain's
+        end read once per transaction, or not at all when this object wrote it)."""
+        chain = self._chain
+        if chain is None:
+            last = conn.execute(  # one row: the last entry's id and hash, the id sequence
+                "SELECT (SELECT id FROM entries ORDER BY id DESC LIMIT 1) AS id,"
+                " (SELECT hash FROM entries ORDER BY id DESC LIMIT 1) AS hash,"
+                " (SELECT seq FROM sqlite_sequence WHERE name = 'entries') AS seq").fetchone()
+            chain = (max(last["id"] or 0, last["seq"] or 0), last["hash"] or GENESIS)
+        next_id = chain[0] + 1
         text, plain = _clean(detail)
         fields: dict[str, Any] = {
             "id": next_id,
@@ -656,7 +776,7 @@ class Journal:
             "message": _text(message or ""),
             "detail": text,
             "intent_id": intent_id,
-            "prev_hash": last["hash"] or GENESIS,
+            "prev_hash": chain[1],
         }
         fields["hash"] = _entry_hash(fields)
         conn.execute(
@@ -666,12 +786,9 @@ class Journal:
             " :detail, :intent_id, :prev_hash, :hash)",
             fields,
         )
-        conn.execute(
-            "INSERT INTO meta VALUES ('head', :hash) ON CONFLICT(key) DO UPDATE SET value = :hash",
-            {"hash": fields["hash"]},
-        )
         entry = Entry(**{**fields, "detail": plain})
         self._appended.append(entry)
+        self._chain = (next_id, fields["hash"])
         return entry
 
     def _open_session(self, conn: sqlite3.Connection, session_id: int) -> SessionRecord:
@@ -681,6 +798,7 @@ class Journal:
                 f"journal {self.path} has no session {session_id}",
                 "use Journal.current_session() or Journal.sessions() to find it",
             )
+        self._rows[session_id] = dict(row)
         record = self._record(row)
         if not record.active:
             raise TransitionError(
@@ -903,9 +1021,7 @@ class Journal:
             ),
         )
         session_id = int(cursor.lastrowid or 0)
-        record = self._record(
-            conn.execute("SELECT * FROM sessions WHERE id = ?", (session_id,)).fetchone()
-        )
+        record = self._record(self._row(conn, session_id))
         entry = self._append(
             conn,
             session_id,
@@ -969,8 +1085,7 @@ class Journal:
                         conn, record.id, upgrade_state=upgrade_state or record.upgrade_state,
                         operational_state=operational_state, broken_step=None,
                         broken_reason=None, message=f"{step} started", sim_time=sim_time))
-                    record = self._record(conn.execute(
-                        "SELECT * FROM sessions WHERE id = ?", (record.id,)).fetchone())
+                    record = self._record(self._row(conn, record.id))
         except sqlite3.IntegrityError as err:  # the unique index, if a raw writer raced us
             current = self.current_session()
             if current is None or begin is None:
@@ -995,8 +1110,7 @@ class Journal:
                 conn, record.id, upgrade_state=upgrade_state,
                 operational_state=operational_state, broken_step=broken_step,
                 broken_reason=broken_reason, message=message, sim_time=seen.sim_time))
-            record = self._record(conn.execute(
-                "SELECT * FROM sessions WHERE id = ?", (record.id,)).fetchone())
+            record = self._record(self._row(conn, record.id))
         self._notify(written)
         return record
 
@@ -1009,8 +1123,14 @@ class Journal:
         return None if row is None else self._record(row)
 
     def session(self, session_id: int) -> SessionRecord:
-        """Session SESSION_ID (FtkitError if there is none); read-only."""
+        """Session SESSION_ID (FtkitError if there is none); read-only. Not read again
+        when this object's last write transaction left it so and no other connection
+        committed since."""
         with self._lock:
+            left = self._left
+            if left is not None and session_id in left[1] and self._conn.execute(
+                    "PRAGMA data_version").fetchone()[0] == left[0]:
+                return left[1][session_id]
             row = self._conn.execute(
                 "SELECT * FROM sessions WHERE id = ?", (session_id,)
             ).fetchone()
@@ -1072,13 +1192,11 @@ class Journal:
             "broken_step": _opt_text(broken_step),
             "broken_reason": _opt_text(broken_reason),
         }
-        conn.execute(
+        row = _row_content(self._set_row(
+            conn, session_id,
             "UPDATE sessions SET upgrade_state = :upgrade_state,"
             " operational_state = :operational_state, broken_step = :broken_step,"
-            " broken_reason = :broken_reason WHERE id = :id",
-            {**state, "id": session_id},
-        )
-        row = self._covered(conn, session_id)
+            " broken_reason = :broken_reason WHERE id = :id", state))
         default = f"{state['upgrade_state']} / {state['operational_state']}"
         if state["broken_step"]:
             default += f" at {state['broken_step']}"
@@ -1101,19 +1219,16 @@ class Journal:
         with self._write() as conn:
             self._open_session(conn, session_id)
             entry = self._end(conn, session_id, outcome, sim_time)
-            record = self._record(
-                conn.execute("SELECT * FROM sessions WHERE id = ?", (session_id,)).fetchone()
-            )
+            record = self._record(self._row(conn, session_id))
         self._notify([entry])
         return record
 
     def _end(self, conn: sqlite3.Connection, session_id: int, outcome: str,
              sim_time: float | None) -> Entry:
         now = _iso(self._clock())
-        conn.execute(
-            "UPDATE sessions SET ended = ?, outcome = ? WHERE id = ?",
-            (now, _text(outcome), session_id),
-        )
+        self._set_row(conn, session_id,
+                      "UPDATE sessions SET ended = :ended, outcome = :outcome WHERE id = :id",
+                      {"ended": now, "outcome": _text(outcome)})
         return self._append(
             conn,
             session_id,
@@ -1546,12 +1661,17 @@ SELECT e.id, e.session_id, e.detail FROM entries AS e JOIN (
 _COVERING = f"SELECT id, session_id, detail FROM entries WHERE id > ? AND {_COVERS} ORDER BY id"
 
 
-def _row_content(row: sqlite3.Row) -> dict[str, Any]:
+def _row_content(row: sqlite3.Row | dict[str, Any]) -> dict[str, Any]:
     """A sessions ROW's every field (``data`` as the SHA-256 of its text), as a chained
     entry carries it."""
     content = {name: row[name] for name in _ROW_FIELDS}
-    content["data_sha256"] = canonical.sha256_hex(row["data"])
+    content["data_sha256"] = _data_sha256(row["data"])
     return content
+
+
+@functools.lru_cache(maxsize=64)  # a session's data is written once, hashed per row write
+def _data_sha256(text: str) -> str:
+    return canonical.sha256_hex(text)
 
 
 def _check_notes(notes: list[Note]) -> None:

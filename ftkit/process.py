@@ -76,6 +76,52 @@ class Plan:
 Listener = Callable[[Entry], None]
 
 
+@dataclass(frozen=True)
+class LogFacts:
+    """What the process reads from a session's activity log: the answers to its questions
+    (``broken`` aside), the requests that succeeded, the minutes soaked and the
+    transactions acknowledged meanwhile, and whether a soak stopped at the change
+    window's end."""
+
+    answers: dict[str, str]
+    succeeded: frozenset[str]
+    soak_minutes: float = 0.0
+    soak_served: int = 0
+    window_end: bool = False
+
+    @classmethod
+    def of(cls, entries: Iterable[Entry]) -> LogFacts:
+        """The facts of ENTRIES (a session's log, in order); one pass, read-only."""
+        return cls({}, frozenset()).then(entries)
+
+    def then(self, entries: Iterable[Entry]) -> LogFacts:
+        """The facts of the log these facts are of, followed by ENTRIES (read-only)."""
+        answers = dict(self.answers)
+        succeeded = set(self.succeeded)
+        minutes, served, window_end = self.soak_minutes, self.soak_served, self.window_end
+        for entry in entries:
+            kind = entry.kind
+            detail = entry.detail if isinstance(entry.detail, dict) else {}
+            if kind == "decision":
+                if detail.get("name") in DECISIONS:
+                    answers[str(detail["name"])] = str(detail.get("answer", ""))
+            elif kind == "outcome":
+                if entry.ok:
+                    succeeded.add(entry.step)
+            elif kind == "info":
+                if "soak_minutes" in detail:
+                    minutes += float(detail["soak_minutes"])
+                    served += int(detail.get("transactions", 0))
+            elif kind == "warning" and detail.get("window_end"):
+                window_end = True
+        return LogFacts(answers, frozenset(succeeded), minutes, served, window_end)
+
+    def soaked(self, planned: float) -> bool:
+        """True once PLANNED minutes were soaked (none planned: at once), or a soak
+        stopped at the change window's end."""
+        return planned <= 0 or self.soak_minutes >= planned or self.window_end
+
+
 @dataclass
 class Session:
     """One Active Upgrade session of one system (see :func:`open_session`).
@@ -105,6 +151,9 @@ class Session:
     soak_minutes: float = 0.0  # this run's soak before the question that soaks first
     driving: bool = field(default=False, repr=False)  # run() drives: it syncs at its end
     _listeners: list[Listener] = field(default_factory=list, repr=False)
+    # (the log's length and last hash, what it says): LogFacts read once per log state
+    _facts: tuple[tuple[int, str], LogFacts] | None = field(default=None, init=False,
+                                                             repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.journal.subscribe(self._heard)
@@ -252,33 +301,38 @@ class Session:
 
     def answers(self) -> dict[str, str]:
         """The journaled answers to the process's questions (``broken`` aside)."""
-        answers: dict[str, str] = {}
-        for entry in self.entries(kinds=["decision"]):
-            detail = entry.detail if isinstance(entry.detail, dict) else {}
-            if detail.get("name") in DECISIONS:
-                answers[str(detail["name"])] = str(detail.get("answer", ""))
-        return answers
+        return dict(self.log_facts().answers)
 
     def succeeded(self) -> set[str]:
         """The requests that have succeeded in this session."""
-        return {e.step for e in self.entries(kinds=["outcome"]) if e.ok}
+        return set(self.log_facts().succeeded)
 
     def soak_result(self) -> tuple[float, int]:
         """Minutes soaked on the merged system and the transactions acknowledged meanwhile."""
-        minutes, served = 0.0, 0
-        for entry in self.entries(kinds=["info"]):
-            detail = entry.detail if isinstance(entry.detail, dict) else {}
-            if "soak_minutes" in detail:
-                minutes += float(detail["soak_minutes"])
-                served += int(detail.get("transactions", 0))
-        return minutes, served
+        facts = self.log_facts()
+        return facts.soak_minutes, facts.soak_served
 
     def soaked(self) -> bool:
         """True once the session has soaked this run's :attr:`soak_minutes`, or a soak
         stopped at the change window's end."""
-        return (self.soak_minutes <= 0 or self.soak_result()[0] >= self.soak_minutes
-                or any(isinstance(e.detail, dict) and e.detail.get("window_end")
-                       for e in self.entries(kinds=["warning"])))
+        return self.log_facts().soaked(self.soak_minutes)
+
+    def log_facts(self) -> LogFacts:
+        """What the process reads from this session's activity log (answers, requests
+        succeeded, the soak), from one read of the journal; worked out again only once
+        the log has grown (read-only)."""
+        entries = self.entries()
+        key = (len(entries), entries[-1].hash if entries else "")
+        known = self._facts
+        if known is not None and known[0] == key:
+            return known[1]
+        if known is not None and 0 < known[0][0] < key[0] and (
+                entries[known[0][0] - 1].hash == known[0][1]):  # the log grew: read on
+            facts = known[1].then(entries[known[0][0]:])
+        else:
+            facts = LogFacts.of(entries)
+        self._facts = (key, facts)
+        return facts
 
     @property
     def controls(self) -> Controls:
@@ -290,10 +344,12 @@ class Session:
         """What the session needs next, from the journal and :mod:`ftkit.flow` alone
         (what :meth:`advance` does next)."""
         broken = self.broken
+        facts = self.log_facts()
         return next_step(started=self.record is not None, ended=self.done,
                          state=self.upgrade_state, operational=self.operational_state.value,
-                         broken_step=broken[0] if broken else None, answers=self.answers(),
-                         succeeded=self.succeeded().__contains__, soaked=self.soaked())
+                         broken_step=broken[0] if broken else None,
+                         answers=dict(facts.answers), succeeded=facts.succeeded.__contains__,
+                         soaked=facts.soaked(self.soak_minutes))
 
     def next(self) -> Next:
         """What this run does next: :meth:`standing`, or ``Kind.HALTED`` once the run

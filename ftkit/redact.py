@@ -30,7 +30,7 @@ import os
 import re
 import string
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -43,6 +43,7 @@ __all__ = [
     "machine_paths",
     "mask_env",
     "mask_paths",
+    "masker",
     "redact",
     "register_env_secrets",
     "register_secret",
@@ -233,6 +234,8 @@ def _forms(secret: str) -> tuple[_Form, ...]:
 
 
 def _pattern_with(extra: Iterable[str]) -> _Masker | None:
+    if not extra:  # the usual call: the registered secrets alone
+        return _pattern
     extra = [s for s in extra if isinstance(s, str) and s]
     if not extra:
         return _pattern
@@ -254,6 +257,14 @@ def _sub(masker: _Masker | None, text: str) -> str:
     return masker.sub(text) if masker is not None else text
 
 
+def masker() -> Callable[[str], str] | None:
+    """What :func:`scrub` does to a text now, as one function (read-only: the registered
+    secrets when called), or None while no secret is registered (a text stays as it
+    is): for a writer that scrubs many strings at once."""
+    pattern = _pattern
+    return pattern.sub if pattern is not None else None
+
+
 def scrub(text: str, *, extra: Iterable[str] = ()) -> str:
     """TEXT with every registered secret (and every string in EXTRA) replaced by ``***``."""
     if not isinstance(text, str):
@@ -271,10 +282,18 @@ def redact(value: T, *, extra: Iterable[str] = ()) -> T:
     return _redact(value, _pattern_with(extra))
 
 
+_ATOMS = frozenset({int, float, bool, type(None)})  # what redact returns as it is, at once
+
+
 def _redact(value: Any, pattern: _Masker | None) -> Any:
+    kind = type(value)  # the usual types first: isinstance of an ABC costs more
+    if kind is str:
+        return _sub(pattern, value)
+    if kind in _ATOMS:
+        return value
     if isinstance(value, str):
         return _sub(pattern, value)
-    if isinstance(value, Mapping):
+    if kind is dict or isinstance(value, Mapping):
         out: dict[Any, Any] = {}
         for key, item in value.items():
             new_key = _sub(pattern, key) if isinstance(key, str) else key

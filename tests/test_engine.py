@@ -114,6 +114,32 @@ def test_a_failing_observer_changes_nothing_the_engine_reads(session: Session) -
         held.upgrade_state, held.operational_state) == ("Split", "Ready")
 
 
+def test_what_the_engine_reads_from_the_log_is_read_on_as_it_grows(
+        session: Session) -> None:
+    """Session.log_facts, worked out again only from the entries added since (by this
+    process or another), says what one pass over the whole log says, at every step."""
+    from ftkit.process import LogFacts
+
+    session.soak_minutes = 30.0
+    decider = ParameterDecisions(COMMIT)
+    seen = []
+    while (did := session.advance(decider)).did is not Kind.DONE:
+        assert session.log_facts() == LogFacts.of(session.entries())
+        seen.append(did.did)
+        if did.did is Kind.SOAK:  # another connection adds to the log meanwhile
+            assert session.record is not None
+            with Journal(session.journal.path) as other:
+                other.log(session.record.id, "info", "soaked elsewhere",
+                          detail={"soak_minutes": 5, "transactions": 7})
+            facts = session.log_facts()
+            assert facts == LogFacts.of(session.entries())
+            assert (facts.soak_minutes, facts.soak_served) == session.soak_result()
+            assert facts.soak_minutes == 35.0
+    assert Kind.SOAK in seen and session.record is not None
+    assert session.log_facts().succeeded >= {"PrepareSplit", "Commit", "Finish"}
+    assert session.answers() == COMMIT
+
+
 def test_any_exception_in_a_step_leaves_it_broken_not_busy(
         session: Session, sim: SimDriver, monkeypatch: pytest.MonkeyPatch) -> None:
     from ftkit.errors import StepFailedError

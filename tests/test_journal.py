@@ -370,6 +370,41 @@ def test_check_reads_only_what_other_connections_added(journal: Journal) -> None
         journal.check()
 
 
+def test_a_write_reads_back_only_what_another_connection_may_have_changed(
+    journal: Journal,
+) -> None:
+    """After this object's own write, the next continues the chain and returns the
+    session's row without reading them back; once another connection committed, both
+    are read again: the chain still verifies and the row is the other writer's."""
+    record = start(journal)
+    statements: list[str] = []
+    journal._conn.set_trace_callback(statements.append)  # white box: what SQLite is asked
+    journal.log(record.id, "info", "one")
+    statements.clear()
+    _, intent = journal.start(record.id, step="Install", message="Install", sim_time=1.0,
+                              upgrade_state="Split")
+    assert not [s for s in statements if "ORDER BY id DESC" in s], statements
+    assert len([s for s in statements if s.startswith("INSERT INTO meta")]) == 1, (
+        "the head is written once per transaction")
+    assert journal.session(record.id).operational_state == "Busy"
+    reads = [s for s in statements if s.startswith("SELECT * FROM sessions")]
+    assert len(reads) == 1, statements  # the open check, not a read back per write
+    with Journal(journal.path) as other:  # another writer moves the row and the chain
+        other.set_state(record.id, upgrade_state="Split", operational_state="Broken",
+                        broken_step="Install", broken_reason="elsewhere")
+    statements.clear()
+    assert journal.session(record.id).broken_reason == "elsewhere"
+    journal.outcome(record.id, intent, ok=False, message="Install failed",
+                    upgrade_state="Split", operational_state="Broken",
+                    broken_step="Install", broken_reason="mine")
+    assert [s for s in statements if "ORDER BY id DESC" in s], "the chain's end read again"
+    assert journal.session(record.id).broken_reason == "mine"
+    assert journal.verify() == len(journal.entries())
+    with Journal(journal.path) as fresh:
+        assert fresh.session(record.id) == journal.session(record.id)
+        assert fresh.entries(record.id) == journal.entries(record.id)
+
+
 # --- logs, decisions, listeners ----------------------------------------------------------
 
 

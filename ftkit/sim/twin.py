@@ -480,22 +480,27 @@ class TwinStore:
 
     def read(self) -> tuple[SystemState, SimSettings]:
         """The current state (read-only: callers must not change what it returns). Decoded
-        once per version of the twin: reading an unchanged twin again costs one query."""
-        row = self._conn.execute("SELECT version, state, sim FROM twin WHERE id = 1").fetchone()
+        once per version of the twin: reading an unchanged twin again costs one query
+        (of its version)."""
         cached = self._cache
-        if cached is not None and cached[0] == row[0]:
+        if cached is not None and cached[0] == self._conn.execute(
+                "SELECT version FROM twin WHERE id = 1").fetchone()[0]:
             return cached[1], cached[2]
+        row = self._conn.execute("SELECT version, state, sim FROM twin WHERE id = 1").fetchone()
         state, sim = self._decode(row[1], row[2])
         self._cache = (row[0], state, sim)
         return state, sim
 
     def now(self) -> float:
-        """The simulated clock (read-only): one query, nothing decoded."""
+        """The simulated clock (read-only): the version, and only when it is not the one
+        read or written last, the clock out of the stored state; nothing decoded."""
         cached = self._cache
+        if cached is not None:
+            row = self._conn.execute("SELECT version FROM twin WHERE id = 1").fetchone()
+            if cached[0] == row[0]:
+                return float(cached[1].now)
         row = self._conn.execute(
             "SELECT version, json_extract(state, '$.now') FROM twin WHERE id = 1").fetchone()
-        if cached is not None and cached[0] == row[0]:
-            return float(cached[1].now)
         return float(row[1])
 
     @staticmethod
@@ -512,14 +517,19 @@ class TwinStore:
             state, sim = self._decode(row[0], row[1])  # a copy of its own: it changes
             txn = Txn(self._conn, state, sim)
             yield txn
-            self._conn.execute(
-                "UPDATE twin SET state = ?, sim = ?, version = version + 1 WHERE id = 1",
+            version = self._conn.execute(
+                "UPDATE twin SET state = ?, sim = ?, version = version + 1 WHERE id = 1"
+                " RETURNING version",
                 (_state_json(txn.state, txn.sim), json.dumps(to_dict(txn.sim))),
-            )
+            ).fetchone()[0]
+            self._cache = None
             self._conn.execute("COMMIT")
         except BaseException:
             self._conn.execute("ROLLBACK")
             raise
+        # what this transaction wrote is what a read of this version decodes: kept, so
+        # that the first read after a request does not decode it again
+        self._cache = (version, txn.state, txn.sim)
 
     def elapse(self, seconds: float, label: str, progress: Progress | None,
                *, chunks: int = 20) -> None:
