@@ -50,10 +50,12 @@ def succeeded(entries: Iterable[Entry], *, request: str, when: str) -> set[tuple
     """``(action name, side)`` of every custom action of REQUEST at WHEN that the journal
     ENTRIES (its ``action`` entries) record as succeeded. Read-only."""
     return {
-        (entry.detail.get("action"), entry.detail.get("side"))
+        (entry.detail["action"], entry.detail["side"])
         for entry in entries
         if entry.kind == "action" and isinstance(entry.detail, dict) and entry.detail.get("ok")
         and entry.detail.get("request") == request and entry.detail.get("when") == when
+        and isinstance(entry.detail.get("action"), str)
+        and isinstance(entry.detail.get("side"), str)
     }
 
 

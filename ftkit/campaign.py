@@ -605,7 +605,7 @@ def _drive(spec: CampaignSpec, path: Path, journal: Any, *, scheduler: str | Non
                         _member_task, str(path), dict(member.parameters), pure=False,
                         key=f"{spec.name}-{member.name}-{time.time_ns()}",
                         resources={member.site: 1} if member.site else None)
-                    future.member = member  # type: ignore[attr-defined]
+                    future.member = member
                     running.add(future)
                     journal.log(None, "info", f"{member.name} ({member.target}) started, "
                                 f"wave {w}", detail={"campaign": "started",

@@ -236,7 +236,7 @@ def _minutes(facts: Mapping[str, Any], key: str, default: float = 0.0) -> float:
 
 def _prepare_split(facts: Mapping[str, Any]) -> list[Estimate]:
     n = len(facts.get("packages", ()))
-    return [Estimate(f"{REQUESTS['PrepareSplit'].description} ({n} package(s))", 0.5 * n)]
+    return [Estimate(f"{REQUESTS[Request.PREPARE_SPLIT].description} ({n} package(s))", 0.5 * n)]
 
 
 def _install(facts: Mapping[str, Any]) -> list[Estimate]:
@@ -250,12 +250,12 @@ def _install(facts: Mapping[str, Any]) -> list[Estimate]:
 
 def _execute_merge(facts: Mapping[str, Any]) -> list[Estimate]:
     outage = _minutes(facts, "merge_outage_s")
-    return [Estimate(REQUESTS["ExecuteMerge"].description, outage / 60,
+    return [Estimate(REQUESTS[Request.EXECUTE_MERGE].description, outage / 60,
                      f"about {outage:.0f} s", outage)]
 
 
 def _commit(facts: Mapping[str, Any]) -> list[Estimate]:
-    return [Estimate(REQUESTS["Commit"].description, _minutes(facts, "resync_min"))]
+    return [Estimate(REQUESTS[Request.COMMIT].description, _minutes(facts, "resync_min"))]
 
 
 def _abort(facts: Mapping[str, Any]) -> list[Estimate]:
@@ -581,7 +581,7 @@ def leads_to(name: str, answer: str, facts: Mapping[str, Any] | None = None
         return []
     facts = dict(facts or {})
     state, merged = spec.asked_in, bool(facts.get("merged"))
-    done, taken = set(spec.requires), {spec.name: answer}
+    done, taken = set(spec.requires), {str(spec.name): answer}
     rows: list[tuple[Request, Estimate]] = []
     while True:
         nxt = next_step(started=True, ended=state is S.IDLE, state=state,

@@ -679,7 +679,7 @@ class Journal:
             return known[1]
         # the state moved, the data (kilobytes, written once) did not: not decoded again
         same = known is not None and known[2] == row["data"]
-        record = SessionRecord._from_row(row, data=known[1].data if same else None)
+        record = SessionRecord._from_row(row, data=known[1].data if known and same else None)
         self._records[record.id] = (key, record, row["data"])
         return record
 
@@ -1621,26 +1621,26 @@ class Journal:
         where = f"journal {self.path}"
         seen, self._rows_seen = self._rows_seen, {}
         for row in table:
-            known = said.pop(row["id"], None)
-            if known is None:
+            told = said.pop(row["id"], None)
+            if told is None:
                 raise ArchiveError(f"{where}: session {row['id']} is not in the hash chain "
                                    "(its row was added outside ftkit)", remedy)
-            key = (tuple(row), known)
+            key = (tuple(row), told)
             before = seen.get(row["id"])
-            if before is not None and before[0] == key[0] and before[1] is known:
+            if before is not None and before[0] == key[0] and before[1] is told:
                 self._rows_seen[row["id"]] = key  # the same row, the same chained content
                 continue
             content = json.loads(canonical.dumps(_row_content(row)))
-            if content == known or _clean(content)[1] == known:  # as written, or as redacted
+            if content == told or _clean(content)[1] == told:  # as written, or as redacted
                 self._rows_seen[row["id"]] = key
                 continue
             for name in _ROW_FIELDS:
-                if content.get(name) != known.get(name):
+                if content.get(name) != told.get(name):
                     raise ArchiveError(
                         f"{where}: session {row['id']}'s {name} is {content.get(name)!r} in "
-                        f"the sessions table, the hash chain says {known.get(name)!r} (the "
+                        f"the sessions table, the hash chain says {told.get(name)!r} (the "
                         "table was edited)", remedy)
-            if content.get("data_sha256") != known.get("data_sha256"):
+            if content.get("data_sha256") != told.get("data_sha256"):
                 raise ArchiveError(
                     f"{where}: session {row['id']}'s data (configuration, packages, "
                     "account) is not what the hash chain says (the table was edited)", remedy)

@@ -96,8 +96,8 @@ def pending(session: Session, *, what: str, who: str, answer: str,
         return False
     key = f"{what}:{name}" if name else what
     for entry in session.entries(kinds=["info", "warning"]):
-        detail = entry.detail if isinstance(entry.detail, dict) else {}
-        sent = detail.get("notify")
+        said = entry.detail if isinstance(entry.detail, dict) else {}
+        sent = said.get("notify")
         if isinstance(sent, dict) and sent.get("about") == key:
             return False
     change = record.change_id or session.change_id or "-"

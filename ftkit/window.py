@@ -279,7 +279,7 @@ def read_controls(r: Reader, raw: Mapping[str, Any]) -> Controls:
 def system_time(source: Driver | SystemState) -> datetime:
     """The system's clock as a date and time (UTC): its epoch plus its clock's seconds
     (the simulator's simulated time; a real host's own). Read-only."""
-    st = source if hasattr(source, "epoch") else source.status()  # type: ignore[union-attr]
+    st: Any = source if hasattr(source, "epoch") else source.status()
     epoch = datetime.fromisoformat(str(st.epoch))
     if epoch.tzinfo is None:
         epoch = epoch.replace(tzinfo=UTC)
