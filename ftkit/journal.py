@@ -257,6 +257,10 @@ def _entry_hash(fields: dict[str, Any]) -> str:
     return canonical.sha256_hex(text)
 
 
+_INSERT_ENTRY = (f"INSERT INTO entries ({', '.join(_HASHED)}, hash)"
+                 f" VALUES ({', '.join('?' for _ in _HASHED)}, ?)")
+_KEPT_INTENTS = 256  # the intents outcome() checks without reading them (see Journal)
+
 _SORTED = tuple(sorted(_HASHED))
 _PAYLOAD = "{" + ",".join(f'"{name}":%s' for name in _SORTED) + "}"
 
@@ -475,9 +479,18 @@ class Journal:
         # within one write transaction: the sessions rows it read or wrote, as stored, so
         # that a write's chained entry carries the row without reading it back
         self._rows: dict[int, dict[str, Any]] = {}
-        # (data_version, {session id: its record}): the sessions rows as this object's
-        # write transactions left them, while no other connection committed since
-        self._left: tuple[int, dict[int, SessionRecord]] | None = None
+        # (data_version, {session id: its record}, {session id: its row as stored}): the
+        # sessions rows as this object's last write transaction left them, while no other
+        # connection committed since (the next write opens the session without reading it)
+        self._left: tuple[int, dict[int, SessionRecord], dict[int, dict[str, Any]]] | None = None
+        # within one write transaction: its PRAGMA data_version, and the entries appended
+        # but not inserted yet (one INSERT for them all, before the head is written)
+        self._version: int | None = None
+        self._pending: list[tuple[Any, ...]] = []
+        # {intent id: (session id, step, its outcome's id or None)}: the intents this object
+        # wrote and the outcomes it gave them (answers outcome()'s checks without a read
+        # while no other connection committed since)
+        self._intents: dict[int, tuple[int | None, str, int | None]] = {}
         # decoded rows: (the row's values, its record, its data's text)
         self._records: dict[int, tuple[tuple[Any, ...], SessionRecord, str]] = {}
         # (session id, data_version, commits here, its entries): read again only once another
@@ -614,17 +627,19 @@ class Journal:
                 self._conn.execute("PRAGMA synchronous = NORMAL")
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
-                self._appended, self._rows = [], {}
+                self._appended, self._rows, self._pending = [], {}, []
                 rows = self._rows
                 changes = self._conn.total_changes
                 try:
-                    version = self._conn.execute("PRAGMA data_version").fetchone()[0]
+                    version = self._version = self._conn.execute(
+                        "PRAGMA data_version").fetchone()[0]
                     own = self._own
                     # nobody else committed since this object's last append: the chain
                     # ends there (else _append reads where it ends)
                     self._chain = own[1:] if own is not None and own[0] == version else None
                     yield self._conn
-                    if self._appended:  # the chain's recorded head: once per transaction
+                    if self._appended:  # the entries, then the chain's recorded head
+                        self._flush(self._conn)
                         self._conn.execute(
                             "INSERT INTO meta VALUES ('head', :hash)"
                             " ON CONFLICT(key) DO UPDATE SET value = :hash",
@@ -634,7 +649,7 @@ class Journal:
                     self._own = None
                     raise
                 finally:
-                    self._chain, self._rows = None, {}
+                    self._chain, self._rows, self._version, self._pending = None, {}, None, []
                 self._own = self._left = None  # known again once the commit is
                 self._conn.execute("COMMIT")
                 if self._conn.total_changes != changes:  # else nothing was written (or synced)
@@ -650,7 +665,17 @@ class Journal:
             if written:
                 self._own = (version, written[-1].id, written[-1].hash)
             if rows:  # the rows this transaction read or wrote, as they now stand
-                self._left = (version, {sid: self._record(row) for sid, row in rows.items()})
+                self._left = (version, {sid: self._record(row) for sid, row in rows.items()},
+                              rows)
+            for entry in written:  # what outcome() checks, known without reading it back
+                if entry.kind == "intent":
+                    self._intents[entry.id] = (entry.session_id, entry.step, None)
+                elif entry.kind == "outcome" and entry.intent_id in self._intents:
+                    session_id, step, _ = self._intents[entry.intent_id]
+                    self._intents[entry.intent_id] = (session_id, step, entry.id)
+            if len(self._intents) > _KEPT_INTENTS:  # a long-lived object: the latest only
+                for old in sorted(self._intents)[:len(self._intents) - _KEPT_INTENTS // 2]:
+                    del self._intents[old]
             if listing is not None and listing[1:3] == (version, self._commits - 1):
                 # nobody else wrote since the listing was read: it goes on with these entries
                 listing[3].extend(entry for entry in written if entry.session_id == listing[0])
@@ -755,7 +780,9 @@ class Journal:
         intent_id: int | None = None,
     ) -> Entry:
         """Append one chained entry inside the caller's write transaction (the chain's
-        end read once per transaction, or not at all when this object wrote it)."""
+        end read once per transaction, or not at all when this object wrote it). The row
+        is inserted by :meth:`_flush`, with the transaction's other entries, before the
+        transaction ends."""
         chain = self._chain
         if chain is None:
             last = conn.execute(  # one row: the last entry's id and hash, the id sequence
@@ -779,27 +806,40 @@ class Journal:
             "prev_hash": chain[1],
         }
         fields["hash"] = _entry_hash(fields)
-        conn.execute(
-            "INSERT INTO entries (id, session_id, ts, sim_time, log, kind, step, message,"
-            " detail, intent_id, prev_hash, hash)"
-            " VALUES (:id, :session_id, :ts, :sim_time, :log, :kind, :step, :message,"
-            " :detail, :intent_id, :prev_hash, :hash)",
-            fields,
-        )
+        self._pending.append(tuple(fields.values()))  # inserted by _flush, in order
         entry = Entry(**{**fields, "detail": plain})
         self._appended.append(entry)
         self._chain = (next_id, fields["hash"])
         return entry
 
+    def _flush(self, conn: sqlite3.Connection) -> None:
+        """INSERT the entries appended in CONN's write transaction and not inserted yet,
+        in order, by one statement."""
+        pending = self._pending
+        if len(pending) == 1:
+            conn.execute(_INSERT_ENTRY, pending[0])
+        elif pending:
+            conn.executemany(_INSERT_ENTRY, pending)
+        pending.clear()
+
     def _open_session(self, conn: sqlite3.Connection, session_id: int) -> SessionRecord:
-        row = conn.execute("SELECT * FROM sessions WHERE id = ?", (session_id,)).fetchone()
-        if row is None:
-            raise FtkitError(
-                f"journal {self.path} has no session {session_id}",
-                "use Journal.current_session() or Journal.sessions() to find it",
-            )
-        self._rows[session_id] = dict(row)
-        record = self._record(row)
+        """SESSION_ID's record in CONN's write transaction, refused when it ended: the row
+        this object's last write left, when no other connection committed since (the
+        transaction's PRAGMA data_version), else read."""
+        left = self._left
+        if left is not None and left[0] == self._version and session_id in left[2]:
+            self._rows[session_id] = dict(left[2][session_id])
+            record = left[1][session_id]
+        else:
+            row = conn.execute("SELECT * FROM sessions WHERE id = ?",
+                               (session_id,)).fetchone()
+            if row is None:
+                raise FtkitError(
+                    f"journal {self.path} has no session {session_id}",
+                    "use Journal.current_session() or Journal.sessions() to find it",
+                )
+            self._rows[session_id] = dict(row)
+            record = self._record(row)
         if not record.active:
             raise TransitionError(
                 f"session {session_id} of {record.target} ended {record.ended} "
@@ -1295,22 +1335,25 @@ class Journal:
         _check_notes(notes)
         with self._write(sync=sync) as conn:
             record = self._open_session(conn, session_id)
-            row = conn.execute(
-                "SELECT step, kind, session_id FROM entries WHERE id = ?", (intent_id,)
-            ).fetchone()
-            if row is None or row["kind"] != "intent" or row["session_id"] != session_id:
+            # an intent this object wrote, no other connection having committed since: its
+            # session, step and outcome (if this object gave it one) are known; else the
+            # intent is read, and the unique index refuses a second outcome (below)
+            known = self._intents.get(intent_id) if self._chain is not None else None
+            if known is not None:
+                of, step, done = known
+            else:
+                row = conn.execute(
+                    "SELECT step, kind, session_id FROM entries WHERE id = ?", (intent_id,)
+                ).fetchone()
+                of, step, done = (row["session_id"], row["step"], None) if row and row[
+                    "kind"] == "intent" else (None, "", None)
+            if of != session_id:
                 raise FtkitError(
                     f"entry {intent_id} is not an intent of session {session_id}",
                     "pass the id that Journal.intent() returned",
                 )
-            done = conn.execute(
-                "SELECT id FROM entries WHERE kind = 'outcome' AND intent_id = ?", (intent_id,)
-            ).fetchone()
             if done is not None:
-                raise TransitionError(
-                    f"intent {intent_id} ({row['step']}) already has outcome {done['id']}",
-                    "record a new intent before acting again",
-                )
+                raise _done_twice(intent_id, step, done)
             body = {"ok": bool(ok)}
             if isinstance(detail, dict):
                 body.update(detail)
@@ -1323,7 +1366,7 @@ class Journal:
                     session_id,
                     "outcome",
                     message,
-                    step=row["step"],
+                    step=step,
                     detail=body,
                     sim_time=sim_time,
                     intent_id=intent_id,
@@ -1345,6 +1388,13 @@ class Journal:
                 )
             if end is not None:
                 written.append(self._end(conn, session_id, end, sim_time))
+            try:  # the unique index refuses an outcome this object did not know of
+                self._flush(conn)
+            except sqlite3.IntegrityError:
+                done = self._outcome_of(conn, intent_id)
+                if done is None:
+                    raise
+                raise _done_twice(intent_id, step, done) from None
             if release:
                 self._release(conn)
         if release:  # the row went with the outcome; now the lock
@@ -1352,6 +1402,14 @@ class Journal:
             lock.release(self.lock_path, user=self)
         self._notify(written)
         return outcome_id
+
+    @staticmethod
+    def _outcome_of(conn: sqlite3.Connection, intent_id: int) -> int | None:
+        """The id of intent INTENT_ID's outcome, None while it has none; read-only."""
+        done = conn.execute(
+            "SELECT id FROM entries WHERE kind = 'outcome' AND intent_id = ?", (intent_id,)
+        ).fetchone()
+        return None if done is None else int(done["id"])
 
     def pending_intent(self, session_id: int) -> Entry | None:
         """The session's last intent without an outcome (what a killed process left); read-only."""
@@ -1806,6 +1864,11 @@ def _move_legacy(driver: Any, path: Path) -> None:
         if old.is_file():
             old.rename(old.with_name(f"{legacy.name}.moved-{stamp}{suffix}"))
     log_.warning("journal %s moved to %s (beside the system's own state)", legacy, path)
+
+
+def _done_twice(intent_id: int, step: str, done: int) -> TransitionError:
+    return TransitionError(f"intent {intent_id} ({step}) already has outcome {done}",
+                           "record a new intent before acting again")
 
 
 def _busy(record: SessionRecord) -> SessionBusyError:

@@ -278,6 +278,27 @@ def test_an_outcome_writes_its_steps_notes_ends_and_releases_in_one_transaction(
     assert journal.verify() == len(journal.entries())
 
 
+def test_an_outcome_another_connection_recorded_is_refused_by_name(journal: Journal) -> None:
+    """The second outcome is refused with the first one's id whoever wrote that one, and
+    this object's next outcome of its own intent still goes through."""
+    record = start(journal)
+    intent = journal.intent(record.id, "Commit", "commit")
+    with Journal(journal.path) as other:
+        first = other.outcome(record.id, intent, ok=True, message="committed elsewhere")
+    before = (journal.entries(), journal.session(record.id))
+    with pytest.raises(TransitionError, match=f"intent {intent} \\(Commit\\) already has "
+                       f"outcome {first}") as info:
+        journal.outcome(record.id, intent, ok=True, message="again", upgrade_state="Idle",
+                        notes=[Note("info", "seen twice")])
+    one_line(info.value)
+    assert (journal.entries(), journal.session(record.id)) == before
+    again = journal.intent(record.id, "Commit", "commit again")
+    journal.outcome(record.id, again, ok=True, message="committed")
+    with pytest.raises(TransitionError, match=f"intent {again} \\(Commit\\) already has"):
+        journal.outcome(record.id, again, ok=True, message="twice")
+    assert journal.verify() == len(before[0]) + 2
+
+
 def test_a_refused_outcome_writes_none_of_its_notes(journal: Journal) -> None:
     record = start(journal)
     intent = journal.intent(record.id, "Commit", "commit")
@@ -388,7 +409,7 @@ def test_a_write_reads_back_only_what_another_connection_may_have_changed(
         "the head is written once per transaction")
     assert journal.session(record.id).operational_state == "Busy"
     reads = [s for s in statements if s.startswith("SELECT * FROM sessions")]
-    assert len(reads) == 1, statements  # the open check, not a read back per write
+    assert not reads, statements  # the row as the last write left it: not read back
     with Journal(journal.path) as other:  # another writer moves the row and the chain
         other.set_state(record.id, upgrade_state="Split", operational_state="Broken",
                         broken_step="Install", broken_reason="elsewhere")
@@ -398,6 +419,7 @@ def test_a_write_reads_back_only_what_another_connection_may_have_changed(
                     upgrade_state="Split", operational_state="Broken",
                     broken_step="Install", broken_reason="mine")
     assert [s for s in statements if "ORDER BY id DESC" in s], "the chain's end read again"
+    assert [s for s in statements if s.startswith("SELECT step, kind")], "the intent read"
     assert journal.session(record.id).broken_reason == "mine"
     assert journal.verify() == len(journal.entries())
     with Journal(journal.path) as fresh:
