@@ -15,6 +15,7 @@ bounds the soak before a kernel starts.
 
 from __future__ import annotations
 
+import functools
 import getpass
 import os
 import socket
@@ -99,7 +100,7 @@ def make_decision(name: str, answer: str, *, who: str, why: str, source: str,
     return Decision(
         name=name,
         answer=answer,
-        who=who or getpass.getuser(),
+        who=who or os_user(),
         why=why,
         source=source,
         where=where or _where(source),
@@ -183,7 +184,21 @@ def provider_for(mode: str, decisions: Mapping[str, str] | None, *, operator: st
 def account() -> str:
     """The authenticated account running this: ``$JUPYTERHUB_USER`` where JupyterHub set
     it, else the operating system's user. Recorded beside the operator who is claimed."""
-    return os.environ.get("JUPYTERHUB_USER") or getpass.getuser()
+    return os.environ.get("JUPYTERHUB_USER") or os_user()
+
+
+def os_user() -> str:
+    """The operating system's user, as :func:`getpass.getuser` says (its environment
+    variables read each time; the password database looked up once per user id)."""
+    for name in ("LOGNAME", "USER", "LNAME", "USERNAME"):
+        if user := os.environ.get(name):
+            return user
+    return _user_of(os.getuid())
+
+
+@functools.cache
+def _user_of(uid: int) -> str:
+    return getpass.getuser()  # no variable set: the password database's name for UID
 
 
 def check_identity(*, operator: str, change_id: str, what: str = "this run") -> None:

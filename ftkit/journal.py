@@ -500,6 +500,7 @@ class Journal:
         self._unsynced = False  # entries this object committed have not reached the disk yet
         try:
             self._conn = store.connect(self.path, check_same_thread=False)
+            self._reserve = store.WalReserve(self.path)  # a synced commit rewrites, not grows
             stat = self.path.stat()
             self._identity = (stat.st_ino, stat.st_dev)
         except sqlite3.DatabaseError as err:
@@ -627,6 +628,7 @@ class Journal:
                 self._conn.execute("PRAGMA synchronous = NORMAL")
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
+                self._reserve.top_up()
                 self._appended, self._rows, self._pending = [], {}, []
                 rows = self._rows
                 changes = self._conn.total_changes
@@ -731,6 +733,7 @@ class Journal:
             lock.release(self.lock_path, user=self)
             with self._lock:
                 self._conn.close()
+                self._reserve.close()
 
     def __enter__(self) -> Journal:
         return self

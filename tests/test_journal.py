@@ -7,13 +7,15 @@ import itertools
 import multiprocessing
 import pickle
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from ftkit import home
+from ftkit import home, store
 from ftkit.errors import ArchiveError, FtkitError, SessionBusyError, TransitionError
 from ftkit.journal import GENESIS, Entry, Journal, Note, SessionRecord
 from ftkit.redact import forget_secrets, register_secret
@@ -792,3 +794,65 @@ def test_a_run_commits_one_transaction_per_state_change_synced_before_the_system
     outages = [kinds for _s, kinds, w in txns for k, m in w if k == "warning" and "outage" in m]
     assert outages and all("outcome" in kinds for kinds in outages)
     assert any("outcome" in kinds and not synced for synced, kinds, _w in txns)
+
+
+# --- the WAL reserve: a synced commit rewrites blocks instead of growing the file ----------
+
+
+def _wal_size(journal: Journal) -> int:
+    return _wal_size_of(journal.path)
+
+
+def test_synced_commits_rewrite_the_wal_reserve_instead_of_growing_the_file(
+        journal: Journal) -> None:
+    record = start(journal)
+    journal.log(record.id, "info", "the WAL has frames now: the next write reserves")
+    sizes = set()
+    for n in range(40):
+        journal.log(record.id, "info", f"note {n}", detail={"n": n, "pad": "x" * 500})
+        sizes.add(_wal_size(journal))
+    assert len(sizes) == 1  # forty synced commits, and the file never grew
+    assert sizes.pop() >= store.WAL_RESERVE
+    assert journal.verify() == len(journal.entries())
+
+
+def test_writers_on_one_journal_never_stack_their_reserves(tmp_path: Path) -> None:
+    with Journal(tmp_path / "j.db", target="sim://lab") as one, \
+            Journal(tmp_path / "j.db", target="sim://lab") as two:
+        record = start(one)
+        for n in range(30):  # each writer finds the other's zeros at the end: one reserve
+            (one if n % 2 else two).log(record.id, "info", f"note {n}")
+        assert _wal_size(one) < 2 * store.WAL_RESERVE
+        assert one.verify() == len(one.entries()) == 31
+
+
+_KILLED_WRITER = """
+import os, sys
+from ftkit.journal import Journal
+journal = Journal(sys.argv[1], target="sim://lab")
+record = journal.begin_session(change_id="CHG-1", operator="alice", reason="patch")
+for n in range(25):
+    journal.log(record.id, "info", f"note {n}", sync=n % 3 != 0)
+os.kill(os.getpid(), 9)  # no close: the WAL and its reserve stay as they are
+"""
+
+
+def test_a_writer_killed_with_zeros_past_its_wal_loses_no_committed_entry(
+        tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    done = subprocess.run([sys.executable, "-c", _KILLED_WRITER, str(path)], check=False)
+    assert done.returncode == -9
+    assert _wal_size_of(path) >= store.WAL_RESERVE  # the zeros are still there
+    with Journal(path, target="sim://lab") as journal:  # SQLite recovers the WAL
+        assert [e.message for e in journal.entries(kinds=["info"])][1:] == [
+            f"note {n}" for n in range(25)]
+        assert journal.verify() == 26
+        record = journal.current_session()
+        assert record is not None
+        journal.log(record.id, "info", "written after the recovery")
+        assert journal.verify() == 27
+    assert raw(path).execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def _wal_size_of(path: Path) -> int:
+    return Path(f"{path}-wal").stat().st_size
