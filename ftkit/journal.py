@@ -257,6 +257,25 @@ def _entry_hash(fields: dict[str, Any]) -> str:
     return canonical.sha256_hex(text)
 
 
+def _new_entry_hash(fields: dict[str, Any]) -> str:
+    """:func:`_entry_hash` of the fields :meth:`Journal._append` made: the hash payload
+    written straight into its template when every field has the type an entry's field
+    usually has (ids ints, texts strings, a finite sim time), else by _entry_hash."""
+    session_id, intent_id, sim_time = fields["session_id"], fields["intent_id"], fields[
+        "sim_time"]
+    if (type(session_id) is not int and session_id is not None) or (
+            type(intent_id) is not int and intent_id is not None) or (
+            sim_time is not None and sim_time - sim_time != 0) or type(fields["kind"]) is not str:
+        return _entry_hash(fields)
+    return canonical.sha256_hex(_PAYLOAD % (
+        _quoted(fields["detail"]), int.__repr__(fields["id"]),
+        "null" if intent_id is None else int.__repr__(intent_id), _quoted(fields["kind"]),
+        _quoted(fields["log"]), _quoted(fields["message"]), _quoted(fields["prev_hash"]),
+        "null" if session_id is None else int.__repr__(session_id),
+        "null" if sim_time is None else float.__repr__(sim_time), _quoted(fields["step"]),
+        _quoted(fields["ts"])))
+
+
 _INSERT_ENTRY = (f"INSERT INTO entries ({', '.join(_HASHED)}, hash)"
                  f" VALUES ({', '.join('?' for _ in _HASHED)}, ?)")
 _KEPT_INTENTS = 256  # the intents outcome() checks without reading them (see Journal)
@@ -311,20 +330,21 @@ class Entry:
 
     @classmethod
     def _from_row(cls, row: sqlite3.Row) -> Entry:
-        return cls(
-            id=row["id"],
-            session_id=row["session_id"],
-            ts=row["ts"],
-            sim_time=row["sim_time"],
-            log=row["log"],
-            kind=row["kind"],
-            step=row["step"],
-            message=row["message"],
-            detail=json.loads(row["detail"]),
-            intent_id=row["intent_id"],
-            prev_hash=row["prev_hash"],
-            hash=row["hash"],
-        )
+        fields = dict(zip(_ENTRY_FIELDS, row, strict=True)) if row.keys() == list(
+            _ENTRY_FIELDS) else {name: row[name] for name in _ENTRY_FIELDS}
+        fields["detail"] = json.loads(fields["detail"])
+        return cls._of(fields)
+
+    @classmethod
+    def _of(cls, fields: dict[str, Any]) -> Entry:
+        """An entry of FIELDS (every field, by name): what ``Entry(**fields)`` makes, its
+        fields set at once (a frozen dataclass's ``__init__`` sets them one by one)."""
+        entry = object.__new__(cls)
+        entry.__dict__.update(fields)
+        return entry
+
+
+_ENTRY_FIELDS = (*_HASHED, "hash")  # an Entry's fields, in the entries table's column order
 
 
 @dataclass(frozen=True)
@@ -808,11 +828,12 @@ class Journal:
             "intent_id": intent_id,
             "prev_hash": chain[1],
         }
-        fields["hash"] = _entry_hash(fields)
+        fields["hash"] = entry_hash = _new_entry_hash(fields)
         self._pending.append(tuple(fields.values()))  # inserted by _flush, in order
-        entry = Entry(**{**fields, "detail": plain})
+        fields["detail"] = plain
+        entry = Entry._of(fields)
         self._appended.append(entry)
-        self._chain = (next_id, fields["hash"])
+        self._chain = (next_id, entry_hash)
         return entry
 
     def _flush(self, conn: sqlite3.Connection) -> None:

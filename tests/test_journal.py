@@ -14,6 +14,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from ftkit import home, store
 from ftkit.errors import ArchiveError, FtkitError, SessionBusyError, TransitionError
@@ -427,6 +429,41 @@ def test_a_write_reads_back_only_what_another_connection_may_have_changed(
     with Journal(journal.path) as fresh:
         assert fresh.session(record.id) == journal.session(record.id)
         assert fresh.entries(record.id) == journal.entries(record.id)
+
+
+_TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=30)
+_JSON = st.recursive(st.none() | st.booleans() | st.integers() | _TEXT
+                     | st.floats(allow_nan=False, allow_infinity=False),
+                     lambda inner: st.lists(inner, max_size=3)
+                     | st.dictionaries(_TEXT, inner, max_size=3), max_leaves=8)
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(notes=st.lists(st.tuples(
+    _TEXT, _TEXT, _JSON, st.booleans(), st.none() | st.floats(allow_nan=False),
+    st.booleans()), min_size=1, max_size=4))
+def test_any_entry_is_chained_as_it_reads_back(
+    tmp_path_factory: pytest.TempPathFactory,
+    notes: list[tuple[str, str, object, bool, float | None, bool]],
+) -> None:
+    """Whatever text, detail and sim time an entry holds (quotes, control characters,
+    non-ASCII, an infinite sim time), what the write hands its listeners is what a fresh
+    reader of the file reads, and the chain verifies."""
+    path = tmp_path_factory.mktemp("any") / "j.db"
+    heard: list[Entry] = []
+    with Journal(path, target="sim://lab") as journal:
+        record = start(journal)
+        journal.subscribe(heard.append)
+        journal.log_many(None, [Note("info", message, step=step, detail=detail, remote=remote,
+                                     sim_time=sim_time) for message, step, detail, remote,
+                                sim_time, _in in notes if not _in])
+        journal.log_many(record.id, [Note("warning", message, step=step, detail=detail,
+                                          remote=remote, sim_time=sim_time)
+                                     for message, step, detail, remote, sim_time, _in in notes])
+    with Journal(path) as fresh:
+        assert fresh.verify() == len(fresh.entries())
+        assert fresh.entries()[-len(heard):] == heard
 
 
 # --- logs, decisions, listeners ----------------------------------------------------------
