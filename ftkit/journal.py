@@ -530,6 +530,8 @@ class Journal:
             ) from err
         try:
             self._conn.row_factory = sqlite3.Row
+            self._probe = self._conn.cursor()  # PRAGMA data_version's, rows as tuples
+            self._probe.row_factory = None
             self._conn.execute("PRAGMA foreign_keys = ON")
             self._conn.execute("PRAGMA synchronous = FULL")  # a commit waits for the disk
             self._migrate(target)
@@ -653,8 +655,7 @@ class Journal:
                 rows = self._rows
                 changes = self._conn.total_changes
                 try:
-                    version = self._version = self._conn.execute(
-                        "PRAGMA data_version").fetchone()[0]
+                    version = self._version = self._data_version()
                     own = self._own
                     # nobody else committed since this object's last append: the chain
                     # ends there (else _append reads where it ends)
@@ -707,6 +708,11 @@ class Journal:
                 self._tip = (version, written[-1].id, written[-1].hash)
             elif written:
                 self._tip = None
+
+    def _data_version(self) -> int:
+        """PRAGMA data_version (changed once another connection committed), on a cursor
+        kept for it; the caller holds the thread lock. Read-only."""
+        return int(self._probe.execute("PRAGMA data_version").fetchone()[0])
 
     def sync(self) -> None:
         """Make every entry this object committed durable: when one did not wait for the
@@ -1192,8 +1198,8 @@ class Journal:
         committed since."""
         with self._lock:
             left = self._left
-            if left is not None and session_id in left[1] and self._conn.execute(
-                    "PRAGMA data_version").fetchone()[0] == left[0]:
+            if left is not None and session_id in left[1] and (
+                    self._data_version() == left[0]):
                 return left[1][session_id]
             row = self._conn.execute(
                 "SELECT * FROM sessions WHERE id = ?", (session_id,)
@@ -1558,7 +1564,7 @@ class Journal:
                 rows = self._conn.execute(sql + " ORDER BY id", args).fetchall()
             return [Entry._from_row(row) for row in rows]
         with self._lock:
-            version = self._conn.execute("PRAGMA data_version").fetchone()[0]
+            version = self._data_version()
             listing = self._listing
             if listing is None or listing[:3] != (session_id, version, self._commits):
                 rows = self._conn.execute("SELECT * FROM entries WHERE session_id = ? ORDER BY id",
@@ -1625,7 +1631,7 @@ class Journal:
         tip = self._tip
         if tip is not None:
             with self._lock:
-                version = self._conn.execute("PRAGMA data_version").fetchone()[0]
+                version = self._data_version()
             if version == tip[0]:  # no other connection committed: only our own appends
                 self._verified = (tip[1], tip[2])
                 return
