@@ -48,6 +48,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from dataclasses import fields as fields_of
 from datetime import datetime
 from enum import Enum
 from json.encoder import encode_basestring as _quoted  # a JSON string as dumps writes it
@@ -344,7 +345,7 @@ class Entry:
         return entry
 
 
-_ENTRY_FIELDS = (*_HASHED, "hash")  # an Entry's fields, in the entries table's column order
+_ENTRY_FIELDS = tuple(f.name for f in fields_of(Entry))  # the entries table's columns, in order
 
 
 @dataclass(frozen=True)
@@ -379,22 +380,16 @@ class SessionRecord:
     @classmethod
     def _from_row(cls, row: sqlite3.Row | dict[str, Any], *,
                   data: dict[str, Any] | None = None) -> SessionRecord:
-        """ROW as a record; DATA: its ``data`` decoded already (else decoded here)."""
-        return cls(
-            id=row["id"],
-            target=row["target"],
-            change_id=row["change_id"],
-            operator=row["operator"],
-            reason=row["reason"],
-            started=row["started"],
-            ended=row["ended"],
-            outcome=row["outcome"],
-            upgrade_state=row["upgrade_state"],
-            operational_state=row["operational_state"],
-            broken_step=row["broken_step"],
-            broken_reason=row["broken_reason"],
-            data=json.loads(row["data"]) if data is None else data,
-        )
+        """ROW as a record; DATA: its ``data`` decoded already (else decoded here). Its
+        fields set at once, as :meth:`Entry._of` does."""
+        values = {name: row[name] for name in _RECORD_FIELDS}
+        values["data"] = json.loads(row["data"]) if data is None else data
+        record = object.__new__(cls)
+        record.__dict__.update(values)
+        return record
+
+
+_RECORD_FIELDS = tuple(f.name for f in fields_of(SessionRecord) if f.name != "data")
 
 
 @dataclass(frozen=True)
@@ -530,8 +525,10 @@ class Journal:
             ) from err
         try:
             self._conn.row_factory = sqlite3.Row
-            self._probe = self._conn.cursor()  # PRAGMA data_version's, rows as tuples
-            self._probe.row_factory = None
+            # a cursor kept for this object's bookkeeping statements (a write's BEGIN and
+            # COMMIT, its head, PRAGMAs), rows as tuples: none made per statement
+            self._cursor = self._conn.cursor()
+            self._cursor.row_factory = None
             self._conn.execute("PRAGMA foreign_keys = ON")
             self._conn.execute("PRAGMA synchronous = FULL")  # a commit waits for the disk
             self._migrate(target)
@@ -646,10 +643,11 @@ class Journal:
         durability). Keeps what the checks and caches of this object need: the chain's
         known end, this session's entries, whether an entry has not reached the disk."""
         with self._lock:
+            cursor = self._cursor
             if not sync:
-                self._conn.execute("PRAGMA synchronous = NORMAL")
+                cursor.execute("PRAGMA synchronous = NORMAL")
             try:
-                self._conn.execute("BEGIN IMMEDIATE")
+                cursor.execute("BEGIN IMMEDIATE")
                 self._reserve.top_up()
                 self._appended, self._rows, self._pending = [], {}, []
                 rows = self._rows
@@ -663,18 +661,18 @@ class Journal:
                     yield self._conn
                     if self._appended:  # the entries, then the chain's recorded head
                         self._flush(self._conn)
-                        self._conn.execute(
+                        cursor.execute(
                             "INSERT INTO meta VALUES ('head', :hash)"
                             " ON CONFLICT(key) DO UPDATE SET value = :hash",
                             {"hash": self._appended[-1].hash})
                 except BaseException:
-                    self._conn.execute("ROLLBACK")
+                    cursor.execute("ROLLBACK")
                     self._own = None
                     raise
                 finally:
                     self._chain, self._rows, self._version, self._pending = None, {}, None, []
                 self._own = self._left = None  # known again once the commit is
-                self._conn.execute("COMMIT")
+                cursor.execute("COMMIT")
                 if self._conn.total_changes != changes:  # else nothing was written (or synced)
                     self._commits += 1
                     if sync:  # it synced the whole WAL: every earlier commit is durable too
@@ -683,7 +681,7 @@ class Journal:
                         self._unsynced = True
             finally:
                 if not sync:
-                    self._conn.execute("PRAGMA synchronous = FULL")
+                    cursor.execute("PRAGMA synchronous = FULL")
             tip, written, listing = self._tip, self._appended, self._listing
             if written:
                 self._own = (version, written[-1].id, written[-1].hash)
@@ -710,9 +708,9 @@ class Journal:
                 self._tip = None
 
     def _data_version(self) -> int:
-        """PRAGMA data_version (changed once another connection committed), on a cursor
-        kept for it; the caller holds the thread lock. Read-only."""
-        return int(self._probe.execute("PRAGMA data_version").fetchone()[0])
+        """PRAGMA data_version (changed once another connection committed); the caller
+        holds the thread lock. Read-only."""
+        return int(self._cursor.execute("PRAGMA data_version").fetchone()[0])
 
     def sync(self) -> None:
         """Make every entry this object committed durable: when one did not wait for the
