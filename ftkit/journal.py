@@ -22,6 +22,10 @@ the two leaves an intent without outcome that :meth:`Journal.pending_intent` ret
 an outcome can carry the new state so that recording it and moving the state is one
 transaction. Every write path is one ``BEGIN IMMEDIATE`` transaction (WAL, 30 s busy
 timeout), and every message and detail goes through :mod:`ftkit.redact` before storage.
+While ``PRAGMA data_version`` says no other connection committed since this object's last
+write, the next one reads back none of what it wrote (the chain's end, the session's row,
+the intent an outcome answers); a transaction's entries are inserted by one statement,
+before the head; a second outcome of an intent is refused by the unique index.
 
 Durability: every commit waits for the disk (``synchronous = FULL``) except a progress note
 written with ``sync=False`` (:meth:`Journal.log`), which nothing reads back to decide
