@@ -263,6 +263,7 @@ def wait(session: Session, decision: Decision, *, timeout_min: float | None = No
     if said is None:
         return
     assert session.record is not None
+    session.journal.sync()  # nothing waits for people while a step's outcome is not durable
     operator = _operator_account(session.record) or account()
     pending(session, what="approval",
             who=f"any account but {operator}",

@@ -22,7 +22,7 @@ import socket
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from ftkit.errors import DecisionError
 from ftkit.flow import DECISIONS, RECOVERY
@@ -110,7 +110,13 @@ def make_decision(name: str, answer: str, *, who: str, why: str, source: str,
 
 
 class DecisionProvider(Protocol):
-    """Answers the questions of an upgrade."""
+    """Answers the questions of an upgrade.
+
+    A provider whose answers are there already (given up front, a click made, a plan) says
+    so with a true ``at_once`` attribute: :meth:`ftkit.process.Session.run` then goes on
+    from a step to the question without waiting for the disk first, as it does to a request
+    (docs/DESIGN.md, "The journal's guarantees"). Without it, everything journaled is
+    durable before the provider is asked (it may wait for a person)."""
 
     def decide(self, name: str) -> Decision: ...
 
@@ -120,6 +126,7 @@ class Answered:
     """A decision provider holding one decision already made (a click)."""
 
     decision: Decision
+    at_once: ClassVar[bool] = True  # the click is made
 
     def decide(self, name: str) -> Decision:
         if name != self.decision.name:
@@ -132,6 +139,7 @@ class Answered:
 class ParameterDecisions:
     """Decisions given up front (papermill ``decisions`` parameter, ``ftkit run``)."""
 
+    at_once: ClassVar[bool] = True  # nothing waits for a person
     answers: Mapping[str, str]
     operator: str = ""
     reason: str = ""
@@ -159,6 +167,8 @@ class ParameterDecisions:
 @dataclass
 class PlanDecisions:
     """Plan mode: answer so that the plan shows every step, and change nothing."""
+
+    at_once: ClassVar[bool] = True
 
     answers: Mapping[str, str] | None = None
     operator: str = ""

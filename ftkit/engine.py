@@ -257,6 +257,8 @@ def _reload(session: Session) -> None:
 class _Aborting:
     """The abort runbook's answers: stop or abort at any question, abort a Broken step."""
 
+    at_once = True  # nothing waits for a person
+
     def __init__(self, who: str, why: str) -> None:
         self.who, self.why = who, why
 
@@ -389,10 +391,20 @@ def _perform(session: Session, spec: RequestSpec, *, decision: Decision | None =
                             sim_time=session.now(), upgrade_state=spec.target.value,
                             operational_state=READY, end=ended, release=ended is not None,
                             notes=_step_notes(step),
-                            sync=not (session.driving and ended is None
-                                      and _next_after(session, spec).kind is Kind.REQUEST))
+                            sync=not (ended is None and _straight_on(session, spec)))
     _reload(session)
     return Advanced(Kind.REQUEST, spec.name, decision=decision, again=again)
+
+
+def _straight_on(session: Session, spec: RequestSpec) -> bool:
+    """Whether :meth:`Session.run` goes on from SPEC's success to another request without
+    waiting for anything: the next step is a request, or a question its decider answers at
+    once (``at_once``), the answer's intent synced before the system is asked anything. An
+    approval waited for is waited for with everything durable (:func:`approvals.wait`)."""
+    if not session.driving:
+        return False
+    kind = _next_after(session, spec).kind
+    return kind is Kind.REQUEST or (kind is Kind.DECIDE and session.driving_at_once)
 
 
 def _next_after(session: Session, spec: RequestSpec) -> Next:

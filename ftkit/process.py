@@ -150,6 +150,7 @@ class Session:
     paused: Decision | None = field(default=None, repr=False)  # this run paused on purpose
     soak_minutes: float = 0.0  # this run's soak before the question that soaks first
     driving: bool = field(default=False, repr=False)  # run() drives: it syncs at its end
+    driving_at_once: bool = field(default=False, repr=False)  # …with answers given already
     _listeners: list[Listener] = field(default_factory=list, repr=False)
     # (the log's length and last hash, what it says): LogFacts read once per log state
     _facts: tuple[tuple[int, str], LogFacts] | None = field(default=None, init=False,
@@ -174,6 +175,7 @@ class Session:
         self.soak_minutes = check_soak_minutes(soak_minutes)  # before anything changes
         self.last_error = self.paused = None  # a new run
         self.driving = True
+        self.driving_at_once = bool(getattr(provider, "at_once", False))
         try:
             while True:
                 done = self.advance(provider)
@@ -183,7 +185,7 @@ class Session:
                 if done.did is Kind.PAUSED:
                     return self.upgrade_state.value
         finally:
-            self.driving = False
+            self.driving = self.driving_at_once = False
             if not self.done:
                 engine.release(self)  # the run stops here; the next one may take over
             self.journal.sync()  # everything journaled is durable before the run returns

@@ -7,6 +7,7 @@ from __future__ import annotations
 import ast
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -179,3 +180,87 @@ def test_the_answer_is_journaled_in_its_request_s_intent_transaction(
     decision, intent = [e for e in session.entries() if e.kind in ("decision", "intent")][-2:]
     assert (decision.kind, intent.kind, intent.step) == ("decision", "intent", "ExecuteSplit")
     assert intent.id == decision.id + 1  # written together, in one transaction
+
+
+# --- what waits for the disk (docs/DESIGN.md, "The journal's guarantees") ----------------
+
+
+class _Asked:
+    """A decider that answers COMMIT and notes, each time it is asked, whether something
+    journaled had not reached the disk yet. ``at_once`` as given: False is a decider that
+    may wait for a person (a provider without the attribute)."""
+
+    def __init__(self, session: Session, *, at_once: bool) -> None:
+        self.session, self.unsynced = session, []
+        if at_once:
+            self.at_once = True
+
+    def decide(self, name: str) -> object:
+        self.unsynced.append(self.session.journal._unsynced)  # white box: what is on disk
+        return ParameterDecisions(COMMIT, operator="tester").decide(name)
+
+
+def _synced_run(session: Session, *, at_once: bool) -> tuple[list[bool], int]:
+    """Run SESSION to the end with :class:`_Asked`: what it noted, and how many of the
+    run's commits waited for the disk."""
+    asked = _Asked(session, at_once=at_once)
+    statements: list[str] = []
+    session.journal._conn.set_trace_callback(statements.append)  # white box: SQLite's work
+    assert session.run(asked, soak_minutes=0) == "committed"
+    session.journal._conn.set_trace_callback(None)
+    assert not session.journal._unsynced  # durable when the run returns, either way
+    return asked.unsynced, statements.count("BEGIN IMMEDIATE") - statements.count(
+        "PRAGMA synchronous = NORMAL")
+
+
+def test_answers_given_up_front_are_read_without_waiting_for_the_disk(
+        make_sim: Callable[..., SimDriver]) -> None:
+    """The step before a question answered at once is not synced on its own: the answer's
+    request intent, synced before the system is asked anything, makes it durable. A
+    decider that may wait for a person costs one synced commit a question more."""
+    from ftkit.process import open_session
+
+    runs = {}
+    for at_once in (True, False):
+        session = open_session(make_sim(), REPO / "examples" / "demo-config.toml",
+                               [REPO / "examples" / "packages" / "os-hotfix.toml"],
+                               change_id="CHG-T", operator="tester")
+        try:
+            runs[at_once] = _synced_run(session, at_once=at_once)
+        finally:
+            session.journal.close()
+    assert runs[True][0] == [True, True, True]  # after PrepareSplit, Install, ExecuteMerge
+    assert runs[False][0] == [False, False, False]
+    assert runs[False][1] - runs[True][1] == 3
+
+
+def test_a_commit_waiting_for_an_approval_waits_with_everything_durable(
+        sim: SimDriver, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ftkit import notify
+    from ftkit.approvals import approve
+    from ftkit.process import open_session
+
+    cfg = tmp_path / "approvals.toml"
+    cfg.write_text(f'include = ["{REPO / "examples" / "demo-config.toml"}"]\n'
+                   "[window]\ndecision_timeout_min = 1\n[approvals]\ncommit = 1\n",
+                   encoding="utf-8")
+    monkeypatch.setenv("JUPYTERHUB_USER", "alice")
+    session = open_session(sim, cfg, [REPO / "examples" / "packages" / "os-hotfix.toml"],
+                           change_id="CHG-A", operator="alice")
+    seen: list[bool] = []
+    told = notify.pending
+
+    def pending(s: Session, **said: str) -> None:  # people are told: bob approves
+        seen.append(s.journal._unsynced)
+        told(s, **said)
+        monkeypatch.setenv("JUPYTERHUB_USER", "bob")
+        approve(s.target, change_id="CHG-A", by="Bob B")
+        monkeypatch.setenv("JUPYTERHUB_USER", "alice")
+
+    monkeypatch.setattr(notify, "pending", pending)
+    try:
+        assert session.run(ParameterDecisions(COMMIT, operator="alice"),
+                           soak_minutes=0) == "committed"
+    finally:
+        session.journal.close()
+    assert seen == [False]  # the merge's outcome was synced before anyone was asked
