@@ -353,11 +353,21 @@ def wait_for_saved(lab: JupyterLabServer, notebook: str,
     """Wait until NOTEBOOK as saved on disk is SAVED (the save has landed, as expected)."""
     path = lab.root / notebook
     deadline = time.monotonic() + timeout
-    while not saved(content := json.loads(path.read_text(encoding="utf-8"))):
+    while not saved(content := _read_saved(path)):
         if time.monotonic() > deadline:
             raise AssertionError(f"{notebook} was not saved as expected in {timeout:g} s; "
                                  f"missing widget models: {missing_widget_models(content)}")
         time.sleep(0.2)
+
+
+def _read_saved(path: Path) -> dict[str, Any]:
+    """The notebook at PATH, or an empty one while a save is half written (JupyterLab's
+    save was seen to leave the file empty for an instant)."""
+    try:
+        content = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError:
+        return {"metadata": {}, "cells": []}
+    return content if isinstance(content, dict) else {"metadata": {}, "cells": []}
 
 
 def outputs_html(notebook: dict[str, Any]) -> str:
