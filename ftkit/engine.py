@@ -249,9 +249,10 @@ def claim(journal: Journal, *, operator: str, change_id: str) -> None:
 
 
 def _reload(session: Session) -> None:
-    """The session's state as the journal has it now (read after every write)."""
+    """The session's state as the journal returns it after every write: the row the write
+    left, read and written in its transaction."""
     if session.record is not None:
-        session.record = session.journal.session(session.record.id)
+        session.record = session.journal.written(session.record.id)
 
 
 class _Aborting:

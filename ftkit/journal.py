@@ -827,7 +827,8 @@ class Journal:
             "id": next_id,
             "session_id": session_id,
             "ts": _iso(self._clock()),
-            "sim_time": None if sim_time is None else float(sim_time),
+            # + 0.0: -0.0 is stored by SQLite as 0 and would no longer match its hash
+            "sim_time": None if sim_time is None else float(sim_time) + 0.0,
             "log": "remote" if remote else "local",
             "kind": kind,
             "step": _text(step or ""),
@@ -1193,6 +1194,17 @@ class Journal:
                 "SELECT * FROM sessions WHERE ended IS NULL ORDER BY id DESC LIMIT 1"
             ).fetchone()
         return None if row is None else self._record(row)
+
+    def written(self, session_id: int) -> SessionRecord:
+        """Session SESSION_ID as this object's last write transaction left it (read and
+        written inside it): what a writer reads back of its own write — the engine after a
+        step, a listener hearing this object's entries. :meth:`session` when that write did
+        not touch it. Read-only."""
+        with self._lock:
+            left = self._left
+            if left is not None and session_id in left[1]:
+                return left[1][session_id]
+        return self.session(session_id)
 
     def session(self, session_id: int) -> SessionRecord:
         """Session SESSION_ID (FtkitError if there is none); read-only. Not read again

@@ -422,7 +422,7 @@ class Session:
         changes = entry.kind == "state" or "outcome" in detail or "change_id" in detail
         if changes and entry.session_id is not None and (
                 self.record is None or entry.session_id == self.record.id):
-            self.record = self.journal.session(entry.session_id)
+            self.record = self.journal.written(entry.session_id)  # what it committed
         for callback in list(self._listeners):
             callback(entry)
 

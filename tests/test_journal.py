@@ -893,3 +893,30 @@ def test_a_writer_killed_with_zeros_past_its_wal_loses_no_committed_entry(
 
 def _wal_size_of(path: Path) -> int:
     return Path(f"{path}-wal").stat().st_size
+
+
+def test_a_writer_reads_back_its_own_write_as_it_left_the_row(journal: Journal,
+                                                               tmp_path: Path) -> None:
+    """``written`` is the row as this object's last write left it, with no statement run;
+    ``session`` reads again once another connection committed."""
+    record = start(journal)
+    intent = journal.intent(record.id, "PrepareSplit", "checking")
+    journal.outcome(record.id, intent, ok=True, message="done", upgrade_state="PrepareSplit",
+                    operational_state="Ready")
+    statements: list[str] = []
+    journal._conn.set_trace_callback(statements.append)  # white box: what SQLite is asked
+    left = journal.written(record.id)
+    assert statements == []
+    assert (left.upgrade_state, left.operational_state) == ("PrepareSplit", "Ready")
+    with raw(tmp_path / "j.db") as other:  # the controller's row edited behind its back
+        other.execute("UPDATE sessions SET reason = 'edited' WHERE id = ?", (record.id,))
+    journal._conn.set_trace_callback(None)
+    assert journal.written(record.id).reason == "patch"  # what its write left
+    assert journal.session(record.id).reason == "edited"  # what the file holds now
+
+
+def test_a_negative_zero_sim_time_still_verifies(journal: Journal) -> None:
+    """SQLite stores -0.0 as 0: the entry is hashed as it will read back."""
+    record = start(journal)
+    journal.log(record.id, "info", "at the clock's start", sim_time=-0.0)
+    assert journal.verify() == len(journal.entries()) == 2
