@@ -521,7 +521,10 @@ def _soak(session: Session) -> Advanced:
              f"soaked {minutes:g} min on the upgraded software; {served} "
              f"transactions acknowledged meanwhile{ended}", step=S.MERGE.value,
              sim_time=session.now(), detail={"soak_minutes": minutes, "transactions": served,
-                                             **({"window_end": True} if cut else {})})])
+                                             **({"window_end": True} if cut else {})})],
+        # the question that follows, answered at once, syncs it with its intent (as
+        # _straight_on); a person's answer is waited for with everything durable
+        sync=not (session.driving and session.driving_at_once))
     return Advanced(Kind.SOAK, minutes=minutes, served=served)
 
 

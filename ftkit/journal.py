@@ -30,9 +30,9 @@ before the head; a second outcome of an intent is refused by the unique index.
 Durability: every commit waits for the disk (``synchronous = FULL``) except a progress note
 written with ``sync=False`` (:meth:`Journal.log`), which nothing reads back to decide
 anything; the controller lease (:meth:`Journal.claim`, :meth:`Journal.release`), which
-names live processes that a power cut ends anyway; and an outcome whose writer's next
-write is a synced intent (:meth:`Journal.outcome`: a run going straight on to the next
-request). In WAL mode such a commit is still atomic and in order, and the next synced
+names live processes that a power cut ends anyway; and an outcome (or a soak's note)
+whose writer's next write is a synced intent (:meth:`Journal.outcome`: a run going straight
+on to the next request). In WAL mode such a commit is still atomic and in order, and the next synced
 commit makes it durable with everything before it; a power cut can lose only those
 written since the last synced commit (a killed process loses nothing committed): at
 worst an intent is left without its outcome, as by a kill, and the step is resumed. An
@@ -517,6 +517,9 @@ class Journal:
         self._listing: tuple[int, int, int, list[Entry]] | None = None
         self._commits = 0  # commits of this object that changed something
         self._unsynced = False  # entries this object committed have not reached the disk yet
+        # whether commits wait for the disk now (PRAGMA synchronous FULL or NORMAL; set by
+        # _write when a transaction wants the other; None while unknown)
+        self._synced_mode: bool | None = True
         try:
             self._conn = store.connect(self.path, check_same_thread=False)
             self._reserve = store.WalReserve(self.path)  # a synced commit rewrites, not grows
@@ -648,44 +651,43 @@ class Journal:
         known end, this session's entries, whether an entry has not reached the disk."""
         with self._lock:
             cursor = self._cursor
-            if not sync:
-                cursor.execute("PRAGMA synchronous = NORMAL")
+            if sync is not self._synced_mode:  # set when it changes, not per transaction
+                self._synced_mode = None  # unknown until the PRAGMA is through
+                cursor.execute("PRAGMA synchronous = FULL" if sync
+                               else "PRAGMA synchronous = NORMAL")
+                self._synced_mode = sync
+            cursor.execute("BEGIN IMMEDIATE")
+            self._reserve.top_up()
+            self._appended, self._rows, self._pending = [], {}, []
+            rows = self._rows
+            changes = self._conn.total_changes
             try:
-                cursor.execute("BEGIN IMMEDIATE")
-                self._reserve.top_up()
-                self._appended, self._rows, self._pending = [], {}, []
-                rows = self._rows
-                changes = self._conn.total_changes
-                try:
-                    version = self._version = self._data_version()
-                    own = self._own
-                    # nobody else committed since this object's last append: the chain
-                    # ends there (else _append reads where it ends)
-                    self._chain = own[1:] if own is not None and own[0] == version else None
-                    yield self._conn
-                    if self._appended:  # the entries, then the chain's recorded head
-                        self._flush(self._conn)
-                        cursor.execute(
-                            "INSERT INTO meta VALUES ('head', :hash)"
-                            " ON CONFLICT(key) DO UPDATE SET value = :hash",
-                            {"hash": self._appended[-1].hash})
-                except BaseException:
-                    cursor.execute("ROLLBACK")
-                    self._own = None
-                    raise
-                finally:
-                    self._chain, self._rows, self._version, self._pending = None, {}, None, []
-                self._own = self._left = None  # known again once the commit is
-                cursor.execute("COMMIT")
-                if self._conn.total_changes != changes:  # else nothing was written (or synced)
-                    self._commits += 1
-                    if sync:  # it synced the whole WAL: every earlier commit is durable too
-                        self._unsynced = False
-                    elif self._appended:  # entries not on disk yet (a lease alone needs not be)
-                        self._unsynced = True
+                version = self._version = self._data_version()
+                own = self._own
+                # nobody else committed since this object's last append: the chain
+                # ends there (else _append reads where it ends)
+                self._chain = own[1:] if own is not None and own[0] == version else None
+                yield self._conn
+                if self._appended:  # the entries, then the chain's recorded head
+                    self._flush(self._conn)
+                    cursor.execute(
+                        "INSERT INTO meta VALUES ('head', :hash)"
+                        " ON CONFLICT(key) DO UPDATE SET value = :hash",
+                        {"hash": self._appended[-1].hash})
+            except BaseException:
+                cursor.execute("ROLLBACK")
+                self._own = None
+                raise
             finally:
-                if not sync:
-                    cursor.execute("PRAGMA synchronous = FULL")
+                self._chain, self._rows, self._version, self._pending = None, {}, None, []
+            self._own = self._left = None  # known again once the commit is
+            cursor.execute("COMMIT")
+            if self._conn.total_changes != changes:  # else nothing was written (or synced)
+                self._commits += 1
+                if sync:  # it synced the whole WAL: every earlier commit is durable too
+                    self._unsynced = False
+                elif self._appended:  # entries not on disk yet (a lease alone needs not be)
+                    self._unsynced = True
             tip, written, listing = self._tip, self._appended, self._listing
             if written:
                 self._own = (version, written[-1].id, written[-1].hash)
