@@ -657,7 +657,8 @@ class Journal:
                                else "PRAGMA synchronous = NORMAL")
                 self._synced_mode = sync
             cursor.execute("BEGIN IMMEDIATE")
-            self._reserve.top_up()
+            if sync:  # only a commit that waits for the disk needs the reserve ahead of it
+                self._reserve.top_up()
             self._appended, self._rows, self._pending = [], {}, []
             rows = self._rows
             changes = self._conn.total_changes
