@@ -386,6 +386,7 @@ class _Walk:
 
     reports: Path
     present: set[str]
+    odd: dict[str, str] = field(default_factory=dict)  # names there that are no file: what
     folder: str = ""
     listed: dict[str, int] = field(default_factory=dict)
     prev_hash: str = ZERO_HASH
@@ -459,7 +460,7 @@ def _check_line(walk: _Walk, number: int, raw: str, data: Any, *,
             problems.append(f"report {name} ({where}) is also listed by seq {other}")
             continue
         if name not in walk.present:
-            problems.append(f"report {name} ({where}) is missing")
+            problems.append(_absent(walk, name, where))
         else:  # hashed after the walk; its problem goes here
             walk.later.append((len(problems), _HASHED, where, name, str(digest_of_file), None))
     walk.prev_hash = str(data["hash"])
@@ -579,8 +580,8 @@ def _walk_ledger(reports: Path, *, since_checkpoint: bool, mark: Path, trusted: 
     checkpoints need of every line (``_Walk.index``). Returns the walk and the ledger's
     bytes as read. Read-only."""
     path = reports / LEDGER
-    present = _present_files(reports)
-    walk = _Walk(reports=reports, present=present, folder=str(reports),
+    present, odd = _present_files(reports)
+    walk = _Walk(reports=reports, present=present, odd=odd, folder=str(reports),
                  signed_through=signed_through, trusted=trusted)
     data = path.read_bytes() if path.exists() else b""
     if since_checkpoint and mark.exists():
@@ -588,7 +589,7 @@ def _walk_ledger(reports: Path, *, since_checkpoint: bool, mark: Path, trusted: 
         if walk.problems and walk.problems[0].endswith(_FORGED_STATE):
             # a state this machine did not write: say so, and verify everything instead
             forged = walk.problems
-            walk = _Walk(reports=reports, present=present, folder=str(reports),
+            walk = _Walk(reports=reports, present=present, odd=odd, folder=str(reports),
                          signed_through=signed_through, trusted=trusted)
             walk.problems += forged
         elif walk.problems:
@@ -612,7 +613,7 @@ def _walk_ledger(reports: Path, *, since_checkpoint: bool, mark: Path, trusted: 
         for name in entry.get("files") or {}:
             walk.listed.setdefault(name, int(entry["seq"]))
             if name not in walk.present:
-                walk.problems.append(f"report {name} ({LEDGER} seq {entry['seq']}) is missing")
+                walk.problems.append(_absent(walk, name, f"{LEDGER} seq {entry['seq']}"))
     if walk.problems and start:  # a report file listed before the checkpoint is gone
         walk.checking = False
     number = data.count(b"\n", 0, start)
@@ -743,12 +744,42 @@ def verify_archive(
     return Verified([*problems, *verdict.problems], verdict, walk.entries)
 
 
-def _present_files(reports: Path) -> set[str]:
-    """Names of the regular files directly in REPORTS (one directory scan)."""
+def _present_files(reports: Path) -> tuple[set[str], dict[str, str]]:
+    """Names of the regular files directly in REPORTS, and what each other entry there is
+    (a folder, a FIFO…), by name (one directory scan)."""
     if not reports.is_dir():
-        return set()
+        return set(), {}
+    files, odd = set(), {}
     with os.scandir(reports) as scan:
-        return {item.name for item in scan if item.is_file()}
+        for item in scan:
+            if item.is_file():
+                files.add(item.name)
+            else:
+                odd[item.name] = _kind_of(item)
+    return files, odd
+
+
+def _kind_of(item: os.DirEntry[str]) -> str:
+    """What the directory entry ITEM is, when it is not a regular file (read-only)."""
+    try:
+        mode = item.stat().st_mode
+    except OSError:  # a symbolic link to nothing
+        return "a broken symbolic link"
+    for test, kind in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"),
+                       (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a device"),
+                       (stat.S_ISBLK, "a device")):
+        if test(mode):
+            return kind
+    return "not a file"
+
+
+def _absent(walk: _Walk, name: str, where: str) -> str:
+    """The problem of report NAME, listed by WHERE, that is not a regular file in the
+    folder: missing, or something else in its place."""
+    kind = walk.odd.get(name)
+    if kind is None:
+        return f"report {name} ({where}) is missing"
+    return f"report {name} ({where}) is {kind}, not a regular file"
 
 
 def _resume_from_checkpoint(walk: _Walk, data: bytes, mark: Path) -> int:

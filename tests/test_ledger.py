@@ -383,7 +383,7 @@ def test_verify_archive_reads_once_and_finds_what_its_parts_find(
         "a report removed": lambda: (reports / str(first.notebook)).unlink(),
     }
     said = {"a report edited beyond 1 MiB": "was edited: SHA-256 mismatch",
-            "a report that is a FIFO": "is missing"}  # not a regular file
+            "a report that is a FIFO": "is a FIFO, not a regular file"}
     for what, attack in attacks.items():
         attack()
         problems = verify_archive(reports).problems
@@ -403,6 +403,9 @@ def test_verify_archive_reads_once_and_finds_what_its_parts_find(
     assert verify_archive(reports, since_checkpoint=True).problems == \
         _apart(reports, since_checkpoint=True) == [
             f"report {first.notebook} ({LEDGER} seq 1) is missing"]
+    os.mkfifo(reports / str(first.notebook))  # something else in its place is named
+    assert verify_archive(reports, since_checkpoint=True).problems == [
+        f"report {first.notebook} ({LEDGER} seq 1) is a FIFO, not a regular file"]
     assert (reports / CHECKPOINT).read_bytes() == state
 
 
